@@ -1,0 +1,329 @@
+// Package accumulator gathers encoded records into batches per topic and
+// partition, bounded by a batch size, a linger time and one memory budget for
+// the whole instance, after the Java producer's RecordAccumulator and
+// BufferPool.
+//
+// Flushes append their records and wait; the sender drains ready batches,
+// hands them to Kafka, and reports each batch's outcome with Complete, which
+// tells every waiting flush how its records fared.
+package accumulator
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Rec locates one record in a batch's buffer. Its layout (4 x uint32, int64)
+// is shared with the C producer.
+type Rec struct {
+	Off, Len       uint32
+	KeyOff, KeyLen uint32
+	TimeMs         int64 // Kafka message timestamp, 0 for produce time
+}
+
+// Batch is a run of records for one topic and partition, in one buffer.
+type Batch struct {
+	Topic     string
+	Partition int32 // -1 lets the producer's partitioner choose
+	Buf       []byte
+	Recs      []Rec
+
+	spans   []span
+	created time.Time
+	full    bool
+}
+
+// span says that n consecutive records of a batch belong to waiter w.
+type span struct {
+	w *Waiter
+	n int
+}
+
+// Failure is one record that Kafka did not take.
+type Failure struct {
+	Index     int // record index in its batch
+	Err       int // librdkafka error code
+	Reason    string
+	Permanent bool // retrying cannot help: the record is dropped
+}
+
+// Allocator provides the batch buffers; the plugin uses C memory so that
+// librdkafka can reference records without copying them.
+type Allocator interface {
+	Alloc(n int) []byte
+	Free(b []byte)
+}
+
+// GoAllocator allocates from the Go heap.
+type GoAllocator struct{}
+
+func (GoAllocator) Alloc(n int) []byte { return make([]byte, 0, n) }
+func (GoAllocator) Free([]byte)        {}
+
+// ErrTooLarge is returned for a record that could never fit the memory budget.
+var ErrTooLarge = errors.New("record larger than Buffer_Memory")
+
+type key struct {
+	topic     string
+	partition int32
+}
+
+// Accumulator holds the batches of one plugin instance.
+type Accumulator struct {
+	batchSize int
+	linger    time.Duration
+	limit     int64
+	alloc     Allocator
+
+	mu       sync.Mutex
+	used     int64 // bytes of buffers allocated, free or not
+	free     []*Batch
+	deques   map[key][]*Batch
+	flushing int           // flushes waiting: every batch is ready
+	blocked  int           // appenders waiting for memory: every batch is ready
+	released chan struct{} // closed and replaced when memory is released
+	closed   bool
+	wake     chan struct{}
+}
+
+// New returns an Accumulator of batchSize-byte batches under a budget of
+// limit bytes.
+func New(batchSize int, limit int64, linger time.Duration, alloc Allocator) *Accumulator {
+	return &Accumulator{
+		batchSize: batchSize,
+		linger:    linger,
+		limit:     limit,
+		alloc:     alloc,
+		deques:    make(map[key][]*Batch),
+		released:  make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+	}
+}
+
+// Wake is signalled when batches may have become ready.
+func (a *Accumulator) Wake() <-chan struct{} { return a.wake }
+
+func (a *Accumulator) signal() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Staged is a flush's encoded records for one topic and partition, before
+// they enter batches. Keys and values live in Buf.
+type Staged struct {
+	Buf  []byte
+	Recs []Rec
+}
+
+// Add records the value written to s.Buf[valueStart:] and appends its key.
+func (s *Staged) Add(valueStart int, key []byte, timeMs int64) {
+	r := Rec{Off: uint32(valueStart), Len: uint32(len(s.Buf) - valueStart), TimeMs: timeMs}
+	if len(key) > 0 {
+		r.KeyOff, r.KeyLen = uint32(len(s.Buf)), uint32(len(key))
+		s.Buf = append(s.Buf, key...)
+	}
+	s.Recs = append(s.Recs, r)
+}
+
+// Reset empties s for reuse.
+func (s *Staged) Reset() { s.Buf, s.Recs = s.Buf[:0], s.Recs[:0] }
+
+// Append copies s's records into batches of topic/partition on behalf of w,
+// waiting for memory until deadline. It returns how many records went in;
+// fewer than all means the deadline passed (or, with ErrTooLarge, that
+// record s.Recs[n] can never fit and was skipped: the caller counts it).
+func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter, deadline time.Time) (int, error) {
+	k := key{topic, partition}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, r := range s.Recs {
+		size := int(r.Len + r.KeyLen)
+		d := a.deques[k]
+		var b *Batch
+		if n := len(d); n > 0 && !d[n-1].full && len(d[n-1].Buf)+size <= cap(d[n-1].Buf) {
+			b = d[n-1]
+		} else {
+			if n > 0 && !d[n-1].full {
+				d[n-1].full = true
+				a.signal()
+			}
+			var err error
+			if b, err = a.newBatch(size, deadline); err != nil {
+				return i, err
+			}
+			b.Topic, b.Partition, b.created = topic, partition, time.Now()
+			a.deques[k] = append(a.deques[k], b)
+		}
+		rec := Rec{Off: uint32(len(b.Buf)), Len: r.Len, TimeMs: r.TimeMs}
+		b.Buf = append(b.Buf, s.Buf[r.Off:r.Off+r.Len]...)
+		if r.KeyLen > 0 {
+			rec.KeyOff, rec.KeyLen = uint32(len(b.Buf)), r.KeyLen
+			b.Buf = append(b.Buf, s.Buf[r.KeyOff:r.KeyOff+r.KeyLen]...)
+		}
+		b.Recs = append(b.Recs, rec)
+		if n := len(b.spans); n > 0 && b.spans[n-1].w == w {
+			b.spans[n-1].n++
+		} else {
+			b.spans = append(b.spans, span{w, 1})
+		}
+		w.pending++
+	}
+	return len(s.Recs), nil
+}
+
+// newBatch takes a pooled batch or allocates one, waiting for memory until
+// deadline; a.mu is held and released while waiting.
+func (a *Accumulator) newBatch(size int, deadline time.Time) (*Batch, error) {
+	capacity := max(size, a.batchSize)
+	if int64(capacity) > a.limit {
+		return nil, ErrTooLarge
+	}
+	for {
+		if capacity == a.batchSize && len(a.free) > 0 {
+			b := a.free[len(a.free)-1]
+			a.free = a.free[:len(a.free)-1]
+			return b, nil
+		}
+		if a.used+int64(capacity) <= a.limit {
+			a.used += int64(capacity)
+			return &Batch{Buf: a.alloc.Alloc(capacity)}, nil
+		}
+		if capacity != a.batchSize && len(a.free) > 0 {
+			// Give pooled buffers back to the budget for an odd-sized one.
+			b := a.free[len(a.free)-1]
+			a.free = a.free[:len(a.free)-1]
+			a.alloc.Free(b.Buf)
+			a.used -= int64(cap(b.Buf))
+			continue
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil, ErrMemoryTimeout
+		}
+		released := a.released
+		a.blocked++
+		a.signal()
+		a.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-released:
+		case <-t.C:
+		}
+		t.Stop()
+		a.mu.Lock()
+		a.blocked--
+	}
+}
+
+// ErrMemoryTimeout means Buffer_Memory stayed full until the deadline.
+var ErrMemoryTimeout = errors.New("buffer memory full")
+
+// Drain moves the ready batches to dst and returns it, with how long until
+// the next batch becomes ready by linger (0: none waiting).
+func (a *Accumulator) Drain(now time.Time, dst []*Batch) ([]*Batch, time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	all := a.flushing > 0 || a.blocked > 0 || a.closed
+	var next time.Duration
+	for k, d := range a.deques {
+		n := 0
+		for n < len(d) {
+			b := d[n]
+			if !all && !b.full && n == len(d)-1 {
+				if left := b.created.Add(a.linger).Sub(now); left > 0 {
+					if next == 0 || left < next {
+						next = left
+					}
+					break
+				}
+			}
+			n++
+		}
+		dst = append(dst, d[:n]...)
+		if n == len(d) {
+			delete(a.deques, k)
+		} else {
+			a.deques[k] = append(d[:0], d[n:]...)
+		}
+	}
+	return dst, next
+}
+
+// Complete reports a sent batch's outcome: every record not in failures was
+// acknowledged. The batch goes back to the pool.
+func (a *Accumulator) Complete(b *Batch, failures []Failure) {
+	sort.Slice(failures, func(i, j int) bool { return failures[i].Index < failures[j].Index })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	start := 0
+	for _, s := range b.spans {
+		end := start + s.n
+		failed := 0
+		for len(failures) > 0 && failures[0].Index < end {
+			s.w.fail(b, failures[0])
+			failures = failures[1:]
+			failed++
+		}
+		s.w.Delivered += s.n - failed
+		s.w.pending -= s.n
+		s.w.check()
+		start = end
+	}
+	a.release(b)
+}
+
+func (a *Accumulator) release(b *Batch) {
+	b.Buf, b.Recs, b.spans, b.full = b.Buf[:0], b.Recs[:0], b.spans[:0], false
+	if cap(b.Buf) == a.batchSize && !a.closed {
+		a.free = append(a.free, b)
+	} else {
+		a.alloc.Free(b.Buf)
+		a.used -= int64(cap(b.Buf))
+	}
+	close(a.released)
+	a.released = make(chan struct{})
+}
+
+// Abort completes b with every record failed, retriably, for reason.
+func (a *Accumulator) Abort(b *Batch, reason string) {
+	failures := make([]Failure, len(b.Recs))
+	for i := range failures {
+		failures[i] = Failure{Index: i, Err: -1, Reason: reason}
+	}
+	a.Complete(b, failures)
+}
+
+// Batches returns how many batches wait to be drained.
+func (a *Accumulator) Batches() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, d := range a.deques {
+		n += len(d)
+	}
+	return n
+}
+
+// Close makes every batch ready, for the last drain, and stops pooling.
+func (a *Accumulator) Close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
+	for _, b := range a.free {
+		a.alloc.Free(b.Buf)
+		a.used -= int64(cap(b.Buf))
+	}
+	a.free = nil
+	a.signal()
+}
+
+// Used returns the bytes of batch buffers allocated now.
+func (a *Accumulator) Used() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.used
+}

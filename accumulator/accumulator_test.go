@@ -1,0 +1,179 @@
+package accumulator
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// staged builds n records of size bytes each, with a 2-byte key.
+func staged(n, size int) *Staged {
+	s := &Staged{}
+	for i := 0; i < n; i++ {
+		start := len(s.Buf)
+		s.Buf = append(s.Buf, fmt.Sprintf("%0*d", size, i)...)
+		s.Add(start, []byte("k1"), int64(i))
+	}
+	return s
+}
+
+func far() time.Time { return time.Now().Add(time.Hour) }
+
+func TestBatchesBoundedBySize(t *testing.T) {
+	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter()
+	if n, err := a.Append("t", -1, staged(25, 98), w, far()); n != 25 || err != nil {
+		t.Fatal(n, err)
+	}
+	// 100 bytes per record (98 + key): 10 per batch; the first two are full.
+	ready, _ := a.Drain(time.Now(), nil)
+	if len(ready) != 2 || len(ready[0].Recs) != 10 || len(ready[1].Recs) != 10 {
+		t.Fatalf("ready batches: %d", len(ready))
+	}
+	b := ready[1]
+	if r := b.Recs[3]; string(b.Buf[r.Off:r.Off+r.Len]) != fmt.Sprintf("%098d", 13) || string(b.Buf[r.KeyOff:r.KeyOff+r.KeyLen]) != "k1" || r.TimeMs != 13 {
+		t.Fatalf("record 13 misplaced: %+v", r)
+	}
+	if a.Batches() != 1 {
+		t.Fatalf("the partial batch should linger, %d left", a.Batches())
+	}
+}
+
+func TestLingerAndFlushReadiness(t *testing.T) {
+	a := New(1000, 1<<20, 50*time.Millisecond, GoAllocator{})
+	w := NewWaiter()
+	a.Append("t", -1, staged(1, 10), w, far())
+	ready, next := a.Drain(time.Now(), nil)
+	if len(ready) != 0 || next <= 0 || next > 50*time.Millisecond {
+		t.Fatalf("ready=%d next=%v", len(ready), next)
+	}
+	if ready, _ = a.Drain(time.Now().Add(60*time.Millisecond), nil); len(ready) != 1 {
+		t.Fatalf("after linger: %d ready", len(ready))
+	}
+	// A waiting flush makes every batch ready at once.
+	a.Append("t", -1, staged(1, 10), w, far())
+	go a.Wait(w, time.Now().Add(200*time.Millisecond))
+	<-a.Wake()
+	for len(ready) < 2 {
+		ready, _ = a.Drain(time.Now(), ready)
+	}
+}
+
+func TestWaiterOutcome(t *testing.T) {
+	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	w1, w2 := NewWaiter(), NewWaiter()
+	a.Append("t", -1, staged(3, 10), w1, far())
+	a.Append("t", -1, staged(2, 10), w2, far())
+	a.Append("t", -1, staged(1, 10), w1, far())
+	done := make(chan Result)
+	go func() {
+		res, ok := a.Wait(w1, far())
+		if !ok {
+			t.Error("w1 timed out")
+		}
+		done <- res
+	}()
+	var ready []*Batch
+	for len(ready) == 0 {
+		ready, _ = a.Drain(time.Now(), nil)
+	}
+	// Records 1 (w1) and 4 (w2) fail; record 5 belongs to w1 again.
+	a.Complete(ready[0], []Failure{{Index: 4, Err: 1, Reason: "later"}, {Index: 1, Err: 10, Reason: "too large", Permanent: true}})
+	res := <-done
+	if res.Delivered != 3 || res.Permanent != 1 || res.Retriable != 0 || len(res.Examples) != 1 || res.Examples[0].Size != 10 {
+		t.Fatalf("w1: %+v", res)
+	}
+	res, ok := a.Wait(w2, far())
+	if !ok || res.Delivered != 1 || res.Retriable != 1 {
+		t.Fatalf("w2: %+v %v", res, ok)
+	}
+}
+
+func TestMemoryBound(t *testing.T) {
+	a := New(1000, 3000, time.Hour, GoAllocator{})
+	w := NewWaiter()
+	start := time.Now()
+	n, err := a.Append("t", -1, staged(40, 98), w, start.Add(50*time.Millisecond))
+	if n != 30 || !errors.Is(err, ErrMemoryTimeout) || time.Since(start) < 50*time.Millisecond {
+		t.Fatalf("appended %d (%v): want 30 then a memory timeout", n, err)
+	}
+	if a.Used() != 3000 {
+		t.Fatalf("used %d", a.Used())
+	}
+	// Completing a batch releases memory to a blocked appender.
+	ready, _ := a.Drain(time.Now(), nil)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if n, err := a.Append("t", -1, staged(10, 98), w, far()); n != 10 || err != nil {
+			t.Errorf("after release: %d, %v", n, err)
+		}
+	}()
+	time.Sleep(10 * time.Millisecond)
+	a.Complete(ready[0], nil)
+	wg.Wait()
+	if a.Used() != 3000 {
+		t.Fatalf("used %d after reuse", a.Used())
+	}
+	// A record that can never fit.
+	if n, err := a.Append("t", -1, staged(1, 4000), w, far()); n != 0 || !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized: %d %v", n, err)
+	}
+}
+
+func TestOversizedRecordGetsItsOwnBatch(t *testing.T) {
+	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter()
+	a.Append("t", -1, staged(1, 5000), w, far())
+	a.Close()
+	ready, _ := a.Drain(time.Now(), nil)
+	if len(ready) != 1 || cap(ready[0].Buf) != 5002 || a.Used() != 5002 {
+		t.Fatalf("batches %d, used %d", len(ready), a.Used())
+	}
+	a.Complete(ready[0], nil)
+	if a.Used() != 0 {
+		t.Fatalf("closed accumulator kept %d bytes", a.Used())
+	}
+}
+
+func TestConcurrentAppends(t *testing.T) {
+	a := New(4096, 1<<20, time.Millisecond, GoAllocator{})
+	stop := make(chan struct{})
+	go func() { // a sender that acknowledges everything
+		var ready []*Batch
+		for {
+			select {
+			case <-stop:
+				return
+			case <-a.Wake():
+			case <-time.After(time.Millisecond):
+			}
+			ready, _ = a.Drain(time.Now(), ready[:0])
+			for _, b := range ready {
+				a.Complete(b, nil)
+			}
+		}
+	}()
+	defer close(stop)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				w := NewWaiter()
+				s := staged(100, 50)
+				if n, err := a.Append(fmt.Sprint("t", i%3), -1, s, w, far()); n != 100 || err != nil {
+					t.Error(n, err)
+				}
+				if res, ok := a.Wait(w, far()); !ok || res.Delivered != 100 {
+					t.Errorf("flush: %+v %v", res, ok)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,139 @@
+// Package chunk reads the records of a Fluent Bit chunk without copying them.
+//
+// A chunk is a run of msgpack values, each [[time, metadata], body] (Fluent
+// Bit 2.1+) or [time, body]; time is an EventTime (ext type 0), an integer or
+// a float. Group markers (EventTime seconds 0xFFFFFFFF and 0xFFFFFFFE) are
+// not records and are skipped.
+package chunk
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// Record is one log record; its slices point into the chunk.
+type Record struct {
+	Time     int64  // Unix nanoseconds
+	Metadata []byte // msgpack map, nil in the [time, body] layout
+	Body     []byte // one msgpack value, normally a map
+}
+
+// Error says where a chunk stopped making sense.
+type Error struct {
+	Offset, Size int // byte offset of the bad record, chunk size
+	Record       int // index of the bad record (markers included)
+	Err          error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("malformed chunk at byte %d of %d (entry %d): %v", e.Offset, e.Size, e.Record, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Reader walks a chunk's records.
+type Reader struct {
+	data  []byte
+	rest  []byte
+	entry int
+}
+
+// NewReader starts reading data.
+func NewReader(data []byte) *Reader { return &Reader{data: data, rest: data} }
+
+// Reset starts reading data with r, so a Reader can be reused.
+func (r *Reader) Reset(data []byte) { *r = Reader{data: data, rest: data} }
+
+// Next fills rec with the next record; it returns false at the end of the
+// chunk or with an *Error where decoding failed.
+func (r *Reader) Next(rec *Record) (bool, error) {
+	for len(r.rest) > 0 {
+		start := len(r.data) - len(r.rest)
+		marker, err := r.read(rec)
+		if err != nil {
+			return false, &Error{Offset: start, Size: len(r.data), Record: r.entry, Err: err}
+		}
+		r.entry++
+		if !marker {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// read decodes one entry; marker reports a group marker.
+func (r *Reader) read(rec *Record) (marker bool, err error) {
+	b := r.rest
+	n, b, err := msgp.ReadArrayHeaderBytes(b)
+	if err != nil {
+		return false, err
+	}
+	if n != 2 {
+		return false, fmt.Errorf("entry is an array of %d, want 2", n)
+	}
+	rec.Metadata = nil
+	if msgp.NextType(b) == msgp.ArrayType {
+		// [[time, metadata], body]
+		if n, b, err = msgp.ReadArrayHeaderBytes(b); err != nil {
+			return false, err
+		}
+		if n < 1 {
+			return false, fmt.Errorf("empty header array")
+		}
+		if rec.Time, marker, b, err = readTime(b); err != nil {
+			return false, err
+		}
+		for i := uint32(1); i < n; i++ {
+			start := b
+			if b, err = msgp.Skip(b); err != nil {
+				return false, err
+			}
+			if i == 1 {
+				rec.Metadata = start[:len(start)-len(b)]
+			}
+		}
+	} else if rec.Time, marker, b, err = readTime(b); err != nil {
+		return false, err
+	}
+	start := b
+	if b, err = msgp.Skip(b); err != nil {
+		return false, fmt.Errorf("body: %w", err)
+	}
+	rec.Body = start[:len(start)-len(b)]
+	r.rest = b
+	return marker, nil
+}
+
+const (
+	groupStart = 0xFFFFFFFF
+	groupEnd   = 0xFFFFFFFE
+)
+
+// readTime reads an EventTime, integer or float timestamp.
+func readTime(b []byte) (ns int64, marker bool, rest []byte, err error) {
+	if len(b) >= 10 && b[0] == 0xd7 && b[1] == 0 { // fixext8, type 0: EventTime
+		sec := binary.BigEndian.Uint32(b[2:])
+		nsec := binary.BigEndian.Uint32(b[6:])
+		return int64(sec)*1e9 + int64(nsec), sec == groupStart || sec == groupEnd, b[10:], nil
+	}
+	switch msgp.NextType(b) {
+	case msgp.IntType, msgp.UintType:
+		var s int64
+		s, rest, err = msgp.ReadInt64Bytes(b)
+		if err == nil && (s > math.MaxInt64/int64(1e9) || s < math.MinInt64/int64(1e9)) {
+			err = fmt.Errorf("timestamp %d out of range", s)
+		}
+		return s * 1e9, false, rest, err
+	case msgp.Float64Type, msgp.Float32Type:
+		var f float64
+		f, rest, err = msgp.ReadFloat64Bytes(b)
+		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > math.MaxInt64/1e9) {
+			err = fmt.Errorf("timestamp %v out of range", f)
+		}
+		return int64(math.Round(f * 1e9)), false, rest, err
+	}
+	return 0, false, b, fmt.Errorf("timestamp of type %v, want EventTime, integer or float", msgp.NextType(b))
+}

@@ -1,0 +1,244 @@
+// Package conf reads and validates the plugin's [OUTPUT] keys.
+//
+// Every key lives in one table (Options) with its type, default and a one-line
+// doc; Load reads them through a Getter so tests can use a map.
+package conf
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Getter looks a configuration key up, case-insensitively; "" means unset.
+type Getter interface {
+	Get(key string) string
+}
+
+// MapGetter is a Getter over a map, for tests and tools.
+type MapGetter map[string]string
+
+// Get returns the value whose key matches case-insensitively.
+func (m MapGetter) Get(key string) string {
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return ""
+}
+
+// RdkafkaPrefix starts every key passed through to librdkafka.
+const RdkafkaPrefix = "rdkafka."
+
+// Config is one instance's validated configuration.
+type Config struct {
+	Brokers         string
+	Topics          []string // Topics[0] is the default topic
+	Format          string   // json or msgpack
+	TimestampKey    string   // "" leaves the timestamp out
+	TimestampFormat string
+	MessageKey      string
+	BatchSize       int64
+	Linger          time.Duration
+	BufferMemory    int64
+	MaxBlock        time.Duration
+	FlushTimeout    time.Duration
+	Compression     string
+	ClientID        string
+	// Rdkafka holds librdkafka properties: the plugin's own settings first,
+	// then the operator's rdkafka.* keys, which win.
+	Rdkafka []Property
+}
+
+// Property is one librdkafka configuration property.
+type Property struct {
+	Key, Value string
+	FromUser   bool // given as an rdkafka.* key
+}
+
+// Option describes one [OUTPUT] key.
+type Option struct {
+	Name    string
+	Type    string
+	Default string
+	Doc     string
+	set     func(c *Config, v string) error
+}
+
+// Options is the table of every key the plugin reads, in documentation order.
+var Options = []Option{
+	{"Brokers", "string", "", "Comma-separated bootstrap brokers, host:port (required).",
+		func(c *Config, v string) error { c.Brokers = v; return nil }},
+	{"Topics", "list", "fluent-bit", "Comma-separated topics; the first is the default topic.",
+		func(c *Config, v string) error { c.Topics, _ = parseList(v); return checkTopics(c.Topics) }},
+	{"Format", "enum", "json", "Message value format: json or msgpack.",
+		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack")},
+	{"Timestamp_Key", "string", "@timestamp", "Field that receives the record's time; off (or \"\") leaves it out.",
+		func(c *Config, v string) error {
+			c.TimestampKey = v
+			if v == "off" || v == `""` || v == "none" {
+				c.TimestampKey = ""
+			}
+			return nil
+		}},
+	{"Timestamp_Format", "enum", "iso8601_ns", "Format of Timestamp_Key: double, epoch_ms, iso8601 (µs) or iso8601_ns.",
+		enum(func(c *Config) *string { return &c.TimestampFormat }, "double", "epoch_ms", "iso8601", "iso8601_ns")},
+	{"Message_Key", "string", "", "Static key of every message; empty sends no key.",
+		func(c *Config, v string) error { c.MessageKey = v; return nil }},
+	{"Batch_Size", "size", "1M", "Bytes of records gathered per topic before a batch is sent.",
+		size(func(c *Config) *int64 { return &c.BatchSize }, 1<<10, 1<<30)},
+	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
+		duration(func(c *Config) *time.Duration { return &c.Linger }, 0, time.Minute)},
+	{"Buffer_Memory", "size", "64M", "Bound on the instance's buffered record bytes, sent or not yet acknowledged.",
+		size(func(c *Config) *int64 { return &c.BufferMemory }, 1<<20, 1<<40)},
+	{"Max_Block", "duration", "2s", "Longest a flush waits for buffer memory before it returns a retry.",
+		duration(func(c *Config) *time.Duration { return &c.MaxBlock }, 0, time.Hour)},
+	{"Flush_Timeout", "duration", "4s", "Longest a flush waits for Kafka's acknowledgements before it returns a retry.",
+		duration(func(c *Config) *time.Duration { return &c.FlushTimeout }, 100*time.Millisecond, time.Hour)},
+	{"Compression", "enum", "lz4", "Compression codec: none, gzip, snappy, lz4 or zstd.",
+		enum(func(c *Config) *string { return &c.Compression }, "none", "gzip", "snappy", "lz4", "zstd")},
+	{"Client_ID", "string", "fluent-bit", "Kafka client.id of the producer.",
+		func(c *Config, v string) error { c.ClientID = v; return nil }},
+}
+
+// Error names the key whose value was refused.
+type Error struct {
+	Key, Value, Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("%s: %s", e.Key, e.Reason)
+	}
+	return fmt.Sprintf("%s: invalid value %q: %s", e.Key, e.Value, e.Reason)
+}
+
+// Load reads every option from g, then the rdkafka.<name> key for each of
+// rdkafkaProps (the plugin cannot list the keys it was given, so it asks for
+// every property librdkafka knows).
+func Load(g Getter, rdkafkaProps []string) (*Config, error) {
+	c := &Config{}
+	for _, o := range Options {
+		v := strings.TrimSpace(g.Get(o.Name))
+		user := v != ""
+		if !user {
+			v = o.Default
+		}
+		if err := o.set(c, v); err != nil {
+			if !user {
+				panic(fmt.Sprintf("conf: default of %s: %v", o.Name, err))
+			}
+			return nil, &Error{Key: o.Name, Value: v, Reason: err.Error()}
+		}
+	}
+	if c.Brokers == "" {
+		return nil, &Error{Key: "Brokers", Reason: "required, e.g. Brokers 127.0.0.1:9092"}
+	}
+	if c.BatchSize > c.BufferMemory {
+		return nil, &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: "larger than Buffer_Memory"}
+	}
+	if c.MaxBlock > c.FlushTimeout {
+		return nil, &Error{Key: "Max_Block", Value: g.Get("Max_Block"), Reason: "longer than Flush_Timeout"}
+	}
+	c.Rdkafka = c.producerDefaults()
+	for _, p := range rdkafkaProps {
+		if v := g.Get(RdkafkaPrefix + p); v != "" {
+			c.Rdkafka = append(c.Rdkafka, Property{Key: p, Value: v, FromUser: true})
+		}
+	}
+	return c, nil
+}
+
+// producerDefaults are the librdkafka settings the plugin derives from its
+// own options; rdkafka.* keys given by the operator override them.
+func (c *Config) producerDefaults() []Property {
+	return []Property{
+		{Key: "bootstrap.servers", Value: c.Brokers},
+		{Key: "client.id", Value: c.ClientID},
+		{Key: "compression.type", Value: c.Compression},
+		{Key: "enable.idempotence", Value: "true"},
+		{Key: "acks", Value: "all"},
+		{Key: "linger.ms", Value: "5"},
+		// The plugin bounds its memory with Buffer_Memory; librdkafka's own
+		// queue limits must never be the tighter bound.
+		{Key: "queue.buffering.max.messages", Value: "2147483647"},
+		{Key: "queue.buffering.max.kbytes", Value: "2147483647"},
+	}
+}
+
+func parseList(v string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func checkTopics(topics []string) error {
+	if len(topics) == 0 {
+		return fmt.Errorf("no topic given")
+	}
+	for _, t := range topics {
+		if !ValidTopic(t) {
+			return fmt.Errorf("%q is not a valid Kafka topic name (1-249 of [a-zA-Z0-9._-], not . or ..)", t)
+		}
+	}
+	return nil
+}
+
+// ValidTopic applies Kafka's rules for topic names.
+func ValidTopic(t string) bool {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func enum(field func(*Config) *string, allowed ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		for _, a := range allowed {
+			if strings.EqualFold(v, a) {
+				*field(c) = a
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func size(field func(*Config) *int64, min, max int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := ParseSize(v)
+		if err != nil {
+			return err
+		}
+		if n < min || n > max {
+			return fmt.Errorf("must be between %s and %s", FormatSize(min), FormatSize(max))
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func duration(field func(*Config) *time.Duration, min, max time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		if d < min || d > max {
+			return fmt.Errorf("must be between %v and %v", min, max)
+		}
+		*field(c) = d
+		return nil
+	}
+}

@@ -1,0 +1,106 @@
+package conf
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(MapGetter{"brokers": "127.0.0.1:9092"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Topics[0] != "fluent-bit" || c.Format != "json" || c.TimestampKey != "@timestamp" ||
+		c.TimestampFormat != "iso8601_ns" || c.BatchSize != 1<<20 || c.BufferMemory != 64<<20 ||
+		c.Linger != 5*time.Millisecond || c.MaxBlock != 2*time.Second || c.FlushTimeout != 4*time.Second ||
+		c.Compression != "lz4" || c.ClientID != "fluent-bit" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	want := map[string]string{"bootstrap.servers": "127.0.0.1:9092", "enable.idempotence": "true", "acks": "all", "compression.type": "lz4"}
+	for _, p := range c.Rdkafka {
+		if v, ok := want[p.Key]; ok && v != p.Value {
+			t.Errorf("%s = %s, want %s", p.Key, p.Value, v)
+		}
+		delete(want, p.Key)
+	}
+	if len(want) > 0 {
+		t.Errorf("missing librdkafka settings %v", want)
+	}
+}
+
+func TestValues(t *testing.T) {
+	c, err := Load(MapGetter{
+		"BROKERS": "a:1,b:2", "topics": " logs , audit ", "format": "MsgPack", "timestamp_key": "off",
+		"Batch_Size": "512K", "buffer_memory": "1G", "linger": "20ms", "max_block": "500ms",
+		"flush_timeout": "3s", "compression": "zstd", "rdkafka.linger.ms": "50", "rdkafka.acks": "1",
+	}, []string{"linger.ms", "acks", "debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Topics) != 2 || c.Topics[1] != "audit" || c.Format != "msgpack" || c.TimestampKey != "" ||
+		c.BatchSize != 512<<10 || c.BufferMemory != 1<<30 || c.Linger != 20*time.Millisecond ||
+		c.MaxBlock != 500*time.Millisecond || c.FlushTimeout != 3*time.Second || c.Compression != "zstd" {
+		t.Fatalf("values: %+v", c)
+	}
+	// The operator's rdkafka keys come last, so they override the plugin's.
+	n := len(c.Rdkafka)
+	if c.Rdkafka[n-2] != (Property{"linger.ms", "50", true}) || c.Rdkafka[n-1] != (Property{"acks", "1", true}) {
+		t.Fatalf("rdkafka overrides: %v", c.Rdkafka[n-2:])
+	}
+}
+
+func TestInvalidValuesNameTheKey(t *testing.T) {
+	for key, value := range map[string]string{
+		"Topics": "bad topic", "Format": "xml", "Timestamp_Format": "rfc822", "Batch_Size": "huge",
+		"Linger": "5", "Buffer_Memory": "12", "Max_Block": "-1s", "Flush_Timeout": "1ms",
+		"Compression": "brotli",
+	} {
+		_, err := Load(MapGetter{"Brokers": "x:1", key: value}, nil)
+		if err == nil || !strings.HasPrefix(err.Error(), key+": ") || !strings.Contains(err.Error(), value) {
+			t.Errorf("%s=%q: error %v, want one naming the key and value", key, value, err)
+		}
+	}
+	if _, err := Load(MapGetter{}, nil); err == nil || !strings.HasPrefix(err.Error(), "Brokers: required") {
+		t.Errorf("missing Brokers: %v", err)
+	}
+	if _, err := Load(MapGetter{"Brokers": "x:1", "Batch_Size": "128M", "Buffer_Memory": "64M"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Batch_Size") {
+		t.Errorf("batch larger than memory: %v", err)
+	}
+	if _, err := Load(MapGetter{"Brokers": "x:1", "Max_Block": "10s"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Max_Block") {
+		t.Errorf("Max_Block over Flush_Timeout: %v", err)
+	}
+}
+
+func TestUnits(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "100": 100, "1k": 1024, "64M": 64 << 20, "2 MiB": 2 << 20, "1G": 1 << 30, "10KB": 10 << 10} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "M", "-1", "1.5M", "1T", "99999999999G"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+	for in, want := range map[string]time.Duration{"0": 0, "5ms": 5 * time.Millisecond, "2s": 2 * time.Second, "1m30s": 90 * time.Second} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseDuration("5"); err == nil {
+		t.Error("a bare number was accepted as a duration")
+	}
+	if FormatSize(64<<20) != "64M" || FormatSize(1000) != "1000" {
+		t.Error("FormatSize")
+	}
+}
+
+func TestValidTopic(t *testing.T) {
+	for topic, want := range map[string]bool{"logs": true, "a.b_c-D9": true, "": false, ".": false, "..": false,
+		"with space": false, "ünï": false, strings.Repeat("x", 249): true, strings.Repeat("x", 250): false} {
+		if ValidTopic(topic) != want {
+			t.Errorf("ValidTopic(%q) != %v", topic, want)
+		}
+	}
+}

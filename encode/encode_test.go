@@ -1,0 +1,142 @@
+package encode
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/gokafka/gokafka/chunk"
+	"github.com/tinylib/msgp/msgp"
+)
+
+// ts is 2026-11-22T10:00:01.123456789Z.
+var ts = time.Date(2026, 11, 22, 10, 0, 1, 123456789, time.UTC).UnixNano()
+
+func mustEncoder(t testing.TB, format, key, tsFormat string) *Encoder {
+	t.Helper()
+	e, err := New(format, key, tsFormat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestJSONValues(t *testing.T) {
+	m := msgp.AppendMapHeader(nil, 12)
+	m = msgp.AppendString(msgp.AppendString(m, "log"), "héllo \"wörld\"\n\t\\ 日本 🚀\x01")
+	m = msgp.AppendInt64(msgp.AppendString(m, "neg"), -42)
+	m = msgp.AppendUint64(msgp.AppendString(m, "big"), math.MaxUint64)
+	m = msgp.AppendFloat64(msgp.AppendString(m, "f"), 1.5)
+	m = msgp.AppendFloat64(msgp.AppendString(m, "nan"), math.NaN())
+	m = msgp.AppendFloat32(msgp.AppendString(m, "inf"), float32(math.Inf(1)))
+	m = msgp.AppendBool(msgp.AppendString(m, "ok"), true)
+	m = msgp.AppendNil(msgp.AppendString(m, "nil"))
+	m = msgp.AppendBytes(msgp.AppendString(m, "bin"), []byte{0, 1, 2, 0xff})
+	m = msgp.AppendArrayHeader(msgp.AppendString(m, "arr"), 2)
+	m = msgp.AppendString(msgp.AppendMapHeader(msgp.AppendInt(m, 1), 1), "k")
+	m = msgp.AppendString(m, "v")
+	m = msgp.AppendStringFromBytes(msgp.AppendString(m, "bad"), []byte{'a', 0xff, 0xfe, 'b'})
+	m = msgp.AppendString(msgp.AppendInt(m, 7), "int key")
+
+	got, err := mustEncoder(t, "json", "", "").Append(nil, &chunk.Record{Body: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"log":"héllo \"wörld\"\n\t\\ 日本 🚀\u0001","neg":-42,"big":18446744073709551615,"f":1.5,` +
+		`"nan":null,"inf":null,"ok":true,"nil":null,"bin":"AAEC/w==","arr":[1,{"k":"v"}],"bad":"a` + "\ufffd\ufffd" + `b","7":"int key"}`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if !json.Valid(got) {
+		t.Fatal("invalid JSON")
+	}
+}
+
+func TestTimestampFormats(t *testing.T) {
+	body := msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "log"), "x")
+	for format, want := range map[string]string{
+		"double":     `{"log":"x","ts":1795341601.123456789}`,
+		"epoch_ms":   `{"log":"x","ts":1795341601123}`,
+		"epoch_ns":   `{"log":"x","ts":1795341601123456789}`,
+		"iso8601":    `{"log":"x","ts":"2026-11-22T10:00:01.123456Z"}`,
+		"iso8601_ns": `{"log":"x","ts":"2026-11-22T10:00:01.123456789Z"}`,
+	} {
+		got, err := mustEncoder(t, "json", "ts", format).Append(nil, &chunk.Record{Time: ts, Body: body})
+		if err != nil || string(got) != want {
+			t.Errorf("%s: got %s (%v), want %s", format, got, err, want)
+		}
+	}
+	// A record that has the key keeps its own value; an empty map gets the field alone.
+	own := msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "ts"), "mine")
+	if got, _ := mustEncoder(t, "json", "ts", "epoch_ms").Append(nil, &chunk.Record{Time: ts, Body: own}); string(got) != `{"ts":"mine"}` {
+		t.Errorf("own key: %s", got)
+	}
+	if got, _ := mustEncoder(t, "json", "ts", "epoch_ms").Append(nil, &chunk.Record{Time: ts, Body: []byte{0x80}}); string(got) != `{"ts":1795341601123}` {
+		t.Errorf("empty map: %s", got)
+	}
+}
+
+func TestISO8601MatchesTime(t *testing.T) {
+	for _, ns := range []int64{0, -1, 951782400e9 + 5, 4102444799999999999, -6213559680e9, ts} {
+		want := time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000000000Z")
+		if got := string(AppendISO8601(nil, ns, 9)); got != want {
+			t.Errorf("%d: got %s, want %s", ns, got, want)
+		}
+	}
+}
+
+func TestMsgpack(t *testing.T) {
+	body := msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "log"), "x")
+	got, err := mustEncoder(t, "msgpack", "@timestamp", "epoch_ms").Append(nil, &chunk.Record{Time: ts, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := msgp.ReadMapStrIntfBytes(got, nil)
+	if err != nil || len(v) != 2 || v["log"] != "x" || v["@timestamp"] != int64(1795341601123) {
+		t.Fatalf("decoded %v (%v)", v, err)
+	}
+	got, _ = mustEncoder(t, "msgpack", "", "").Append(nil, &chunk.Record{Time: ts, Body: body})
+	if !bytes.Equal(got, body) {
+		t.Fatalf("without timestamp the body must pass as it is: %x", got)
+	}
+}
+
+func TestErrorsLeaveDst(t *testing.T) {
+	e := mustEncoder(t, "json", "ts", "epoch_ms")
+	deep := bytes.Repeat([]byte{0x91}, maxDepth+2)
+	for name, body := range map[string][]byte{"truncated": {0x82, 0xa1, 'a'}, "deep": append(deep, 0xc0), "bad": {0xc1}} {
+		got, err := e.Append([]byte("prefix"), &chunk.Record{Body: body})
+		if err == nil || string(got) != "prefix" {
+			t.Errorf("%s: got %q, %v", name, got, err)
+		}
+	}
+}
+
+func FuzzJSON(f *testing.F) {
+	f.Add(msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "log"), "x\xff"))
+	f.Add([]byte{0x92, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1, 0xd7, 0, 1, 2, 3, 4, 5, 6, 7, 8})
+	e := &Encoder{tsKey: "@timestamp", tsFormat: "iso8601_ns"}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		out, err := e.Append(nil, &chunk.Record{Time: 1, Body: body})
+		if err == nil && !json.Valid(out) {
+			t.Fatalf("invalid JSON %q from %x", out, body)
+		}
+	})
+}
+
+func BenchmarkJSON(b *testing.B) {
+	m := msgp.AppendMapHeader(nil, 3)
+	m = msgp.AppendString(msgp.AppendString(m, "log"), `10.0.3.7 - - "GET /api/v1/users HTTP/1.1" 200 5123 latency_ms=12 user_id=42 trace=4bf92f3577b34da6 café`+"\n")
+	m = msgp.AppendString(msgp.AppendString(m, "stream"), "stdout")
+	m = msgp.AppendString(msgp.AppendString(m, "time"), "2026-11-22T10:00:01.123456789Z")
+	e := mustEncoder(b, "json", "@timestamp", "iso8601_ns")
+	rec := &chunk.Record{Time: ts, Body: m}
+	buf := make([]byte, 0, 1024)
+	b.SetBytes(int64(len(m)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = e.Append(buf[:0], rec)
+	}
+}

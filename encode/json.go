@@ -1,0 +1,246 @@
+package encode
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// maxDepth bounds nesting so a hostile record cannot exhaust the stack.
+const maxDepth = 256
+
+// appendJSON appends the JSON form of the msgpack value at the start of b and
+// returns the bytes after it.
+func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
+	if depth > maxDepth {
+		return dst, b, fmt.Errorf("nested deeper than %d", maxDepth)
+	}
+	if len(b) == 0 {
+		return dst, b, msgp.ErrShortBytes
+	}
+	var err error
+	switch lead := b[0]; {
+	case lead <= 0x7f: // positive fixint
+		return strconv.AppendUint(dst, uint64(lead), 10), b[1:], nil
+	case lead >= 0xe0: // negative fixint
+		return strconv.AppendInt(dst, int64(int8(lead)), 10), b[1:], nil
+	case lead >= 0xa0 && lead <= 0xbf, lead == 0xd9, lead == 0xda, lead == 0xdb: // str
+		var s []byte
+		if s, b, err = msgp.ReadStringZC(b); err != nil {
+			return dst, b, err
+		}
+		return appendString(dst, s), b, nil
+	case lead >= 0x80 && lead <= 0x8f, lead == 0xde, lead == 0xdf: // map
+		return appendMap(dst, b, depth, nil)
+	case lead >= 0x90 && lead <= 0x9f, lead == 0xdc, lead == 0xdd: // array
+		var n uint32
+		if n, b, err = msgp.ReadArrayHeaderBytes(b); err != nil {
+			return dst, b, err
+		}
+		dst = append(dst, '[')
+		for i := uint32(0); i < n; i++ {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, b, err = appendJSON(dst, b, depth+1); err != nil {
+				return dst, b, err
+			}
+		}
+		return append(dst, ']'), b, nil
+	case lead == 0xc0:
+		return append(dst, "null"...), b[1:], nil
+	case lead == 0xc2:
+		return append(dst, "false"...), b[1:], nil
+	case lead == 0xc3:
+		return append(dst, "true"...), b[1:], nil
+	case lead >= 0xcc && lead <= 0xcf: // uint 8-64
+		var u uint64
+		u, b, err = msgp.ReadUint64Bytes(b)
+		return strconv.AppendUint(dst, u, 10), b, err
+	case lead >= 0xd0 && lead <= 0xd3: // int 8-64
+		var i int64
+		i, b, err = msgp.ReadInt64Bytes(b)
+		return strconv.AppendInt(dst, i, 10), b, err
+	case lead == 0xca:
+		var f float32
+		f, b, err = msgp.ReadFloat32Bytes(b)
+		return appendFloat(dst, float64(f), 32), b, err
+	case lead == 0xcb:
+		var f float64
+		f, b, err = msgp.ReadFloat64Bytes(b)
+		return appendFloat(dst, f, 64), b, err
+	case lead >= 0xc4 && lead <= 0xc6: // bin
+		var v []byte
+		if v, b, err = msgp.ReadBytesZC(b); err != nil {
+			return dst, b, err
+		}
+		return appendBase64(dst, v), b, nil
+	case lead >= 0xd4 && lead <= 0xd8, lead >= 0xc7 && lead <= 0xc9: // ext
+		var typ int8
+		var data []byte
+		if typ, data, b, err = readExt(b); err != nil {
+			return dst, b, err
+		}
+		if typ == 0 && len(data) == 8 { // EventTime: seconds.nanoseconds
+			dst = strconv.AppendUint(dst, uint64(binary.BigEndian.Uint32(data)), 10)
+			return appendFraction(append(dst, '.'), uint64(binary.BigEndian.Uint32(data[4:])), 9), b, nil
+		}
+		return appendBase64(dst, data), b, nil
+	}
+	return dst, b, msgp.InvalidPrefixError(b[0])
+}
+
+// appendMap writes a msgpack map as a JSON object. When tsKey is not nil and
+// no key of the map equals it, the field tsKey with value tsValue (already
+// JSON) is added last.
+func appendMap(dst, b []byte, depth int, ts *tsField) ([]byte, []byte, error) {
+	n, b, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return dst, b, err
+	}
+	dst = append(dst, '{')
+	seen := false
+	for i := uint32(0); i < n; i++ {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if len(b) > 0 && (b[0] >= 0xa0 && b[0] <= 0xbf || b[0] == 0xd9 || b[0] == 0xda || b[0] == 0xdb) {
+			var k []byte
+			if k, b, err = msgp.ReadStringZC(b); err != nil {
+				return dst, b, err
+			}
+			if ts != nil && string(k) == ts.key {
+				seen = true
+			}
+			dst = appendString(dst, k)
+		} else if dst, b, err = appendKey(dst, b, depth); err != nil {
+			return dst, b, err
+		}
+		dst = append(dst, ':')
+		if dst, b, err = appendJSON(dst, b, depth+1); err != nil {
+			return dst, b, err
+		}
+	}
+	if ts != nil && !seen {
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, []byte(ts.key))
+		dst = append(append(dst, ':'), ts.value...)
+	}
+	return append(dst, '}'), b, nil
+}
+
+// appendKey writes a non-string map key as a JSON string of its JSON form.
+func appendKey(dst, b []byte, depth int) ([]byte, []byte, error) {
+	if len(b) > 0 && b[0] >= 0xc4 && b[0] <= 0xc6 { // bin keys are text in practice
+		v, rest, err := msgp.ReadBytesZC(b)
+		return appendString(dst, v), rest, err
+	}
+	start := len(dst)
+	dst, b, err := appendJSON(dst, b, depth+1)
+	if err != nil {
+		return dst, b, err
+	}
+	if dst[start] == '"' { // already a string (ext as base64)
+		return dst, b, nil
+	}
+	text := string(dst[start:])
+	return appendString(dst[:start], []byte(text)), b, nil
+}
+
+type tsField struct {
+	key   string
+	value []byte
+}
+
+func readExt(b []byte) (typ int8, data, rest []byte, err error) {
+	rest, err = msgp.Skip(b)
+	if err != nil {
+		return 0, nil, b, err
+	}
+	hdr := 2 // fixext
+	switch b[0] {
+	case 0xc7:
+		hdr = 3
+	case 0xc8:
+		hdr = 4
+	case 0xc9:
+		hdr = 6
+	}
+	end := len(b) - len(rest)
+	if end < hdr {
+		return 0, nil, b, msgp.ErrShortBytes
+	}
+	return int8(b[hdr-1]), b[hdr:end], rest, nil
+}
+
+func appendFloat(dst []byte, f float64, bits int) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...) // JSON has no NaN or Infinity
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, bits)
+}
+
+func appendBase64(dst, v []byte) []byte {
+	dst = append(dst, '"')
+	dst = base64.StdEncoding.AppendEncode(dst, v)
+	return append(dst, '"')
+}
+
+// safe[c] is true for ASCII bytes that JSON strings carry as they are.
+var safe = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+const hex = "0123456789abcdef"
+
+// appendString writes s as a JSON string: UTF-8 passes through, control
+// characters are escaped, and invalid UTF-8 becomes U+FFFD.
+func appendString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if safe[c] {
+			i++
+			continue
+		}
+		if c >= 0x80 {
+			r, size := utf8.DecodeRune(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			dst = append(append(dst, s[start:i]...), "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

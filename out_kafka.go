@@ -1,0 +1,183 @@
+// Command out_gokafka is the Fluent Bit output plugin, built with
+// -buildmode=c-shared. This file holds only the exports Fluent Bit calls and
+// maps each instance context to a plugin.Instance.
+package main
+
+/*
+#include <stdlib.h>
+
+// The API table Fluent Bit passes to Go plugins (flb_api.h, v2.0+).
+struct gk_api {
+	char *(*output_get_property)(char *, void *);
+	char *(*input_get_property)(char *, void *);
+	void *(*output_get_cmt_instance)(void *);
+	void *(*input_get_cmt_instance)(void *);
+	void (*log_print)(int, const char *, int, const char *, ...);
+	int (*input_log_check)(void *, int);
+	int (*output_log_check)(void *, int);
+};
+
+struct gk_context {
+	void *remote_context;
+	void *proxy;
+};
+
+struct gk_plugin {
+	char *name;
+	struct gk_api *api;
+	void *o_ins;
+	struct gk_context *context;
+};
+
+// gk_set_context gives the instance a unique key that Fluent Bit passes back
+// to FlushCtx and ExitCtx.
+static void *gk_set_context(struct gk_plugin *p) {
+	void *key = malloc(1);
+	p->context->remote_context = key;
+	return key;
+}
+
+static void gk_log(struct gk_api *api, int level, const char *msg) {
+	if (api && api->log_print)
+		api->log_print(level, NULL, 0, "%s", msg);
+}
+
+// gk_log_level returns the most verbose level the instance logs.
+static int gk_log_level(struct gk_plugin *p) {
+	if (!p->api || !p->api->output_log_check)
+		return 3;
+	for (int level = 5; level > 1; level--)
+		if (p->api->output_log_check(p->o_ins, level))
+			return level;
+	return 1;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"unsafe"
+
+	"github.com/fluent/fluent-bit-go/output"
+	"github.com/gokafka/gokafka/conf"
+	"github.com/gokafka/gokafka/plugin"
+	"github.com/gokafka/gokafka/rdk"
+)
+
+var (
+	mu        sync.Mutex
+	instances int      // Init calls since the last (re)registration, to name instances
+	contexts  sync.Map // remote context key (uintptr) -> *plugin.Instance
+	rdkProps  = sync.OnceValue(rdk.Properties)
+)
+
+// getter reads the instance's keys; valid only during Init.
+type getter struct{ plugin unsafe.Pointer }
+
+func (g getter) Get(key string) string { return output.FLBPluginConfigKey(g.plugin, key) }
+
+// hostLogger logs through Fluent Bit's log_print at the instance's level,
+// each message after prefix, as Fluent Bit's own plugins do.
+func hostLogger(p *C.struct_gk_plugin, prefix string) plugin.Logger {
+	api, maxLevel := p.api, int(C.gk_log_level(p))
+	return func(level int, msg string) {
+		if level > maxLevel {
+			return
+		}
+		cmsg := C.CString(prefix + msg)
+		C.gk_log(api, C.int(level), cmsg)
+		C.free(unsafe.Pointer(cmsg))
+	}
+}
+
+// recoverTo turns a panic into a log line and the return code *ret.
+func recoverTo(log plugin.Logger, ret *int, code int) {
+	if r := recover(); r != nil {
+		if log != nil {
+			log(plugin.LevelError, fmt.Sprintf("internal error: %v\n%s", r, debug.Stack()))
+		}
+		*ret = code
+	}
+}
+
+//export FLBPluginPreRegister
+func FLBPluginPreRegister(hotReload C.int) C.int {
+	mu.Lock()
+	instances = 0
+	mu.Unlock()
+	return 0
+}
+
+//export FLBPluginRegister
+func FLBPluginRegister(def unsafe.Pointer) (ret C.int) {
+	defer func() {
+		if recover() != nil {
+			ret = -1
+		}
+	}()
+	return C.int(output.FLBPluginRegister(def, "gokafka", "Kafka output with delivery tracking (Go)"))
+}
+
+//export FLBPluginInit
+func FLBPluginInit(p unsafe.Pointer) (ret int) {
+	mu.Lock()
+	name := fmt.Sprintf("gokafka.%d", instances)
+	instances++
+	mu.Unlock()
+	log := hostLogger((*C.struct_gk_plugin)(p), "[output:gokafka:"+name+"] ")
+	defer recoverTo(log, &ret, output.FLB_ERROR)
+
+	cfg, err := conf.Load(getter{p}, rdkProps())
+	if err == nil {
+		var prod *rdk.Producer
+		if prod, err = rdk.New(cfg.Rdkafka, rdk.Logger(log)); err == nil {
+			var in *plugin.Instance
+			if in, err = plugin.New(name, cfg, prod, rdk.Allocator{}, log); err == nil {
+				contexts.Store(uintptr(C.gk_set_context((*C.struct_gk_plugin)(p))), in)
+				in.Log(plugin.LevelInfo, "brokers=%s topics=%v format=%s", cfg.Brokers, cfg.Topics, cfg.Format)
+				return output.FLB_OK
+			}
+		}
+	}
+	log(plugin.LevelError, fmt.Sprintf("configuration error: %v", err))
+	return output.FLB_ERROR
+}
+
+func instance(ctx unsafe.Pointer) *plugin.Instance {
+	in, _ := contexts.Load(uintptr(ctx))
+	i, _ := in.(*plugin.Instance)
+	return i
+}
+
+//export FLBPluginFlushCtx
+func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) (ret int) {
+	in := instance(ctx)
+	if in == nil {
+		return output.FLB_ERROR
+	}
+	defer recoverTo(in.Logger(), &ret, output.FLB_RETRY)
+	return in.Flush(unsafe.Slice((*byte)(data), int(length)), C.GoString(tag))
+}
+
+//export FLBPluginExitCtx
+func FLBPluginExitCtx(ctx unsafe.Pointer) (ret int) {
+	in := instance(ctx)
+	if in == nil {
+		return output.FLB_OK
+	}
+	defer recoverTo(in.Logger(), &ret, output.FLB_ERROR)
+	contexts.Delete(uintptr(ctx))
+	in.Exit()
+	C.free(ctx)
+	return output.FLB_OK
+}
+
+//export FLBPluginUnregister
+func FLBPluginUnregister(def unsafe.Pointer) {
+	defer func() { _ = recover() }()
+	output.FLBPluginUnregister(def)
+}
+
+func main() {}

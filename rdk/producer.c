@@ -1,0 +1,179 @@
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include "producer.h"
+
+struct gk_ctx {
+	pthread_mutex_t mu;
+	gk_batch *done_head, *done_tail; // batches whose last report came
+	gk_event events[GK_MAX_EVENTS];
+	int nevents, dropped;
+};
+
+gk_ctx *gk_ctx_new(void) {
+	gk_ctx *c = calloc(1, sizeof(*c));
+	if (c)
+		pthread_mutex_init(&c->mu, NULL);
+	return c;
+}
+
+void gk_ctx_free(gk_ctx *c) {
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+gk_batch *gk_batch_new(uint64_t id, int32_t n) {
+	gk_batch *b = calloc(1, sizeof(*b) + (size_t)n * sizeof(gk_batch *));
+	if (!b)
+		return NULL;
+	b->id = id;
+	b->remaining = n;
+	for (int32_t i = 0; i < n; i++)
+		b->slots[i] = b;
+	return b;
+}
+
+void gk_batch_free(gk_batch *b) {
+	free(b->fail_idx);
+	free(b->fail_err);
+	free(b);
+}
+
+// settle counts one report for record idx of b; err 0 means delivered.
+static void settle(gk_ctx *c, gk_batch *b, int32_t idx, int err) {
+	if (err) {
+		pthread_mutex_lock(&c->mu);
+		if (b->nfail == b->capfail) {
+			int32_t cap = b->capfail ? b->capfail * 2 : 16;
+			int32_t *fi = realloc(b->fail_idx, cap * sizeof(int32_t));
+			int32_t *fe = fi ? realloc(b->fail_err, cap * sizeof(int32_t)) : NULL;
+			if (fi)
+				b->fail_idx = fi;
+			if (fe) {
+				b->fail_err = fe;
+				b->capfail = cap;
+			}
+		}
+		if (b->nfail < b->capfail) {
+			b->fail_idx[b->nfail] = idx;
+			b->fail_err[b->nfail] = err;
+			b->nfail++;
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	if (__atomic_sub_fetch(&b->remaining, 1, __ATOMIC_ACQ_REL) == 0) {
+		pthread_mutex_lock(&c->mu);
+		b->next_done = NULL;
+		if (c->done_tail)
+			c->done_tail->next_done = b;
+		else
+			c->done_head = b;
+		c->done_tail = b;
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+	(void)rk;
+	gk_batch **slot = m->_private;
+	gk_batch *b = *slot;
+	settle(opaque, b, (int32_t)(slot - b->slots), m->err);
+}
+
+static void add_event(gk_ctx *c, int level, int err, const char *text) {
+	pthread_mutex_lock(&c->mu);
+	if (c->nevents < GK_MAX_EVENTS) {
+		gk_event *e = &c->events[c->nevents++];
+		e->level = level;
+		e->err = err;
+		snprintf(e->text, sizeof(e->text), "%s", text);
+	} else {
+		c->dropped++;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+	char buf[512];
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char fatal[400];
+		err = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+		snprintf(buf, sizeof(buf), "fatal error: %s: %s", rd_kafka_err2name(err), fatal);
+		add_event(opaque, 2, err, buf);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%s: %s", rd_kafka_err2name(err), reason);
+	add_event(opaque, 3, err, buf);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *msg) {
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s: %s", fac, msg);
+	add_event(rd_kafka_opaque(rk), level, 0, buf);
+}
+
+void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c) {
+	rd_kafka_conf_set_opaque(conf, c);
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_log_cb(conf, on_log);
+}
+
+void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partition,
+		const char *base, const gk_rec *recs, gk_batch *b) {
+	int32_t n = b->remaining;
+	for (int32_t i = 0; i < n; i++) {
+		const gk_rec *r = &recs[i];
+		void *key = r->klen ? (void *)(base + r->koff) : NULL;
+		rd_kafka_resp_err_t err = rd_kafka_producev(
+			rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+			RD_KAFKA_V_VALUE((void *)(base + r->off), r->len),
+			RD_KAFKA_V_KEY(key, r->klen),
+			RD_KAFKA_V_TIMESTAMP(r->ts_ms), RD_KAFKA_V_OPAQUE(&b->slots[i]),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+		if (err)
+			settle(c, b, i, err);
+	}
+}
+
+int gk_poll(rd_kafka_t *rk, gk_ctx *c, int timeout_ms, gk_batch **done, int max) {
+	pthread_mutex_lock(&c->mu);
+	int ready = c->done_head != NULL;
+	pthread_mutex_unlock(&c->mu);
+	if (rk)
+		rd_kafka_poll(rk, ready ? 0 : timeout_ms);
+	int n = 0;
+	pthread_mutex_lock(&c->mu);
+	while (n < max && c->done_head) {
+		done[n++] = c->done_head;
+		c->done_head = c->done_head->next_done;
+	}
+	if (!c->done_head)
+		c->done_tail = NULL;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+int gk_events(gk_ctx *c, gk_event *out, int max, int *dropped) {
+	pthread_mutex_lock(&c->mu);
+	int n = c->nevents < max ? c->nevents : max;
+	memcpy(out, c->events, n * sizeof(gk_event));
+	memmove(c->events, c->events + n, (c->nevents - n) * sizeof(gk_event));
+	c->nevents -= n;
+	*dropped = c->dropped;
+	c->dropped = 0;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+char *gk_properties(void) {
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+	if (!f)
+		return NULL;
+	rd_kafka_conf_properties_show(f);
+	fclose(f);
+	return buf;
+}

@@ -1,0 +1,52 @@
+// The thin C path into librdkafka: a whole batch is produced in one call
+// and delivery reports are counted in C, per batch.
+#ifndef GOKAFKA_PRODUCER_H
+#define GOKAFKA_PRODUCER_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include "rdkafka.h"
+
+// The header is copied from the pinned confluent-kafka-go by `make`; it must
+// match the librdkafka that module links.
+_Static_assert(RD_KAFKA_VERSION == 0x020f00ff, "rdkafka.h is not librdkafka 2.15.0");
+
+// One record of a batch; same layout as accumulator.Rec.
+typedef struct gk_rec {
+	uint32_t off, len, koff, klen;
+	int64_t ts_ms;
+} gk_rec;
+
+// A produced batch, alive until its last delivery report.
+typedef struct gk_batch {
+	uint64_t id;
+	int32_t remaining;         // reports still due (atomic)
+	int32_t nfail, capfail;
+	int32_t *fail_idx, *fail_err;
+	struct gk_batch *next_done;
+	struct gk_batch *slots[];  // slots[i] = this; &slots[i] is message i's opaque
+} gk_batch;
+
+typedef struct gk_event {
+	int level;                 // syslog level
+	int err;
+	char text[512];
+} gk_event;
+
+#define GK_MAX_EVENTS 64
+
+// Per-producer state shared with librdkafka's callbacks.
+typedef struct gk_ctx gk_ctx;
+
+gk_ctx *gk_ctx_new(void);
+void gk_ctx_free(gk_ctx *c);
+void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c);
+gk_batch *gk_batch_new(uint64_t id, int32_t n);
+void gk_batch_free(gk_batch *b);
+void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partition,
+		const char *base, const gk_rec *recs, gk_batch *b);
+int gk_poll(rd_kafka_t *rk, gk_ctx *c, int timeout_ms, gk_batch **done, int max);
+int gk_events(gk_ctx *c, gk_event *out, int max, int *dropped);
+char *gk_properties(void);
+
+#endif

@@ -1,0 +1,244 @@
+// Package rdk is the librdkafka adapter: a producer that takes whole batches
+// through a thin C path and counts their delivery reports in C.
+//
+// It links the librdkafka that confluent-kafka-go bundles (importing that
+// package puts the archive on the link line once); rdkafka.h is copied from
+// the same module by `make` (see the Makefile's rdk/rdkafka.h target).
+package rdk
+
+/*
+#include "producer.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/gokafka/gokafka/accumulator"
+	"github.com/gokafka/gokafka/conf"
+	"github.com/gokafka/gokafka/sender"
+
+	// Links librdkafka.
+	_ "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// Logger receives the producer's messages; level is Fluent Bit's
+// (1 error, 2 warn, 3 info, 4 debug, 5 trace).
+type Logger func(level int, msg string)
+
+// Producer is one librdkafka producer.
+type Producer struct {
+	rk     *C.rd_kafka_t
+	ctx    *C.gk_ctx
+	log    Logger
+	topics map[string]*C.rd_kafka_topic_t // used by the send loop only
+
+	mu      sync.Mutex
+	nextID  uint64
+	batches map[uint64]*accumulator.Batch // produced, not completed
+
+	done    [256]*C.gk_batch
+	events  [C.GK_MAX_EVENTS]C.gk_event
+	lastErr string // last error event, to log repeats once
+}
+
+var _ sender.Producer = (*Producer)(nil)
+
+// New creates a producer from props; an error names the property refused.
+func New(props []conf.Property, log Logger) (*Producer, error) {
+	cconf := C.rd_kafka_conf_new()
+	var errstr [512]C.char
+	for _, p := range props {
+		k, v := C.CString(p.Key), C.CString(p.Value)
+		res := C.rd_kafka_conf_set(cconf, k, v, &errstr[0], C.size_t(len(errstr)))
+		C.free(unsafe.Pointer(k))
+		C.free(unsafe.Pointer(v))
+		if res != C.RD_KAFKA_CONF_OK {
+			C.rd_kafka_conf_destroy(cconf)
+			name := p.Key
+			if p.FromUser {
+				name = conf.RdkafkaPrefix + p.Key
+			}
+			return nil, fmt.Errorf("%s: %s", name, C.GoString(&errstr[0]))
+		}
+	}
+	ctx := C.gk_ctx_new()
+	C.gk_conf_callbacks(cconf, ctx)
+	rk := C.rd_kafka_new(C.RD_KAFKA_PRODUCER, cconf, &errstr[0], C.size_t(len(errstr)))
+	if rk == nil {
+		C.rd_kafka_conf_destroy(cconf)
+		C.gk_ctx_free(ctx)
+		return nil, fmt.Errorf("rdkafka: %s", C.GoString(&errstr[0]))
+	}
+	return &Producer{
+		rk:      rk,
+		ctx:     ctx,
+		log:     log,
+		topics:  make(map[string]*C.rd_kafka_topic_t),
+		batches: make(map[uint64]*accumulator.Batch),
+	}, nil
+}
+
+// Produce hands every record of b to librdkafka in one C call.
+func (p *Producer) Produce(b *accumulator.Batch) {
+	rkt := p.topics[b.Topic]
+	if rkt == nil {
+		name := C.CString(b.Topic)
+		rkt = C.rd_kafka_topic_new(p.rk, name, nil)
+		C.free(unsafe.Pointer(name))
+		p.topics[b.Topic] = rkt
+	}
+	p.mu.Lock()
+	p.nextID++
+	id := p.nextID
+	p.batches[id] = b
+	p.mu.Unlock()
+	cb := C.gk_batch_new(C.uint64_t(id), C.int32_t(len(b.Recs)))
+	if cb == nil {
+		panic("rdk: out of memory for a batch")
+	}
+	C.gk_produce(p.rk, p.ctx, rkt, C.int32_t(b.Partition),
+		(*C.char)(unsafe.Pointer(unsafe.SliceData(b.Buf))),
+		(*C.gk_rec)(unsafe.Pointer(unsafe.SliceData(b.Recs))), cb)
+}
+
+// Poll serves librdkafka's callbacks for up to timeout and appends the
+// batches whose last delivery report came.
+func (p *Producer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
+	n := int(C.gk_poll(p.rk, p.ctx, C.int(timeout.Milliseconds()), &p.done[0], C.int(len(p.done))))
+	p.logEvents()
+	for _, cb := range p.done[:n] {
+		var failures []accumulator.Failure
+		if cb.nfail > 0 {
+			idx := unsafe.Slice(cb.fail_idx, cb.nfail)
+			errs := unsafe.Slice(cb.fail_err, cb.nfail)
+			failures = make([]accumulator.Failure, cb.nfail)
+			for i := range failures {
+				failures[i] = accumulator.Failure{
+					Index:     int(idx[i]),
+					Err:       int(errs[i]),
+					Reason:    C.GoString(C.rd_kafka_err2str(C.rd_kafka_resp_err_t(errs[i]))),
+					Permanent: permanent(C.rd_kafka_resp_err_t(errs[i])),
+				}
+			}
+		}
+		p.mu.Lock()
+		b := p.batches[uint64(cb.id)]
+		delete(p.batches, uint64(cb.id))
+		p.mu.Unlock()
+		C.gk_batch_free(cb)
+		dst = append(dst, sender.Completion{Batch: b, Failures: failures})
+	}
+	return dst
+}
+
+// permanent reports errors that no retry of the same record can cure.
+func permanent(err C.rd_kafka_resp_err_t) bool {
+	switch err {
+	case C.RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+		C.RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
+		C.RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+		C.RD_KAFKA_RESP_ERR_INVALID_RECORD,
+		C.RD_KAFKA_RESP_ERR_INVALID_MSG,
+		C.RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
+		C.RD_KAFKA_RESP_ERR_POLICY_VIOLATION,
+		C.RD_KAFKA_RESP_ERR__BAD_MSG,
+		C.RD_KAFKA_RESP_ERR__INVALID_ARG:
+		return true
+	}
+	return false
+}
+
+// logEvents passes librdkafka's errors and logs to the plugin's logger; an
+// error that repeats the previous one is logged at debug level only.
+func (p *Producer) logEvents() {
+	var dropped C.int
+	n := int(C.gk_events(p.ctx, &p.events[0], C.int(len(p.events)), &dropped))
+	for _, e := range p.events[:n] {
+		text := C.GoString(&e.text[0])
+		level := syslogToFluentBit(int(e.level))
+		if e.err != 0 {
+			if text == p.lastErr {
+				level = 4
+			}
+			p.lastErr = text
+		}
+		p.log(level, "librdkafka: "+text)
+	}
+	if dropped > 0 {
+		p.log(2, fmt.Sprintf("librdkafka: %d more messages not shown", dropped))
+	}
+}
+
+func syslogToFluentBit(level int) int {
+	switch {
+	case level <= 3:
+		return 1
+	case level == 4:
+		return 2
+	case level <= 6:
+		return 3
+	}
+	return 4
+}
+
+// Close purges what librdkafka still holds and destroys the producer; the
+// batches it never completed are returned.
+func (p *Producer) Close() []*accumulator.Batch {
+	C.rd_kafka_purge(p.rk, C.RD_KAFKA_PURGE_F_QUEUE|C.RD_KAFKA_PURGE_F_INFLIGHT)
+	for _, rkt := range p.topics {
+		C.rd_kafka_topic_destroy(rkt)
+	}
+	C.rd_kafka_destroy(p.rk)
+	p.logEvents()
+	// Reports that arrived are now unreachable: free what is queued.
+	for n := int(C.gk_poll(nil, p.ctx, 0, &p.done[0], C.int(len(p.done)))); n > 0; n = int(C.gk_poll(nil, p.ctx, 0, &p.done[0], C.int(len(p.done)))) {
+		for _, cb := range p.done[:n] {
+			C.gk_batch_free(cb)
+		}
+	}
+	C.gk_ctx_free(p.ctx)
+	var left []*accumulator.Batch
+	for id, b := range p.batches {
+		left = append(left, b)
+		delete(p.batches, id)
+	}
+	return left
+}
+
+// Properties lists every librdkafka configuration property name.
+func Properties() []string {
+	text := C.gk_properties()
+	if text == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(text))
+	var names []string
+	for _, line := range strings.Split(C.GoString(text), "\n") {
+		name, _, ok := strings.Cut(line, "|")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || name == "Property" || strings.Trim(name, "-") == "" {
+			continue
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// Allocator hands out batch buffers in C memory, which librdkafka may keep
+// referencing after the producing call returns.
+type Allocator struct{}
+
+func (Allocator) Alloc(n int) []byte {
+	ptr := C.malloc(C.size_t(n))
+	if ptr == nil {
+		panic("rdk: out of memory")
+	}
+	return unsafe.Slice((*byte)(ptr), n)[:0]
+}
+
+func (Allocator) Free(b []byte) { C.free(unsafe.Pointer(unsafe.SliceData(b))) }

@@ -1,0 +1,273 @@
+// Package e2e drives out_gokafka.so through the C test host, as Fluent Bit
+// does, against a real Kafka broker, and checks every record that comes out.
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/gokafka/gokafka/encode"
+	"github.com/gokafka/gokafka/test/fixture"
+	"github.com/gokafka/gokafka/test/hostrun"
+	"github.com/gokafka/gokafka/test/kafkatest"
+	"github.com/tinylib/msgp/msgp"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+// plugin builds the .so once per test binary.
+func plugin(t *testing.T) string {
+	root := hostrun.RepoRoot(t)
+	return hostrun.BuildPlugin(t, root, filepath.Join(root, "build", "test", "out_gokafka.so"))
+}
+
+// containerLogs generates n lines in format (docker or cri) with the shared
+// generator and parses them as Fluent Bit's parsers would.
+func containerLogs(t *testing.T, format string, n int) []fixture.Record {
+	gen := filepath.Join(hostrun.RepoRoot(t), "..", "shared", "data", "gen-container-logs.py")
+	if v := os.Getenv("GOKAFKA_LOGGEN"); v != "" {
+		gen = v
+	}
+	out, err := exec.Command("python3", gen, "--format", format, "--lines", fmt.Sprint(n)).Output()
+	if err != nil {
+		t.Fatalf("%s: %v (set GOKAFKA_LOGGEN to the generator's path)", gen, err)
+	}
+	path := filepath.Join(t.TempDir(), format+".log")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := fixture.ReadContainerLog(path, format)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// expected is the JSON the plugin must write for rec with the default
+// Timestamp_Key and Timestamp_Format, in canonical form (sorted keys).
+func expected(t *testing.T, rec fixture.Record) string {
+	m := map[string]any{"@timestamp": string(encode.AppendISO8601(nil, rec.Time.UnixNano(), 9))}
+	for _, kv := range rec.Body {
+		m[kv.Key] = kv.Value
+	}
+	return canonical(t, m)
+}
+
+func canonical(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// compare checks that msgs hold exactly recs, field for field, each once,
+// with the record's event time as the Kafka timestamp.
+func compare(t *testing.T, topic string, recs []fixture.Record, msgs []*kafka.Message, decode func([]byte) (map[string]any, error)) {
+	t.Helper()
+	want := make(map[string]int, len(recs))
+	wantTime := make(map[string]int64, len(recs))
+	for _, r := range recs {
+		e := expected(t, r)
+		want[e]++
+		wantTime[e] = r.Time.UnixMilli()
+	}
+	missing, extra, badTime := len(recs), 0, 0
+	for _, m := range msgs {
+		v, err := decode(m.Value)
+		if err != nil {
+			t.Fatalf("topic %s: message %q does not decode: %v", topic, m.Value, err)
+		}
+		got := canonical(t, v)
+		if want[got] == 0 {
+			if extra++; extra <= 3 {
+				t.Errorf("topic %s: unexpected message %s", topic, got)
+			}
+			continue
+		}
+		want[got]--
+		missing--
+		if m.Timestamp.UnixMilli() != wantTime[got] {
+			badTime++
+		}
+	}
+	t.Logf("topic %s: %d records in, %d messages out, %d missing, %d unexpected or duplicated, %d with a wrong timestamp",
+		topic, len(recs), len(msgs), missing, extra, badTime)
+	if missing != 0 || extra != 0 || badTime != 0 {
+		t.Fail()
+	}
+}
+
+func decodeJSON(b []byte) (map[string]any, error) {
+	var m map[string]any
+	return m, json.Unmarshal(b, &m)
+}
+
+func decodeMsgpack(b []byte) (map[string]any, error) {
+	m, rest, err := msgp.ReadMapStrIntfBytes(b, nil)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("%d bytes after the map", len(rest))
+	}
+	return m, err
+}
+
+func keys(kv ...string) [][2]string {
+	var out [][2]string
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, [2]string{kv[i], kv[i+1]})
+	}
+	return out
+}
+
+// TestEndToEnd: two instances in one host, 100k records each, to two topics:
+// docker logs in the v2 layout with group markers and Workers 0, and CRI logs
+// in the v1 layout with Workers 4. Every record comes back field for field.
+func TestEndToEnd(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := plugin(t)
+	const n = 100000
+	docker, cri := containerLogs(t, "docker", n), containerLogs(t, "cri", n)
+	topicA, topicB := kafkatest.UniqueTopic(t), kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topicA, 3)
+	kafkatest.CreateTopic(t, bootstrap, topicB, 3)
+
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{
+		{Keys: keys("Brokers", bootstrap, "Topics", topicA, "Workers", "0"),
+			Chunks: fixture.EncodeChunks(docker, fixture.ChunkOptions{Layout: 2, GroupMarkers: true})},
+		{Keys: keys("Brokers", bootstrap, "Topics", topicB, "Workers", "4"),
+			Chunks: fixture.EncodeChunks(cri, fixture.ChunkOptions{Layout: 1, Time: fixture.EventTime})},
+	}})
+	for i, s := range res.Instances {
+		if s.OK != s.Chunks || s.Retry+s.Error+s.Dropped != 0 {
+			t.Errorf("instance %d: %+v", i, s)
+		}
+	}
+	compare(t, topicA, docker, kafkatest.Consume(t, bootstrap, topicA, len(docker), time.Minute), decodeJSON)
+	compare(t, topicB, cri, kafkatest.Consume(t, bootstrap, topicB, len(cri), time.Minute), decodeJSON)
+}
+
+// TestTimestampsAndMsgpack: integer and float timestamps in the v1 layout,
+// msgpack values, Workers 4.
+func TestTimestampsAndMsgpack(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := plugin(t)
+	recs := containerLogs(t, "docker", 20000)
+	for _, tf := range []fixture.TimeFormat{fixture.Int, fixture.Float} {
+		topic := kafkatest.UniqueTopic(t)
+		kafkatest.CreateTopic(t, bootstrap, topic, 2)
+		hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+			Keys:   keys("Brokers", bootstrap, "Topics", topic, "Format", "msgpack", "Workers", "4"),
+			Chunks: fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1, Time: tf}),
+		}}})
+		// The chunk carries the time at the precision of its encoding:
+		// whole seconds, or the nearest nanosecond to a float64 of seconds.
+		want := make([]fixture.Record, len(recs))
+		for i, r := range recs {
+			want[i] = r
+			if tf == fixture.Int {
+				want[i].Time = r.Time.Truncate(time.Second)
+			} else {
+				f := float64(r.Time.Unix()) + float64(r.Time.Nanosecond())/1e9
+				want[i].Time = time.Unix(0, int64(math.Round(f*1e9)))
+			}
+		}
+		msgs := kafkatest.Consume(t, bootstrap, topic, len(recs), time.Minute)
+		compare(t, topic, want, msgs, decodeMsgpack)
+	}
+}
+
+// TestPoisonRecord: a record larger than the producer accepts is logged with
+// its size and topic and dropped; the rest of its chunk is delivered.
+func TestPoisonRecord(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := plugin(t)
+	recs := containerLogs(t, "docker", 1000)
+	big := fixture.Record{Time: recs[0].Time, Body: []fixture.KV{{Key: "log", Value: strings.Repeat("x", 2<<20)}}}
+	in := append(append(append([]fixture.Record{}, recs[:500]...), big), recs[500:]...)
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 1)
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+		Keys:   keys("Brokers", bootstrap, "Topics", topic),
+		Chunks: fixture.EncodeChunks(in, fixture.ChunkOptions{Layout: 2, ChunkBytes: 4 << 20}),
+	}}})
+	if s := res.Instances[0]; s.Chunks != 1 || s.OK != 1 {
+		t.Fatalf("the chunk with a poison record must be acked: %+v", s)
+	}
+	if !strings.Contains(res.Stderr, "record of 2097") || !strings.Contains(res.Stderr, "for topic "+topic+" dropped") ||
+		!strings.Contains(res.Stderr, "1 of 1001 records of the chunk can never be delivered") {
+		t.Errorf("log does not report the dropped record:\n%s", hostrun.Tail(res.Stderr, 20))
+	}
+	compare(t, topic, recs, kafkatest.Consume(t, bootstrap, topic, len(recs), time.Minute), decodeJSON)
+}
+
+// TestMalformedChunk: a truncated chunk returns FLB_ERROR with a log line
+// saying where decoding failed; the records before the fault are delivered,
+// and the next chunk is not affected.
+func TestMalformedChunk(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := plugin(t)
+	recs := containerLogs(t, "docker", 200)
+	good := fixture.EncodeChunks(recs[:100], fixture.ChunkOptions{Layout: 2})[0]
+	bad := fixture.EncodeChunks(recs[100:], fixture.ChunkOptions{Layout: 2})[0]
+	bad = bad[:len(bad)-5]
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 1)
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+		Keys: keys("Brokers", bootstrap, "Topics", topic), Chunks: [][]byte{bad, good},
+	}}})
+	if s := res.Instances[0]; s.Error != 1 || s.OK != 1 {
+		t.Fatalf("want one error and one ok: %+v", s)
+	}
+	if !strings.Contains(res.Stderr, fmt.Sprintf("of %d (entry 99)", len(bad))) || !strings.Contains(res.Stderr, "the 99 records before it were sent") {
+		t.Errorf("log does not say where decoding failed:\n%s", hostrun.Tail(res.Stderr, 20))
+	}
+	compare(t, topic, append(recs[100:199:199], recs[:100]...), kafkatest.Consume(t, bootstrap, topic, 199, time.Minute), decodeJSON)
+}
+
+// TestBrokerDown: with no broker, flushes return FLB_RETRY within
+// Flush_Timeout, the retry re-sends the same chunk, and Exit returns.
+func TestBrokerDown(t *testing.T) {
+	so := plugin(t)
+	recs := containerLogs(t, "docker", 2000)
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, Backoff: 100 * time.Millisecond, Grace: time.Second, Instances: []hostrun.Instance{{
+		Keys:   keys("Brokers", "127.0.0.1:1", "Topics", "nowhere", "Flush_Timeout", "1s", "Max_Block", "200ms", "Workers", "2", "Retry_Limit", "1"),
+		Chunks: fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2}),
+	}}})
+	s := res.Instances[0]
+	if s.OK != 0 || s.Retry != 2*s.Chunks || s.Dropped != s.Chunks {
+		t.Errorf("want every chunk retried once then dropped: %+v", s)
+	}
+	if s.MaxFlushMS > 1500 {
+		t.Errorf("a flush took %.0f ms, Flush_Timeout is 1s", s.MaxFlushMS)
+	}
+	if !strings.Contains(res.Stderr, "will be retried") {
+		t.Errorf("no retry logged:\n%s", hostrun.Tail(res.Stderr, 20))
+	}
+}
+
+// TestConfigErrors: a bad value fails Init with one line naming the key.
+func TestConfigErrors(t *testing.T) {
+	so := plugin(t)
+	for key, value := range map[string]string{
+		"Batch_Size": "lots", "Compression": "brotli", "rdkafka.acks": "sometimes", "rdkafka.message.max.bytes": "12",
+	} {
+		res := hostrun.Run(t, hostrun.Options{Plugin: so, AllowFail: true, Instances: []hostrun.Instance{{
+			Keys: keys("Brokers", "127.0.0.1:1", key, value),
+		}}})
+		if res.ExitCode != 3 || !strings.Contains(res.Stderr, "configuration error: "+key+": ") {
+			t.Errorf("%s %s: exit %d, stderr:\n%s", key, value, res.ExitCode, hostrun.Tail(res.Stderr, 5))
+		}
+	}
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, AllowFail: true, Instances: []hostrun.Instance{{Keys: keys("Topics", "x")}}})
+	if res.ExitCode != 3 || !strings.Contains(res.Stderr, "configuration error: Brokers: required") {
+		t.Errorf("missing Brokers: exit %d, stderr:\n%s", res.ExitCode, hostrun.Tail(res.Stderr, 5))
+	}
+}

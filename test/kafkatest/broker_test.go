@@ -1,0 +1,264 @@
+package kafkatest_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/gokafka/gokafka/test/kafkatest"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+// The tests run one at a time, in this order, so that at most one broker or cluster of
+// this package runs at any time: the shared broker of Bootstrap starts in the last test.
+
+// A three-node cluster; a producer with acks=all and idempotence keeps sending while the
+// leader of partition 0 is stopped and started again. Every message must be there.
+func TestClusterNodeBounce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three brokers")
+	}
+	c := kafkatest.StartCluster(t)
+	bootstrap := c.Bootstrap()
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 3)
+	victim := leader(t, bootstrap, topic, 0)
+
+	p, err := kafka.NewProducer(&kafka.ConfigMap{
+		"bootstrap.servers":  bootstrap,
+		"enable.idempotence": true,
+		"acks":               "all",
+		"linger.ms":          5,
+		"message.timeout.ms": 120000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var failed []string
+	reports := sync.WaitGroup{}
+	reports.Add(1)
+	go func() {
+		defer reports.Done()
+		for e := range p.Events() {
+			if m, ok := e.(*kafka.Message); ok && m.TopicPartition.Error != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", m.Value, m.TopicPartition.Error))
+			}
+		}
+	}()
+
+	// About 4,000 messages a second until stop is closed.
+	stop := make(chan struct{})
+	sent := make(chan int)
+	go func() {
+		n := 0
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				sent <- n
+				return
+			case <-tick.C:
+			}
+			for range 20 {
+				msg := &kafka.Message{
+					TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+					Value:          fmt.Appendf(nil, "%06d", n),
+				}
+				for p.Produce(msg, nil) != nil { // queue full
+					time.Sleep(time.Millisecond)
+				}
+				n++
+			}
+		}
+	}()
+
+	time.Sleep(1500 * time.Millisecond)
+	start := time.Now()
+	c.StopNode(victim)
+	t.Logf("node %d (leader of partition 0) stopped in %v", victim, time.Since(start))
+	time.Sleep(time.Second)
+	start = time.Now()
+	c.StartNode(victim)
+	t.Logf("node %d started again in %v", victim, time.Since(start))
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	n := <-sent
+	for left := p.Flush(1000); left > 0; left = p.Flush(1000) {
+		if time.Since(start) > 2*time.Minute {
+			t.Fatalf("%d messages still undelivered", left)
+		}
+	}
+	p.Close()
+	reports.Wait()
+	if len(failed) > 0 {
+		t.Errorf("%d of %d deliveries failed, first: %s", len(failed), n, failed[0])
+	}
+
+	msgs := kafkatest.ConsumeAll(t, bootstrap, topic, time.Minute)
+	seen := map[string]int{}
+	for _, m := range msgs {
+		seen[string(m.Value)]++
+	}
+	var missing []int
+	for i := 0; i < n; i++ {
+		if seen[fmt.Sprintf("%06d", i)] == 0 {
+			missing = append(missing, i)
+		}
+	}
+	t.Logf("sent %d, read %d, distinct %d, duplicates %d", n, len(msgs), len(seen), len(msgs)-len(seen))
+	if len(missing) > 0 {
+		t.Errorf("%d of %d messages lost, first: %v", len(missing), n, missing[:min(10, len(missing))])
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct values read, want %d", len(seen), n)
+	}
+}
+
+// The leader of a partition of topic.
+func leader(t *testing.T, bootstrap, topic string, partition int32) int {
+	t.Helper()
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	md, err := admin.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range md.Topics[topic].Partitions {
+		if p.ID == partition {
+			return int(p.Leader)
+		}
+	}
+	t.Fatalf("no partition %d in %s", partition, topic)
+	return 0
+}
+
+// SASL/SCRAM and SSL listeners, a wrong password, and a broker killed, started again and
+// frozen for a moment: its data stays.
+func TestSecurityAndRestart(t *testing.T) {
+	b := kafkatest.StartBroker(t, kafkatest.Options{SASL: true, SSL: true,
+		ScramUsers: map[string]string{"alice": "alice-secret"}})
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, b.Bootstrap(), topic, 1)
+
+	sasl := func(user, password string) kafka.ConfigMap {
+		return kafka.ConfigMap{"bootstrap.servers": b.SASLBootstrap(), "security.protocol": "SASL_PLAINTEXT",
+			"sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password}
+	}
+	ssl := kafka.ConfigMap{"bootstrap.servers": b.SSLBootstrap(), "security.protocol": "SSL",
+		"ssl.ca.location": b.CAFile()}
+	for name, conf := range map[string]kafka.ConfigMap{
+		"plaintext": {"bootstrap.servers": b.Bootstrap()},
+		"admin":     sasl(kafkatest.SASLUser, kafkatest.SASLPassword),
+		"alice":     sasl("alice", "alice-secret"),
+		"ssl":       ssl,
+	} {
+		if err := produce(conf, topic, name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := produce(sasl("alice", "wrong"), topic, "wrong"); err == nil {
+		t.Error("a wrong SCRAM password was accepted")
+	} else {
+		t.Logf("wrong password: %v", err)
+	}
+
+	b.Kill()
+	start := time.Now()
+	b.Start()
+	t.Logf("started again after a kill in %v", time.Since(start))
+	b.Freeze()
+	time.Sleep(500 * time.Millisecond)
+	b.Thaw()
+	if got := kafkatest.Consume(t, b.Bootstrap(), topic, 4, 30*time.Second); len(got) != 4 {
+		t.Errorf("read %d messages, want 4", len(got))
+	}
+}
+
+// produce sends one message and waits for its delivery report; errors reported by the
+// client (such as a failed authentication) end it early.
+func produce(conf kafka.ConfigMap, topic, value string) error {
+	conf["message.timeout.ms"] = 10000
+	p, err := kafka.NewProducer(&conf)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if err := p.Produce(&kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		Value:          []byte(value),
+	}, nil); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for {
+		select {
+		case e := <-p.Events():
+			switch e := e.(type) {
+			case *kafka.Message:
+				return e.TopicPartition.Error
+			case kafka.Error:
+				return e
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// 10,000 messages through the test binary's broker (or $GOKAFKA_BROKERS), read back exactly.
+func TestProduceConsume10k(t *testing.T) {
+	const n = 10000
+	bootstrap := kafkatest.Bootstrap(t)
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 3)
+
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "linger.ms": 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	delivered := make(chan kafka.Event, n)
+	for i := 0; i < n; i++ {
+		err := p.Produce(&kafka.Message{
+			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+			Value:          fmt.Appendf(nil, "value-%05d", i),
+		}, delivered)
+		if err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case e := <-delivered:
+			if m := e.(*kafka.Message); m.TopicPartition.Error != nil {
+				t.Fatalf("delivery of %s: %v", m.Value, m.TopicPartition.Error)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d delivery reports after 30 s", i, n)
+		}
+	}
+
+	msgs := kafkatest.ConsumeAll(t, bootstrap, topic, 30*time.Second)
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		seen[string(m.Value)] = true
+	}
+	if len(msgs) != n || len(seen) != n {
+		t.Fatalf("read %d messages, %d distinct, want %d", len(msgs), len(seen), n)
+	}
+	for i := 0; i < n; i++ {
+		if v := fmt.Sprintf("value-%05d", i); !seen[v] {
+			t.Fatalf("%s not read", v)
+		}
+	}
+}
