@@ -12,7 +12,7 @@ LDFLAGS := -ldflags=-extldflags=-Wl,--exclude-libs,ALL
 export GLIBC_TUNABLES := glibc.rtld.optional_static_tls=65536
 CKG_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/confluentinc/confluent-kafka-go/v2)
 
-.PHONY: build test lint run bench clean header
+.PHONY: build test unit lint fuzz run bench clean header docs
 
 build: $(SO)
 
@@ -27,4 +27,62 @@ $(SO): rdk/rdkafka.h $(shell find . -name '*.go' -not -path './test/*') $(wildca
 	@mkdir -p build
 	$(GO) build -buildmode=c-shared $(LDFLAGS) -o $@ .
 
--include test/kafka/kafka.mk
+include test/kafka/kafka.mk
+
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Formatting, vet and staticcheck; fails on any finding.
+lint: rdk/rdkafka.h
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# Every test; the ones that need Kafka start their own broker from the jars
+# (test/kafka/kafka.sh), or use $$GOKAFKA_BROKERS when it is set.
+test: lint
+	$(GO) test -p 1 -count=1 -timeout 30m ./...
+	$(MAKE) fuzz FUZZTIME=10s
+
+# Tests that need neither Kafka nor the C host.
+unit: rdk/rdkafka.h
+	$(GO) test -count=1 ./conf ./chunk ./encode ./accumulator ./sender ./plugin
+
+FUZZTIME ?= 60s
+fuzz: rdk/rdkafka.h
+	$(GO) test ./chunk -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
+	$(GO) test ./encode -run '^$$' -fuzz FuzzJSON -fuzztime $(FUZZTIME)
+
+# Micro-benchmarks with allocation counts.
+bench: rdk/rdkafka.h
+	$(GO) test -run '^$$' -bench . -benchmem ./chunk ./encode ./accumulator ./plugin
+
+# The plugin end to end: a local broker, sample container logs through Fluent
+# Bit when it is installed, else through the C test host, then a few of the
+# messages read back from Kafka.
+RUN_DIR := build/run
+RUN_TOPIC ?= gokafka-demo
+run: build kafka-up
+	@mkdir -p $(RUN_DIR)
+	python3 $(LOGGEN) --format docker --lines 5000 > $(RUN_DIR)/sample.log
+	@if command -v fluent-bit >/dev/null; then \
+		echo "run: through $$(command -v fluent-bit)"; \
+		GOKAFKA_SO=$(CURDIR)/$(SO) SAMPLE_LOG=$(CURDIR)/$(RUN_DIR)/sample.log KAFKA_BROKERS=$(KAFKA_BOOTSTRAP) \
+		TOPIC=$(RUN_TOPIC) timeout -s TERM 15 fluent-bit -e $(CURDIR)/$(SO) -c examples/fluent-bit.conf || true; \
+	else \
+		echo "run: fluent-bit is not installed; through the C test host (test/host)"; \
+		$(GO) run ./test/cmd/mkchunks -in $(RUN_DIR)/sample.log -format docker -o $(RUN_DIR)/sample.chunks && \
+		gcc -O2 -Wall -o $(RUN_DIR)/gokafka-host test/host/host.c -ldl -lpthread && \
+		printf '[OUTPUT]\n    Name gokafka\n    Brokers %s\n    Topics %s\n    Chunks %s\n' \
+			$(KAFKA_BOOTSTRAP) $(RUN_TOPIC) $(RUN_DIR)/sample.chunks > $(RUN_DIR)/host.conf && \
+		$(RUN_DIR)/gokafka-host -q -p $(SO) -c $(RUN_DIR)/host.conf; \
+	fi
+	$(GO) run ./test/cmd/consume -brokers $(KAFKA_BOOTSTRAP) -topic $(RUN_TOPIC) -n 3
+
+# docs/options.md from conf.Options.
+docs:
+	$(GO) run ./cmd/optdoc > docs/options.md
+
+LOGGEN ?= ../shared/data/gen-container-logs.py
+
+clean:
+	rm -rf build rdk/rdkafka.h

@@ -1,0 +1,28 @@
+package conf
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Markdown renders the option table as docs/options.md holds it.
+func Markdown() string {
+	var b strings.Builder
+	b.WriteString("# gokafka options\n\n")
+	b.WriteString("Generated from `conf.Options` by `make docs`; a test fails when this file is stale.\n")
+	b.WriteString("Sizes take K, M, G suffixes (powers of 1024); durations need a unit (`500ms`, `2s`).\n\n")
+	b.WriteString("| Key | Type | Default | Description |\n|---|---|---|---|\n")
+	for _, o := range Options {
+		def := "`" + o.Default + "`"
+		if o.Default == "" {
+			def = ""
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Name, o.Type, def, o.Doc)
+	}
+	fmt.Fprintf(&b, "| `%s<property>` | string | | Any librdkafka property, passed as it is; it overrides the plugin's own setting of that property. |\n", RdkafkaPrefix)
+	b.WriteString("\nlibrdkafka settings the plugin makes unless an `rdkafka.` key overrides them:\n\n")
+	for _, p := range (&Config{Brokers: "<Brokers>", ClientID: "<Client_ID>", Compression: "<Compression>"}).producerDefaults() {
+		fmt.Fprintf(&b, "- `%s=%s`\n", p.Key, p.Value)
+	}
+	return b.String()
+}

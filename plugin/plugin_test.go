@@ -1,0 +1,171 @@
+package plugin
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gokafka/gokafka/accumulator"
+	"github.com/gokafka/gokafka/conf"
+	"github.com/gokafka/gokafka/sender"
+	"github.com/gokafka/gokafka/test/fixture"
+)
+
+// fakeProducer acknowledges batches at once, failing the records whose value
+// contains a marker: "retriable" or "permanent"; with hold set it never
+// reports. It stands in for librdkafka in these unit tests only.
+type fakeProducer struct {
+	hold bool
+	mu   sync.Mutex
+	done []sender.Completion
+	sent []string
+}
+
+func (p *fakeProducer) Produce(b *accumulator.Batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var failures []accumulator.Failure
+	for i, r := range b.Recs {
+		v := string(b.Buf[r.Off : r.Off+r.Len])
+		switch {
+		case strings.Contains(v, "retriable"):
+			failures = append(failures, accumulator.Failure{Index: i, Err: -185, Reason: "Local: Message timed out"})
+		case strings.Contains(v, "permanent"):
+			failures = append(failures, accumulator.Failure{Index: i, Err: 10, Reason: "Broker: Message size too large", Permanent: true})
+		default:
+			p.sent = append(p.sent, v)
+		}
+	}
+	if !p.hold {
+		p.done = append(p.done, sender.Completion{Batch: b, Failures: failures})
+	}
+}
+
+func (p *fakeProducer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
+	time.Sleep(time.Millisecond)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dst = append(dst, p.done...)
+	p.done = p.done[:0]
+	return dst
+}
+
+func (p *fakeProducer) Close() []*accumulator.Batch { return nil }
+
+type logSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logSink) log(level int, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf("%d %s", level, msg))
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Instance, *logSink) {
+	keys["Brokers"] = "unused:1"
+	cfg, err := conf.Load(keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &logSink{}
+	in, err := New("gokafka.0", cfg, prod, accumulator.GoAllocator{}, sink.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Exit)
+	return in, sink
+}
+
+func chunkOf(msgs ...string) []byte {
+	var recs []fixture.Record
+	for _, m := range msgs {
+		recs = append(recs, fixture.Record{Time: time.Unix(1700000000, 5), Body: []fixture.KV{{Key: "log", Value: m}}})
+	}
+	return fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})[0]
+}
+
+func TestFlushOutcomes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msgs []string
+		want int
+		sent int
+		log  string
+	}{
+		{"all delivered", []string{"a", "b", "c"}, OK, 3, ""},
+		{"retriable failure retries the chunk", []string{"a", "retriable", "c"}, Retry, 2, "1 of 3 records not delivered for now"},
+		{"permanent failure drops only that record", []string{"a", "permanent", "c"}, OK, 2, "record of 19 bytes for topic fluent-bit dropped: Broker: Message size too large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prod := &fakeProducer{}
+			in, sink := newInstance(t, prod, conf.MapGetter{"Timestamp_Key": "off"})
+			if got := in.Flush(chunkOf(tc.msgs...), "tag"); got != tc.want {
+				t.Fatalf("Flush = %d, want %d; log:\n%s", got, tc.want, sink)
+			}
+			if len(prod.sent) != tc.sent || !strings.Contains(sink.String(), tc.log) {
+				t.Fatalf("sent %d records (want %d); log:\n%s", len(prod.sent), tc.sent, sink)
+			}
+		})
+	}
+}
+
+func TestFlushTimeout(t *testing.T) {
+	in, sink := newInstance(t, &fakeProducer{hold: true}, conf.MapGetter{"Flush_Timeout": "200ms", "Max_Block": "100ms"})
+	start := time.Now()
+	if got := in.Flush(chunkOf("a", "b"), "tag"); got != Retry {
+		t.Fatalf("Flush = %d, want Retry", got)
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Fatalf("flush took %v", elapsed)
+	}
+	if !strings.Contains(sink.String(), "flush timed out after 200ms: 0 of 2 records acknowledged") {
+		t.Fatalf("log:\n%s", sink)
+	}
+}
+
+func TestMalformedChunk(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{})
+	data := append(chunkOf("a", "b"), 0x92, 0xc1)
+	if got := in.Flush(data, "tag"); got != Error {
+		t.Fatalf("Flush = %d, want Error", got)
+	}
+	if len(prod.sent) != 2 || !strings.Contains(sink.String(), "malformed chunk at byte") {
+		t.Fatalf("sent %d; log:\n%s", len(prod.sent), sink)
+	}
+}
+
+func TestConcurrentFlushes(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Batch_Size": "4K"})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msgs := make([]string, 500)
+			for i := range msgs {
+				msgs[i] = fmt.Sprintf("worker %d record %d", g, i)
+			}
+			for i := 0; i < 10; i++ {
+				if got := in.Flush(chunkOf(msgs...), "tag"); got != OK {
+					t.Errorf("Flush = %d; log:\n%s", got, sink)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(prod.sent) != 4*10*500 {
+		t.Fatalf("sent %d records", len(prod.sent))
+	}
+}
