@@ -32,13 +32,13 @@ func plugin(t *testing.T) string {
 // containerLogs generates n lines in format (docker or cri) with the shared
 // generator and parses them as Fluent Bit's parsers would.
 func containerLogs(t *testing.T, format string, n int) []fixture.Record {
-	gen := filepath.Join(hostrun.RepoRoot(t), "..", "shared", "data", "gen-container-logs.py")
-	if v := os.Getenv("GOKAFKA_LOGGEN"); v != "" {
-		gen = v
+	gen := os.Getenv("GOKAFKA_LOGGEN")
+	if gen == "" {
+		gen = filepath.Join(hostrun.RepoRoot(t), "..", "shared", "data", "gen-container-logs.py")
 	}
 	out, err := exec.Command("python3", gen, "--format", format, "--lines", fmt.Sprint(n)).Output()
 	if err != nil {
-		t.Fatalf("%s: %v (set GOKAFKA_LOGGEN to the generator's path)", gen, err)
+		t.Fatalf("%s: %v (the project expects ../shared beside it; GOKAFKA_LOGGEN names the generator elsewhere)", gen, err)
 	}
 	path := filepath.Join(t.TempDir(), format+".log")
 	if err := os.WriteFile(path, out, 0o644); err != nil {
