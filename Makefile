@@ -41,16 +41,19 @@ lint: rdk/rdkafka.h
 # (test/kafka/kafka.sh), or use $$GOKAFKA_BROKERS when it is set.
 test: lint
 	$(GO) test -p 1 -count=1 -timeout 30m ./...
-	$(MAKE) fuzz FUZZTIME=10s
+	$(MAKE) fuzz FUZZTIME=8s
 
 # Tests that need neither Kafka nor the C host.
 unit: rdk/rdkafka.h
-	$(GO) test -count=1 ./conf ./chunk ./encode ./accumulator ./sender ./plugin
+	$(GO) test -count=1 ./conf ./ra ./chunk ./encode ./accumulator ./sender ./plugin
 
 FUZZTIME ?= 60s
+FUZZ_TARGETS := ./chunk:FuzzReader ./encode:FuzzJSON ./encode:FuzzLogfmtAndMsgpack ./ra:FuzzLookup
 fuzz: rdk/rdkafka.h
-	$(GO) test ./chunk -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
-	$(GO) test ./encode -run '^$$' -fuzz FuzzJSON -fuzztime $(FUZZTIME)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t for $(FUZZTIME)"; \
+		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # Micro-benchmarks with allocation counts.
 bench: rdk/rdkafka.h

@@ -15,12 +15,26 @@ import (
 	"time"
 )
 
-// Rec locates one record in a batch's buffer. Its layout (4 x uint32, int64)
-// is shared with the C producer.
+// Rec locates one record in a batch's buffer: its value at Off, then its key
+// (KeyLen bytes, none if 0), then its headers (HdrLen bytes, see AppendHeader).
+// The layout (4 x uint32, int64) is shared with the C producer.
 type Rec struct {
 	Off, Len       uint32
-	KeyOff, KeyLen uint32
+	KeyLen, HdrLen uint32
 	TimeMs         int64 // Kafka message timestamp, 0 for produce time
+}
+
+// Size is the record's bytes in its buffer.
+func (r Rec) Size() uint32 { return r.Len + r.KeyLen + r.HdrLen }
+
+// AppendHeader appends one header in the layout the C producer reads:
+// name length (uint16, little endian), name, value length (uint32), value.
+func AppendHeader(dst, name, value []byte) []byte {
+	dst = append(dst, byte(len(name)), byte(len(name)>>8))
+	dst = append(dst, name...)
+	n := uint32(len(value))
+	dst = append(dst, byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
+	return append(dst, value...)
 }
 
 // Batch is a run of records for one topic and partition, in one buffer.
@@ -113,20 +127,22 @@ func (a *Accumulator) signal() {
 }
 
 // Staged is a flush's encoded records for one topic and partition, before
-// they enter batches. Keys and values live in Buf.
+// they enter batches. Values, keys and headers live in Buf.
 type Staged struct {
 	Buf  []byte
 	Recs []Rec
 }
 
-// Add records the value written to s.Buf[valueStart:] and appends its key.
-func (s *Staged) Add(valueStart int, key []byte, timeMs int64) {
-	r := Rec{Off: uint32(valueStart), Len: uint32(len(s.Buf) - valueStart), TimeMs: timeMs}
-	if len(key) > 0 {
-		r.KeyOff, r.KeyLen = uint32(len(s.Buf)), uint32(len(key))
-		s.Buf = append(s.Buf, key...)
-	}
-	s.Recs = append(s.Recs, r)
+// Add records the record written to s.Buf from valueStart: its value up to
+// keyStart, its key up to hdrStart, its headers up to the end.
+func (s *Staged) Add(valueStart, keyStart, hdrStart int, timeMs int64) {
+	s.Recs = append(s.Recs, Rec{
+		Off:    uint32(valueStart),
+		Len:    uint32(keyStart - valueStart),
+		KeyLen: uint32(hdrStart - keyStart),
+		HdrLen: uint32(len(s.Buf) - hdrStart),
+		TimeMs: timeMs,
+	})
 }
 
 // Reset empties s for reuse.
@@ -141,7 +157,7 @@ func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i, r := range s.Recs {
-		size := int(r.Len + r.KeyLen)
+		size := int(r.Size())
 		d := a.deques[k]
 		var b *Batch
 		if n := len(d); n > 0 && !d[n-1].full && len(d[n-1].Buf)+size <= cap(d[n-1].Buf) {
@@ -158,12 +174,9 @@ func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter
 			b.Topic, b.Partition, b.created = topic, partition, time.Now()
 			a.deques[k] = append(a.deques[k], b)
 		}
-		rec := Rec{Off: uint32(len(b.Buf)), Len: r.Len, TimeMs: r.TimeMs}
-		b.Buf = append(b.Buf, s.Buf[r.Off:r.Off+r.Len]...)
-		if r.KeyLen > 0 {
-			rec.KeyOff, rec.KeyLen = uint32(len(b.Buf)), r.KeyLen
-			b.Buf = append(b.Buf, s.Buf[r.KeyOff:r.KeyOff+r.KeyLen]...)
-		}
+		rec := r
+		rec.Off = uint32(len(b.Buf))
+		b.Buf = append(b.Buf, s.Buf[r.Off:r.Off+r.Size()]...)
 		b.Recs = append(b.Recs, rec)
 		if n := len(b.spans); n > 0 && b.spans[n-1].w == w {
 			b.spans[n-1].n++

@@ -14,7 +14,9 @@ func staged(n, size int) *Staged {
 	for i := 0; i < n; i++ {
 		start := len(s.Buf)
 		s.Buf = append(s.Buf, fmt.Sprintf("%0*d", size, i)...)
-		s.Add(start, []byte("k1"), int64(i))
+		keyStart := len(s.Buf)
+		s.Buf = append(s.Buf, "k1"...)
+		s.Add(start, keyStart, len(s.Buf), int64(i))
 	}
 	return s
 }
@@ -33,7 +35,7 @@ func TestBatchesBoundedBySize(t *testing.T) {
 		t.Fatalf("ready batches: %d", len(ready))
 	}
 	b := ready[1]
-	if r := b.Recs[3]; string(b.Buf[r.Off:r.Off+r.Len]) != fmt.Sprintf("%098d", 13) || string(b.Buf[r.KeyOff:r.KeyOff+r.KeyLen]) != "k1" || r.TimeMs != 13 {
+	if r := b.Recs[3]; string(b.Buf[r.Off:r.Off+r.Len]) != fmt.Sprintf("%098d", 13) || string(b.Buf[r.Off+r.Len:r.Off+r.Len+r.KeyLen]) != "k1" || r.TimeMs != 13 {
 		t.Fatalf("record 13 misplaced: %+v", r)
 	}
 	if a.Batches() != 1 {

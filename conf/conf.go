@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/gokafka/gokafka/ra"
 )
 
 // Getter looks a configuration key up, case-insensitively; "" means unset.
@@ -35,10 +37,21 @@ const RdkafkaPrefix = "rdkafka."
 type Config struct {
 	Brokers         string
 	Topics          []string // Topics[0] is the default topic
-	Format          string   // json or msgpack
-	TimestampKey    string   // "" leaves the timestamp out
+	TopicKey        ra.Path  // nil: every record goes to the default topic
+	DynamicTopic    bool     // TopicKey may name topics outside Topics
+	Format          string   // json, msgpack, raw or logfmt
+	RawLogKey       ra.Path
+	TimestampKey    string // "" leaves the timestamp out
 	TimestampFormat string
+	KafkaTimestamp  string // event or produce
+	IncludeTagKey   bool
+	TagKey          string
+	RemoveKeys      []ra.Path
 	MessageKey      string
+	MessageKeyField ra.Path
+	Headers         []Header // static
+	HeaderKeys      []HeaderKey
+	MetadataHeaders bool
 	BatchSize       int64
 	Linger          time.Duration
 	BufferMemory    int64
@@ -49,6 +62,15 @@ type Config struct {
 	// Rdkafka holds librdkafka properties: the plugin's own settings first,
 	// then the operator's rdkafka.* keys, which win.
 	Rdkafka []Property
+}
+
+// Header is a static Kafka header.
+type Header struct{ Name, Value string }
+
+// HeaderKey is a Kafka header taken from a record field.
+type HeaderKey struct {
+	Name string
+	Path ra.Path
 }
 
 // Property is one librdkafka configuration property.
@@ -71,9 +93,15 @@ var Options = []Option{
 	{"Brokers", "string", "", "Comma-separated bootstrap brokers, host:port (required).",
 		func(c *Config, v string) error { c.Brokers = v; return nil }},
 	{"Topics", "list", "fluent-bit", "Comma-separated topics; the first is the default topic.",
-		func(c *Config, v string) error { c.Topics, _ = parseList(v); return checkTopics(c.Topics) }},
-	{"Format", "enum", "json", "Message value format: json or msgpack.",
-		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack")},
+		func(c *Config, v string) error { c.Topics = splitList(v); return checkTopics(c.Topics) }},
+	{"Topic_Key", "record accessor", "", "Field whose value names the record's topic, e.g. $kubernetes['namespace_name'].",
+		path(func(c *Config) *ra.Path { return &c.TopicKey })},
+	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic; off keeps it to the Topics list. Other values go to the first topic.",
+		boolean(func(c *Config) *bool { return &c.DynamicTopic })},
+	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, or raw (the bytes of Raw_Log_Key).",
+		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "raw")},
+	{"Raw_Log_Key", "record accessor", "", "Field sent as the whole value in raw format; records without it are skipped and counted.",
+		path(func(c *Config) *ra.Path { return &c.RawLogKey })},
 	{"Timestamp_Key", "string", "@timestamp", "Field that receives the record's time; off (or \"\") leaves it out.",
 		func(c *Config, v string) error {
 			c.TimestampKey = v
@@ -82,10 +110,54 @@ var Options = []Option{
 			}
 			return nil
 		}},
-	{"Timestamp_Format", "enum", "iso8601_ns", "Format of Timestamp_Key: double, epoch_ms, iso8601 (µs) or iso8601_ns.",
-		enum(func(c *Config) *string { return &c.TimestampFormat }, "double", "epoch_ms", "iso8601", "iso8601_ns")},
-	{"Message_Key", "string", "", "Static key of every message; empty sends no key.",
+	{"Timestamp_Format", "enum", "iso8601_ns", "Format of Timestamp_Key: double, epoch_ms, epoch_ns, iso8601 (µs) or iso8601_ns.",
+		enum(func(c *Config) *string { return &c.TimestampFormat }, "double", "epoch_ms", "epoch_ns", "iso8601", "iso8601_ns")},
+	{"Kafka_Timestamp", "enum", "event", "Kafka message timestamp: the record's event time, or the produce time.",
+		enum(func(c *Config) *string { return &c.KafkaTimestamp }, "event", "produce")},
+	{"Include_Tag_Key", "bool", "off", "Add the Fluent Bit tag to each record under Tag_Key.",
+		boolean(func(c *Config) *bool { return &c.IncludeTagKey })},
+	{"Tag_Key", "string", "tag", "Field that receives the tag when Include_Tag_Key is on.",
+		func(c *Config, v string) error { c.TagKey = v; return nil }},
+	{"Remove_Keys", "list", "", "Record accessors of fields left out of the value, e.g. the routing fields: $topic, $kubernetes['labels'].",
+		func(c *Config, v string) error {
+			for _, p := range splitList(v) {
+				path, err := ra.Parse(p)
+				if err != nil {
+					return err
+				}
+				c.RemoveKeys = append(c.RemoveKeys, path)
+			}
+			return nil
+		}},
+	{"Message_Key", "string", "", "Static key of every message, or the key when Message_Key_Field is missing; empty sends no key.",
 		func(c *Config, v string) error { c.MessageKey = v; return nil }},
+	{"Message_Key_Field", "record accessor", "", "Field whose value is the message key; keys are partitioned by murmur2 as the Java client does.",
+		path(func(c *Config) *ra.Path { return &c.MessageKeyField })},
+	{"Header", "list", "", "Static headers: comma-separated `name value` pairs, e.g. `env prod, team core`.",
+		func(c *Config, v string) error {
+			for _, p := range splitList(v) {
+				name, value, _ := strings.Cut(p, " ")
+				c.Headers = append(c.Headers, Header{name, strings.TrimSpace(value)})
+			}
+			return nil
+		}},
+	{"Header_Key", "list", "", "Headers from fields: comma-separated `name $path` pairs; a missing field sends no header.",
+		func(c *Config, v string) error {
+			for _, p := range splitList(v) {
+				name, value, ok := strings.Cut(p, " ")
+				if !ok {
+					return fmt.Errorf("%q: want `name $path`", p)
+				}
+				path, err := ra.Parse(value)
+				if err != nil {
+					return err
+				}
+				c.HeaderKeys = append(c.HeaderKeys, HeaderKey{name, path})
+			}
+			return nil
+		}},
+	{"Metadata_Headers", "bool", "off", "Send each entry of the record's metadata map (Fluent Bit 2.1+) as a header.",
+		boolean(func(c *Config) *bool { return &c.MetadataHeaders })},
 	{"Batch_Size", "size", "1M", "Bytes of records gathered per topic before a batch is sent.",
 		size(func(c *Config) *int64 { return &c.BatchSize }, 1<<10, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
@@ -138,6 +210,9 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	if c.BatchSize > c.BufferMemory {
 		return nil, &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: "larger than Buffer_Memory"}
 	}
+	if c.Format == "raw" && c.RawLogKey == nil {
+		return nil, &Error{Key: "Raw_Log_Key", Reason: "required with Format raw"}
+	}
 	if c.MaxBlock > c.FlushTimeout {
 		return nil, &Error{Key: "Max_Block", Value: g.Get("Max_Block"), Reason: "longer than Flush_Timeout"}
 	}
@@ -160,6 +235,9 @@ func (c *Config) producerDefaults() []Property {
 		{Key: "enable.idempotence", Value: "true"},
 		{Key: "acks", Value: "all"},
 		{Key: "linger.ms", Value: "5"},
+		// Keyed records land where the Java client's default partitioner
+		// puts them; unkeyed ones are spread at random.
+		{Key: "partitioner", Value: "murmur2_random"},
 		// The plugin bounds its memory with Buffer_Memory; librdkafka's own
 		// queue limits must never be the tighter bound.
 		{Key: "queue.buffering.max.messages", Value: "2147483647"},
@@ -167,14 +245,14 @@ func (c *Config) producerDefaults() []Property {
 	}
 }
 
-func parseList(v string) ([]string, error) {
+func splitList(v string) []string {
 	var out []string
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			out = append(out, s)
 		}
 	}
-	return out, nil
+	return out
 }
 
 func checkTopics(topics []string) error {
@@ -190,8 +268,8 @@ func checkTopics(topics []string) error {
 }
 
 // ValidTopic applies Kafka's rules for topic names.
-func ValidTopic(t string) bool {
-	if t == "" || len(t) > 249 || t == "." || t == ".." {
+func ValidTopic[T string | []byte](t T) bool {
+	if len(t) == 0 || len(t) > 249 || string(t) == "." || string(t) == ".." {
 		return false
 	}
 	for i := 0; i < len(t); i++ {
@@ -201,6 +279,31 @@ func ValidTopic(t string) bool {
 		}
 	}
 	return true
+}
+
+func path(field func(*Config) *ra.Path) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		p, err := ra.Parse(v)
+		*field(c) = p
+		return err
+	}
+}
+
+func boolean(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		switch strings.ToLower(v) {
+		case "on", "true", "yes", "1":
+			*field(c) = true
+		case "off", "false", "no", "0":
+			*field(c) = false
+		default:
+			return fmt.Errorf("must be on or off")
+		}
+		return nil
+	}
 }
 
 func enum(field func(*Config) *string, allowed ...string) func(*Config, string) error {

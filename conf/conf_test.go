@@ -54,7 +54,8 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	for key, value := range map[string]string{
 		"Topics": "bad topic", "Format": "xml", "Timestamp_Format": "rfc822", "Batch_Size": "huge",
 		"Linger": "5", "Buffer_Memory": "12", "Max_Block": "-1s", "Flush_Timeout": "1ms",
-		"Compression": "brotli",
+		"Compression": "brotli", "Topic_Key": "$a[", "Dynamic_Topic": "maybe", "Message_Key_Field": "$", "Kafka_Timestamp": "now",
+		"Header_Key": "nopath", "Remove_Keys": "$a, $b['c", "Raw_Log_Key": "a b]", "Include_Tag_Key": "2", "Metadata_Headers": "yes please",
 	} {
 		_, err := Load(MapGetter{"Brokers": "x:1", key: value}, nil)
 		if err == nil || !strings.HasPrefix(err.Error(), key+": ") || !strings.Contains(err.Error(), value) {
@@ -66,6 +67,9 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	}
 	if _, err := Load(MapGetter{"Brokers": "x:1", "Batch_Size": "128M", "Buffer_Memory": "64M"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Batch_Size") {
 		t.Errorf("batch larger than memory: %v", err)
+	}
+	if _, err := Load(MapGetter{"Brokers": "x:1", "Format": "raw"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Raw_Log_Key: required") {
+		t.Errorf("raw without Raw_Log_Key: %v", err)
 	}
 	if _, err := Load(MapGetter{"Brokers": "x:1", "Max_Block": "10s"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Max_Block") {
 		t.Errorf("Max_Block over Flush_Timeout: %v", err)
@@ -102,5 +106,19 @@ func TestValidTopic(t *testing.T) {
 		if ValidTopic(topic) != want {
 			t.Errorf("ValidTopic(%q) != %v", topic, want)
 		}
+	}
+}
+
+func TestShapingKeys(t *testing.T) {
+	c, err := Load(MapGetter{"Brokers": "x:1", "Topic_Key": "$kubernetes['namespace_name']", "Dynamic_Topic": "On",
+		"Header": "env prod, team  core team", "Header_Key": "app $kubernetes['labels']['app']", "Remove_Keys": "$a, $b['c']",
+		"Message_Key_Field": "pod"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TopicKey.String() != "$kubernetes['namespace_name']" || !c.DynamicTopic || len(c.Headers) != 2 ||
+		c.Headers[1] != (Header{"team", "core team"}) || c.HeaderKeys[0].Name != "app" || len(c.RemoveKeys) != 2 ||
+		c.MessageKeyField.String() != "$pod" || c.KafkaTimestamp != "event" {
+		t.Fatalf("%+v", c)
 	}
 }

@@ -1,55 +1,112 @@
-// Package encode turns a record into a Kafka message value: JSON or msgpack,
-// with the record's time injected under a configurable key.
+// Package encode turns a record into a Kafka message value: JSON, msgpack,
+// logfmt, or one field's raw bytes; with the record's time and the Fluent
+// Bit tag added under configurable keys and chosen keys removed.
 package encode
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/gokafka/gokafka/chunk"
+	"github.com/gokafka/gokafka/ra"
 	"github.com/tinylib/msgp/msgp"
 )
 
-// Encoder appends message values. It is safe for concurrent use.
-type Encoder struct {
-	msgpack  bool
-	tsKey    string // "" leaves the time out
-	tsFormat string
+// Options select what Append writes.
+type Options struct {
+	Format          string // json, msgpack, raw or logfmt
+	TimestampKey    string // "" leaves the time out
+	TimestampFormat string // double, epoch_ms, epoch_ns, iso8601 or iso8601_ns
+	TagKey          string // "" leaves the tag out
+	RawKey          ra.Path
+	Remove          []ra.Path
 }
 
-// New returns an Encoder for format "json" or "msgpack" that writes the
-// record time under tsKey ("" for none) in tsFormat: double, epoch_ms,
-// epoch_ns, iso8601 or iso8601_ns.
-func New(format, tsKey, tsFormat string) (*Encoder, error) {
-	e := &Encoder{msgpack: format == "msgpack", tsKey: tsKey, tsFormat: tsFormat}
-	switch {
-	case format != "json" && format != "msgpack":
-		return nil, fmt.Errorf("unknown format %q", format)
-	case tsKey == "":
-	case tsFormat == "double", tsFormat == "epoch_ms", tsFormat == "epoch_ns":
-	case tsFormat == "iso8601", tsFormat == "iso8601_ns":
+// ErrNoRawKey is returned in raw format for a record without Raw_Log_Key.
+var ErrNoRawKey = errors.New("record has no Raw_Log_Key field")
+
+// Encoder appends message values. It is safe for concurrent use.
+type Encoder struct {
+	o      Options
+	remove *removal
+}
+
+// New checks o and returns its Encoder.
+func New(o Options) (*Encoder, error) {
+	switch o.Format {
+	case "json", "msgpack", "logfmt":
+	case "raw":
+		if len(o.RawKey) == 0 {
+			return nil, errors.New("raw format needs Raw_Log_Key")
+		}
 	default:
-		return nil, fmt.Errorf("unknown timestamp format %q", tsFormat)
+		return nil, fmt.Errorf("unknown format %q", o.Format)
 	}
-	return e, nil
+	switch o.TimestampFormat {
+	case "double", "epoch_ms", "epoch_ns", "iso8601", "iso8601_ns":
+	default:
+		if o.TimestampKey != "" {
+			return nil, fmt.Errorf("unknown timestamp format %q", o.TimestampFormat)
+		}
+	}
+	rm, err := newRemoval(o.Remove)
+	if err != nil {
+		return nil, err
+	}
+	return &Encoder{o: o, remove: rm}, nil
 }
 
 // Append appends rec's message value to dst. On error dst is returned as it
 // was given.
-func (e *Encoder) Append(dst []byte, rec *chunk.Record) ([]byte, error) {
-	if e.msgpack {
-		return e.appendMsgpack(dst, rec)
+func (e *Encoder) Append(dst []byte, rec *chunk.Record, tag string) ([]byte, error) {
+	if e.o.Format == "raw" {
+		v, ok := e.o.RawKey.Lookup(rec.Body)
+		if !ok {
+			return dst, ErrNoRawKey
+		}
+		if out, ok := ra.AppendText(dst, v); ok {
+			return out, nil
+		}
+		return AppendJSON(dst, v)
+	}
+	if msgp.NextType(rec.Body) != msgp.MapType {
+		if e.o.Format == "msgpack" {
+			rest, err := msgp.Skip(rec.Body)
+			return whole(append(dst, rec.Body...), len(dst), rest, err)
+		}
+		if e.o.Format == "logfmt" {
+			return dst, errors.New("logfmt needs a map body")
+		}
+		out, rest, err := appendJSON(dst, rec.Body, 0)
+		return whole(out, len(dst), rest, err)
+	}
+
+	var x extras
+	var tsBuf, tagBuf [64]byte
+	if e.o.TimestampKey != "" {
+		x.add(e.o.TimestampKey, e.appendTime(tsBuf[:0], rec.Time))
+	}
+	if e.o.TagKey != "" {
+		x.add(e.o.TagKey, e.appendText(tagBuf[:0], tag))
 	}
 	start := len(dst)
 	var rest []byte
 	var err error
-	if e.tsKey != "" && msgp.NextType(rec.Body) == msgp.MapType {
-		var tsBuf [40]byte
-		ts := tsField{key: e.tsKey, value: e.appendTimeJSON(tsBuf[:0], rec.Time)}
-		dst, rest, err = appendMap(dst, rec.Body, 0, &ts)
-	} else {
-		dst, rest, err = appendJSON(dst, rec.Body, 0)
+	switch e.o.Format {
+	case "json":
+		dst, rest, err = appendMap(dst, rec.Body, 0, &x, e.remove)
+	case "msgpack":
+		dst, rest, err = appendMsgpackMap(dst, rec.Body, 0, &x, e.remove)
+	case "logfmt":
+		dst, rest, err = appendLogfmt(dst, rec.Body, &x, e.remove)
 	}
+	return whole(dst, start, rest, err)
+}
+
+// whole returns dst if the encoding used up the record's body, else dst cut
+// back to start with the error.
+func whole(dst []byte, start int, rest []byte, err error) ([]byte, error) {
 	if err == nil && len(rest) != 0 {
 		err = fmt.Errorf("%d bytes after the body", len(rest))
 	}
@@ -59,17 +116,45 @@ func (e *Encoder) Append(dst []byte, rec *chunk.Record) ([]byte, error) {
 	return dst, nil
 }
 
-func (e *Encoder) appendTimeJSON(dst []byte, ns int64) []byte {
-	switch e.tsFormat {
-	case "iso8601", "iso8601_ns":
-		return append(e.appendTimeText(append(dst, '"'), ns), '"')
+// appendText writes a string in the output format.
+func (e *Encoder) appendText(dst []byte, s string) []byte {
+	switch e.o.Format {
+	case "msgpack":
+		return msgp.AppendString(dst, s)
+	case "logfmt":
+		return appendLogfmtValue(dst, []byte(s))
 	}
-	return e.appendTimeText(dst, ns)
+	return appendString(dst, []byte(s))
 }
 
-// appendTimeText writes ns in the configured format, unquoted.
-func (e *Encoder) appendTimeText(dst []byte, ns int64) []byte {
-	switch e.tsFormat {
+// appendTime writes ns in the configured timestamp format and the output
+// format.
+func (e *Encoder) appendTime(dst []byte, ns int64) []byte {
+	if e.o.Format == "msgpack" {
+		switch e.o.TimestampFormat {
+		case "double":
+			return msgp.AppendFloat64(dst, float64(ns)/1e9)
+		case "epoch_ms":
+			ms, _ := divmod(ns, 1e6)
+			return msgp.AppendInt64(dst, ms)
+		case "epoch_ns":
+			return msgp.AppendInt64(dst, ns)
+		}
+		var buf [40]byte
+		return msgp.AppendStringFromBytes(dst, appendTimeText(buf[:0], ns, e.o.TimestampFormat))
+	}
+	switch e.o.TimestampFormat {
+	case "iso8601", "iso8601_ns":
+		if e.o.Format == "json" {
+			return append(appendTimeText(append(dst, '"'), ns, e.o.TimestampFormat), '"')
+		}
+	}
+	return appendTimeText(dst, ns, e.o.TimestampFormat)
+}
+
+// appendTimeText writes ns in format, unquoted.
+func appendTimeText(dst []byte, ns int64, format string) []byte {
+	switch format {
 	case "double":
 		sec, frac := divmod(ns, 1e9)
 		dst = strconv.AppendInt(dst, sec, 10)
@@ -84,44 +169,6 @@ func (e *Encoder) appendTimeText(dst []byte, ns int64) []byte {
 	default:
 		return AppendISO8601(dst, ns, 9)
 	}
-}
-
-// appendMsgpack copies the body, adding the time field to a map body whose
-// keys do not already hold it.
-func (e *Encoder) appendMsgpack(dst []byte, rec *chunk.Record) ([]byte, error) {
-	if e.tsKey == "" || msgp.NextType(rec.Body) != msgp.MapType {
-		return append(dst, rec.Body...), nil
-	}
-	n, entries, err := msgp.ReadMapHeaderBytes(rec.Body)
-	if err != nil {
-		return dst, err
-	}
-	for b, i := entries, uint32(0); i < n; i++ {
-		var k []byte
-		if k, b, err = msgp.ReadMapKeyZC(b); err != nil {
-			return dst, err
-		}
-		if string(k) == e.tsKey {
-			return append(dst, rec.Body...), nil
-		}
-		if b, err = msgp.Skip(b); err != nil {
-			return dst, err
-		}
-	}
-	dst = msgp.AppendMapHeader(dst, n+1)
-	dst = append(dst, entries...)
-	dst = msgp.AppendString(dst, e.tsKey)
-	switch e.tsFormat {
-	case "double":
-		return msgp.AppendFloat64(dst, float64(rec.Time)/1e9), nil
-	case "epoch_ms":
-		ms, _ := divmod(rec.Time, 1e6)
-		return msgp.AppendInt64(dst, ms), nil
-	case "epoch_ns":
-		return msgp.AppendInt64(dst, rec.Time), nil
-	}
-	var buf [40]byte
-	return msgp.AppendStringFromBytes(dst, e.appendTimeText(buf[:0], rec.Time)), nil
 }
 
 // divmod divides rounding toward negative infinity, so times before 1970

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gokafka/gokafka/chunk"
+	"github.com/gokafka/gokafka/ra"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -16,7 +17,7 @@ var ts = time.Date(2026, 11, 22, 10, 0, 1, 123456789, time.UTC).UnixNano()
 
 func mustEncoder(t testing.TB, format, key, tsFormat string) *Encoder {
 	t.Helper()
-	e, err := New(format, key, tsFormat)
+	e, err := New(Options{Format: format, TimestampKey: key, TimestampFormat: tsFormat})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestJSONValues(t *testing.T) {
 	m = msgp.AppendStringFromBytes(msgp.AppendString(m, "bad"), []byte{'a', 0xff, 0xfe, 'b'})
 	m = msgp.AppendString(msgp.AppendInt(m, 7), "int key")
 
-	got, err := mustEncoder(t, "json", "", "").Append(nil, &chunk.Record{Body: m})
+	got, err := mustEncoder(t, "json", "", "").Append(nil, &chunk.Record{Body: m}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,17 +64,17 @@ func TestTimestampFormats(t *testing.T) {
 		"iso8601":    `{"log":"x","ts":"2026-11-22T10:00:01.123456Z"}`,
 		"iso8601_ns": `{"log":"x","ts":"2026-11-22T10:00:01.123456789Z"}`,
 	} {
-		got, err := mustEncoder(t, "json", "ts", format).Append(nil, &chunk.Record{Time: ts, Body: body})
+		got, err := mustEncoder(t, "json", "ts", format).Append(nil, &chunk.Record{Time: ts, Body: body}, "")
 		if err != nil || string(got) != want {
 			t.Errorf("%s: got %s (%v), want %s", format, got, err, want)
 		}
 	}
 	// A record that has the key keeps its own value; an empty map gets the field alone.
 	own := msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "ts"), "mine")
-	if got, _ := mustEncoder(t, "json", "ts", "epoch_ms").Append(nil, &chunk.Record{Time: ts, Body: own}); string(got) != `{"ts":"mine"}` {
+	if got, _ := mustEncoder(t, "json", "ts", "epoch_ms").Append(nil, &chunk.Record{Time: ts, Body: own}, ""); string(got) != `{"ts":"mine"}` {
 		t.Errorf("own key: %s", got)
 	}
-	if got, _ := mustEncoder(t, "json", "ts", "epoch_ms").Append(nil, &chunk.Record{Time: ts, Body: []byte{0x80}}); string(got) != `{"ts":1795341601123}` {
+	if got, _ := mustEncoder(t, "json", "ts", "epoch_ms").Append(nil, &chunk.Record{Time: ts, Body: []byte{0x80}}, ""); string(got) != `{"ts":1795341601123}` {
 		t.Errorf("empty map: %s", got)
 	}
 }
@@ -89,7 +90,7 @@ func TestISO8601MatchesTime(t *testing.T) {
 
 func TestMsgpack(t *testing.T) {
 	body := msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "log"), "x")
-	got, err := mustEncoder(t, "msgpack", "@timestamp", "epoch_ms").Append(nil, &chunk.Record{Time: ts, Body: body})
+	got, err := mustEncoder(t, "msgpack", "@timestamp", "epoch_ms").Append(nil, &chunk.Record{Time: ts, Body: body}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestMsgpack(t *testing.T) {
 	if err != nil || len(v) != 2 || v["log"] != "x" || v["@timestamp"] != int64(1795341601123) {
 		t.Fatalf("decoded %v (%v)", v, err)
 	}
-	got, _ = mustEncoder(t, "msgpack", "", "").Append(nil, &chunk.Record{Time: ts, Body: body})
+	got, _ = mustEncoder(t, "msgpack", "", "").Append(nil, &chunk.Record{Time: ts, Body: body}, "")
 	if !bytes.Equal(got, body) {
 		t.Fatalf("without timestamp the body must pass as it is: %x", got)
 	}
@@ -107,7 +108,7 @@ func TestErrorsLeaveDst(t *testing.T) {
 	e := mustEncoder(t, "json", "ts", "epoch_ms")
 	deep := bytes.Repeat([]byte{0x91}, maxDepth+2)
 	for name, body := range map[string][]byte{"truncated": {0x82, 0xa1, 'a'}, "deep": append(deep, 0xc0), "bad": {0xc1}} {
-		got, err := e.Append([]byte("prefix"), &chunk.Record{Body: body})
+		got, err := e.Append([]byte("prefix"), &chunk.Record{Body: body}, "")
 		if err == nil || string(got) != "prefix" {
 			t.Errorf("%s: got %q, %v", name, got, err)
 		}
@@ -117,9 +118,9 @@ func TestErrorsLeaveDst(t *testing.T) {
 func FuzzJSON(f *testing.F) {
 	f.Add(msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "log"), "x\xff"))
 	f.Add([]byte{0x92, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1, 0xd7, 0, 1, 2, 3, 4, 5, 6, 7, 8})
-	e := &Encoder{tsKey: "@timestamp", tsFormat: "iso8601_ns"}
+	e := mustEncoder(f, "json", "@timestamp", "iso8601_ns")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, err := e.Append(nil, &chunk.Record{Time: 1, Body: body})
+		out, err := e.Append(nil, &chunk.Record{Time: 1, Body: body}, "tag")
 		if err == nil && !json.Valid(out) {
 			t.Fatalf("invalid JSON %q from %x", out, body)
 		}
@@ -137,6 +138,97 @@ func BenchmarkJSON(b *testing.B) {
 	b.SetBytes(int64(len(m)))
 	b.ReportAllocs()
 	for b.Loop() {
-		buf, _ = e.Append(buf[:0], rec)
+		buf, _ = e.Append(buf[:0], rec, "kube.var.log")
 	}
+}
+
+// kube is a record enriched as Fluent Bit's kubernetes filter does.
+func kube() []byte {
+	m := msgp.AppendMapHeader(nil, 3)
+	m = msgp.AppendString(msgp.AppendString(m, "log"), "hello world")
+	m = msgp.AppendString(msgp.AppendString(m, "stream"), "stdout")
+	m = msgp.AppendMapHeader(msgp.AppendString(m, "kubernetes"), 3)
+	m = msgp.AppendString(msgp.AppendString(m, "pod_name"), "web-1")
+	m = msgp.AppendString(msgp.AppendString(m, "namespace_name"), "shop")
+	m = msgp.AppendMapHeader(msgp.AppendString(m, "labels"), 2)
+	m = msgp.AppendString(msgp.AppendString(m, "app"), "web")
+	m = msgp.AppendInt(msgp.AppendString(m, "tier"), 2)
+	return m
+}
+
+func paths(t *testing.T, ps ...string) []ra.Path {
+	var out []ra.Path
+	for _, p := range ps {
+		path, err := ra.Parse(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, path)
+	}
+	return out
+}
+
+func TestShaping(t *testing.T) {
+	rec := &chunk.Record{Time: ts, Body: kube()}
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"json, tag and removals", Options{Format: "json", TimestampKey: "ts", TimestampFormat: "epoch_ns", TagKey: "tag",
+			Remove: paths(t, "$stream", "$kubernetes['labels']['tier']", "$kubernetes['pod_name']")},
+			`{"log":"hello world","kubernetes":{"namespace_name":"shop","labels":{"app":"web"}},"ts":1795341601123456789,"tag":"kube.x"}`},
+		{"logfmt", Options{Format: "logfmt", TimestampKey: "time", TimestampFormat: "iso8601", TagKey: "tag"},
+			`log="hello world" stream=stdout kubernetes.pod_name=web-1 kubernetes.namespace_name=shop kubernetes.labels.app=web kubernetes.labels.tier=2 time=2026-11-22T10:00:01.123456Z tag=kube.x`},
+		{"raw string", Options{Format: "raw", RawKey: paths(t, "$log")[0]}, `hello world`},
+		{"raw map as JSON", Options{Format: "raw", RawKey: paths(t, "$kubernetes['labels']")[0]}, `{"app":"web","tier":2}`},
+	} {
+		e, err := New(tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.Append([]byte("x"), rec, "kube.x")
+		if err != nil || string(got) != "x"+tc.want {
+			t.Errorf("%s:\ngot  %s (%v)\nwant x%s", tc.name, got, err, tc.want)
+		}
+	}
+	e, _ := New(Options{Format: "raw", RawKey: paths(t, "$message")[0]})
+	if _, err := e.Append(nil, rec, ""); err != ErrNoRawKey {
+		t.Errorf("raw without the field: %v", err)
+	}
+}
+
+func TestMsgpackShaping(t *testing.T) {
+	e, err := New(Options{Format: "msgpack", TagKey: "tag", Remove: paths(t, "$kubernetes['labels']", "$stream")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Append(nil, &chunk.Record{Time: ts, Body: kube()}, "kube.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, rest, err := msgp.ReadMapStrIntfBytes(got, nil)
+	if err != nil || len(rest) != 0 {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(v)
+	if string(js) != `{"kubernetes":{"namespace_name":"shop","pod_name":"web-1"},"log":"hello world","tag":"kube.x"}` {
+		t.Fatalf("got %s", js)
+	}
+}
+
+func FuzzLogfmtAndMsgpack(f *testing.F) {
+	f.Add(kube())
+	rm := []ra.Path{{{Key: "kubernetes"}, {Key: "labels"}}, {{Key: "log"}}}
+	lf, _ := New(Options{Format: "logfmt", TimestampKey: "t", TimestampFormat: "epoch_ms", Remove: rm})
+	mp, _ := New(Options{Format: "msgpack", TimestampKey: "t", TimestampFormat: "iso8601", TagKey: "tag", Remove: rm})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec := &chunk.Record{Time: 1, Body: body}
+		lf.Append(nil, rec, "tag")
+		if out, err := mp.Append(nil, rec, "tag"); err == nil {
+			if rest, err := msgp.Skip(out); err != nil || len(rest) != 0 {
+				t.Fatalf("msgpack output %x is not one value (%v)", out, err)
+			}
+		}
+	})
 }

@@ -14,11 +14,13 @@ import (
 // maxDepth bounds nesting so a hostile record cannot exhaust the stack.
 const maxDepth = 256
 
+var errDepth = fmt.Errorf("nested deeper than %d", maxDepth)
+
 // appendJSON appends the JSON form of the msgpack value at the start of b and
 // returns the bytes after it.
 func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 	if depth > maxDepth {
-		return dst, b, fmt.Errorf("nested deeper than %d", maxDepth)
+		return dst, b, errDepth
 	}
 	if len(b) == 0 {
 		return dst, b, msgp.ErrShortBytes
@@ -36,7 +38,7 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 		}
 		return appendString(dst, s), b, nil
 	case lead >= 0x80 && lead <= 0x8f, lead == 0xde, lead == 0xdf: // map
-		return appendMap(dst, b, depth, nil)
+		return appendMap(dst, b, depth, nil, nil)
 	case lead >= 0x90 && lead <= 0x9f, lead == 0xdc, lead == 0xdd: // array
 		var n uint32
 		if n, b, err = msgp.ReadArrayHeaderBytes(b); err != nil {
@@ -95,45 +97,69 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 	return dst, b, msgp.InvalidPrefixError(b[0])
 }
 
-// appendMap writes a msgpack map as a JSON object. When tsKey is not nil and
-// no key of the map equals it, the field tsKey with value tsValue (already
-// JSON) is added last.
-func appendMap(dst, b []byte, depth int, ts *tsField) ([]byte, []byte, error) {
+// appendMap writes a msgpack map as a JSON object, leaving out the keys rm
+// removes and adding the extra fields the map does not have.
+func appendMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte, []byte, error) {
 	n, b, err := msgp.ReadMapHeaderBytes(b)
 	if err != nil {
 		return dst, b, err
 	}
 	dst = append(dst, '{')
-	seen := false
+	first := true
 	for i := uint32(0); i < n; i++ {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		if len(b) > 0 && (b[0] >= 0xa0 && b[0] <= 0xbf || b[0] == 0xd9 || b[0] == 0xda || b[0] == 0xdb) {
+		var sub *removal
+		if isStr(b) {
 			var k []byte
 			if k, b, err = msgp.ReadStringZC(b); err != nil {
 				return dst, b, err
 			}
-			if ts != nil && string(k) == ts.key {
-				seen = true
+			x.see(k)
+			var drop bool
+			if sub, drop = rm.child(k); drop {
+				if b, err = msgp.Skip(b); err != nil {
+					return dst, b, err
+				}
+				continue
+			}
+			if !first {
+				dst = append(dst, ',')
 			}
 			dst = appendString(dst, k)
-		} else if dst, b, err = appendKey(dst, b, depth); err != nil {
-			return dst, b, err
+		} else {
+			if !first {
+				dst = append(dst, ',')
+			}
+			if dst, b, err = appendKey(dst, b, depth); err != nil {
+				return dst, b, err
+			}
 		}
+		first = false
 		dst = append(dst, ':')
-		if dst, b, err = appendJSON(dst, b, depth+1); err != nil {
+		if sub != nil && msgp.NextType(b) == msgp.MapType {
+			dst, b, err = appendMap(dst, b, depth+1, nil, sub)
+		} else {
+			dst, b, err = appendJSON(dst, b, depth+1)
+		}
+		if err != nil {
 			return dst, b, err
 		}
 	}
-	if ts != nil && !seen {
-		if n > 0 {
-			dst = append(dst, ',')
+	for i := 0; i < x.len(); i++ {
+		if !x.seen[i] {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = appendString(dst, []byte(x.key[i]))
+			dst = append(append(dst, ':'), x.val(i)...)
 		}
-		dst = appendString(dst, []byte(ts.key))
-		dst = append(append(dst, ':'), ts.value...)
 	}
 	return append(dst, '}'), b, nil
+}
+
+// isStr reports a msgpack str at the start of b.
+func isStr(b []byte) bool {
+	return len(b) > 0 && (b[0] >= 0xa0 && b[0] <= 0xbf || b[0] == 0xd9 || b[0] == 0xda || b[0] == 0xdb)
 }
 
 // appendKey writes a non-string map key as a JSON string of its JSON form.
@@ -152,11 +178,6 @@ func appendKey(dst, b []byte, depth int) ([]byte, []byte, error) {
 	}
 	text := string(dst[start:])
 	return appendString(dst[:start], []byte(text)), b, nil
-}
-
-type tsField struct {
-	key   string
-	value []byte
 }
 
 func readExt(b []byte) (typ int8, data, rest []byte, err error) {
@@ -243,4 +264,10 @@ func appendString(dst, s []byte) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// AppendJSON appends the JSON form of the one msgpack value v.
+func AppendJSON(dst, v []byte) ([]byte, error) {
+	out, rest, err := appendJSON(dst, v, 0)
+	return whole(out, len(dst), rest, err)
 }

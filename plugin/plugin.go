@@ -1,19 +1,23 @@
-// Package plugin is one gokafka output instance: it decodes a chunk, encodes
-// its records, appends them to the accumulator and waits until Kafka has
-// acknowledged them, or until Flush_Timeout.
+// Package plugin is one gokafka output instance: it decodes a chunk, shapes
+// each record into a Kafka message (topic, key, headers, value), appends
+// them to the accumulator and waits until Kafka has acknowledged them, or
+// until Flush_Timeout.
 package plugin
 
 import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gokafka/gokafka/accumulator"
 	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/encode"
+	"github.com/gokafka/gokafka/ra"
 	"github.com/gokafka/gokafka/sender"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // Fluent Bit's flush return codes.
@@ -34,34 +38,99 @@ const (
 // Logger writes one message at a level, prefixed with the instance's name.
 type Logger func(level int, msg string)
 
+// Stats counts records over the instance's life.
+type Stats struct {
+	Delivered atomic.Int64 // acknowledged by Kafka
+	Retried   atomic.Int64 // in chunks handed back to Fluent Bit for a retry
+	Failed    atomic.Int64 // dropped: Kafka can never take them, or they cannot be encoded
+	Rerouted  atomic.Int64 // sent to the default topic because Topic_Key gave no allowed topic
+	Skipped   atomic.Int64 // raw format records without Raw_Log_Key
+}
+
 // Instance is one [OUTPUT] section's state.
 type Instance struct {
-	Name   string
-	cfg    *conf.Config
-	log    Logger
-	enc    *encode.Encoder
-	acc    *accumulator.Accumulator
-	snd    *sender.Sender
-	key    []byte
-	states sync.Pool // *flushState
+	Name  string
+	Stats Stats
+
+	cfg           *conf.Config
+	log           Logger
+	enc           *encode.Encoder
+	acc           *accumulator.Accumulator
+	snd           *sender.Sender
+	defaultTopic  []byte
+	allowed       map[string]bool // Topics, when Dynamic_Topic is off
+	staticHeaders []byte          // Header pairs, encoded once
+	states        sync.Pool       // *flushState
 }
 
 // flushState is the reusable scratch space of one flush.
 type flushState struct {
-	reader chunk.Reader
-	staged accumulator.Staged
+	reader  chunk.Reader
+	topics  map[string]*topicStage
+	order   []*topicStage // topics of this flush, in first-seen order
+	topic   []byte        // the current record's topic name from Topic_Key
+	scratch []byte        // header values as text
+}
+
+type topicStage struct {
+	name string
+	used bool
+	accumulator.Staged
+}
+
+// maxStagedTopics bounds the topics a flushState remembers between flushes.
+const maxStagedTopics = 256
+
+func (st *flushState) reset() {
+	for _, t := range st.order {
+		t.used = false
+		t.Reset()
+	}
+	st.order = st.order[:0]
+	if len(st.topics) > maxStagedTopics {
+		st.topics = make(map[string]*topicStage)
+	}
+}
+
+func (st *flushState) stage(topic []byte) *accumulator.Staged {
+	t := st.topics[string(topic)]
+	if t == nil {
+		t = &topicStage{name: string(topic)}
+		st.topics[t.name] = t
+	}
+	if !t.used {
+		t.used = true
+		st.order = append(st.order, t)
+	}
+	return &t.Staged
 }
 
 // New starts an instance that produces through prod.
 func New(name string, cfg *conf.Config, prod sender.Producer, alloc accumulator.Allocator, log Logger) (*Instance, error) {
-	enc, err := encode.New(cfg.Format, cfg.TimestampKey, cfg.TimestampFormat)
+	eo := encode.Options{
+		Format:          cfg.Format,
+		TimestampKey:    cfg.TimestampKey,
+		TimestampFormat: cfg.TimestampFormat,
+		RawKey:          cfg.RawLogKey,
+		Remove:          cfg.RemoveKeys,
+	}
+	if cfg.IncludeTagKey {
+		eo.TagKey = cfg.TagKey
+	}
+	enc, err := encode.New(eo)
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{Name: name, cfg: cfg, log: log, enc: enc, key: []byte(cfg.MessageKey)}
+	in := &Instance{Name: name, cfg: cfg, log: log, enc: enc, defaultTopic: []byte(cfg.Topics[0]), allowed: map[string]bool{}}
+	for _, t := range cfg.Topics {
+		in.allowed[t] = true
+	}
+	for _, h := range cfg.Headers {
+		in.staticHeaders = accumulator.AppendHeader(in.staticHeaders, []byte(h.Name), []byte(h.Value))
+	}
 	in.acc = accumulator.New(int(cfg.BatchSize), cfg.BufferMemory, cfg.Linger, alloc)
 	in.snd = sender.Start(in.acc, prod)
-	in.states.New = func() any { return new(flushState) }
+	in.states.New = func() any { return &flushState{topics: make(map[string]*topicStage)} }
 	return in, nil
 }
 
@@ -81,10 +150,10 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	deadline := start.Add(in.cfg.FlushTimeout)
 	st := in.states.Get().(*flushState)
 	defer in.states.Put(st)
-	st.staged.Reset()
+	st.reset()
 	st.reader.Reset(data)
 
-	records, skipped := 0, 0
+	records, failed, skipped, rerouted := 0, 0, 0, 0
 	var rec chunk.Record
 	var decodeErr error
 	for {
@@ -94,53 +163,165 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			break
 		}
 		records++
-		valueStart := len(st.staged.Buf)
-		if st.staged.Buf, err = in.enc.Append(st.staged.Buf, &rec); err != nil {
-			skipped++
-			in.Log(LevelError, "record %d of chunk (tag %s) cannot be encoded, dropped: %v", records-1, tag, err)
+		topic, ok := in.topic(st, &rec)
+		if !ok {
+			rerouted++
+		}
+		s := st.stage(topic)
+		valueStart := len(s.Buf)
+		if s.Buf, err = in.enc.Append(s.Buf, &rec, tag); err != nil {
+			if errors.Is(err, encode.ErrNoRawKey) {
+				skipped++
+			} else {
+				failed++
+				in.Log(LevelError, "record %d of chunk (tag %s) cannot be encoded, dropped: %v", records-1, tag, err)
+			}
 			continue
 		}
-		st.staged.Add(valueStart, in.key, max(rec.Time/1e6, 0))
+		keyStart := len(s.Buf)
+		s.Buf = in.appendKey(s.Buf, &rec)
+		hdrStart := len(s.Buf)
+		s.Buf = in.appendHeaders(s.Buf, st, &rec)
+		ts := int64(0)
+		if in.cfg.KafkaTimestamp == "event" {
+			ts = max(rec.Time/1e6, 0)
+		}
+		s.Add(valueStart, keyStart, hdrStart, ts)
+	}
+	if rerouted > 0 {
+		in.Stats.Rerouted.Add(int64(rerouted))
+		in.Log(LevelDebug, "%d records had no allowed topic in %s and went to %s", rerouted, in.cfg.TopicKey, in.defaultTopic)
+	}
+	if skipped > 0 {
+		in.Stats.Skipped.Add(int64(skipped))
+		in.Log(LevelWarn, "%d of %d records have no %s and were skipped", skipped, records, in.cfg.RawLogKey)
 	}
 
 	w := accumulator.NewWaiter()
-	topic := in.cfg.Topics[0]
-	appendDeadline := start.Add(min(in.cfg.MaxBlock, in.cfg.FlushTimeout))
-	var appendErr error
-	for s := st.staged; len(s.Recs) > 0; {
-		n, err := in.acc.Append(topic, -1, &s, w, appendDeadline)
-		s.Recs = s.Recs[n:]
-		if errors.Is(err, accumulator.ErrTooLarge) {
-			in.Log(LevelError, "record of %d bytes for topic %s is larger than Buffer_Memory, dropped", s.Recs[0].Len, topic)
-			skipped++
-			s.Recs = s.Recs[1:]
-		} else if err != nil {
-			appendErr = fmt.Errorf("%v after %v: %d of %d records not buffered", err, time.Since(start).Round(time.Millisecond), len(s.Recs), records)
-			break
-		}
-	}
+	tooLarge, appendErr := in.append(st, w, records, start)
+	failed += tooLarge
 	res, acked := in.acc.Wait(w, deadline)
 	in.logFailures(res)
+	failed += res.Permanent
+	in.Stats.Delivered.Add(int64(res.Delivered))
+	in.Stats.Failed.Add(int64(failed))
 
+	code := OK
 	switch {
 	case decodeErr != nil:
 		in.Log(LevelError, "%v; the %d records before it were sent (%d acknowledged), the chunk is dropped", decodeErr, records, res.Delivered)
-		return Error
+		code = Error
 	case appendErr != nil:
 		in.Log(LevelWarn, "%v; chunk will be retried", appendErr)
-		return Retry
+		code = Retry
 	case !acked:
 		in.Log(LevelWarn, "flush timed out after %v: %d of %d records acknowledged; chunk will be retried", in.cfg.FlushTimeout, res.Delivered, records)
-		return Retry
+		code = Retry
 	case res.Retriable > 0:
 		in.Log(LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
-		return Retry
+		code = Retry
+	case failed > 0:
+		in.Log(LevelError, "%d of %d records of the chunk can never be delivered and were dropped; %d delivered", failed, records, res.Delivered)
 	}
-	if res.Permanent+skipped > 0 {
-		in.Log(LevelError, "%d of %d records of the chunk can never be delivered and were dropped; %d delivered", res.Permanent+skipped, records, res.Delivered)
+	if code == Retry {
+		in.Stats.Retried.Add(int64(records))
 	}
-	in.Log(LevelDebug, "flushed %d records in %v", res.Delivered, time.Since(start).Round(time.Microsecond))
-	return OK
+	in.Log(LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
+	return code
+}
+
+// topic returns the record's topic; ok is false when Topic_Key is set but
+// gave no allowed topic, so the default topic was used.
+func (in *Instance) topic(st *flushState, rec *chunk.Record) (topic []byte, ok bool) {
+	if in.cfg.TopicKey == nil {
+		return in.defaultTopic, true
+	}
+	v, found := in.cfg.TopicKey.Lookup(rec.Body)
+	if !found {
+		return in.defaultTopic, false
+	}
+	name, text := ra.AppendText(st.topic[:0], v)
+	st.topic = name
+	if !text || !conf.ValidTopic(name) || !in.cfg.DynamicTopic && !in.allowed[string(name)] {
+		return in.defaultTopic, false
+	}
+	return name, true
+}
+
+// appendKey appends the message key: Message_Key_Field's value, else
+// Message_Key.
+func (in *Instance) appendKey(dst []byte, rec *chunk.Record) []byte {
+	if in.cfg.MessageKeyField != nil {
+		if v, found := in.cfg.MessageKeyField.Lookup(rec.Body); found {
+			if out, ok := ra.AppendText(dst, v); ok {
+				return out
+			}
+		}
+	}
+	return append(dst, in.cfg.MessageKey...)
+}
+
+// appendHeaders appends the static headers, those from fields, and the
+// metadata entries when Metadata_Headers is on.
+func (in *Instance) appendHeaders(dst []byte, st *flushState, rec *chunk.Record) []byte {
+	dst = append(dst, in.staticHeaders...)
+	for _, h := range in.cfg.HeaderKeys {
+		if v, found := h.Path.Lookup(rec.Body); found {
+			dst = in.appendHeader(dst, st, []byte(h.Name), v)
+		}
+	}
+	if !in.cfg.MetadataHeaders || rec.Metadata == nil {
+		return dst
+	}
+	n, b, err := msgp.ReadMapHeaderBytes(rec.Metadata)
+	for i := uint32(0); err == nil && i < n; i++ {
+		var k []byte
+		if k, b, err = msgp.ReadMapKeyZC(b); err != nil {
+			break
+		}
+		v := b
+		if b, err = msgp.Skip(b); err == nil {
+			dst = in.appendHeader(dst, st, k, v[:len(v)-len(b)])
+		}
+	}
+	return dst
+}
+
+// appendHeader adds header name with the msgpack value v as text (JSON for
+// maps and arrays).
+func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []byte {
+	text, ok := ra.AppendText(st.scratch[:0], v)
+	if !ok {
+		var err error
+		if text, err = encode.AppendJSON(st.scratch[:0], v); err != nil {
+			return dst
+		}
+	}
+	st.scratch = text
+	return accumulator.AppendHeader(dst, name, text)
+}
+
+// append moves the staged records of every topic into the accumulator,
+// waiting for memory up to Max_Block. Records too large for Buffer_Memory
+// are dropped and counted; running out of time is an error.
+func (in *Instance) append(st *flushState, w *accumulator.Waiter, records int, start time.Time) (tooLarge int, err error) {
+	deadline := start.Add(min(in.cfg.MaxBlock, in.cfg.FlushTimeout))
+	for _, t := range st.order {
+		for s := t.Staged; len(s.Recs) > 0; {
+			var n int
+			n, err = in.acc.Append(t.name, -1, &s, w, deadline)
+			s.Recs = s.Recs[n:]
+			switch {
+			case errors.Is(err, accumulator.ErrTooLarge):
+				in.Log(LevelError, "record of %d bytes for topic %s is larger than Buffer_Memory, dropped", s.Recs[0].Len, t.name)
+				tooLarge++
+				s.Recs = s.Recs[1:]
+			case err != nil:
+				return tooLarge, fmt.Errorf("%v after %v: %d of %d records not buffered", err, time.Since(start).Round(time.Millisecond), len(s.Recs), records)
+			}
+		}
+	}
+	return tooLarge, nil
 }
 
 func (in *Instance) logFailures(res accumulator.Result) {

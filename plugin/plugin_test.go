@@ -21,6 +21,28 @@ type fakeProducer struct {
 	mu   sync.Mutex
 	done []sender.Completion
 	sent []string
+	msgs []message
+}
+
+// message is what the fake producer saw of one record.
+type message struct {
+	topic, value, key string
+	headers           [][2]string
+	timeMs            int64
+}
+
+// decodeHeaders reads accumulator.AppendHeader's layout.
+func decodeHeaders(b []byte) [][2]string {
+	var out [][2]string
+	for len(b) >= 6 {
+		n := int(b[0]) | int(b[1])<<8
+		name := string(b[2 : 2+n])
+		b = b[2+n:]
+		v := int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24
+		out = append(out, [2]string{name, string(b[4 : 4+v])})
+		b = b[4+v:]
+	}
+	return out
 }
 
 func (p *fakeProducer) Produce(b *accumulator.Batch) {
@@ -36,6 +58,8 @@ func (p *fakeProducer) Produce(b *accumulator.Batch) {
 			failures = append(failures, accumulator.Failure{Index: i, Err: 10, Reason: "Broker: Message size too large", Permanent: true})
 		default:
 			p.sent = append(p.sent, v)
+			rest := b.Buf[r.Off+r.Len : r.Off+r.Size()]
+			p.msgs = append(p.msgs, message{b.Topic, v, string(rest[:r.KeyLen]), decodeHeaders(rest[r.KeyLen:]), r.TimeMs})
 		}
 	}
 	if !p.hold {
@@ -167,5 +191,54 @@ func TestConcurrentFlushes(t *testing.T) {
 	wg.Wait()
 	if len(prod.sent) != 4*10*500 {
 		t.Fatalf("sent %d records", len(prod.sent))
+	}
+}
+
+func TestShaping(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{
+		"Topics": "logs, shop, audit", "Topic_Key": "$kubernetes['namespace_name']",
+		"Message_Key_Field": "$kubernetes['pod_name']", "Message_Key": "nokey",
+		"Header": "env prod, team core", "Header_Key": "app $kubernetes['labels']['app'], n $n",
+		"Metadata_Headers": "on", "Remove_Keys": "$kubernetes['labels']", "Include_Tag_Key": "on",
+		"Timestamp_Key": "off",
+	})
+	kube := func(ns, pod string) fixture.KV {
+		return fixture.KV{Key: "kubernetes", Value: []fixture.KV{{Key: "namespace_name", Value: ns}, {Key: "pod_name", Value: pod},
+			{Key: "labels", Value: []fixture.KV{{Key: "app", Value: "web"}}}}}
+	}
+	recs := []fixture.Record{
+		{Time: time.UnixMilli(1000), Metadata: []fixture.KV{{Key: "source", Value: "tail"}}, Body: []fixture.KV{{Key: "log", Value: "a"}, kube("shop", "web-1"), {Key: "n", Value: int64(7)}}},
+		{Time: time.UnixMilli(2000), Body: []fixture.KV{{Key: "log", Value: "b"}, kube("elsewhere", "web-2")}},
+		{Time: time.UnixMilli(3000), Body: []fixture.KV{{Key: "log", Value: "c"}}},
+	}
+	if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})[0], "kube.x"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%s", got, sink)
+	}
+	want := []message{
+		{"shop", `{"log":"a","kubernetes":{"namespace_name":"shop","pod_name":"web-1"},"n":7,"tag":"kube.x"}`, "web-1",
+			[][2]string{{"env", "prod"}, {"team", "core"}, {"app", "web"}, {"n", "7"}, {"source", "tail"}}, 1000},
+		{"logs", `{"log":"b","kubernetes":{"namespace_name":"elsewhere","pod_name":"web-2"},"tag":"kube.x"}`, "web-2",
+			[][2]string{{"env", "prod"}, {"team", "core"}, {"app", "web"}}, 2000},
+		{"logs", `{"log":"c","tag":"kube.x"}`, "nokey", [][2]string{{"env", "prod"}, {"team", "core"}}, 3000},
+	}
+	if fmt.Sprint(prod.msgs) != fmt.Sprint(want) {
+		t.Fatalf("got  %v\nwant %v", prod.msgs, want)
+	}
+	if in.Stats.Rerouted.Load() != 2 || in.Stats.Delivered.Load() != 3 {
+		t.Fatalf("rerouted %d, delivered %d", in.Stats.Rerouted.Load(), in.Stats.Delivered.Load())
+	}
+}
+
+func TestRawSkipsRecordsWithoutTheField(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Format": "raw", "Raw_Log_Key": "$log", "Kafka_Timestamp": "produce"})
+	recs := []fixture.Record{{Body: []fixture.KV{{Key: "log", Value: "line 1"}}}, {Body: []fixture.KV{{Key: "msg", Value: "x"}}}}
+	if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})[0], "t"); got != OK {
+		t.Fatalf("Flush = %d", got)
+	}
+	if len(prod.msgs) != 1 || prod.msgs[0].value != "line 1" || prod.msgs[0].timeMs != 0 || in.Stats.Skipped.Load() != 1 ||
+		!strings.Contains(sink.String(), "1 of 2 records have no $log and were skipped") {
+		t.Fatalf("msgs %v, skipped %d; log:\n%s", prod.msgs, in.Stats.Skipped.Load(), sink)
 	}
 }

@@ -120,18 +120,50 @@ void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c) {
 	rd_kafka_conf_set_log_cb(conf, on_log);
 }
 
+// headers builds a record's headers from their encoding (accumulator.AppendHeader).
+static rd_kafka_headers_t *headers(const unsigned char *p, uint32_t len) {
+	const unsigned char *end = p + len;
+	rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+	while (end - p >= 6) {
+		size_t nlen = p[0] | (size_t)p[1] << 8;
+		const unsigned char *name = p + 2;
+		if ((size_t)(end - name) < nlen + 4)
+			break;
+		p = name + nlen;
+		size_t vlen = p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
+		if ((size_t)(end - p - 4) < vlen)
+			break;
+		rd_kafka_header_add(h, (const char *)name, (ssize_t)nlen, p + 4, (ssize_t)vlen);
+		p += 4 + vlen;
+	}
+	return h;
+}
+
 void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partition,
 		const char *base, const gk_rec *recs, gk_batch *b) {
 	int32_t n = b->remaining;
 	for (int32_t i = 0; i < n; i++) {
 		const gk_rec *r = &recs[i];
-		void *key = r->klen ? (void *)(base + r->koff) : NULL;
-		rd_kafka_resp_err_t err = rd_kafka_producev(
-			rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
-			RD_KAFKA_V_VALUE((void *)(base + r->off), r->len),
-			RD_KAFKA_V_KEY(key, r->klen),
-			RD_KAFKA_V_TIMESTAMP(r->ts_ms), RD_KAFKA_V_OPAQUE(&b->slots[i]),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+		const char *value = base + r->off;
+		void *key = r->klen ? (void *)(value + r->len) : NULL;
+		rd_kafka_resp_err_t err;
+		if (r->hlen) {
+			rd_kafka_headers_t *h = headers((const unsigned char *)value + r->len + r->klen, r->hlen);
+			err = rd_kafka_producev(
+				rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+				RD_KAFKA_V_VALUE((void *)value, r->len), RD_KAFKA_V_KEY(key, r->klen),
+				RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_TIMESTAMP(r->ts_ms),
+				RD_KAFKA_V_OPAQUE(&b->slots[i]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK),
+				RD_KAFKA_V_END);
+			if (err)
+				rd_kafka_headers_destroy(h); // not taken over on failure
+		} else {
+			err = rd_kafka_producev(
+				rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+				RD_KAFKA_V_VALUE((void *)value, r->len), RD_KAFKA_V_KEY(key, r->klen),
+				RD_KAFKA_V_TIMESTAMP(r->ts_ms), RD_KAFKA_V_OPAQUE(&b->slots[i]),
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+		}
 		if (err)
 			settle(c, b, i, err);
 	}

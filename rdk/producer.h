@@ -11,9 +11,10 @@
 // match the librdkafka that module links.
 _Static_assert(RD_KAFKA_VERSION == 0x020f00ff, "rdkafka.h is not librdkafka 2.15.0");
 
-// One record of a batch; same layout as accumulator.Rec.
+// One record of a batch, same layout as accumulator.Rec: value at off, then
+// klen bytes of key, then hlen bytes of headers.
 typedef struct gk_rec {
-	uint32_t off, len, koff, klen;
+	uint32_t off, len, klen, hlen;
 	int64_t ts_ms;
 } gk_rec;
 

@@ -41,15 +41,23 @@ type Producer struct {
 	nextID  uint64
 	batches map[uint64]*accumulator.Batch // produced, not completed
 
-	done    [256]*C.gk_batch
-	events  [C.GK_MAX_EVENTS]C.gk_event
-	lastErr string // last error event, to log repeats once
+	done   [256]*C.gk_batch
+	events [C.GK_MAX_EVENTS]C.gk_event
+	redact redactor          // the secret values of the configuration
+	causes map[string]*cause // errors logged, by cause (logEvents)
 }
 
 var _ sender.Producer = (*Producer)(nil)
 
+// accumulator.Rec and gk_rec must have the same size (and field order).
+var (
+	_ [unsafe.Sizeof(accumulator.Rec{}) - C.sizeof_gk_rec]byte
+	_ [C.sizeof_gk_rec - unsafe.Sizeof(accumulator.Rec{})]byte
+)
+
 // New creates a producer from props; an error names the property refused.
 func New(props []conf.Property, log Logger) (*Producer, error) {
+	redact := newRedactor(props)
 	cconf := C.rd_kafka_conf_new()
 	var errstr [512]C.char
 	for _, p := range props {
@@ -63,7 +71,7 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 			if p.FromUser {
 				name = conf.RdkafkaPrefix + p.Key
 			}
-			return nil, fmt.Errorf("%s: %s", name, C.GoString(&errstr[0]))
+			return nil, fmt.Errorf("%s: %s", name, redact.apply(C.GoString(&errstr[0])))
 		}
 	}
 	ctx := C.gk_ctx_new()
@@ -72,7 +80,7 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 	if rk == nil {
 		C.rd_kafka_conf_destroy(cconf)
 		C.gk_ctx_free(ctx)
-		return nil, fmt.Errorf("rdkafka: %s", C.GoString(&errstr[0]))
+		return nil, fmt.Errorf("rdkafka: %s", redact.apply(C.GoString(&errstr[0])))
 	}
 	return &Producer{
 		rk:      rk,
@@ -80,6 +88,8 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 		log:     log,
 		topics:  make(map[string]*C.rd_kafka_topic_t),
 		batches: make(map[uint64]*accumulator.Batch),
+		redact:  redact,
+		causes:  make(map[string]*cause),
 	}, nil
 }
 
@@ -153,19 +163,35 @@ func permanent(err C.rd_kafka_resp_err_t) bool {
 	return false
 }
 
-// logEvents passes librdkafka's errors and logs to the plugin's logger; an
-// error that repeats the previous one is logged at debug level only.
+// logEvents passes librdkafka's errors and logs to the plugin's logger,
+// with the configuration's secrets cut out. An error is logged once per cause
+// and causeInterval; its repeats (every reconnect, every broker) are logged
+// at debug level. A broker failure comes both as a log line and as an error
+// event with the same text: the log line is logged at debug level.
 func (p *Producer) logEvents() {
 	var dropped C.int
 	n := int(C.gk_events(p.ctx, &p.events[0], C.int(len(p.events)), &dropped))
+	now := time.Now()
 	for _, e := range p.events[:n] {
-		text := C.GoString(&e.text[0])
+		text := p.redact.apply(C.GoString(&e.text[0]))
 		level := syslogToFluentBit(int(e.level))
-		if e.err != 0 {
-			if text == p.lastErr {
-				level = 4
+		switch {
+		case e.err != 0:
+			key := causeKey(int(e.err), text)
+			if c := p.causes[key]; c != nil && now.Sub(c.logged) < causeInterval {
+				c.repeats++
+				level = max(level, 4)
+			} else {
+				if c != nil && c.repeats > 0 {
+					text += fmt.Sprintf(" (and %d times more since %s)", c.repeats, c.logged.Format(time.TimeOnly))
+				}
+				if len(p.causes) >= 256 {
+					clear(p.causes)
+				}
+				p.causes[key] = &cause{logged: now}
 			}
-			p.lastErr = text
+		case e.level <= 3 && strings.HasPrefix(text, "FAIL: "):
+			level = max(level, 4)
 		}
 		p.log(level, "librdkafka: "+text)
 	}

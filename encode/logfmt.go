@@ -1,0 +1,129 @@
+package encode
+
+import (
+	"encoding/base64"
+	"strconv"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// appendLogfmt writes a map as logfmt: key=value pairs separated by spaces,
+// nested maps and arrays flattened with dotted keys (kubernetes.pod_name,
+// items.0), the extra fields last.
+func appendLogfmt(dst, b []byte, x *extras, rm *removal) ([]byte, []byte, error) {
+	var prefix [256]byte
+	start := len(dst)
+	dst, b, err := appendLogfmtMap(dst, start, prefix[:0], b, 0, x, rm)
+	if err != nil {
+		return dst, b, err
+	}
+	for i := 0; i < x.len(); i++ {
+		if !x.seen[i] {
+			dst = appendLogfmtPair(dst, start, []byte(x.key[i]))
+			dst = append(dst, x.val(i)...)
+		}
+	}
+	return dst, b, nil
+}
+
+// appendLogfmtPair starts a pair: a space unless it is the first, the key
+// (spaces, '=' and quotes replaced by '_'), then '='.
+func appendLogfmtPair(dst []byte, start int, key []byte) []byte {
+	if len(dst) > start {
+		dst = append(dst, ' ')
+	}
+	for _, c := range key {
+		if c <= ' ' || c == '=' || c == '"' || c == 0x7f {
+			c = '_'
+		}
+		dst = append(dst, c)
+	}
+	return append(dst, '=')
+}
+
+func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extras, rm *removal) ([]byte, []byte, error) {
+	n, b, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return dst, b, err
+	}
+	for i := uint32(0); i < n; i++ {
+		var k []byte
+		var sub *removal
+		if isStr(b) {
+			if k, b, err = msgp.ReadStringZC(b); err != nil {
+				return dst, b, err
+			}
+			x.see(k)
+			var drop bool
+			if sub, drop = rm.child(k); drop {
+				if b, err = msgp.Skip(b); err != nil {
+					return dst, b, err
+				}
+				continue
+			}
+		} else {
+			var key []byte
+			if key, b, err = appendKey(nil, b, depth); err != nil {
+				return dst, b, err
+			}
+			k = key[1 : len(key)-1] // the key's JSON text, unquoted
+		}
+		if dst, b, err = appendLogfmtValueAt(dst, start, keyPath(prefix, k), b, depth+1, sub); err != nil {
+			return dst, b, err
+		}
+	}
+	return dst, b, nil
+}
+
+func keyPath(prefix, k []byte) []byte {
+	if len(prefix) == 0 {
+		return append(prefix, k...)
+	}
+	return append(append(prefix, '.'), k...)
+}
+
+// appendLogfmtValueAt writes the value at the start of b under key,
+// flattening maps and arrays; the record's text starts at dst[start].
+func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *removal) ([]byte, []byte, error) {
+	if depth > maxDepth {
+		return dst, b, errDepth
+	}
+	switch msgp.NextType(b) {
+	case msgp.MapType:
+		return appendLogfmtMap(dst, start, key, b, depth, nil, rm)
+	case msgp.ArrayType:
+		n, rest, err := msgp.ReadArrayHeaderBytes(b)
+		for i := uint32(0); err == nil && i < n; i++ {
+			dst, rest, err = appendLogfmtValueAt(dst, start, strconv.AppendUint(append(key, '.'), uint64(i), 10), rest, depth+1, nil)
+		}
+		return dst, rest, err
+	}
+	dst = appendLogfmtPair(dst, start, key)
+	switch msgp.NextType(b) {
+	case msgp.StrType:
+		s, rest, err := msgp.ReadStringZC(b)
+		return appendLogfmtValue(dst, s), rest, err
+	case msgp.BinType:
+		v, rest, err := msgp.ReadBytesZC(b)
+		return base64.StdEncoding.AppendEncode(dst, v), rest, err
+	case msgp.NilType:
+		return dst, b[1:], nil
+	}
+	return appendJSON(dst, b, depth) // numbers, booleans, ext
+}
+
+// appendLogfmtValue writes s bare when it is safe, else quoted as a JSON
+// string (which escapes quotes, backslashes and control characters).
+func appendLogfmtValue(dst, s []byte) []byte {
+	bare := len(s) > 0
+	for _, c := range s {
+		if c <= ' ' || c == '=' || c == '"' || c == '\\' || c >= 0x7f {
+			bare = false
+			break
+		}
+	}
+	if bare {
+		return append(dst, s...)
+	}
+	return appendString(dst, s)
+}

@@ -1,0 +1,78 @@
+package ra
+
+import (
+	"testing"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+func record() []byte {
+	m := msgp.AppendMapHeader(nil, 3)
+	m = msgp.AppendString(msgp.AppendString(m, "log"), "hello")
+	m = msgp.AppendMapHeader(msgp.AppendString(m, "kubernetes"), 2)
+	m = msgp.AppendMapHeader(msgp.AppendString(m, "labels"), 2)
+	m = msgp.AppendString(msgp.AppendString(m, "app"), "web")
+	m = msgp.AppendString(msgp.AppendString(m, "app.kubernetes.io/name"), "shop")
+	m = msgp.AppendInt(msgp.AppendString(m, "restarts"), -3)
+	m = msgp.AppendArrayHeader(msgp.AppendString(m, "items"), 3)
+	m = msgp.AppendFloat64(m, 1.5)
+	m = msgp.AppendBool(m, true)
+	return msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(m, 1), "k"), "v")
+}
+
+func TestLookup(t *testing.T) {
+	rec := record()
+	for path, want := range map[string]string{
+		"$log": "hello", "log": "hello", "$kubernetes['labels']['app']": "web",
+		`$kubernetes["labels"]['app.kubernetes.io/name']`: "shop", "$kubernetes['restarts']": "-3",
+		"$items[0]": "1.5", "$items[1]": "true",
+	} {
+		p, err := Parse(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		v, ok := p.Lookup(rec)
+		text, isText := AppendText(nil, v)
+		if !ok || !isText || string(text) != want {
+			t.Errorf("%s: got %q (found %v, text %v), want %q", path, text, ok, isText, want)
+		}
+	}
+	for _, path := range []string{"$missing", "$log['x']", "$kubernetes['labels']['none']", "$items[7]", "$items[2]['x']", "$kubernetes[0]"} {
+		p, _ := Parse(path)
+		if v, ok := p.Lookup(rec); ok {
+			t.Errorf("%s: found %x", path, v)
+		}
+	}
+	if _, ok := (Path{{Key: "items"}}).Lookup(rec[:len(rec)-3]); ok {
+		t.Error("a truncated value is not found")
+	}
+	p, _ := Parse("$kubernetes['labels']")
+	if v, _ := p.Lookup(rec); msgp.NextType(v) != msgp.MapType {
+		t.Error("a map value is returned whole")
+	} else if _, ok := AppendText(nil, v); ok {
+		t.Error("a map has no text form")
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, bad := range []string{"", "$", "$a[", "$a['b'", "$a[x]", "$a[-1]", "a['b']", "$a]b"} {
+		if p, err := Parse(bad); err == nil {
+			t.Errorf("%q parsed as %v", bad, p)
+		}
+	}
+	p, err := Parse(" $a['b'][2] ")
+	if err != nil || p.String() != "$a['b'][2]" {
+		t.Errorf("round trip: %v %v", p, err)
+	}
+}
+
+func FuzzLookup(f *testing.F) {
+	f.Add(record(), "$kubernetes['labels']['app']")
+	f.Fuzz(func(t *testing.T, body []byte, path string) {
+		if p, err := Parse(path); err == nil {
+			if v, ok := p.Lookup(body); ok {
+				AppendText(nil, v)
+			}
+		}
+	})
+}
