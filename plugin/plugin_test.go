@@ -242,3 +242,22 @@ func TestRawSkipsRecordsWithoutTheField(t *testing.T) {
 		t.Fatalf("msgs %v, skipped %d; log:\n%s", prod.msgs, in.Stats.Skipped.Load(), sink)
 	}
 }
+
+func TestDynamicTopic(t *testing.T) {
+	prod := &fakeProducer{}
+	in, _ := newInstance(t, prod, conf.MapGetter{"Topics": "logs", "Topic_Key": "$t", "Dynamic_Topic": "on", "Timestamp_Key": "off"})
+	var recs []fixture.Record
+	for _, topic := range []any{"new-topic", "bad topic!", int64(42), []fixture.KV{{Key: "x", Value: "y"}}, strings.Repeat("x", 250)} {
+		recs = append(recs, fixture.Record{Body: []fixture.KV{{Key: "t", Value: topic}}})
+	}
+	if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})[0], "t"); got != OK {
+		t.Fatalf("Flush = %d", got)
+	}
+	var topics []string
+	for _, m := range prod.msgs {
+		topics = append(topics, m.topic)
+	}
+	if fmt.Sprint(topics) != "[new-topic logs logs logs 42]" || in.Stats.Rerouted.Load() != 3 {
+		t.Fatalf("topics %v, rerouted %d", topics, in.Stats.Rerouted.Load())
+	}
+}
