@@ -43,7 +43,11 @@ type Batch struct {
 	Partition int32 // -1 lets the producer's partitioner choose
 	Buf       []byte
 	Recs      []Rec
+	// DeadLetter marks a batch of records Kafka refused, on their way to
+	// the dead-letter topic.
+	DeadLetter bool
 
+	idx     []int32 // per record: its index in its chunk
 	spans   []span
 	created time.Time
 	full    bool
@@ -127,15 +131,18 @@ func (a *Accumulator) signal() {
 }
 
 // Staged is a flush's encoded records for one topic and partition, before
-// they enter batches. Values, keys and headers live in Buf.
+// they enter batches. Values, keys and headers live in Buf; Idx holds each
+// record's index in its chunk.
 type Staged struct {
 	Buf  []byte
 	Recs []Rec
+	Idx  []int32
 }
 
-// Add records the record written to s.Buf from valueStart: its value up to
-// keyStart, its key up to hdrStart, its headers up to the end.
-func (s *Staged) Add(valueStart, keyStart, hdrStart int, timeMs int64) {
+// Add records record idx of the chunk, written to s.Buf from valueStart: its
+// value up to keyStart, its key up to hdrStart, its headers up to the end.
+func (s *Staged) Add(idx, valueStart, keyStart, hdrStart int, timeMs int64) {
+	s.Idx = append(s.Idx, int32(idx))
 	s.Recs = append(s.Recs, Rec{
 		Off:    uint32(valueStart),
 		Len:    uint32(keyStart - valueStart),
@@ -146,7 +153,10 @@ func (s *Staged) Add(valueStart, keyStart, hdrStart int, timeMs int64) {
 }
 
 // Reset empties s for reuse.
-func (s *Staged) Reset() { s.Buf, s.Recs = s.Buf[:0], s.Recs[:0] }
+func (s *Staged) Reset() { s.Buf, s.Recs, s.Idx = s.Buf[:0], s.Recs[:0], s.Idx[:0] }
+
+// Skip drops the first n records.
+func (s *Staged) Skip(n int) { s.Recs, s.Idx = s.Recs[n:], s.Idx[n:] }
 
 // Append copies s's records into batches of topic/partition on behalf of w,
 // waiting for memory until deadline. It returns how many records went in;
@@ -178,6 +188,8 @@ func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter
 		rec.Off = uint32(len(b.Buf))
 		b.Buf = append(b.Buf, s.Buf[r.Off:r.Off+r.Size()]...)
 		b.Recs = append(b.Recs, rec)
+		b.idx = append(b.idx, s.Idx[i])
+		w.state[s.Idx[i]] = InFlight
 		if n := len(b.spans); n > 0 && b.spans[n-1].w == w {
 			b.spans[n-1].n++
 		} else {
@@ -272,25 +284,25 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 	sort.Slice(failures, func(i, j int) bool { return failures[i].Index < failures[j].Index })
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	start := 0
+	j := 0
 	for _, s := range b.spans {
-		end := start + s.n
-		failed := 0
-		for len(failures) > 0 && failures[0].Index < end {
-			s.w.fail(b, failures[0])
-			failures = failures[1:]
-			failed++
+		for end := j + s.n; j < end; j++ {
+			var f *Failure
+			for len(failures) > 0 && failures[0].Index < j { // duplicates
+				failures = failures[1:]
+			}
+			if len(failures) > 0 && failures[0].Index == j {
+				f = &failures[0]
+				failures = failures[1:]
+			}
+			s.w.settle(b, j, f)
 		}
-		s.w.Delivered += s.n - failed
-		s.w.pending -= s.n
-		s.w.check()
-		start = end
 	}
 	a.release(b)
 }
 
 func (a *Accumulator) release(b *Batch) {
-	b.Buf, b.Recs, b.spans, b.full = b.Buf[:0], b.Recs[:0], b.spans[:0], false
+	b.Buf, b.Recs, b.idx, b.spans, b.full, b.DeadLetter = b.Buf[:0], b.Recs[:0], b.idx[:0], b.spans[:0], false, false
 	if cap(b.Buf) == a.batchSize && !a.closed {
 		a.free = append(a.free, b)
 	} else {

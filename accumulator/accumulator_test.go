@@ -9,14 +9,17 @@ import (
 )
 
 // staged builds n records of size bytes each, with a 2-byte key.
-func staged(n, size int) *Staged {
+func staged(n, size int) *Staged { return stagedFrom(0, n, size) }
+
+// stagedFrom builds records first to first+n-1 of a chunk.
+func stagedFrom(first, n, size int) *Staged {
 	s := &Staged{}
-	for i := 0; i < n; i++ {
+	for i := first; i < first+n; i++ {
 		start := len(s.Buf)
 		s.Buf = append(s.Buf, fmt.Sprintf("%0*d", size, i)...)
 		keyStart := len(s.Buf)
 		s.Buf = append(s.Buf, "k1"...)
-		s.Add(start, keyStart, len(s.Buf), int64(i))
+		s.Add(i, start, keyStart, len(s.Buf), int64(i))
 	}
 	return s
 }
@@ -25,7 +28,7 @@ func far() time.Time { return time.Now().Add(time.Hour) }
 
 func TestBatchesBoundedBySize(t *testing.T) {
 	a := New(1000, 1<<20, time.Hour, GoAllocator{})
-	w := NewWaiter()
+	w := NewWaiter(100)
 	if n, err := a.Append("t", -1, staged(25, 98), w, far()); n != 25 || err != nil {
 		t.Fatal(n, err)
 	}
@@ -45,7 +48,7 @@ func TestBatchesBoundedBySize(t *testing.T) {
 
 func TestLingerAndFlushReadiness(t *testing.T) {
 	a := New(1000, 1<<20, 50*time.Millisecond, GoAllocator{})
-	w := NewWaiter()
+	w := NewWaiter(100)
 	a.Append("t", -1, staged(1, 10), w, far())
 	ready, next := a.Drain(time.Now(), nil)
 	if len(ready) != 0 || next <= 0 || next > 50*time.Millisecond {
@@ -65,10 +68,10 @@ func TestLingerAndFlushReadiness(t *testing.T) {
 
 func TestWaiterOutcome(t *testing.T) {
 	a := New(1000, 1<<20, time.Hour, GoAllocator{})
-	w1, w2 := NewWaiter(), NewWaiter()
+	w1, w2 := NewWaiter(4), NewWaiter(2)
 	a.Append("t", -1, staged(3, 10), w1, far())
 	a.Append("t", -1, staged(2, 10), w2, far())
-	a.Append("t", -1, staged(1, 10), w1, far())
+	a.Append("t", -1, stagedFrom(3, 1, 10), w1, far())
 	done := make(chan Result)
 	go func() {
 		res, ok := a.Wait(w1, far())
@@ -87,15 +90,26 @@ func TestWaiterOutcome(t *testing.T) {
 	if res.Delivered != 3 || res.Permanent != 1 || res.Retriable != 0 || len(res.Examples) != 1 || res.Examples[0].Size != 10 {
 		t.Fatalf("w1: %+v", res)
 	}
+	if w1.State(0) != Acked || w1.State(1) != Dropped || w1.State(3) != Acked {
+		t.Fatalf("w1 states %v", w1.state)
+	}
 	res, ok := a.Wait(w2, far())
-	if !ok || res.Delivered != 1 || res.Retriable != 1 {
+	if !ok || res.Delivered != 1 || res.Retriable != 1 || w2.State(1) != Retriable || w2.State(1).Settled() {
 		t.Fatalf("w2: %+v %v", res, ok)
+	}
+	// A retry sends the retriable record again; the waiter keeps its count.
+	s := stagedFrom(1, 1, 10)
+	a.Append("t", -1, s, w2, far())
+	ready, _ = a.Drain(time.Now().Add(2*time.Hour), nil)
+	a.Complete(ready[0], nil)
+	if res, ok = a.Wait(w2, far()); !ok || res.Delivered != 2 || res.Retriable != 0 || w2.State(1) != Acked {
+		t.Fatalf("w2 after retry: %+v %v", res, ok)
 	}
 }
 
 func TestMemoryBound(t *testing.T) {
 	a := New(1000, 3000, time.Hour, GoAllocator{})
-	w := NewWaiter()
+	w := NewWaiter(40)
 	start := time.Now()
 	n, err := a.Append("t", -1, staged(40, 98), w, start.Add(50*time.Millisecond))
 	if n != 30 || !errors.Is(err, ErrMemoryTimeout) || time.Since(start) < 50*time.Millisecond {
@@ -128,7 +142,7 @@ func TestMemoryBound(t *testing.T) {
 
 func TestOversizedRecordGetsItsOwnBatch(t *testing.T) {
 	a := New(1000, 1<<20, time.Hour, GoAllocator{})
-	w := NewWaiter()
+	w := NewWaiter(100)
 	a.Append("t", -1, staged(1, 5000), w, far())
 	a.Close()
 	ready, _ := a.Drain(time.Now(), nil)
@@ -166,7 +180,7 @@ func TestConcurrentAppends(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 50; i++ {
-				w := NewWaiter()
+				w := NewWaiter(100)
 				s := staged(100, 50)
 				if n, err := a.Append(fmt.Sprint("t", i%3), -1, s, w, far()); n != 100 || err != nil {
 					t.Error(n, err)

@@ -2,24 +2,45 @@ package accumulator
 
 import "time"
 
-// maxExamples bounds how many failed records a flush keeps to log.
+// maxExamples bounds how many failed records a waiter keeps to log.
 const maxExamples = 10
 
-// Waiter follows the records of one flush until Kafka has reported on each.
-// Its fields are guarded by the accumulator's lock; read them with Result.
+// State is what became of one record of a chunk.
+type State uint8
+
+const (
+	Unsent       State = iota // not handed to the accumulator (yet)
+	InFlight                  // appended, no report yet
+	Acked                     // acknowledged by Kafka
+	Retriable                 // failed for now: send again on the chunk's retry
+	Dropped                   // can never be delivered
+	DeadLettered              // delivered to the dead-letter topic instead
+)
+
+// Settled reports states a retry of the chunk must not send again.
+func (s State) Settled() bool { return s == Acked || s == Dropped || s == DeadLettered }
+
+// Waiter follows the records of one chunk until Kafka has reported on each,
+// across the flush attempts of that chunk. Its fields are guarded by the
+// accumulator's lock; read them with Wait's result.
 type Waiter struct {
-	pending int // appended, not yet reported
-	sealed  bool
+	state   []State // by record index in the chunk
+	pending int     // records in flight
 	done    chan struct{}
 	Result
+	// Counted is the part of the result the flush that holds the waiter
+	// has already added to its statistics; only that flush touches it.
+	Counted Result
 }
 
-// Result is how a flush's records fared.
+// Result counts a waiter's records.
 type Result struct {
-	Delivered int
-	Retriable int // failed for now: the chunk must be retried
-	Permanent int // can never be delivered: dropped
-	Examples  []FailedRecord
+	Delivered    int
+	DeadLettered int
+	Retriable    int // failed for now in the last attempt
+	Permanent    int // can never be delivered: dropped
+	InFlight     int // no report yet
+	Examples     []FailedRecord
 }
 
 // FailedRecord describes a record Kafka did not take, for the log.
@@ -30,51 +51,84 @@ type FailedRecord struct {
 	Permanent bool
 }
 
-// NewWaiter starts following a flush.
-func NewWaiter() *Waiter { return &Waiter{done: make(chan struct{})} }
+// NewWaiter follows a chunk of n records.
+func NewWaiter(n int) *Waiter { return &Waiter{state: make([]State, n)} }
 
-func (w *Waiter) fail(b *Batch, f Failure) {
-	if f.Permanent {
-		w.Permanent++
-	} else {
-		w.Retriable++
+// Len is the number of records followed.
+func (w *Waiter) Len() int { return len(w.state) }
+
+// State returns record i's state; only call it when no record is in flight
+// (after a Wait that returned ok).
+func (w *Waiter) State(i int) State { return w.state[i] }
+
+// settle records the outcome of record i of the chunk.
+func (w *Waiter) settle(b *Batch, j int, f *Failure) {
+	i := b.idx[j]
+	switch {
+	case f == nil && b.DeadLetter:
+		w.state[i] = DeadLettered
+		w.DeadLettered++
+	case f == nil:
+		w.state[i] = Acked
+		w.Delivered++
+	default:
+		if f.Permanent {
+			w.state[i] = Dropped
+			w.Permanent++
+		} else {
+			w.state[i] = Retriable
+			w.Retriable++
+		}
+		if len(w.Examples) < maxExamples {
+			w.Examples = append(w.Examples, FailedRecord{b.Topic, int(b.Recs[j].Len), f.Reason, f.Permanent})
+		}
 	}
-	if len(w.Examples) < maxExamples {
-		r := b.Recs[f.Index]
-		w.Examples = append(w.Examples, FailedRecord{b.Topic, int(r.Len), f.Reason, f.Permanent})
+	w.pending--
+	if w.pending == 0 && w.done != nil {
+		close(w.done)
+		w.done = nil
 	}
 }
 
-func (w *Waiter) check() {
-	if w.sealed && w.pending == 0 {
-		close(w.done)
-		w.sealed = false // close once
+// Drop marks record i, which is not in flight, as never deliverable.
+func (a *Accumulator) Drop(w *Waiter, i int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !w.state[i].Settled() {
+		w.state[i] = Dropped
+		w.Permanent++
 	}
 }
 
 // Wait makes every batch ready and waits until Kafka reported on all of w's
-// records or the deadline passes; ok is false on timeout, and the result then
-// counts what was reported so far.
+// records in flight or the deadline passes; ok is false on timeout. The
+// result counts every attempt so far, and clears the examples and the
+// retriable count for the next attempt.
 func (a *Accumulator) Wait(w *Waiter, deadline time.Time) (res Result, ok bool) {
 	a.mu.Lock()
-	w.sealed = true
-	w.check()
+	done := w.done
+	if w.pending > 0 && done == nil {
+		done = make(chan struct{})
+		w.done = done
+	}
 	a.flushing++
 	a.signal()
 	a.mu.Unlock()
 
-	t := time.NewTimer(time.Until(deadline))
-	select {
-	case <-w.done:
-		ok = true
-	case <-t.C:
+	if done != nil {
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
 	}
-	t.Stop()
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.flushing--
 	res = w.Result
-	res.Examples = append([]FailedRecord(nil), w.Examples...)
-	return res, ok
+	res.InFlight = w.pending
+	w.Retriable, w.Examples = 0, nil
+	return res, w.pending == 0
 }

@@ -61,7 +61,12 @@ type Instance struct {
 	allowed       map[string]bool // Topics, when Dynamic_Topic is off
 	staticHeaders []byte          // Header pairs, encoded once
 	states        sync.Pool       // *flushState
+	retries       *retryMemory
 }
+
+// rememberedChunks bounds the chunks whose per-record state an instance
+// keeps for their retries (about a byte per record each).
+const rememberedChunks = 4096
 
 // flushState is the reusable scratch space of one flush.
 type flushState struct {
@@ -70,6 +75,9 @@ type flushState struct {
 	order   []*topicStage // topics of this flush, in first-seen order
 	topic   []byte        // the current record's topic name from Topic_Key
 	scratch []byte        // header values as text
+	// unencodable lists the records that cannot be encoded (or, in raw
+	// format, have no Raw_Log_Key), to be marked dropped.
+	unencodable []int
 }
 
 type topicStage struct {
@@ -86,7 +94,7 @@ func (st *flushState) reset() {
 		t.used = false
 		t.Reset()
 	}
-	st.order = st.order[:0]
+	st.order, st.unencodable = st.order[:0], st.unencodable[:0]
 	if len(st.topics) > maxStagedTopics {
 		st.topics = make(map[string]*topicStage)
 	}
@@ -130,6 +138,7 @@ func New(name string, cfg *conf.Config, prod sender.Producer, alloc accumulator.
 	}
 	in.acc = accumulator.New(int(cfg.BatchSize), cfg.BufferMemory, cfg.Linger, alloc)
 	in.snd = sender.Start(in.acc, prod)
+	in.retries = newRetryMemory(rememberedChunks)
 	in.states.New = func() any { return &flushState{topics: make(map[string]*topicStage)} }
 	return in, nil
 }
@@ -144,25 +153,48 @@ func (in *Instance) Log(level int, format string, args ...any) {
 
 // Flush ships every record of data and returns OK once Kafka acknowledged
 // them all; Retry when some failed for now or the timeout passed; Error for
-// a malformed chunk, after shipping the records before the fault.
+// a malformed chunk, after shipping the records before the fault. A retry of
+// a chunk (the same bytes) sends only the records Kafka did not take, once
+// those of the earlier attempt still in flight have been reported.
 func (in *Instance) Flush(data []byte, tag string) int {
 	start := time.Now()
 	deadline := start.Add(in.cfg.FlushTimeout)
+	var key uint64
+	keyed := !in.retries.empty()
+	var w *accumulator.Waiter
+	if keyed {
+		key = in.retries.key(data)
+		if w = in.retries.take(key); w != nil {
+			if before, ok := in.acc.Wait(w, deadline); !ok {
+				in.count(w, before, 0)
+				in.retries.put(key, w)
+				in.Stats.Retried.Add(int64(w.Len()))
+				in.Log(LevelWarn, "retry of a chunk of %d records: %d from the earlier attempt still unacknowledged after %v; chunk will be retried",
+					w.Len(), before.InFlight, in.cfg.FlushTimeout)
+				return Retry
+			}
+		}
+	}
+
 	st := in.states.Get().(*flushState)
 	defer in.states.Put(st)
 	st.reset()
 	st.reader.Reset(data)
-
-	records, failed, skipped, rerouted := 0, 0, 0, 0
+	records, skipped, rerouted, resent := 0, 0, 0, 0
 	var rec chunk.Record
 	var decodeErr error
-	for {
+	for ; ; records++ {
 		more, err := st.reader.Next(&rec)
 		if !more {
 			decodeErr = err
 			break
 		}
-		records++
+		if w != nil {
+			if records >= w.Len() || w.State(records).Settled() {
+				continue
+			}
+			resent++
+		}
 		topic, ok := in.topic(st, &rec)
 		if !ok {
 			rerouted++
@@ -173,9 +205,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			if errors.Is(err, encode.ErrNoRawKey) {
 				skipped++
 			} else {
-				failed++
-				in.Log(LevelError, "record %d of chunk (tag %s) cannot be encoded, dropped: %v", records-1, tag, err)
+				in.Log(LevelError, "record %d of chunk (tag %s) cannot be encoded, dropped: %v", records, tag, err)
 			}
+			st.unencodable = append(st.unencodable, records)
 			continue
 		}
 		keyStart := len(s.Buf)
@@ -186,7 +218,16 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if in.cfg.KafkaTimestamp == "event" {
 			ts = max(rec.Time/1e6, 0)
 		}
-		s.Add(valueStart, keyStart, hdrStart, ts)
+		s.Add(records, valueStart, keyStart, hdrStart, ts)
+	}
+	if w == nil {
+		w = accumulator.NewWaiter(records)
+	} else {
+		in.Log(LevelInfo, "retry of a chunk of %d records: %d already acknowledged or dropped, sending %d again",
+			records, records-resent, resent)
+	}
+	for _, i := range st.unencodable {
+		in.acc.Drop(w, i)
 	}
 	if rerouted > 0 {
 		in.Stats.Rerouted.Add(int64(rerouted))
@@ -197,20 +238,17 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		in.Log(LevelWarn, "%d of %d records have no %s and were skipped", skipped, records, in.cfg.RawLogKey)
 	}
 
-	w := accumulator.NewWaiter()
-	tooLarge, appendErr := in.append(st, w, records, start)
-	failed += tooLarge
+	appendErr := in.append(st, w, records, start)
 	res, acked := in.acc.Wait(w, deadline)
 	in.logFailures(res)
-	failed += res.Permanent
-	in.Stats.Delivered.Add(int64(res.Delivered))
-	in.Stats.Failed.Add(int64(failed))
+	newlyDropped := res.Permanent - w.Counted.Permanent - skipped
+	in.count(w, res, skipped)
 
 	code := OK
 	switch {
 	case decodeErr != nil:
 		in.Log(LevelError, "%v; the %d records before it were sent (%d acknowledged), the chunk is dropped", decodeErr, records, res.Delivered)
-		code = Error
+		return Error
 	case appendErr != nil:
 		in.Log(LevelWarn, "%v; chunk will be retried", appendErr)
 		code = Retry
@@ -220,14 +258,26 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	case res.Retriable > 0:
 		in.Log(LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
 		code = Retry
-	case failed > 0:
-		in.Log(LevelError, "%d of %d records of the chunk can never be delivered and were dropped; %d delivered", failed, records, res.Delivered)
+	case newlyDropped > 0:
+		in.Log(LevelError, "%d of %d records of the chunk can never be delivered and were dropped; %d delivered", newlyDropped, records, res.Delivered)
 	}
 	if code == Retry {
 		in.Stats.Retried.Add(int64(records))
+		if !keyed {
+			key = in.retries.key(data)
+		}
+		in.retries.put(key, w)
 	}
 	in.Log(LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
 	return code
+}
+
+// count adds what changed in w's result since it was last counted to the
+// statistics; skipped records are counted apart from the failed ones.
+func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, skipped int) {
+	in.Stats.Delivered.Add(int64(res.Delivered - w.Counted.Delivered))
+	in.Stats.Failed.Add(int64(res.Permanent - w.Counted.Permanent - skipped))
+	w.Counted = res
 }
 
 // topic returns the record's topic; ok is false when Topic_Key is set but
@@ -303,25 +353,24 @@ func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []b
 
 // append moves the staged records of every topic into the accumulator,
 // waiting for memory up to Max_Block. Records too large for Buffer_Memory
-// are dropped and counted; running out of time is an error.
-func (in *Instance) append(st *flushState, w *accumulator.Waiter, records int, start time.Time) (tooLarge int, err error) {
+// are dropped; running out of time is an error.
+func (in *Instance) append(st *flushState, w *accumulator.Waiter, records int, start time.Time) error {
 	deadline := start.Add(min(in.cfg.MaxBlock, in.cfg.FlushTimeout))
 	for _, t := range st.order {
 		for s := t.Staged; len(s.Recs) > 0; {
-			var n int
-			n, err = in.acc.Append(t.name, -1, &s, w, deadline)
-			s.Recs = s.Recs[n:]
+			n, err := in.acc.Append(t.name, -1, &s, w, deadline)
+			s.Skip(n)
 			switch {
 			case errors.Is(err, accumulator.ErrTooLarge):
 				in.Log(LevelError, "record of %d bytes for topic %s is larger than Buffer_Memory, dropped", s.Recs[0].Len, t.name)
-				tooLarge++
-				s.Recs = s.Recs[1:]
+				in.acc.Drop(w, int(s.Idx[0]))
+				s.Skip(1)
 			case err != nil:
-				return tooLarge, fmt.Errorf("%v after %v: %d of %d records not buffered", err, time.Since(start).Round(time.Millisecond), len(s.Recs), records)
+				return fmt.Errorf("%v after %v: %d of %d records not buffered", err, time.Since(start).Round(time.Millisecond), len(s.Recs), records)
 			}
 		}
 	}
-	return tooLarge, nil
+	return nil
 }
 
 func (in *Instance) logFailures(res accumulator.Result) {

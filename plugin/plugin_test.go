@@ -20,7 +20,10 @@ import (
 type fakeProducer struct {
 	hold bool
 	mu   sync.Mutex
+	held []sender.Completion
 	done []sender.Completion
+	// failOnce fails records containing "flaky" the first time they are seen.
+	seen map[string]bool
 	sent []string
 	msgs []message
 }
@@ -55,6 +58,12 @@ func (p *fakeProducer) Produce(b *accumulator.Batch) {
 		switch {
 		case strings.Contains(v, "retriable"):
 			failures = append(failures, accumulator.Failure{Index: i, Err: -185, Reason: "Local: Message timed out"})
+		case strings.Contains(v, "flaky") && !p.seen[v]:
+			if p.seen == nil {
+				p.seen = map[string]bool{}
+			}
+			p.seen[v] = true
+			failures = append(failures, accumulator.Failure{Index: i, Err: -195, Reason: "Local: Broker transport failure"})
 		case strings.Contains(v, "permanent"):
 			failures = append(failures, accumulator.Failure{Index: i, Err: 10, Reason: "Broker: Message size too large", Permanent: true})
 		default:
@@ -63,9 +72,20 @@ func (p *fakeProducer) Produce(b *accumulator.Batch) {
 			p.msgs = append(p.msgs, message{b.Topic, v, string(rest[:r.KeyLen]), decodeHeaders(rest[r.KeyLen:]), r.TimeMs})
 		}
 	}
-	if !p.hold {
-		p.done = append(p.done, sender.Completion{Batch: b, Failures: failures})
+	c := sender.Completion{Batch: b, Failures: failures}
+	if p.hold {
+		p.held = append(p.held, c)
+	} else {
+		p.done = append(p.done, c)
 	}
+}
+
+// release reports the held batches and stops holding new ones.
+func (p *fakeProducer) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = append(p.done, p.held...)
+	p.held, p.hold = nil, false
 }
 
 func (p *fakeProducer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
@@ -263,5 +283,53 @@ func TestDynamicTopic(t *testing.T) {
 	sort.Strings(topics)
 	if fmt.Sprint(topics) != "[42 logs logs logs new-topic]" || in.Stats.Rerouted.Load() != 3 {
 		t.Fatalf("topics %v, rerouted %d", topics, in.Stats.Rerouted.Load())
+	}
+}
+
+// TestRetrySendsOnlyWhatKafkaDidNotTake: a retry of the same bytes waits for
+// the records of the earlier attempt still in flight and sends again only
+// those that failed.
+func TestRetrySendsOnlyWhatKafkaDidNotTake(t *testing.T) {
+	prod := &fakeProducer{hold: true}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Flush_Timeout": "300ms", "Max_Block": "100ms"})
+	chunk := chunkOf("a", "flaky b", "c", "flaky d")
+	if got := in.Flush(chunk, "t"); got != Retry {
+		t.Fatalf("held: Flush = %d", got)
+	}
+	// The earlier attempt is still in flight: the retry waits, then retries.
+	if got := in.Flush(chunk, "t"); got != Retry {
+		t.Fatalf("still held: Flush = %d", got)
+	}
+	prod.release() // a and c acknowledged, b and d failed
+	if got := in.Flush(chunk, "t"); got != OK {
+		t.Fatalf("after release: Flush = %d; log:\n%s", got, sink)
+	}
+	sort.Strings(prod.sent)
+	if fmt.Sprint(prod.sent) != fmt.Sprint([]string{`{"log":"a","@timestamp":"2023-11-14T22:13:20.000000005Z"}`,
+		`{"log":"c","@timestamp":"2023-11-14T22:13:20.000000005Z"}`, `{"log":"flaky b","@timestamp":"2023-11-14T22:13:20.000000005Z"}`,
+		`{"log":"flaky d","@timestamp":"2023-11-14T22:13:20.000000005Z"}`}) {
+		t.Fatalf("each record must reach Kafka once: %q", prod.sent)
+	}
+	if !strings.Contains(sink.String(), "2 already acknowledged or dropped, sending 2 again") || in.Stats.Delivered.Load() != 4 {
+		t.Fatalf("delivered %d; log:\n%s", in.Stats.Delivered.Load(), sink)
+	}
+	if in.retries.len() != 0 {
+		t.Fatalf("%d chunks still remembered", in.retries.len())
+	}
+}
+
+func TestRetryMemoryIsBounded(t *testing.T) {
+	m := newRetryMemory(3)
+	for i := uint64(0); i < 10; i++ {
+		m.put(i, accumulator.NewWaiter(1))
+		if i%2 == 0 {
+			m.put(i, m.take(i)) // put again: stays the newest
+		}
+	}
+	if m.len() != 3 || m.take(9) == nil || m.take(8) == nil || m.take(7) == nil || m.take(6) != nil {
+		t.Fatalf("want the 3 newest chunks, have %d", m.len())
+	}
+	if len(m.order) > 2*3+16 {
+		t.Fatalf("order grew to %d", len(m.order))
 	}
 }

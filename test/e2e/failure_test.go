@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/gokafka/gokafka/test/fixture"
+	"github.com/gokafka/gokafka/test/hostrun"
+	"github.com/gokafka/gokafka/test/kafkatest"
+)
+
+// million holds 1M docker log records and their v2 chunks, made once per
+// test binary.
+var million struct {
+	sync.Mutex
+	recs   []fixture.Record
+	chunks [][]byte
+}
+
+func millionRecords(t *testing.T) ([]fixture.Record, [][]byte) {
+	million.Lock()
+	defer million.Unlock()
+	if million.recs == nil {
+		million.recs = containerLogs(t, "docker", 1000000)
+		million.chunks = fixture.EncodeChunks(million.recs, fixture.ChunkOptions{Layout: 2})
+	}
+	return million.recs, million.chunks
+}
+
+// hostInBackground runs the host on its own goroutine, so that the test's
+// goroutine can act on the broker meanwhile.
+func hostInBackground(t *testing.T, o hostrun.Options) <-chan hostrun.Result {
+	o.AllowFail = true
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	done := make(chan hostrun.Result, 1)
+	go func() { done <- hostrun.Run(t, o) }()
+	return done
+}
+
+// tally counts, by the unique "time" field of docker records, how many of
+// recs came back from msgs, lost and duplicated.
+func tally(t *testing.T, recs []fixture.Record, msgs []*kafka.Message) (lost, dups int) {
+	want := make(map[string]int, len(recs))
+	for _, r := range recs {
+		v, _ := fixture.Get(r.Body, "time")
+		want[v.(string)] = 0
+	}
+	for _, m := range msgs {
+		i := bytes.Index(m.Value, []byte(`"time":"`))
+		if i < 0 {
+			t.Fatalf("message without a time field: %s", m.Value)
+		}
+		rest := m.Value[i+8:]
+		key := string(rest[:bytes.IndexByte(rest, '"')])
+		n, ok := want[key]
+		if !ok {
+			t.Fatalf("unexpected message %s", m.Value)
+		}
+		if n > 0 {
+			dups++
+		}
+		want[key] = n + 1
+	}
+	for _, n := range want {
+		if n == 0 {
+			lost++
+		}
+	}
+	return lost, dups
+}
+
+// waitForMessages waits until topic holds at least n messages.
+func waitForMessages(t *testing.T, bootstrap, topic string, n int64, timeout time.Duration) {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		md, err := c.GetMetadata(&topic, false, 2000)
+		if err != nil {
+			continue
+		}
+		total := int64(0)
+		for _, p := range md.Topics[topic].Partitions {
+			if _, high, err := c.QueryWatermarkOffsets(topic, p.ID, 2000); err == nil {
+				total += high
+			}
+		}
+		if total >= n {
+			return
+		}
+	}
+	t.Fatalf("topic %s did not reach %d messages in %v", topic, n, timeout)
+}
+
+var failureKeys = []string{"Workers", "2", "Retry_Limit", "no_limits"}
+
+// TestBrokerFrozen: the broker is frozen (SIGSTOP) for 20 s mid-stream at full
+// speed, then resumed. Flushes time out and are retried; the retries wait for
+// the records still in flight instead of sending them again: 0 lost, 0
+// duplicates.
+func TestBrokerFrozen(t *testing.T) {
+	b := kafkatest.StartBroker(t, kafkatest.Options{})
+	so := plugin(t)
+	recs, chunks := millionRecords(t)
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, b.Bootstrap(), topic, 6)
+
+	done := hostInBackground(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+		Keys: keys(append([]string{"Brokers", b.Bootstrap(), "Topics", topic}, failureKeys...)...), Chunks: chunks,
+	}}})
+	waitForMessages(t, b.Bootstrap(), topic, 100000, time.Minute)
+	b.Freeze()
+	t.Log("broker frozen")
+	time.Sleep(20 * time.Second)
+	b.Thaw()
+	t.Log("broker resumed")
+	res := <-done
+	s := res.Sum(0)
+	lost, dups := tally(t, recs, kafkatest.ConsumeAll(t, b.Bootstrap(), topic, 3*time.Minute))
+	t.Logf("%d records in; %d chunks, %d flushes, %d retries; %d lost, %d duplicates", len(recs), s.Chunks, s.Flushes, s.Retry, lost, dups)
+	if res.ExitCode != 0 || s.OK != s.Chunks || s.Retry == 0 {
+		t.Errorf("host exit %d, %+v; stderr:\n%s", res.ExitCode, s, hostrun.Tail(res.Stderr, 30))
+	}
+	if lost != 0 || dups != 0 {
+		t.Errorf("%d lost, %d duplicated", lost, dups)
+	}
+}
+
+// TestBrokerKilledTwice: the broker is killed (SIGKILL) and restarted twice
+// while 1M records stream through Workers 2: 0 lost; duplicates are counted
+// (a record whose acknowledgement died with the broker is sent again).
+func TestBrokerKilledTwice(t *testing.T) {
+	b := kafkatest.StartBroker(t, kafkatest.Options{})
+	so := plugin(t)
+	recs, chunks := millionRecords(t)
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, b.Bootstrap(), topic, 6)
+
+	done := hostInBackground(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+		Keys: keys(append([]string{"Brokers", b.Bootstrap(), "Topics", topic}, failureKeys...)...), Chunks: chunks,
+	}}})
+	for _, at := range []int64{100000, 400000} {
+		waitForMessages(t, b.Bootstrap(), topic, at, 2*time.Minute)
+		b.Kill()
+		t.Logf("broker killed after %d messages", at)
+		time.Sleep(3 * time.Second)
+		b.Start()
+		t.Log("broker restarted")
+	}
+	res := <-done
+	s := res.Sum(0)
+	lost, dups := tally(t, recs, kafkatest.ConsumeAll(t, b.Bootstrap(), topic, 3*time.Minute))
+	t.Logf("%d records in; %d chunks, %d flushes, %d retries; %d lost, %d duplicates", len(recs), s.Chunks, s.Flushes, s.Retry, lost, dups)
+	if res.ExitCode != 0 || s.OK != s.Chunks {
+		t.Errorf("host exit %d, %+v; stderr:\n%s", res.ExitCode, s, hostrun.Tail(res.Stderr, 30))
+	}
+	if lost != 0 {
+		t.Errorf("%d records lost", lost)
+	}
+}
