@@ -95,15 +95,17 @@ type Accumulator struct {
 	limit     int64
 	alloc     Allocator
 
-	mu       sync.Mutex
-	used     int64 // bytes of buffers allocated, free or not
-	free     []*Batch
-	deques   map[key][]*Batch
-	flushing int           // flushes waiting: every batch is ready
-	blocked  int           // appenders waiting for memory: every batch is ready
-	released chan struct{} // closed and replaced when memory is released
-	closed   bool
-	wake     chan struct{}
+	mu          sync.Mutex
+	used        int64 // bytes of buffers allocated, free or not
+	free        []*Batch
+	deques      map[key][]*Batch
+	flushing    int           // flushes waiting: every batch is ready
+	blocked     int           // appenders waiting for memory: every batch is ready
+	released    chan struct{} // closed and replaced when memory is released
+	closed      bool
+	wake        chan struct{}
+	dlq         string // dead-letter topic, "" for none
+	dlqMaxBytes int
 }
 
 // New returns an Accumulator of batchSize-byte batches under a budget of
@@ -279,11 +281,13 @@ func (a *Accumulator) Drain(now time.Time, dst []*Batch) ([]*Batch, time.Duratio
 }
 
 // Complete reports a sent batch's outcome: every record not in failures was
-// acknowledged. The batch goes back to the pool.
+// acknowledged. The batch goes back to the pool. With a dead-letter topic,
+// records that failed for good go there instead of being dropped.
 func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 	sort.Slice(failures, func(i, j int) bool { return failures[i].Index < failures[j].Index })
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	var moved []deadLetter
 	j := 0
 	for _, s := range b.spans {
 		for end := j + s.n; j < end; j++ {
@@ -295,8 +299,16 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 				f = &failures[0]
 				failures = failures[1:]
 			}
+			if f != nil && f.Permanent && a.dlq != "" && !b.DeadLetter {
+				moved = append(moved, deadLetter{j, s.w, f})
+				s.w.example(FailedRecord{Topic: b.Topic, Size: int(b.Recs[j].Len), Reason: f.Reason, Permanent: true, ToDeadLetter: true})
+				continue
+			}
 			s.w.settle(b, j, f)
 		}
+	}
+	if len(moved) > 0 {
+		a.sendToDeadLetter(b, moved)
 	}
 	a.release(b)
 }

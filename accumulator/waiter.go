@@ -45,10 +45,17 @@ type Result struct {
 
 // FailedRecord describes a record Kafka did not take, for the log.
 type FailedRecord struct {
-	Topic     string
-	Size      int
-	Reason    string
-	Permanent bool
+	Topic        string
+	Size         int
+	Reason       string
+	Permanent    bool
+	ToDeadLetter bool // being sent to the dead-letter topic
+}
+
+func (w *Waiter) example(r FailedRecord) {
+	if len(w.Examples) < maxExamples {
+		w.Examples = append(w.Examples, r)
+	}
 }
 
 // NewWaiter follows a chunk of n records.
@@ -79,9 +86,7 @@ func (w *Waiter) settle(b *Batch, j int, f *Failure) {
 			w.state[i] = Retriable
 			w.Retriable++
 		}
-		if len(w.Examples) < maxExamples {
-			w.Examples = append(w.Examples, FailedRecord{b.Topic, int(b.Recs[j].Len), f.Reason, f.Permanent})
-		}
+		w.example(FailedRecord{Topic: b.Topic, Size: int(b.Recs[j].Len), Reason: f.Reason, Permanent: f.Permanent})
 	}
 	w.pending--
 	if w.pending == 0 && w.done != nil {

@@ -6,6 +6,7 @@ package conf
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,7 @@ type Config struct {
 	Headers         []Header // static
 	HeaderKeys      []HeaderKey
 	MetadataHeaders bool
+	DLQTopic        string // "" drops records Kafka refuses for good
 	BatchSize       int64
 	Linger          time.Duration
 	BufferMemory    int64
@@ -158,6 +160,14 @@ var Options = []Option{
 		}},
 	{"Metadata_Headers", "bool", "off", "Send each entry of the record's metadata map (Fluent Bit 2.1+) as a header.",
 		boolean(func(c *Config) *bool { return &c.MetadataHeaders })},
+	{"DLQ_Topic", "string", "", "Dead-letter topic for records Kafka refuses for good (too large, invalid), with headers saying why; empty drops them.",
+		func(c *Config, v string) error {
+			if v != "" && !ValidTopic(v) {
+				return fmt.Errorf("not a valid Kafka topic name")
+			}
+			c.DLQTopic = v
+			return nil
+		}},
 	{"Batch_Size", "size", "1M", "Bytes of records gathered per topic before a batch is sent.",
 		size(func(c *Config) *int64 { return &c.BatchSize }, 1<<10, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
@@ -223,6 +233,23 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// defaultMaxMessageBytes is librdkafka's default message.max.bytes.
+const defaultMaxMessageBytes = 1000000
+
+// MaxMessageBytes is the producer's message size limit: librdkafka's
+// message.max.bytes as the operator set it, or its default.
+func (c *Config) MaxMessageBytes() int {
+	n := defaultMaxMessageBytes
+	for _, p := range c.Rdkafka {
+		if p.Key == "message.max.bytes" {
+			if v, err := strconv.Atoi(p.Value); err == nil {
+				n = v
+			}
+		}
+	}
+	return n
 }
 
 // producerDefaults are the librdkafka settings the plugin derives from its

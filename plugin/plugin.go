@@ -40,11 +40,12 @@ type Logger func(level int, msg string)
 
 // Stats counts records over the instance's life.
 type Stats struct {
-	Delivered atomic.Int64 // acknowledged by Kafka
-	Retried   atomic.Int64 // in chunks handed back to Fluent Bit for a retry
-	Failed    atomic.Int64 // dropped: Kafka can never take them, or they cannot be encoded
-	Rerouted  atomic.Int64 // sent to the default topic because Topic_Key gave no allowed topic
-	Skipped   atomic.Int64 // raw format records without Raw_Log_Key
+	Delivered    atomic.Int64 // acknowledged by Kafka
+	Retried      atomic.Int64 // in chunks handed back to Fluent Bit for a retry
+	Failed       atomic.Int64 // dropped: Kafka can never take them, or they cannot be encoded
+	DeadLettered atomic.Int64 // refused by Kafka for good and sent to DLQ_Topic
+	Rerouted     atomic.Int64 // sent to the default topic because Topic_Key gave no allowed topic
+	Skipped      atomic.Int64 // raw format records without Raw_Log_Key
 }
 
 // Instance is one [OUTPUT] section's state.
@@ -137,6 +138,7 @@ func New(name string, cfg *conf.Config, prod sender.Producer, alloc accumulator.
 		in.staticHeaders = accumulator.AppendHeader(in.staticHeaders, []byte(h.Name), []byte(h.Value))
 	}
 	in.acc = accumulator.New(int(cfg.BatchSize), cfg.BufferMemory, cfg.Linger, alloc)
+	in.acc.SetDeadLetterTopic(cfg.DLQTopic, cfg.MaxMessageBytes())
 	in.snd = sender.Start(in.acc, prod)
 	in.retries = newRetryMemory(rememberedChunks)
 	in.states.New = func() any { return &flushState{topics: make(map[string]*topicStage)} }
@@ -277,6 +279,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, skipped int) {
 	in.Stats.Delivered.Add(int64(res.Delivered - w.Counted.Delivered))
 	in.Stats.Failed.Add(int64(res.Permanent - w.Counted.Permanent - skipped))
+	in.Stats.DeadLettered.Add(int64(res.DeadLettered - w.Counted.DeadLettered))
 	w.Counted = res
 }
 
@@ -375,7 +378,9 @@ func (in *Instance) append(st *flushState, w *accumulator.Waiter, records int, s
 
 func (in *Instance) logFailures(res accumulator.Result) {
 	for _, f := range res.Examples {
-		if f.Permanent {
+		if f.ToDeadLetter {
+			in.Log(LevelWarn, "record of %d bytes for topic %s refused (%s), sent to the dead-letter topic %s", f.Size, f.Topic, f.Reason, in.cfg.DLQTopic)
+		} else if f.Permanent {
 			in.Log(LevelError, "record of %d bytes for topic %s dropped: %s", f.Size, f.Topic, f.Reason)
 		} else {
 			in.Log(LevelWarn, "record of %d bytes for topic %s not delivered: %s", f.Size, f.Topic, f.Reason)

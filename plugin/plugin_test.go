@@ -56,6 +56,8 @@ func (p *fakeProducer) Produce(b *accumulator.Batch) {
 	for i, r := range b.Recs {
 		v := string(b.Buf[r.Off : r.Off+r.Len])
 		switch {
+		case b.DeadLetter: // the dead-letter topic takes anything
+			p.take(b, r)
 		case strings.Contains(v, "retriable"):
 			failures = append(failures, accumulator.Failure{Index: i, Err: -185, Reason: "Local: Message timed out"})
 		case strings.Contains(v, "flaky") && !p.seen[v]:
@@ -67,9 +69,7 @@ func (p *fakeProducer) Produce(b *accumulator.Batch) {
 		case strings.Contains(v, "permanent"):
 			failures = append(failures, accumulator.Failure{Index: i, Err: 10, Reason: "Broker: Message size too large", Permanent: true})
 		default:
-			p.sent = append(p.sent, v)
-			rest := b.Buf[r.Off+r.Len : r.Off+r.Size()]
-			p.msgs = append(p.msgs, message{b.Topic, v, string(rest[:r.KeyLen]), decodeHeaders(rest[r.KeyLen:]), r.TimeMs})
+			p.take(b, r)
 		}
 	}
 	c := sender.Completion{Batch: b, Failures: failures}
@@ -78,6 +78,14 @@ func (p *fakeProducer) Produce(b *accumulator.Batch) {
 	} else {
 		p.done = append(p.done, c)
 	}
+}
+
+// take records a message Kafka would acknowledge.
+func (p *fakeProducer) take(b *accumulator.Batch, r accumulator.Rec) {
+	v := string(b.Buf[r.Off : r.Off+r.Len])
+	rest := b.Buf[r.Off+r.Len : r.Off+r.Size()]
+	p.sent = append(p.sent, v)
+	p.msgs = append(p.msgs, message{b.Topic, v, string(rest[:r.KeyLen]), decodeHeaders(rest[r.KeyLen:]), r.TimeMs})
 }
 
 // release reports the held batches and stops holding new ones.
@@ -331,5 +339,27 @@ func TestRetryMemoryIsBounded(t *testing.T) {
 	}
 	if len(m.order) > 2*3+16 {
 		t.Fatalf("order grew to %d", len(m.order))
+	}
+}
+
+func TestDeadLetter(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"DLQ_Topic": "dead", "Timestamp_Key": "off", "Header": "env prod"})
+	if got := in.Flush(chunkOf("a", "permanent b", "c"), "t"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%s", got, sink)
+	}
+	var dead []message
+	for _, m := range prod.msgs {
+		if m.topic == "dead" {
+			dead = append(dead, m)
+		}
+	}
+	want := `[{dead {"log":"permanent b"}  [[env prod] [gokafka.error Broker: Message size too large] [gokafka.error.code 10] [gokafka.topic fluent-bit]] 1700000000000}]`
+	if fmt.Sprint(dead) != want || len(prod.msgs) != 3 {
+		t.Fatalf("dead-lettered %v of %v", dead, prod.msgs)
+	}
+	if in.Stats.DeadLettered.Load() != 1 || in.Stats.Delivered.Load() != 2 || in.Stats.Failed.Load() != 0 ||
+		!strings.Contains(sink.String(), "record of 21 bytes for topic fluent-bit refused (Broker: Message size too large), sent to the dead-letter topic dead") {
+		t.Fatalf("dead %d delivered %d failed %d; log:\n%s", in.Stats.DeadLettered.Load(), in.Stats.Delivered.Load(), in.Stats.Failed.Load(), sink)
 	}
 }

@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/gokafka/gokafka/encode"
 	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
 	"github.com/gokafka/gokafka/test/kafkatest"
@@ -164,4 +168,61 @@ func TestBrokerKilledTwice(t *testing.T) {
 	if lost != 0 {
 		t.Errorf("%d records lost", lost)
 	}
+}
+
+// TestDeadLetterTopic: one record over the producer's message size limit
+// among 1,000: 999 delivered, the oversized one in the dead-letter topic,
+// cut to fit, with headers saying why; the chunk is acknowledged.
+func TestDeadLetterTopic(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := plugin(t)
+	recs := containerLogs(t, "docker", 999)
+	noise := make([]byte, 300000)
+	for i := range noise {
+		noise[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[(i*7919+i/13)%36]
+	}
+	big := fixture.Record{Time: recs[0].Time, Body: []fixture.KV{{Key: "log", Value: string(noise)}, {Key: "time", Value: "big"}}}
+	in := append(append(append([]fixture.Record{}, recs[:300]...), big), recs[300:]...)
+	topic, dlq := kafkatest.UniqueTopic(t), kafkatest.UniqueTopic(t)+"-dlq"
+	kafkatest.CreateTopic(t, bootstrap, topic, 3)
+	kafkatest.CreateTopic(t, bootstrap, dlq, 1)
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+		Keys:   keys("Brokers", bootstrap, "Topics", topic, "DLQ_Topic", dlq, "rdkafka.message.max.bytes", "200000"),
+		Chunks: fixture.EncodeChunks(in, fixture.ChunkOptions{Layout: 2, ChunkBytes: 1 << 20}),
+	}}})
+	if s := res.Instances[0]; s.Chunks != 1 || s.OK != 1 {
+		t.Fatalf("the chunk must be acked: %+v\n%s", s, hostrun.Tail(res.Stderr, 10))
+	}
+	compare(t, topic, recs, kafkatest.Consume(t, bootstrap, topic, len(recs), time.Minute), decodeJSON)
+	dead := kafkatest.ConsumeAll(t, bootstrap, dlq, time.Minute)
+	t.Logf("%d records in: %d in %s, %d in the dead-letter topic", len(in), len(recs), topic, len(dead))
+	if len(dead) != 1 {
+		t.Fatalf("%d messages in the dead-letter topic, want 1", len(dead))
+	}
+	headers := map[string]string{}
+	for _, h := range dead[0].Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	want := expectedJSON(big)
+	if headers["gokafka.error.code"] != "10" || headers["gokafka.topic"] != topic || headers["gokafka.truncated"] != fmt.Sprint(len(want)) ||
+		!strings.Contains(headers["gokafka.error"], "too large") || len(dead[0].Value) >= 200000 || !bytes.HasPrefix(want, dead[0].Value) {
+		t.Errorf("dead-letter message: headers %v, value of %d bytes", headers, len(dead[0].Value))
+	}
+	if !strings.Contains(res.Stderr, "sent to the dead-letter topic "+dlq) {
+		t.Errorf("log does not tell:\n%s", hostrun.Tail(res.Stderr, 10))
+	}
+}
+
+// expectedJSON is the plugin's JSON for rec with the default settings, in
+// its field order.
+func expectedJSON(rec fixture.Record) []byte {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for _, kv := range rec.Body {
+		k, _ := json.Marshal(kv.Key)
+		v, _ := json.Marshal(kv.Value)
+		fmt.Fprintf(&b, "%s:%s,", k, v)
+	}
+	fmt.Fprintf(&b, `"@timestamp":"%s"}`, encode.AppendISO8601(nil, rec.Time.UnixNano(), 9))
+	return b.Bytes()
 }
