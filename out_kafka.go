@@ -64,6 +64,7 @@ import (
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/plugin"
 	"github.com/gokafka/gokafka/rdk"
+	"github.com/gokafka/gokafka/sender"
 )
 
 var (
@@ -131,14 +132,18 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 
 	cfg, err := conf.Load(getter{p}, rdkProps())
 	if err == nil {
-		var prod *rdk.Producer
-		if prod, err = rdk.New(cfg.Rdkafka, rdk.Logger(log)); err == nil {
-			var in *plugin.Instance
-			if in, err = plugin.New(name, cfg, prod, rdk.Allocator{}, log); err == nil {
-				contexts.Store(uintptr(C.gk_set_context((*C.struct_gk_plugin)(p))), in)
-				in.Log(plugin.LevelInfo, "brokers=%s topics=%v format=%s", cfg.Brokers, cfg.Topics, cfg.Format)
-				return output.FLB_OK
+		newProducer := func() (sender.Producer, error) {
+			prod, err := rdk.New(cfg.Rdkafka, rdk.Logger(log))
+			if err != nil {
+				return nil, err
 			}
+			return prod, nil
+		}
+		var in *plugin.Instance
+		if in, err = plugin.New(name, cfg, newProducer, rdk.Allocator{}, log); err == nil {
+			contexts.Store(uintptr(C.gk_set_context((*C.struct_gk_plugin)(p))), in)
+			in.Log(plugin.LevelInfo, "brokers=%s topics=%v format=%s", cfg.Brokers, cfg.Topics, cfg.Format)
+			return output.FLB_OK
 		}
 	}
 	log(plugin.LevelError, fmt.Sprintf("configuration error: %v", err))

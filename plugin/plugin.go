@@ -114,8 +114,8 @@ func (st *flushState) stage(topic []byte) *accumulator.Staged {
 	return &t.Staged
 }
 
-// New starts an instance that produces through prod.
-func New(name string, cfg *conf.Config, prod sender.Producer, alloc accumulator.Allocator, log Logger) (*Instance, error) {
+// New starts an instance that produces through the producers newProd makes.
+func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocator, log Logger) (*Instance, error) {
 	eo := encode.Options{
 		Format:          cfg.Format,
 		TimestampKey:    cfg.TimestampKey,
@@ -139,7 +139,9 @@ func New(name string, cfg *conf.Config, prod sender.Producer, alloc accumulator.
 	}
 	in.acc = accumulator.New(int(cfg.BatchSize), cfg.BufferMemory, cfg.Linger, alloc)
 	in.acc.SetDeadLetterTopic(cfg.DLQTopic, cfg.MaxMessageBytes())
-	in.snd = sender.Start(in.acc, prod)
+	if in.snd, err = sender.Start(in.acc, newProd, log); err != nil {
+		return nil, err
+	}
 	in.retries = newRetryMemory(rememberedChunks)
 	in.states.New = func() any { return &flushState{topics: make(map[string]*topicStage)} }
 	return in, nil

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -107,6 +108,8 @@ func (p *fakeProducer) Poll(timeout time.Duration, dst []sender.Completion) []se
 
 func (p *fakeProducer) Close() []*accumulator.Batch { return nil }
 
+func (p *fakeProducer) Fatal() error { return nil }
+
 type logSink struct {
 	mu    sync.Mutex
 	lines []string
@@ -131,7 +134,7 @@ func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Inst
 		t.Fatal(err)
 	}
 	sink := &logSink{}
-	in, err := New("gokafka.0", cfg, prod, accumulator.GoAllocator{}, sink.log)
+	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, sink.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,5 +364,29 @@ func TestDeadLetter(t *testing.T) {
 	if in.Stats.DeadLettered.Load() != 1 || in.Stats.Delivered.Load() != 2 || in.Stats.Failed.Load() != 0 ||
 		!strings.Contains(sink.String(), "record of 21 bytes for topic fluent-bit refused (Broker: Message size too large), sent to the dead-letter topic dead") {
 		t.Fatalf("dead %d delivered %d failed %d; log:\n%s", in.Stats.DeadLettered.Load(), in.Stats.Delivered.Load(), in.Stats.Failed.Load(), sink)
+	}
+}
+
+// TestExitLeavesNoGoroutines: instances made and stopped, as a hot reload of
+// Fluent Bit does, leave no goroutine behind.
+func TestExitLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for i := 0; i < 5; i++ {
+		cfg, _ := conf.Load(conf.MapGetter{"Brokers": "x:1"}, nil)
+		prod := &fakeProducer{}
+		in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, func(int, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := in.Flush(chunkOf("a", "b"), "t"); got != OK {
+			t.Fatalf("Flush = %d", got)
+		}
+		in.Exit()
+	}
+	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > before && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("%d goroutines before, %d after", before, after)
 	}
 }

@@ -3,6 +3,7 @@
 package sender
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,27 +28,70 @@ type Producer interface {
 	Poll(timeout time.Duration, dst []Completion) []Completion
 	// Close stops the producer and returns the batches it never completed.
 	Close() []*accumulator.Batch
+	// Fatal returns an error when the producer can send no more.
+	Fatal() error
 }
+
+// NewProducer makes a producer, to start with and after a fatal error.
+type NewProducer func() (Producer, error)
 
 // pollInterval bounds how long the poll loop sleeps in the producer.
 const pollInterval = 100 * time.Millisecond
 
 // Sender runs the send loop and the delivery-report loop of one instance.
 type Sender struct {
-	acc      *accumulator.Accumulator
-	prod     Producer
-	inflight atomic.Int64 // batches produced and not completed
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	acc        *accumulator.Accumulator
+	newProd    NewProducer
+	log        func(level int, msg string)
+	inflight   atomic.Int64 // batches produced and not completed
+	recreated  atomic.Int64 // producers replaced after a fatal error
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	mu         sync.RWMutex // held for reading while polling, for writing to replace prod
+	prod       Producer
+	fatalSince time.Time // when recreating the producer first failed
 }
 
-// Start runs a Sender over acc and prod.
-func Start(acc *accumulator.Accumulator, prod Producer) *Sender {
-	s := &Sender{acc: acc, prod: prod, stop: make(chan struct{})}
+// Start makes a producer and runs a Sender over acc with it.
+func Start(acc *accumulator.Accumulator, newProd NewProducer, log func(level int, msg string)) (*Sender, error) {
+	prod, err := newProd()
+	if err != nil {
+		return nil, err
+	}
+	s := &Sender{acc: acc, newProd: newProd, log: log, prod: prod, stop: make(chan struct{})}
 	s.wg.Add(2)
 	go s.sendLoop()
 	go s.pollLoop()
-	return s
+	return s, nil
+}
+
+// Recreated counts the producers replaced after fatal errors.
+func (s *Sender) Recreated() int64 { return s.recreated.Load() }
+
+// recreate replaces a producer that hit a fatal error. Its batches not yet
+// reported fail retriably, so their flushes retry them; a record that was
+// in flight may then arrive twice. Called by the send loop.
+func (s *Sender) recreate(cause error) {
+	prod, err := s.newProd()
+	if err != nil {
+		if s.fatalSince.IsZero() {
+			s.fatalSince = time.Now()
+			s.log(1, fmt.Sprintf("producer failed (%v) and cannot be made again: %v", cause, err))
+		}
+		return
+	}
+	s.mu.Lock()
+	old := s.prod
+	s.prod = prod
+	left := old.Close()
+	s.mu.Unlock()
+	s.fatalSince = time.Time{}
+	s.recreated.Add(1)
+	s.log(2, fmt.Sprintf("producer failed (%v); made a new one, %d batches in flight will be retried", cause, len(left)))
+	for _, b := range left {
+		s.acc.Abort(b, "producer replaced after a fatal error")
+		s.inflight.Add(-1)
+	}
 }
 
 func (s *Sender) sendLoop() {
@@ -56,6 +100,9 @@ func (s *Sender) sendLoop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		if err := s.prod.Fatal(); err != nil {
+			s.recreate(err)
+		}
 		var next time.Duration
 		ready, next = s.acc.Drain(time.Now(), ready[:0])
 		for i, b := range ready {
@@ -65,6 +112,9 @@ func (s *Sender) sendLoop() {
 		}
 		if next == 0 {
 			next = time.Hour
+		}
+		if !s.fatalSince.IsZero() {
+			next = min(next, time.Second) // try making a producer again
 		}
 		timer.Reset(next)
 		select {
@@ -85,7 +135,9 @@ func (s *Sender) pollLoop() {
 			return
 		default:
 		}
+		s.mu.RLock()
 		done = s.prod.Poll(pollInterval, done[:0])
+		s.mu.RUnlock()
 		s.complete(done)
 	}
 }

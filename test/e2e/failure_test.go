@@ -226,3 +226,26 @@ func expectedJSON(rec fixture.Record) []byte {
 	fmt.Fprintf(&b, `"@timestamp":"%s"}`, encode.AppendISO8601(nil, rec.Time.UnixNano(), 9))
 	return b.Bytes()
 }
+
+// TestHotReload: Fluent Bit's reload sequence (Exit of the old instances,
+// Init of new ones on the loaded .so) in the middle of a stream: every
+// record arrives, the old producer is stopped, no flush hangs.
+func TestHotReload(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := plugin(t)
+	recs := containerLogs(t, "docker", 50000)
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 3)
+	chunks := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, ReloadAfter: len(chunks) / 2, Instances: []hostrun.Instance{{
+		Keys: keys("Brokers", bootstrap, "Topics", topic, "Workers", "2", "Log_Level", "debug"), Chunks: chunks,
+	}}})
+	s := res.Sum(0)
+	if len(res.Instances) != 2 || s.OK != s.Chunks || int(s.Chunks) != len(chunks) {
+		t.Fatalf("want the chunks split over two generations, all OK: %+v", res.Instances)
+	}
+	if n := strings.Count(res.Stderr, "] stopped"); n != 2 {
+		t.Errorf("%d instances stopped, want 2 (the old and the new)", n)
+	}
+	compare(t, topic, recs, kafkatest.Consume(t, bootstrap, topic, len(recs), time.Minute), decodeJSON)
+}

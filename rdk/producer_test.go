@@ -1,0 +1,146 @@
+package rdk_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gokafka/gokafka/accumulator"
+	"github.com/gokafka/gokafka/conf"
+	"github.com/gokafka/gokafka/rdk"
+	"github.com/gokafka/gokafka/sender"
+	"github.com/gokafka/gokafka/test/kafkatest"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+// logSink collects the producer's log lines.
+type logSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logSink) log(level int, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf("%d %s", level, msg))
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func staged(first, n int) *accumulator.Staged {
+	s := &accumulator.Staged{}
+	for i := first; i < first+n; i++ {
+		start := len(s.Buf)
+		s.Buf = fmt.Appendf(s.Buf, "record %d", i)
+		s.Add(i-first, start, len(s.Buf), len(s.Buf), 0)
+	}
+	return s
+}
+
+// send appends n records through the sender and waits for their reports.
+func send(t *testing.T, acc *accumulator.Accumulator, first, n int) accumulator.Result {
+	w := accumulator.NewWaiter(n)
+	if got, err := acc.Append(topic, -1, staged(first, n), w, time.Now().Add(time.Minute)); got != n || err != nil {
+		t.Fatal(got, err)
+	}
+	res, ok := acc.Wait(w, time.Now().Add(30*time.Second))
+	if !ok {
+		t.Fatalf("no reports: %+v", res)
+	}
+	return res
+}
+
+var topic string
+
+// TestFatalErrorRecreatesProducer: after a fatal librdkafka error (as a
+// fenced idempotent producer raises), the sender makes a new producer and
+// delivery goes on; the records of the old one fail retriably.
+func TestFatalErrorRecreatesProducer(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	topic = kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 2)
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &logSink{}
+	var mu sync.Mutex
+	var prods []*rdk.Producer
+	newProd := func() (sender.Producer, error) {
+		p, err := rdk.New(cfg.Rdkafka, sink.log)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		prods = append(prods, p)
+		mu.Unlock()
+		return p, nil
+	}
+	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+	snd, err := sender.Start(acc, newProd, sink.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close(time.Now().Add(5 * time.Second))
+
+	if res := send(t, acc, 0, 1000); res.Delivered != 1000 {
+		t.Fatalf("before: %+v", res)
+	}
+	prods[0].InjectFatal("test: producer fenced")
+	if prods[0].Fatal() == nil {
+		t.Fatal("no fatal error after injecting one")
+	}
+	if res := send(t, acc, 1000, 1000); res.Delivered != 1000 {
+		t.Fatalf("after: %+v\n%s", res, sink)
+	}
+	if snd.Recreated() != 1 || len(prods) != 2 || !strings.Contains(sink.String(), "producer failed (OUT_OF_ORDER_SEQUENCE_NUMBER") {
+		t.Fatalf("recreated %d, %d producers; log:\n%s", snd.Recreated(), len(prods), sink)
+	}
+	msgs := kafkatest.Consume(t, bootstrap, topic, 2000, time.Minute)
+	t.Logf("%d records sent, %d consumed, producer recreated %d time(s)", 2000, len(msgs), snd.Recreated())
+	if len(msgs) != 2000 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+}
+
+// TestNoThreadsLeft: creating and closing producers leaves no librdkafka
+// thread behind, as a hot reload of Fluent Bit requires.
+func TestNoThreadsLeft(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": kafkatest.Bootstrap(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := threads(t)
+	for i := 0; i < 5; i++ {
+		p, err := rdk.New(cfg.Rdkafka, func(int, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Poll(50*time.Millisecond, nil)
+		if left := p.Close(); len(left) != 0 {
+			t.Fatalf("%d batches left", len(left))
+		}
+	}
+	// Go may keep an OS thread or two of its own; librdkafka starts several
+	// per producer and broker.
+	if after := threads(t); after > before+2 {
+		t.Fatalf("%d threads before, %d after 5 producers", before, after)
+	}
+}
+
+func threads(t *testing.T) int {
+	tasks, err := os.ReadDir(filepath.Join("/proc", fmt.Sprint(os.Getpid()), "task"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(tasks)
+}
