@@ -55,9 +55,14 @@ fuzz: rdk/rdkafka.h
 		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-# Micro-benchmarks with allocation counts.
+# Micro-benchmarks with allocation counts, then the end-to-end benchmark
+# (test/bench): 1M generated container log records through the C test host,
+# Workers 0 and 2, and through two floors (confluent-kafka-go, the thin C
+# path) into a local broker; its table also goes to build/bench/results.md.
+# docs/performance.md explains the figures.
 bench: rdk/rdkafka.h
-	$(GO) test -run '^$$' -bench . -benchmem ./chunk ./encode ./accumulator ./plugin
+	GOKAFKA_LOGGEN=$(abspath $(LOGGEN)) $(GO) test -run '^$$' -bench . -benchmem ./chunk ./encode ./accumulator ./plugin
+	GOKAFKA_LOGGEN=$(abspath $(LOGGEN)) $(GO) test ./test/bench -run '^$$' -bench . -benchtime 1x -timeout 30m
 
 # The plugin end to end: a local broker, sample container logs through Fluent
 # Bit when it is installed, else through the C test host, then a few of the

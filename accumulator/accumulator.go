@@ -53,6 +53,16 @@ type Batch struct {
 	full    bool
 }
 
+// RecordOverhead is what librdkafka keeps per message beside its bytes
+// (its message struct and allocation); batches leave that much room per
+// record unused, so that Buffer_Memory bounds librdkafka's memory too.
+const RecordOverhead = 192
+
+// fits reports room for one more record of size bytes.
+func (b *Batch) fits(size int) bool {
+	return len(b.Buf)+size+(len(b.Recs)+1)*RecordOverhead <= cap(b.Buf)
+}
+
 // span says that n consecutive records of a batch belong to waiter w.
 type span struct {
 	w *Waiter
@@ -172,7 +182,7 @@ func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter
 		size := int(r.Size())
 		d := a.deques[k]
 		var b *Batch
-		if n := len(d); n > 0 && !d[n-1].full && len(d[n-1].Buf)+size <= cap(d[n-1].Buf) {
+		if n := len(d); n > 0 && !d[n-1].full && d[n-1].fits(size) {
 			b = d[n-1]
 		} else {
 			if n > 0 && !d[n-1].full {
@@ -205,7 +215,7 @@ func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter
 // newBatch takes a pooled batch or allocates one, waiting for memory until
 // deadline; a.mu is held and released while waiting.
 func (a *Accumulator) newBatch(size int, deadline time.Time) (*Batch, error) {
-	capacity := max(size, a.batchSize)
+	capacity := max(size+RecordOverhead, a.batchSize)
 	if int64(capacity) > a.limit {
 		return nil, ErrTooLarge
 	}

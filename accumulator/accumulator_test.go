@@ -26,8 +26,11 @@ func stagedFrom(first, n, size int) *Staged {
 
 func far() time.Time { return time.Now().Add(time.Hour) }
 
+// perBatch10 is a batch size that holds 10 records of 100 bytes.
+const perBatch10 = 10 * (100 + RecordOverhead)
+
 func TestBatchesBoundedBySize(t *testing.T) {
-	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	a := New(perBatch10, 1<<20, time.Hour, GoAllocator{})
 	w := NewWaiter(100)
 	if n, err := a.Append("t", -1, staged(25, 98), w, far()); n != 25 || err != nil {
 		t.Fatal(n, err)
@@ -67,7 +70,7 @@ func TestLingerAndFlushReadiness(t *testing.T) {
 }
 
 func TestWaiterOutcome(t *testing.T) {
-	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
 	w1, w2 := NewWaiter(4), NewWaiter(2)
 	a.Append("t", -1, staged(3, 10), w1, far())
 	a.Append("t", -1, staged(2, 10), w2, far())
@@ -108,14 +111,14 @@ func TestWaiterOutcome(t *testing.T) {
 }
 
 func TestMemoryBound(t *testing.T) {
-	a := New(1000, 3000, time.Hour, GoAllocator{})
+	a := New(perBatch10, 3*perBatch10, time.Hour, GoAllocator{})
 	w := NewWaiter(40)
 	start := time.Now()
 	n, err := a.Append("t", -1, staged(40, 98), w, start.Add(50*time.Millisecond))
 	if n != 30 || !errors.Is(err, ErrMemoryTimeout) || time.Since(start) < 50*time.Millisecond {
 		t.Fatalf("appended %d (%v): want 30 then a memory timeout", n, err)
 	}
-	if a.Used() != 3000 {
+	if a.Used() != 3*perBatch10 {
 		t.Fatalf("used %d", a.Used())
 	}
 	// Completing a batch releases memory to a blocked appender.
@@ -131,11 +134,11 @@ func TestMemoryBound(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	a.Complete(ready[0], nil)
 	wg.Wait()
-	if a.Used() != 3000 {
+	if a.Used() != 3*perBatch10 {
 		t.Fatalf("used %d after reuse", a.Used())
 	}
 	// A record that can never fit.
-	if n, err := a.Append("t", -1, staged(1, 4000), w, far()); n != 0 || !errors.Is(err, ErrTooLarge) {
+	if n, err := a.Append("t", -1, staged(1, 3*perBatch10), w, far()); n != 0 || !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized: %d %v", n, err)
 	}
 }
@@ -146,7 +149,7 @@ func TestOversizedRecordGetsItsOwnBatch(t *testing.T) {
 	a.Append("t", -1, staged(1, 5000), w, far())
 	a.Close()
 	ready, _ := a.Drain(time.Now(), nil)
-	if len(ready) != 1 || cap(ready[0].Buf) != 5002 || a.Used() != 5002 {
+	if want := 5002 + RecordOverhead; len(ready) != 1 || cap(ready[0].Buf) != want || a.Used() != int64(want) {
 		t.Fatalf("batches %d, used %d", len(ready), a.Used())
 	}
 	a.Complete(ready[0], nil)

@@ -164,10 +164,11 @@ func permanent(err C.rd_kafka_resp_err_t) bool {
 }
 
 // logEvents passes librdkafka's errors and logs to the plugin's logger,
-// with the configuration's secrets cut out. An error is logged once per cause
-// and causeInterval; its repeats (every reconnect, every broker) are logged
-// at debug level. A broker failure comes both as a log line and as an error
-// event with the same text: the log line is logged at debug level.
+// with the configuration's secrets cut out. An error or warning is logged
+// once per cause and causeInterval; its repeats (every reconnect, every
+// broker) are logged at debug level. A broker failure comes both as a log
+// line and as an error event with the same text: the log line is logged at
+// debug level.
 func (p *Producer) logEvents() {
 	var dropped C.int
 	n := int(C.gk_events(p.ctx, &p.events[0], C.int(len(p.events)), &dropped))
@@ -176,7 +177,9 @@ func (p *Producer) logEvents() {
 		text := p.redact.apply(C.GoString(&e.text[0]))
 		level := syslogToFluentBit(int(e.level))
 		switch {
-		case e.err != 0:
+		case e.err == 0 && e.level <= 3 && strings.HasPrefix(text, "FAIL: "):
+			level = max(level, 4)
+		case e.err != 0 || e.level <= 4:
 			key := causeKey(int(e.err), text)
 			if c := p.causes[key]; c != nil && now.Sub(c.logged) < causeInterval {
 				c.repeats++
@@ -190,8 +193,6 @@ func (p *Producer) logEvents() {
 				}
 				p.causes[key] = &cause{logged: now}
 			}
-		case e.level <= 3 && strings.HasPrefix(text, "FAIL: "):
-			level = max(level, 4)
 		}
 		p.log(level, "librdkafka: "+text)
 	}

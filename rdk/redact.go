@@ -94,6 +94,8 @@ type cause struct {
 }
 
 var (
+	// The thread that logged: [thrd:main]: , [thrd:ssl://host:9093/1]: .
+	thread = regexp.MustCompile(`\[thrd:[^\]]*\]: ?`)
 	// Broker names: sasl_ssl://host:9092/1, ssl://10.0.0.1:9093/bootstrap.
 	brokerName = regexp.MustCompile(`[a-z_]+://[^ ]*?/[^ :]*:? ?`)
 	// librdkafka's variable suffix of broker errors.
@@ -105,13 +107,14 @@ var (
 	number   = regexp.MustCompile(`\d+`)
 )
 
-// causeKey names the cause of librdkafka error err reported as text, the same
-// for every broker and every repeat ("1/3 brokers are down" and "2/3
-// brokers are down" are one cause).
+// causeKey names the cause of librdkafka error err (0 for a log line)
+// reported as text, the same for every broker, thread and repeat ("1/3
+// brokers are down" and "2/3 brokers are down" are one cause).
 func causeKey(err int, text string) string {
 	if code := sslError.FindString(text); code != "" {
 		return code
 	}
+	text = thread.ReplaceAllString(text, "")
 	text = afterState.ReplaceAllString(text, "")
 	text = brokerName.ReplaceAllString(text, "")
 	return strconv.Itoa(err) + " " + number.ReplaceAllString(text, "#")

@@ -56,6 +56,8 @@ func TestCauseKey(t *testing.T) {
 		{"_SSL: ssl://127.0.0.1:29360/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified (after 17ms in state SSL_HANDSHAKE)",
 			"_TRANSPORT: ssl://127.0.0.1:29360/bootstrap: error:0A000086:SSL routines::certificate verify failed (after 12ms in state SSL_HANDSHAKE)"},
 		{"_ALL_BROKERS_DOWN: 0/1 brokers are down", "_ALL_BROKERS_DOWN: 3/3 brokers are down"},
+		{`OIDC: [thrd:background]: Failed to retrieve OIDC token from "https://idp/token": Failed to connect to idp port 443 after 0 ms`,
+			`OIDC: [thrd:main]: Failed to retrieve OIDC token from "https://idp/token": Failed to connect to idp port 443 after 12 ms`},
 	}
 	for _, p := range same {
 		if a, b := causeKey(1, p[0]), causeKey(1, p[1]); a != b {

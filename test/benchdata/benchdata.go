@@ -77,12 +77,50 @@ func Generate(tb testing.TB, path string, n int) {
 
 var cache struct {
 	sync.Mutex
-	recs map[int][]fixture.Record
+	lines map[int][]byte
+	recs  map[int][]fixture.Record
+}
+
+// Lines returns n docker log lines, newline-terminated: from the generator
+// when it is there, else Sample repeated.
+func Lines(tb testing.TB, n int) []byte {
+	tb.Helper()
+	cache.Lock()
+	defer cache.Unlock()
+	return lines(tb, n)
+}
+
+func lines(tb testing.TB, n int) []byte {
+	if b, ok := cache.lines[n]; ok {
+		return b
+	}
+	var out []byte
+	if Generator(tb) != "" {
+		dir, err := os.MkdirTemp("", "benchdata-")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		path := filepath.Join(dir, "container.log")
+		Generate(tb, path, n)
+		if out, err = os.ReadFile(path); err != nil {
+			tb.Fatal(err)
+		}
+	} else {
+		tb.Logf("benchdata: generator not found, using the fixed sample")
+		for i := 0; i < n; i++ {
+			out = append(append(out, Sample[i%len(Sample)]...), '\n')
+		}
+	}
+	if cache.lines == nil {
+		cache.lines = map[int][]byte{}
+	}
+	cache.lines[n] = out
+	return out
 }
 
 // Records returns n docker container log records, parsed as Fluent Bit's
-// docker parser does: from the generator when it is there, else Sample
-// repeated.
+// docker parser does (see Lines).
 func Records(tb testing.TB, n int) []fixture.Record {
 	tb.Helper()
 	cache.Lock()
@@ -96,18 +134,8 @@ func Records(tb testing.TB, n int) []fixture.Record {
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "container.log")
-	if Generator(tb) != "" {
-		Generate(tb, path, n)
-	} else {
-		tb.Logf("benchdata: generator not found, using the fixed sample")
-		var b bytes.Buffer
-		for i := 0; i < n; i++ {
-			b.WriteString(Sample[i%len(Sample)])
-			b.WriteByte('\n')
-		}
-		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-			tb.Fatal(err)
-		}
+	if err := os.WriteFile(path, lines(tb, n), 0o644); err != nil {
+		tb.Fatal(err)
 	}
 	recs, err := fixture.ReadContainerLog(path, "docker")
 	if err != nil {
@@ -128,6 +156,14 @@ func Chunk(tb testing.TB, n int) []byte {
 		tb.Fatalf("benchdata: %d chunks, want 1", len(chunks))
 	}
 	return chunks[0]
+}
+
+// Values returns n message-sized values for tests of the accumulator alone:
+// the docker log lines themselves (JSON of about the size the encoder
+// writes for their records).
+func Values(tb testing.TB, n int) [][]byte {
+	tb.Helper()
+	return bytes.Split(bytes.TrimSuffix(Lines(tb, n), []byte("\n")), []byte("\n"))
 }
 
 func repoRoot(tb testing.TB) string {
