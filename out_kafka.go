@@ -140,7 +140,7 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 			return prod, nil
 		}
 		var in *plugin.Instance
-		if in, err = plugin.New(name, cfg, newProducer, rdk.Allocator{}, log); err == nil {
+		if in, err = plugin.New(name, cfg, newProducer, rdk.Allocator{}, new(plugin.Stats), log); err == nil {
 			contexts.Store(uintptr(C.gk_set_context((*C.struct_gk_plugin)(p))), in)
 			in.Log(plugin.LevelInfo, "brokers=%s topics=%v format=%s", cfg.Brokers, cfg.Topics, cfg.Format)
 			return output.FLB_OK

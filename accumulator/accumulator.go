@@ -116,6 +116,7 @@ type Accumulator struct {
 	wake        chan struct{}
 	dlq         string // dead-letter topic, "" for none
 	dlqMaxBytes int
+	delivered   map[string]int64 // records acknowledged, by topic
 }
 
 // New returns an Accumulator of batchSize-byte batches under a budget of
@@ -127,6 +128,7 @@ func New(batchSize int, limit int64, linger time.Duration, alloc Allocator) *Acc
 		limit:     limit,
 		alloc:     alloc,
 		deques:    make(map[key][]*Batch),
+		delivered: make(map[string]int64),
 		released:  make(chan struct{}),
 		wake:      make(chan struct{}, 1),
 	}
@@ -298,6 +300,7 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var moved []deadLetter
+	acked := int64(0)
 	j := 0
 	for _, s := range b.spans {
 		for end := j + s.n; j < end; j++ {
@@ -314,13 +317,28 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 				s.w.example(FailedRecord{Topic: b.Topic, Size: int(b.Recs[j].Len), Reason: f.Reason, Permanent: true, ToDeadLetter: true})
 				continue
 			}
+			if f == nil {
+				acked++
+			}
 			s.w.settle(b, j, f)
 		}
 	}
 	if len(moved) > 0 {
 		a.sendToDeadLetter(b, moved)
 	}
+	a.delivered[b.Topic] += acked
 	a.release(b)
+}
+
+// DeliveredByTopic returns how many records Kafka acknowledged, by topic.
+func (a *Accumulator) DeliveredByTopic() map[string]int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]int64, len(a.delivered))
+	for t, n := range a.delivered {
+		out[t] = n
+	}
+	return out
 }
 
 func (a *Accumulator) release(b *Batch) {

@@ -6,6 +6,7 @@ package conf
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,8 @@ type Config struct {
 	HeaderKeys      []HeaderKey
 	MetadataHeaders bool
 	DLQTopic        string // "" drops records Kafka refuses for good
+	MetricsListen   string // host:port of the Prometheus endpoint, "" for none
+	MetricsInstance string // the instance label, "" for the plugin's name
 	BatchSize       int64
 	Linger          time.Duration
 	BufferMemory    int64
@@ -168,6 +171,19 @@ var Options = []Option{
 			c.DLQTopic = v
 			return nil
 		}},
+	{"Metrics_Listen", "host:port", "", "Serve Prometheus metrics at http://host:port/metrics (instances may share one); empty serves none.",
+		func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+				return fmt.Errorf("want host:port, e.g. 0.0.0.0:2021")
+			}
+			c.MetricsListen = v
+			return nil
+		}},
+	{"Metrics_Instance", "string", "", "The instance label of its metrics; by default gokafka.N, N counting this plugin's instances in configuration order.",
+		func(c *Config, v string) error { c.MetricsInstance = v; return nil }},
 	{"Batch_Size", "size", "1M", "Bytes of records gathered per topic before a batch is sent.",
 		size(func(c *Config) *int64 { return &c.BatchSize }, 1<<10, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
@@ -255,7 +271,7 @@ func (c *Config) MaxMessageBytes() int {
 // producerDefaults are the librdkafka settings the plugin derives from its
 // own options; rdkafka.* keys given by the operator override them.
 func (c *Config) producerDefaults() []Property {
-	return []Property{
+	p := []Property{
 		{Key: "bootstrap.servers", Value: c.Brokers},
 		{Key: "client.id", Value: c.ClientID},
 		{Key: "compression.type", Value: c.Compression},
@@ -270,6 +286,10 @@ func (c *Config) producerDefaults() []Property {
 		{Key: "queue.buffering.max.messages", Value: "2147483647"},
 		{Key: "queue.buffering.max.kbytes", Value: "2147483647"},
 	}
+	if c.MetricsListen != "" {
+		p = append(p, Property{Key: "statistics.interval.ms", Value: "5000"})
+	}
+	return p
 }
 
 func splitList(v string) []string {

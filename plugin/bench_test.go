@@ -61,7 +61,7 @@ func benchInstance(tb testing.TB, prod sender.Producer) *Instance {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, func(int, string) {})
+	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gokafka/gokafka/accumulator"
@@ -38,20 +37,10 @@ const (
 // Logger writes one message at a level, prefixed with the instance's name.
 type Logger func(level int, msg string)
 
-// Stats counts records over the instance's life.
-type Stats struct {
-	Delivered    atomic.Int64 // acknowledged by Kafka
-	Retried      atomic.Int64 // in chunks handed back to Fluent Bit for a retry
-	Failed       atomic.Int64 // dropped: Kafka can never take them, or they cannot be encoded
-	DeadLettered atomic.Int64 // refused by Kafka for good and sent to DLQ_Topic
-	Rerouted     atomic.Int64 // sent to the default topic because Topic_Key gave no allowed topic
-	Skipped      atomic.Int64 // raw format records without Raw_Log_Key
-}
-
 // Instance is one [OUTPUT] section's state.
 type Instance struct {
 	Name  string
-	Stats Stats
+	Stats *Stats
 
 	cfg           *conf.Config
 	log           Logger
@@ -114,8 +103,9 @@ func (st *flushState) stage(topic []byte) *accumulator.Staged {
 	return &t.Staged
 }
 
-// New starts an instance that produces through the producers newProd makes.
-func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocator, log Logger) (*Instance, error) {
+// New starts an instance that produces through the producers newProd makes
+// and counts into stats (which may outlive it, across a hot reload).
+func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocator, stats *Stats, log Logger) (*Instance, error) {
 	eo := encode.Options{
 		Format:          cfg.Format,
 		TimestampKey:    cfg.TimestampKey,
@@ -130,7 +120,7 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{Name: name, cfg: cfg, log: log, enc: enc, defaultTopic: []byte(cfg.Topics[0]), allowed: map[string]bool{}}
+	in := &Instance{Name: name, Stats: stats, cfg: cfg, log: log, enc: enc, defaultTopic: []byte(cfg.Topics[0]), allowed: map[string]bool{}}
 	for _, t := range cfg.Topics {
 		in.allowed[t] = true
 	}
@@ -272,6 +262,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		}
 		in.retries.put(key, w)
 	}
+	in.Stats.Flushes.Observe(time.Since(start))
 	in.Log(LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
 	return code
 }
@@ -389,6 +380,15 @@ func (in *Instance) logFailures(res accumulator.Result) {
 		}
 	}
 }
+
+// BufferBytes is the memory of the instance's batch buffers now.
+func (in *Instance) BufferBytes() int64 { return in.acc.Used() }
+
+// DeliveredByTopic returns the records Kafka acknowledged, by topic.
+func (in *Instance) DeliveredByTopic() map[string]int64 { return in.acc.DeliveredByTopic() }
+
+// BrokerStatistics returns librdkafka's latest statistics (JSON), or nil.
+func (in *Instance) BrokerStatistics() []byte { return in.snd.Statistics() }
 
 // Exit sends what is buffered, waits up to Flush_Timeout for Kafka, and
 // stops the producer.

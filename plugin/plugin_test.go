@@ -134,7 +134,7 @@ func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Inst
 		t.Fatal(err)
 	}
 	sink := &logSink{}
-	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, sink.log)
+	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestExitLeavesNoGoroutines(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		cfg, _ := conf.Load(conf.MapGetter{"Brokers": "x:1"}, nil)
 		prod := &fakeProducer{}
-		in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, func(int, string) {})
+		in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ struct gk_ctx {
 	gk_batch *done_head, *done_tail; // batches whose last report came
 	gk_event events[GK_MAX_EVENTS];
 	int nevents, dropped;
+	char *stats; // librdkafka's latest statistics (JSON), malloc'd
 };
 
 gk_ctx *gk_ctx_new(void) {
@@ -19,6 +20,7 @@ gk_ctx *gk_ctx_new(void) {
 }
 
 void gk_ctx_free(gk_ctx *c) {
+	free(c->stats);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -113,7 +115,30 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 	add_event(rd_kafka_opaque(rk), level, 0, buf);
 }
 
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+	(void)rk;
+	gk_ctx *c = opaque;
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return 0;
+	memcpy(copy, json, len);
+	copy[len] = 0;
+	pthread_mutex_lock(&c->mu);
+	free(c->stats);
+	c->stats = copy;
+	pthread_mutex_unlock(&c->mu);
+	return 0; // librdkafka frees json
+}
+
+char *gk_stats(gk_ctx *c) {
+	pthread_mutex_lock(&c->mu);
+	char *s = c->stats ? strdup(c->stats) : NULL;
+	pthread_mutex_unlock(&c->mu);
+	return s;
+}
+
 void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c) {
+	rd_kafka_conf_set_stats_cb(conf, on_stats);
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);

@@ -49,5 +49,6 @@ void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partit
 int gk_poll(rd_kafka_t *rk, gk_ctx *c, int timeout_ms, gk_batch **done, int max);
 int gk_events(gk_ctx *c, gk_event *out, int max, int *dropped);
 char *gk_properties(void);
+char *gk_stats(gk_ctx *c); // a copy of the latest statistics JSON, or NULL
 
 #endif

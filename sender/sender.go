@@ -65,6 +65,17 @@ func Start(acc *accumulator.Accumulator, newProd NewProducer, log func(level int
 	return s, nil
 }
 
+// Statistics returns the producer's latest librdkafka statistics (JSON), or
+// nil when it has none.
+func (s *Sender) Statistics() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if p, ok := s.prod.(interface{ Statistics() []byte }); ok {
+		return p.Statistics()
+	}
+	return nil
+}
+
 // Recreated counts the producers replaced after fatal errors.
 func (s *Sender) Recreated() int64 { return s.recreated.Load() }
 

@@ -27,3 +27,14 @@ func (p *Producer) InjectFatal(reason string) {
 	defer C.free(unsafe.Pointer(r))
 	C.rd_kafka_test_fatal_error(p.rk, C.RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, r)
 }
+
+// Statistics returns librdkafka's latest statistics (JSON, emitted every
+// statistics.interval.ms), or nil before the first.
+func (p *Producer) Statistics() []byte {
+	s := C.gk_stats(p.ctx)
+	if s == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(s))
+	return []byte(C.GoString(s))
+}
