@@ -249,3 +249,72 @@ func TestHotReload(t *testing.T) {
 	}
 	compare(t, topic, recs, kafkatest.Consume(t, bootstrap, topic, len(recs), time.Minute), decodeJSON)
 }
+
+// TestClusterNodeBounce: a three-node cluster (replication 3, min ISR 2),
+// acks=all; a node is stopped and started again mid-stream: 0 lost.
+func TestClusterNodeBounce(t *testing.T) {
+	c := kafkatest.StartCluster(t)
+	so := plugin(t)
+	recs := containerLogs(t, "docker", 300000)
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, c.Bootstrap(), topic, 6)
+	done := hostInBackground(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+		Keys:   keys(append([]string{"Brokers", c.Bootstrap(), "Topics", topic, "Rate", "10"}, failureKeys...)...),
+		Chunks: fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2}),
+	}}})
+	waitForMessages(t, c.Bootstrap(), topic, 30000, time.Minute)
+	c.StopNode(2)
+	t.Log("node 2 stopped")
+	time.Sleep(3 * time.Second)
+	c.StartNode(2)
+	t.Log("node 2 started again")
+	res := <-done
+	s := res.Sum(0)
+	lost, dups := tally(t, recs, kafkatest.ConsumeAll(t, c.Bootstrap(), topic, 3*time.Minute))
+	t.Logf("%d records in; %d chunks, %d retries; %d lost, %d duplicates", len(recs), s.Chunks, s.Retry, lost, dups)
+	if res.ExitCode != 0 || s.OK != s.Chunks {
+		t.Errorf("host exit %d, %+v; stderr:\n%s", res.ExitCode, s, hostrun.Tail(res.Stderr, 30))
+	}
+	if lost != 0 {
+		t.Errorf("%d records lost", lost)
+	}
+}
+
+// TestOutageMemoryBound: the broker is down for 60 s while 20k records/s are
+// offered. Flushes are retried; the host's resident memory stays below
+// Buffer_Memory + 64 MiB; every record arrives once the broker is back.
+func TestOutageMemoryBound(t *testing.T) {
+	b := kafkatest.StartBroker(t, kafkatest.Options{})
+	so := plugin(t)
+	const rate = 20000
+	recs := containerLogs(t, "docker", 80*rate)
+	chunks := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, b.Bootstrap(), topic, 6)
+	chunksPerSec := float64(len(chunks)) * rate / float64(len(recs))
+	done := hostInBackground(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+		Keys: keys(append([]string{"Brokers", b.Bootstrap(), "Topics", topic, "Buffer_Memory", "64M",
+			"Rate", fmt.Sprintf("%.2f", chunksPerSec)}, failureKeys...)...),
+		Chunks: chunks,
+	}}})
+	waitForMessages(t, b.Bootstrap(), topic, 5*rate, time.Minute)
+	b.Stop()
+	t.Log("broker stopped for 60 s")
+	time.Sleep(60 * time.Second)
+	b.Start()
+	t.Log("broker started again")
+	res := <-done
+	s := res.Sum(0)
+	lost, dups := tally(t, recs, kafkatest.ConsumeAll(t, b.Bootstrap(), topic, 5*time.Minute))
+	t.Logf("%d records offered at %d/s; %d chunks, %d flushes, %d retries; peak RSS %d MiB; %d lost, %d duplicates",
+		len(recs), rate, s.Chunks, s.Flushes, s.Retry, res.MaxRSSKB>>10, lost, dups)
+	if res.ExitCode != 0 || s.OK != s.Chunks || s.Retry == 0 {
+		t.Errorf("host exit %d, %+v; stderr:\n%s", res.ExitCode, s, hostrun.Tail(res.Stderr, 30))
+	}
+	if limit := int64(64+64) << 10; res.MaxRSSKB <= 0 || res.MaxRSSKB > limit {
+		t.Errorf("peak RSS %d KiB, want below %d KiB", res.MaxRSSKB, limit)
+	}
+	if lost != 0 {
+		t.Errorf("%d records lost", lost)
+	}
+}

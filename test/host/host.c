@@ -221,22 +221,21 @@ static const char *sec_get(struct section *s, const char *key) {
     return NULL;
 }
 
-/* The chunk file is mapped, not read: pages of finished chunks are given
- * back (forget_chunk), so the host's resident memory is the plugin's plus the
- * chunks in progress, as in Fluent Bit with filesystem buffering. */
+/* The chunk file is mapped, not read: a chunk's pages are given back after
+ * each flush of it (forget_chunk), so the host's resident memory is the
+ * plugin's plus the chunks being flushed, as in Fluent Bit with filesystem
+ * buffering. */
 static void load_chunks(struct section *s, const char *path) {
     int fd = open(path, O_RDONLY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) die(2, "cannot open chunk file %s", path);
     long size = st.st_size;
-    s->file = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    if (s->file == MAP_FAILED) die(2, "cannot map %s", path);
-    close(fd);
-    for (int pass = 0; pass < 2; pass++) { /* count, then index */
+    for (int pass = 0; pass < 2; pass++) { /* count, then index; read() leaves no pages mapped */
         int n = 0;
         for (long p = 0; p < size;) {
-            if (size - p < 4) die(2, "%s: truncated length at offset %ld", path, p);
-            uint32_t len = s->file[p] | s->file[p + 1] << 8 | s->file[p + 2] << 16 | (uint32_t)s->file[p + 3] << 24;
+            unsigned char h[4];
+            if (size - p < 4 || pread(fd, h, 4, p) != 4) die(2, "%s: truncated length at offset %ld", path, p);
+            uint32_t len = h[0] | h[1] << 8 | h[2] << 16 | (uint32_t)h[3] << 24;
             if ((uint64_t)len > (uint64_t)(size - p - 4))
                 die(2, "%s: chunk at offset %ld runs past the end", path, p);
             if (len > 0 && pass) {
@@ -253,6 +252,9 @@ static void load_chunks(struct section *s, const char *path) {
             s->requeue = xcalloc(n, sizeof(int));
         }
     }
+    s->file = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    if (s->file == MAP_FAILED) die(2, "cannot map %s", path);
+    close(fd);
 }
 
 static int parse_level(const char *v) {
@@ -501,8 +503,9 @@ static long outstanding(struct gen *g) {
     return n;
 }
 
-/* Gives back the resident pages of a finished chunk (read again from the
- * file if ever needed). */
+/* Gives back the resident pages of a chunk after a flush of it (read again
+ * from the file for a retry), as Fluent Bit keeps chunks waiting for a retry
+ * on disk. */
 static void forget_chunk(struct section *s, int chunk) {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t from = (uintptr_t)(s->file + s->off[chunk]) & ~(page - 1);
@@ -532,7 +535,6 @@ static void complete(struct inst *in, struct task *t, int ret, double ms) {
         in->error++;
         in->dropped++;
     }
-    forget_chunk(s, t->chunk);
     total_done++;
     free(t);
 }
@@ -591,6 +593,7 @@ static int run_flush(struct gen *g, struct inst *in, struct task *t, double *ms)
     memset(c.tag, '#', strlen(c.tag)); /* a kept tag reads as garbage */
     free(c.tag);
     release(data, len);
+    forget_chunk(s, t->chunk);
     if (!quiet)
         fprintf(stderr, "[host] %s chunk %d try %d: %zu bytes -> %d in %.2f ms\n", in->name, t->chunk,
                 t->tries + 1, len, c.ret, *ms);
