@@ -96,7 +96,18 @@ type Option struct {
 // Options is the table of every key the plugin reads, in documentation order.
 var Options = []Option{
 	{"Brokers", "string", "", "Comma-separated bootstrap brokers, host:port (required).",
-		func(c *Config, v string) error { c.Brokers = v; return nil }},
+		func(c *Config, v string) error {
+			if v == "" {
+				return nil // required: checked after every option
+			}
+			for _, b := range strings.Split(v, ",") {
+				if b = strings.TrimSpace(b); b == "" || strings.ContainsAny(b, " \t") {
+					return fmt.Errorf("want host:port[,host:port...]")
+				}
+			}
+			c.Brokers = v
+			return nil
+		}},
 	{"Topics", "list", "fluent-bit", "Comma-separated topics; the first is the default topic.",
 		func(c *Config, v string) error { c.Topics = splitList(v); return checkTopics(c.Topics) }},
 	{"Topic_Key", "record accessor", "", "Field whose value names the record's topic, e.g. $kubernetes['namespace_name'].",
@@ -141,7 +152,10 @@ var Options = []Option{
 	{"Header", "list", "", "Static headers: comma-separated `name value` pairs, e.g. `env prod, team core`.",
 		func(c *Config, v string) error {
 			for _, p := range splitList(v) {
-				name, value, _ := strings.Cut(p, " ")
+				name, value, ok := strings.Cut(p, " ")
+				if !ok {
+					return fmt.Errorf("%q: want `name value`", p)
+				}
 				c.Headers = append(c.Headers, Header{name, strings.TrimSpace(value)})
 			}
 			return nil

@@ -50,16 +50,28 @@ func TestValues(t *testing.T) {
 	}
 }
 
+// freeForm are the options that take any text.
+var freeForm = map[string]bool{"Timestamp_Key": true, "Tag_Key": true, "Message_Key": true, "Metrics_Instance": true, "Client_ID": true}
+
 func TestInvalidValuesNameTheKey(t *testing.T) {
-	for key, value := range map[string]string{
-		"Topics": "bad topic", "Format": "xml", "Timestamp_Format": "rfc822", "Batch_Size": "huge",
-		"Linger": "5", "Buffer_Memory": "12", "Max_Block": "-1s", "Flush_Timeout": "1ms",
-		"Compression": "brotli", "Topic_Key": "$a[", "Dynamic_Topic": "maybe", "Message_Key_Field": "$", "Kafka_Timestamp": "now",
-		"Header_Key": "nopath", "Remove_Keys": "$a, $b['c", "Raw_Log_Key": "a b]", "Include_Tag_Key": "2", "Metadata_Headers": "yes please",
-	} {
-		_, err := Load(MapGetter{"Brokers": "x:1", key: value}, nil)
-		if err == nil || !strings.HasPrefix(err.Error(), key+": ") || !strings.Contains(err.Error(), value) {
-			t.Errorf("%s=%q: error %v, want one naming the key and value", key, value, err)
+	invalid := map[string]string{
+		"Brokers": "a:1,,b:2", "Topics": "bad topic", "Format": "xml", "Timestamp_Format": "rfc822", "Batch_Size": "huge",
+		"Linger": "5", "Buffer_Memory": "12", "Max_Block": "-1s", "Flush_Timeout": "1ms", "Compression": "brotli",
+		"Topic_Key": "$a[", "Dynamic_Topic": "maybe", "Message_Key_Field": "$", "Kafka_Timestamp": "now",
+		"Header": "env", "Header_Key": "nopath", "Remove_Keys": "$a, $b['c", "Raw_Log_Key": "a b]", "Include_Tag_Key": "2",
+		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021",
+	}
+	for _, o := range Options {
+		value, ok := invalid[o.Name]
+		if !ok {
+			if !freeForm[o.Name] {
+				t.Errorf("option %s has no invalid value tested", o.Name)
+			}
+			continue
+		}
+		_, err := Load(MapGetter{"Brokers": "x:1", o.Name: value}, nil)
+		if err == nil || !strings.HasPrefix(err.Error(), o.Name+": ") || !strings.Contains(err.Error(), value) {
+			t.Errorf("%s=%q: error %v, want one naming the key and value", o.Name, value, err)
 		}
 	}
 	if _, err := Load(MapGetter{}, nil); err == nil || !strings.HasPrefix(err.Error(), "Brokers: required") {
