@@ -55,6 +55,7 @@ static int gk_log_level(struct gk_plugin *p) {
 import "C"
 
 import (
+	"cmp"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -62,6 +63,7 @@ import (
 
 	"github.com/fluent/fluent-bit-go/output"
 	"github.com/gokafka/gokafka/conf"
+	"github.com/gokafka/gokafka/metrics"
 	"github.com/gokafka/gokafka/plugin"
 	"github.com/gokafka/gokafka/rdk"
 	"github.com/gokafka/gokafka/sender"
@@ -70,9 +72,15 @@ import (
 var (
 	mu        sync.Mutex
 	instances int      // Init calls since the last (re)registration, to name instances
-	contexts  sync.Map // remote context key (uintptr) -> *plugin.Instance
+	contexts  sync.Map // remote context key (uintptr) -> *running
 	rdkProps  = sync.OnceValue(rdk.Properties)
 )
+
+// running is an instance and what stops its metrics (nil without them).
+type running struct {
+	in          *plugin.Instance
+	stopMetrics func()
+}
 
 // getter reads the instance's keys; valid only during Init.
 type getter struct{ plugin unsafe.Pointer }
@@ -141,40 +149,54 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 		}
 		var in *plugin.Instance
 		if in, err = plugin.New(name, cfg, newProducer, rdk.Allocator{}, new(plugin.Stats), log); err == nil {
-			contexts.Store(uintptr(C.gk_set_context((*C.struct_gk_plugin)(p))), in)
-			in.Log(plugin.LevelInfo, "brokers=%s topics=%v format=%s", cfg.Brokers, cfg.Topics, cfg.Format)
-			return output.FLB_OK
+			r := &running{in: in}
+			if cfg.MetricsListen != "" {
+				label := cmp.Or(cfg.MetricsInstance, name)
+				if r.stopMetrics, err = metrics.Register(cfg.MetricsListen, label, in.Stats, in); err != nil {
+					in.Exit()
+					err = fmt.Errorf("Metrics_Listen: %w", err)
+				}
+			}
+			if err == nil {
+				contexts.Store(uintptr(C.gk_set_context((*C.struct_gk_plugin)(p))), r)
+				in.Log(plugin.LevelInfo, "brokers=%s topics=%v format=%s", cfg.Brokers, cfg.Topics, cfg.Format)
+				return output.FLB_OK
+			}
 		}
 	}
 	log(plugin.LevelError, fmt.Sprintf("configuration error: %v", err))
 	return output.FLB_ERROR
 }
 
-func instance(ctx unsafe.Pointer) *plugin.Instance {
-	in, _ := contexts.Load(uintptr(ctx))
-	i, _ := in.(*plugin.Instance)
+func instance(ctx unsafe.Pointer) *running {
+	r, _ := contexts.Load(uintptr(ctx))
+	i, _ := r.(*running)
 	return i
 }
 
 //export FLBPluginFlushCtx
 func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) (ret int) {
-	in := instance(ctx)
-	if in == nil {
+	r := instance(ctx)
+	if r == nil {
 		return output.FLB_ERROR
 	}
+	in := r.in
 	defer recoverTo(in.Logger(), &ret, output.FLB_RETRY)
 	return in.Flush(unsafe.Slice((*byte)(data), int(length)), C.GoString(tag))
 }
 
 //export FLBPluginExitCtx
 func FLBPluginExitCtx(ctx unsafe.Pointer) (ret int) {
-	in := instance(ctx)
-	if in == nil {
+	r := instance(ctx)
+	if r == nil {
 		return output.FLB_OK
 	}
-	defer recoverTo(in.Logger(), &ret, output.FLB_ERROR)
+	defer recoverTo(r.in.Logger(), &ret, output.FLB_ERROR)
 	contexts.Delete(uintptr(ctx))
-	in.Exit()
+	if r.stopMetrics != nil {
+		r.stopMetrics() // before Exit: a scrape must not read a stopped producer
+	}
+	r.in.Exit()
 	C.free(ctx)
 	return output.FLB_OK
 }

@@ -152,6 +152,7 @@ func (in *Instance) Log(level int, format string, args ...any) {
 // those of the earlier attempt still in flight have been reported.
 func (in *Instance) Flush(data []byte, tag string) int {
 	start := time.Now()
+	defer func() { in.Stats.Flushes.Observe(time.Since(start)) }()
 	deadline := start.Add(in.cfg.FlushTimeout)
 	var key uint64
 	keyed := !in.retries.empty()
@@ -262,7 +263,6 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		}
 		in.retries.put(key, w)
 	}
-	in.Stats.Flushes.Observe(time.Since(start))
 	in.Log(LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
 	return code
 }

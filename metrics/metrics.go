@@ -1,0 +1,325 @@
+// Package metrics serves the instances' statistics as Prometheus text at
+// http://Metrics_Listen/metrics. Instances that name the same address share
+// one listener; it is closed when the last of them unregisters, so that a
+// hot reload (old instances exit, then new ones start) binds the port again.
+// Everything is read at scrape time: no goroutine runs besides the server's.
+package metrics
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gokafka/gokafka/plugin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Source is what an instance shows besides its Stats; *plugin.Instance is one.
+type Source interface {
+	BufferBytes() int64
+	DeliveredByTopic() map[string]int64
+	BrokerStatistics() []byte // librdkafka's statistics JSON, or nil
+}
+
+// The metrics, labelled by instance (and topic or broker).
+var (
+	descDelivered    = desc("records_delivered_total", "Records Kafka acknowledged.", "topic")
+	descRetried      = desc("records_retried_total", "Records in chunks handed back to Fluent Bit for a retry.")
+	descFailed       = desc("records_failed_total", "Records dropped: Kafka can never take them, or they cannot be encoded.")
+	descDeadLettered = desc("records_dead_lettered_total", "Records Kafka refused for good, sent to DLQ_Topic.")
+	descRerouted     = desc("records_rerouted_total", "Records sent to the default topic because Topic_Key gave no allowed topic.")
+	descSkipped      = desc("records_skipped_total", "Records skipped by the raw format for lack of Raw_Log_Key.")
+	descBuffer       = desc("buffer_bytes", "Memory of the batch buffers now (counted against Buffer_Memory).")
+	descFlush        = desc("flush_duration_seconds", "Duration of flushes, from the chunk handed over to the return code.")
+	descQueueMsgs    = desc("producer_queue_messages", "Messages in librdkafka's queues (msg_cnt).")
+	descQueueBytes   = desc("producer_queue_bytes", "Bytes of the messages in librdkafka's queues (msg_size).")
+	descBrokerUp     = desc("broker_up", "1 when librdkafka's connection to the broker is UP, else 0.", "broker")
+	descBrokerState  = desc("broker_state", "librdkafka's state of its connection to the broker: 1 for the current state, 0 for the others.", "broker", "state")
+	descBrokerRTT    = desc("broker_rtt_seconds", "Average round-trip time to the broker over librdkafka's last statistics interval.", "broker")
+	descBrokerTxErrs = desc("broker_tx_errors_total", "Transmission errors to the broker (librdkafka txerrs).", "broker")
+)
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("gokafka_"+name, help, append([]string{"instance"}, labels...), nil)
+}
+
+// brokerStates are librdkafka's broker states (rd_kafka_broker_state_names).
+var brokerStates = []string{"INIT", "DOWN", "TRY_CONNECT", "CONNECT", "SSL_HANDSHAKE", "AUTH_LEGACY",
+	"UP", "UPDATE", "APIVERSION_QUERY", "AUTH_HANDSHAKE", "AUTH_REQ", "REAUTH"}
+
+var (
+	regMu     sync.Mutex // guards endpoints and each endpoint's refs, ln, srv
+	endpoints = map[string]*endpoint{}
+)
+
+// endpoint is the registry of one address. It outlives its listener: the
+// totals of instances that left stay here, for those that take their label.
+type endpoint struct {
+	addr string
+	reg  *prometheus.Registry
+	refs int
+	srv  *http.Server
+
+	mu      sync.Mutex // guards the maps below; held while reading sources
+	live    map[string]*entry
+	retired map[string]*totals // by instance label
+	txErrs  map[[2]string]*monotonic
+}
+
+type entry struct {
+	stats *plugin.Stats
+	src   Source
+}
+
+// totals are an instance's counters at one moment.
+type totals struct {
+	delivered                                        map[string]int64 // by topic
+	retried, failed, deadLettered, rerouted, skipped int64
+	buckets                                          []uint64 // cumulative, per plugin.FlushBuckets
+	flushes                                          uint64
+	flushSeconds                                     float64
+}
+
+func read(e *entry) *totals {
+	t := &totals{
+		delivered:    e.src.DeliveredByTopic(),
+		retried:      e.stats.Retried.Load(),
+		failed:       e.stats.Failed.Load(),
+		deadLettered: e.stats.DeadLettered.Load(),
+		rerouted:     e.stats.Rerouted.Load(),
+		skipped:      e.stats.Skipped.Load(),
+	}
+	t.buckets, t.flushes, t.flushSeconds = e.stats.Flushes.Snapshot()
+	return t
+}
+
+// add adds o (nil for none) to t.
+func (t *totals) add(o *totals) {
+	if o == nil {
+		return
+	}
+	if t.delivered == nil {
+		t.delivered = map[string]int64{}
+	}
+	for topic, n := range o.delivered {
+		t.delivered[topic] += n
+	}
+	t.retried += o.retried
+	t.failed += o.failed
+	t.deadLettered += o.deadLettered
+	t.rerouted += o.rerouted
+	t.skipped += o.skipped
+	if len(t.buckets) < len(o.buckets) {
+		t.buckets = append(t.buckets, make([]uint64, len(o.buckets)-len(t.buckets))...)
+	}
+	for i, n := range o.buckets {
+		t.buckets[i] += n
+	}
+	t.flushes += o.flushes
+	t.flushSeconds += o.flushSeconds
+}
+
+// monotonic turns a counter that restarts from zero (a new librdkafka
+// producer) into one that keeps growing.
+type monotonic struct{ base, last int64 }
+
+func (m *monotonic) observe(v int64) int64 {
+	if v < m.last {
+		m.base += m.last
+	}
+	m.last = v
+	return m.base + v
+}
+
+// retire keeps the last value: the next one counts from zero.
+func (m *monotonic) retire() { m.base, m.last = m.base+m.last, 0 }
+
+// Register shows stats and src under the label instance at
+// http://addr/metrics, starting the listener for addr unless another
+// instance already did. An instance that takes the label of one that
+// unregistered continues its counters. unregister must be called before the
+// source stops; it waits for a scrape that is reading the source.
+func Register(addr, instance string, stats *plugin.Stats, src Source) (unregister func(), err error) {
+	if stats == nil || src == nil {
+		return nil, errors.New("metrics: nil stats or source")
+	}
+	regMu.Lock()
+	defer regMu.Unlock()
+	ep := endpoints[addr]
+	if ep == nil {
+		ep = &endpoint{addr: addr, reg: prometheus.NewRegistry(), live: map[string]*entry{},
+			retired: map[string]*totals{}, txErrs: map[[2]string]*monotonic{}}
+		ep.reg.MustRegister(ep)
+		endpoints[addr] = ep
+	}
+	ep.mu.Lock()
+	_, taken := ep.live[instance]
+	ep.mu.Unlock()
+	if taken {
+		return nil, fmt.Errorf("instance label %q is already used on %s", instance, addr)
+	}
+	if ep.refs == 0 {
+		if err := ep.listen(); err != nil {
+			if len(ep.retired) == 0 {
+				delete(endpoints, addr) // nothing to keep for a bad address
+			}
+			return nil, err
+		}
+	}
+	ep.refs++
+	e := &entry{stats: stats, src: src}
+	ep.mu.Lock()
+	ep.live[instance] = e
+	ep.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { ep.unregister(instance, e) }) }, nil
+}
+
+func (ep *endpoint) listen() error {
+	ln, err := net.Listen("tcp", ep.addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(ep.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }() // ErrServerClosed after Close
+	ep.srv = srv
+	return nil
+}
+
+func (ep *endpoint) unregister(instance string, e *entry) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	ep.mu.Lock()
+	final := read(e)
+	if r := ep.retired[instance]; r != nil {
+		r.add(final)
+	} else {
+		ep.retired[instance] = final
+	}
+	ep.observeBrokers(instance, e.src.BrokerStatistics(), nil)
+	for k, m := range ep.txErrs {
+		if k[0] == instance {
+			m.retire()
+		}
+	}
+	delete(ep.live, instance)
+	ep.mu.Unlock()
+	if ep.refs--; ep.refs == 0 {
+		ep.srv.Close() // the listener and open connections
+		ep.srv = nil
+	}
+}
+
+// Describe sends every metric's description.
+func (ep *endpoint) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descFailed, descDeadLettered, descRerouted,
+		descSkipped, descBuffer, descFlush, descQueueMsgs, descQueueBytes, descBrokerUp, descBrokerState,
+		descBrokerRTT, descBrokerTxErrs} {
+		ch <- d
+	}
+}
+
+// Collect reads every live instance, adding the totals of those that had
+// its label before.
+func (ep *endpoint) Collect(ch chan<- prometheus.Metric) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	for label, e := range ep.live {
+		t := read(e)
+		t.add(ep.retired[label])
+		counter := func(d *prometheus.Desc, v int64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{label}, labels...)...)
+		}
+		for topic, n := range t.delivered {
+			counter(descDelivered, n, topic)
+		}
+		counter(descRetried, t.retried)
+		counter(descFailed, t.failed)
+		counter(descDeadLettered, t.deadLettered)
+		counter(descRerouted, t.rerouted)
+		counter(descSkipped, t.skipped)
+		ch <- prometheus.MustNewConstMetric(descBuffer, prometheus.GaugeValue, float64(e.src.BufferBytes()), label)
+		buckets := make(map[float64]uint64, len(plugin.FlushBuckets))
+		for i, le := range plugin.FlushBuckets {
+			if i < len(t.buckets) {
+				buckets[le] = t.buckets[i]
+			}
+		}
+		ch <- prometheus.MustNewConstHistogram(descFlush, t.flushes, t.flushSeconds, buckets, label)
+		ep.observeBrokers(label, e.src.BrokerStatistics(), ch)
+	}
+}
+
+// rdStats is the part of librdkafka's statistics shown (STATISTICS.md).
+type rdStats struct {
+	MsgCnt  int64 `json:"msg_cnt"`
+	MsgSize int64 `json:"msg_size"`
+	Brokers map[string]struct {
+		Name   string `json:"name"`
+		Source string `json:"source"` // learned, configured, internal, logical
+		State  string `json:"state"`
+		TxErrs int64  `json:"txerrs"`
+		RTT    struct {
+			Avg int64 `json:"avg"` // microseconds
+		} `json:"rtt"`
+	} `json:"brokers"`
+}
+
+// observeBrokers sends the metrics of librdkafka's statistics js to ch (nil
+// to only keep track of the transmit errors).
+func (ep *endpoint) observeBrokers(label string, js []byte, ch chan<- prometheus.Metric) {
+	var s rdStats
+	if len(js) == 0 || json.Unmarshal(js, &s) != nil {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		if ch != nil {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{label}, labels...)...)
+		}
+	}
+	gauge(descQueueMsgs, float64(s.MsgCnt))
+	gauge(descQueueBytes, float64(s.MsgSize))
+	for key, b := range s.Brokers {
+		if b.Source == "internal" || b.Source == "logical" {
+			continue
+		}
+		name := b.Name
+		if name == "" {
+			name = key
+		}
+		m := ep.txErrs[[2]string{label, name}]
+		if m == nil {
+			m = new(monotonic)
+			ep.txErrs[[2]string{label, name}] = m
+		}
+		txErrs := m.observe(b.TxErrs)
+		if ch == nil {
+			continue
+		}
+		up := 0.0
+		if b.State == "UP" {
+			up = 1
+		}
+		gauge(descBrokerUp, up, name)
+		known := false
+		for _, st := range brokerStates {
+			v := 0.0
+			if st == b.State {
+				v, known = 1, true
+			}
+			gauge(descBrokerState, v, name, st)
+		}
+		if !known && b.State != "" {
+			gauge(descBrokerState, 1, name, b.State)
+		}
+		gauge(descBrokerRTT, float64(b.RTT.Avg)/1e6, name)
+		ch <- prometheus.MustNewConstMetric(descBrokerTxErrs, prometheus.CounterValue, float64(txErrs), label, name)
+	}
+}

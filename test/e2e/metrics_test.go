@@ -1,0 +1,303 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gokafka/gokafka/test/fixture"
+	"github.com/gokafka/gokafka/test/hostrun"
+	"github.com/gokafka/gokafka/test/kafkatest"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// scrapeMetrics returns every sample at http://addr/metrics by
+// name{labels} (labels sorted; histograms as _count and _sum only).
+func scrapeMetrics(addr string) (map[string]float64, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for name, f := range families {
+		for _, m := range f.Metric {
+			var labels []string
+			for _, l := range m.Label {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			sort.Strings(labels)
+			key := "{" + strings.Join(labels, ",") + "}"
+			switch {
+			case m.Counter != nil:
+				out[name+key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[name+key] = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				out[name+"_count"+key] = float64(m.Histogram.GetSampleCount())
+				out[name+"_sum"+key] = m.Histogram.GetSampleSum()
+			}
+		}
+	}
+	return out, nil
+}
+
+// series names a sample as scrapeMetrics does; labels in sorted order.
+func series(name string, labels ...string) string {
+	var ls []string
+	for i := 0; i+1 < len(labels); i += 2 {
+		ls = append(ls, fmt.Sprintf("%s=%q", labels[i], labels[i+1]))
+	}
+	sort.Strings(ls)
+	return name + "{" + strings.Join(ls, ",") + "}"
+}
+
+// metricsRun runs the host in the background and scrapes addr every 100 ms
+// while it runs, until done says a scrape shows what the test waits for. It
+// returns that scrape (or the last one, and ok false), whether an earlier one
+// showed partial (records delivered but not all), and the host's result.
+// Counters must never go backwards from one scrape to the next.
+func metricsRun(t *testing.T, addr string, o hostrun.Options, done func(map[string]float64) bool, partial func(map[string]float64) bool) (m map[string]float64, ok, sawPartial bool, res hostrun.Result) {
+	t.Helper()
+	hostDone := hostInBackground(t, o)
+	scrapes := 0
+	prev := map[string]float64{}
+	for {
+		select {
+		case res := <-hostDone:
+			t.Logf("%d scrapes during the run", scrapes)
+			return m, ok, sawPartial, res
+		case <-time.After(100 * time.Millisecond):
+		}
+		if ok {
+			continue
+		}
+		cur, err := scrapeMetrics(addr)
+		if err != nil {
+			continue // not listening yet, or between a reload's Exit and Init
+		}
+		scrapes++
+		m = cur
+		for k, v := range m {
+			if p, ok := prev[k]; ok && v < p && (strings.Contains(k, "_total{") || strings.Contains(k, "_count{")) {
+				t.Errorf("%s went back from %v to %v", k, p, v)
+			}
+			prev[k] = v
+		}
+		if partial != nil && partial(m) {
+			sawPartial = true
+		}
+		ok = done(m)
+	}
+}
+
+// keeper is an instance that keeps the host running for about d with two
+// chunks of a few records, so the endpoint can be scraped after the others
+// finished: the host stops when every instance's chunks are done.
+func keeper(t *testing.T, bootstrap string, recs []fixture.Record, d time.Duration) hostrun.Instance {
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 1)
+	chunks := append(fixture.EncodeChunks(recs[:5], fixture.ChunkOptions{}), fixture.EncodeChunks(recs[5:10], fixture.ChunkOptions{})...)
+	return hostrun.Instance{Keys: keys("Brokers", bootstrap, "Topics", topic, "Rate", fmt.Sprintf("%.3f", 1/d.Seconds())), Chunks: chunks}
+}
+
+// TestMetrics: two instances share one Metrics_Listen address. The
+// endpoint is scraped during each host run and its counters are checked
+// against the records sent and the flushes the host made: with a broker
+// (delivered per instance and topic, nothing retried or failed), without one
+// (every record of every chunk retried), and across a hot reload (the
+// counters carry on and the port is bound again).
+func TestMetrics(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := plugin(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	docker, cri := containerLogs(t, "docker", 20000), containerLogs(t, "cri", 20000)
+	chunksA := fixture.EncodeChunks(docker, fixture.ChunkOptions{Layout: 2})
+	chunksB := fixture.EncodeChunks(cri, fixture.ChunkOptions{Layout: 1})
+	const labelA, labelB = "gokafka.0", "cri-logs" // the default name, and Metrics_Instance
+	flushes := func(m map[string]float64, label string) float64 {
+		return m[series("gokafka_flush_duration_seconds_count", "instance", label)]
+	}
+
+	t.Run("delivered", func(t *testing.T) {
+		topicA, topicB := kafkatest.UniqueTopic(t), kafkatest.UniqueTopic(t)
+		kafkatest.CreateTopic(t, bootstrap, topicA, 3)
+		kafkatest.CreateTopic(t, bootstrap, topicB, 3)
+		deliveredA := series("gokafka_records_delivered_total", "instance", labelA, "topic", topicA)
+		deliveredB := series("gokafka_records_delivered_total", "instance", labelB, "topic", topicB)
+		brokerUp := func(m map[string]float64, label string) bool {
+			for k, v := range m {
+				if strings.HasPrefix(k, "gokafka_broker_up{") && strings.Contains(k, fmt.Sprintf("instance=%q", label)) && v == 1 {
+					return true
+				}
+			}
+			return false
+		}
+		m, ok, sawPartial, res := metricsRun(t, addr, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{
+			{Keys: keys("Brokers", bootstrap, "Topics", topicA, "Workers", "0", "Metrics_Listen", addr, "Rate", "10"),
+				Chunks: chunksA},
+			{Keys: keys("Brokers", bootstrap, "Topics", topicB, "Workers", "2", "Metrics_Listen", addr, "Metrics_Instance", labelB, "Rate", "10"),
+				Chunks: chunksB},
+			keeper(t, bootstrap, docker, 10*time.Second),
+		}}, func(m map[string]float64) bool {
+			// librdkafka's statistics come every 5 s.
+			return m[deliveredA] == float64(len(docker)) && m[deliveredB] == float64(len(cri)) &&
+				flushes(m, labelA) == float64(len(chunksA)) && flushes(m, labelB) == float64(len(chunksB)) &&
+				brokerUp(m, labelA) && brokerUp(m, labelB)
+		}, func(m map[string]float64) bool { return m[deliveredA] > 0 && m[deliveredA] < float64(len(docker)) })
+		if res.ExitCode != 0 {
+			t.Fatalf("host exit %d:\n%s", res.ExitCode, hostrun.Tail(res.Stderr, 30))
+		}
+		if !ok {
+			t.Fatalf("no scrape showed every record delivered and the brokers up; host: %+v\nlast scrape: %v", res.Instances, m)
+		}
+		if !sawPartial {
+			t.Errorf("no scrape saw instance A part way through")
+		}
+		for i, label := range []string{labelA, labelB} {
+			s := res.Sum(i)
+			if s.OK != s.Chunks {
+				t.Errorf("instance %d: %+v", i, s)
+			}
+			if got := flushes(m, label); got != float64(s.Flushes) {
+				t.Errorf("%s: %v flushes counted, the host made %d", label, got, s.Flushes)
+			}
+			for _, name := range []string{"gokafka_records_retried_total", "gokafka_records_failed_total", "gokafka_records_dead_lettered_total"} {
+				if v, ok := m[series(name, "instance", label)]; !ok || v != 0 {
+					t.Errorf("%s{instance=%q} = %v (shown: %v), want 0", name, label, v, ok)
+				}
+			}
+			if _, ok := m[series("gokafka_producer_queue_messages", "instance", label)]; !ok {
+				t.Errorf("%s: no gokafka_producer_queue_messages", label)
+			}
+		}
+		for k, v := range m {
+			if strings.HasPrefix(k, "gokafka_broker_up{") || strings.HasPrefix(k, "gokafka_broker_rtt") || strings.HasPrefix(k, "gokafka_producer_queue") {
+				t.Logf("%s %v", k, v)
+			}
+			if strings.HasPrefix(k, "gokafka_records_delivered_total{") && k != deliveredA && k != deliveredB {
+				t.Errorf("unexpected series %s = %v", k, m[k])
+			}
+		}
+	})
+
+	t.Run("retried", func(t *testing.T) {
+		recs := docker[:3000]
+		chunks := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2, ChunkBytes: 256 << 10})
+		retried := series("gokafka_records_retried_total", "instance", labelA)
+		badKeys := keys("Brokers", "127.0.0.1:1", "Topics", "nowhere", "Flush_Timeout", "1s", "Max_Block", "200ms",
+			"Retry_Limit", "1", "Workers", "2", "Metrics_Listen", addr)
+		m, ok, _, res := metricsRun(t, addr, hostrun.Options{Plugin: so, Backoff: 100 * time.Millisecond, Grace: time.Second,
+			Instances: []hostrun.Instance{
+				{Keys: badKeys, Chunks: chunks},
+				keeper(t, bootstrap, docker, 8*time.Second),
+			}}, func(m map[string]float64) bool {
+			return m[retried] == float64(2*len(recs)) && flushes(m, labelA) == float64(2*len(chunks))
+		}, nil)
+		s := res.Sum(0)
+		if res.ExitCode != 0 || s.OK != 0 || s.Retry != 2*s.Chunks || s.Dropped != s.Chunks {
+			t.Fatalf("want every chunk retried once then dropped: exit %d, %+v", res.ExitCode, s)
+		}
+		if !ok {
+			t.Fatalf("no scrape showed %d records retried in %d flushes; host: %+v; last scrape: retried %v, flushes %v",
+				2*len(recs), 2*len(chunks), s, m[retried], flushes(m, labelA))
+		}
+		if got := flushes(m, labelA); got != float64(s.Flushes) {
+			t.Errorf("%v flushes counted, the host made %d", got, s.Flushes)
+		}
+		if v := m[series("gokafka_records_failed_total", "instance", labelA)]; v != 0 {
+			t.Errorf("failed = %v, want 0", v)
+		}
+	})
+
+	t.Run("reload", func(t *testing.T) {
+		topicA, topicB := kafkatest.UniqueTopic(t), kafkatest.UniqueTopic(t)
+		kafkatest.CreateTopic(t, bootstrap, topicA, 3)
+		kafkatest.CreateTopic(t, bootstrap, topicB, 3)
+		deliveredA := series("gokafka_records_delivered_total", "instance", labelA, "topic", topicA)
+		deliveredB := series("gokafka_records_delivered_total", "instance", labelB, "topic", topicB)
+		m, ok, _, res := metricsRun(t, addr, hostrun.Options{Plugin: so, ReloadAfter: (len(chunksA) + len(chunksB)) / 2,
+			Instances: []hostrun.Instance{
+				{Keys: keys("Brokers", bootstrap, "Topics", topicA, "Metrics_Listen", addr, "Rate", "10"), Chunks: chunksA},
+				{Keys: keys("Brokers", bootstrap, "Topics", topicB, "Workers", "2", "Metrics_Listen", addr, "Metrics_Instance", labelB, "Rate", "10"),
+					Chunks: chunksB},
+				keeper(t, bootstrap, docker, 8*time.Second),
+			}}, func(m map[string]float64) bool {
+			return m[deliveredA] == float64(len(docker)) && m[deliveredB] == float64(len(cri)) &&
+				flushes(m, labelA) == float64(len(chunksA)) && flushes(m, labelB) == float64(len(chunksB))
+		}, nil)
+		if res.ExitCode != 0 {
+			t.Fatalf("host exit %d (the new instances must bind the port again):\n%s", res.ExitCode, hostrun.Tail(res.Stderr, 30))
+		}
+		gens := 0
+		for _, in := range res.Instances {
+			gens = max(gens, in.Gen+1)
+		}
+		if gens != 2 {
+			t.Fatalf("want two generations: %+v", res.Instances)
+		}
+		if !ok {
+			t.Fatalf("no scrape after the reload showed every record delivered; host: %+v\nlast scrape: %v", res.Instances, m)
+		}
+		for i, label := range []string{labelA, labelB} {
+			s := res.Sum(i)
+			if got := flushes(m, label); s.OK != s.Chunks || got != float64(s.Flushes) {
+				t.Errorf("%s: %v flushes counted; host, both generations: %+v", label, got, s)
+			}
+		}
+	})
+}
+
+// TestMetricsListenErrors: a Metrics_Listen address that cannot be bound,
+// or an instance label taken twice on one address, fails Init with a
+// configuration error naming Metrics_Listen, and the instance is stopped.
+func TestMetricsListenErrors(t *testing.T) {
+	so := plugin(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	base := []string{"Brokers", "127.0.0.1:1", "Log_Level", "debug", "Flush_Timeout", "1s", "Max_Block", "1s"}
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, AllowFail: true, Instances: []hostrun.Instance{
+		{Keys: keys(append(base, "Metrics_Listen", busy.Addr().String())...)},
+	}})
+	if want := "configuration error: Metrics_Listen: listen tcp " + busy.Addr().String() + ": bind: address already in use"; res.ExitCode != 3 ||
+		!strings.Contains(res.Stderr, want) || !strings.Contains(res.Stderr, "] stopped") {
+		t.Errorf("busy port: exit %d, want 3 and %q and the instance stopped; stderr:\n%s", res.ExitCode, want, hostrun.Tail(res.Stderr, 10))
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	res = hostrun.Run(t, hostrun.Options{Plugin: so, AllowFail: true, Instances: []hostrun.Instance{
+		{Keys: keys(append(base, "Metrics_Listen", addr, "Metrics_Instance", "same")...)},
+		{Keys: keys(append(base, "Metrics_Listen", addr, "Metrics_Instance", "same")...)},
+	}})
+	if want := `[output:gokafka:gokafka.1] configuration error: Metrics_Listen: instance label "same" is already used on ` + addr; res.ExitCode != 3 ||
+		!strings.Contains(res.Stderr, want) || strings.Count(res.Stderr, "] stopped") != 2 {
+		t.Errorf("label taken twice: exit %d, want 3, %q and both instances stopped; stderr:\n%s", res.ExitCode, want, hostrun.Tail(res.Stderr, 10))
+	}
+}
