@@ -264,9 +264,20 @@ var ErrMemoryTimeout = errors.New("buffer memory full")
 // Drain moves the ready batches to dst and returns it, with how long until
 // the next batch becomes ready by linger (0: none waiting).
 func (a *Accumulator) Drain(now time.Time, dst []*Batch) ([]*Batch, time.Duration) {
+	return a.drain(now, false, dst)
+}
+
+// DrainAll moves every batch to dst, ready or not: a flush that has
+// appended its records sends them at once.
+func (a *Accumulator) DrainAll(dst []*Batch) []*Batch {
+	dst, _ = a.drain(time.Time{}, true, dst)
+	return dst
+}
+
+func (a *Accumulator) drain(now time.Time, all bool, dst []*Batch) ([]*Batch, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	all := a.flushing > 0 || a.blocked > 0 || a.closed
+	all = all || a.flushing > 0 || a.blocked > 0 || a.closed
 	var next time.Duration
 	for k, d := range a.deques {
 		n := 0

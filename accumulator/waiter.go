@@ -117,7 +117,9 @@ func (a *Accumulator) Wait(w *Waiter, deadline time.Time) (res Result, ok bool) 
 		w.done = done
 	}
 	a.flushing++
-	a.signal()
+	if len(a.deques) > 0 {
+		a.signal() // every batch is ready now
+	}
 	a.mu.Unlock()
 
 	if done != nil {

@@ -291,7 +291,7 @@ func (c *Config) producerDefaults() []Property {
 		{Key: "compression.type", Value: c.Compression},
 		{Key: "enable.idempotence", Value: "true"},
 		{Key: "acks", Value: "all"},
-		{Key: "linger.ms", Value: "5"},
+		{Key: "linger.ms", Value: "1"},
 		// Keyed records land where the Java client's default partitioner
 		// puts them; unkeyed ones are spread at random.
 		{Key: "partitioner", Value: "murmur2_random"},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/ra"
@@ -192,22 +193,58 @@ func appendFraction(dst []byte, v uint64, digits int) []byte {
 }
 
 // AppendISO8601 writes ns as UTC 2006-01-02T15:04:05.999999999Z with the
-// given number of fraction digits, without time.Time's formatting cost.
+// given number of fraction digits (6 or 9), without time.Time's cost: the
+// date is formatted once a day, the rest two digits at a time.
 func AppendISO8601(dst []byte, ns int64, digits int) []byte {
 	secs, frac := divmod(ns, 1e9)
-	days, sod := divmod(secs, 86400)
-	y, m, d := civil(days)
-	y = min(max(y, 0), 9999)
-	dst = appendFraction(dst, uint64(y), 4)
-	dst = appendFraction(append(dst, '-'), uint64(m), 2)
-	dst = appendFraction(append(dst, '-'), uint64(d), 2)
-	dst = appendFraction(append(dst, 'T'), uint64(sod/3600), 2)
-	dst = appendFraction(append(dst, ':'), uint64(sod/60%60), 2)
-	dst = appendFraction(append(dst, ':'), uint64(sod%60), 2)
-	for i := digits; i < 9; i++ {
-		frac /= 10
+	day, sod := divmod(secs, 86400)
+	dst = append(dst, datePrefix(day)...)
+	dst = append(dst, pairs[2*(sod/3600)], pairs[2*(sod/3600)+1], ':')
+	dst = append(dst, pairs[2*(sod/60%60)], pairs[2*(sod/60%60)+1], ':')
+	dst = append(dst, pairs[2*(sod%60)], pairs[2*(sod%60)+1], '.')
+	if digits == 6 {
+		frac /= 1000
 	}
-	return append(appendFraction(append(dst, '.'), uint64(frac), digits), 'Z')
+	var buf [10]byte
+	for i := digits; i > 1; i -= 2 {
+		p := 2 * (frac % 100)
+		buf[i-2], buf[i-1] = pairs[p], pairs[p+1]
+		frac /= 100
+	}
+	if digits&1 == 1 {
+		buf[0] = byte('0' + frac)
+	}
+	buf[digits] = 'Z'
+	return append(dst, buf[:digits+1]...)
+}
+
+// pairs holds "00" to "99".
+const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// dayText is a day's "2006-01-02T".
+type dayText struct {
+	day  int64
+	text []byte
+}
+
+var lastDay atomic.Pointer[dayText]
+
+// datePrefix returns "YYYY-MM-DDT" for a day since 1970-01-01, from a
+// one-day cache: records of one chunk share their day.
+func datePrefix(day int64) []byte {
+	if d := lastDay.Load(); d != nil && d.day == day {
+		return d.text
+	}
+	y, m, dd := civil(day)
+	y = min(max(y, 0), 9999)
+	text := appendFraction(nil, uint64(y), 4)
+	text = appendFraction(append(text, '-'), uint64(m), 2)
+	text = appendFraction(append(text, '-'), uint64(dd), 2)
+	text = append(text, 'T')
+	lastDay.Store(&dayText{day, text})
+	return text
 }
 
 // civil converts days since 1970-01-01 to a proleptic Gregorian date

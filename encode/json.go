@@ -224,12 +224,31 @@ var safe = func() (t [256]bool) {
 
 const hex = "0123456789abcdef"
 
+// Bytes of a word, for plainWord.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainWord reports that none of 8 bytes needs a look: no control
+// character, quote, backslash or non-ASCII byte (SWAR: each term sets a
+// byte's high bit when that byte is one of them).
+func plainWord(x uint64) bool {
+	q := x ^ (ones * '"')
+	b := x ^ (ones * '\\')
+	return ((x-ones*0x20)&^x|(q-ones)&^q|(b-ones)&^b|x)&highs == 0
+}
+
 // appendString writes s as a JSON string: UTF-8 passes through, control
 // characters are escaped, and invalid UTF-8 becomes U+FFFD.
 func appendString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && plainWord(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if safe[c] {
 			i++

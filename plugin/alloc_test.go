@@ -1,3 +1,7 @@
+//go:build !race
+
+// The race detector allocates on its own: counts are only meaningful without it.
+
 package plugin
 
 import (

@@ -234,6 +234,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	}
 
 	appendErr := in.append(st, w, records, start)
+	in.snd.SendAll()
 	res, acked := in.acc.Wait(w, deadline)
 	in.logFailures(res)
 	newlyDropped := res.Permanent - w.Counted.Permanent - skipped

@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include "producer.h"
@@ -128,6 +130,22 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 	c->stats = copy;
 	pthread_mutex_unlock(&c->mu);
 	return 0; // librdkafka frees json
+}
+
+int gk_wakeup_fd(rd_kafka_t *rk, rd_kafka_queue_t **mainq, int *write_fd) {
+	int fds[2];
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -1;
+	*mainq = rd_kafka_queue_get_main(rk);
+	rd_kafka_queue_io_event_enable(*mainq, fds[1], "e", 1);
+	*write_fd = fds[1];
+	return fds[0];
+}
+
+void gk_wakeup_close(rd_kafka_queue_t *mainq, int write_fd) {
+	rd_kafka_queue_io_event_enable(mainq, -1, NULL, 0);
+	rd_kafka_queue_destroy(mainq);
+	close(write_fd);
 }
 
 char *gk_stats(gk_ctx *c) {

@@ -50,5 +50,10 @@ int gk_poll(rd_kafka_t *rk, gk_ctx *c, int timeout_ms, gk_batch **done, int max)
 int gk_events(gk_ctx *c, gk_event *out, int max, int *dropped);
 char *gk_properties(void);
 char *gk_stats(gk_ctx *c); // a copy of the latest statistics JSON, or NULL
+// gk_wakeup_fd returns the read end of a pipe that librdkafka writes to when
+// its main queue (delivery reports, errors, statistics) gets an event, so
+// that Go can wait for events in its poller instead of a blocking C call.
+int gk_wakeup_fd(rd_kafka_t *rk, rd_kafka_queue_t **mainq, int *write_fd);
+void gk_wakeup_close(rd_kafka_queue_t *mainq, int write_fd);
 
 #endif

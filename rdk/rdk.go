@@ -13,6 +13,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -32,14 +33,19 @@ type Logger func(level int, msg string)
 
 // Producer is one librdkafka producer.
 type Producer struct {
-	rk     *C.rd_kafka_t
-	ctx    *C.gk_ctx
-	log    Logger
-	topics map[string]*C.rd_kafka_topic_t // used by the send loop only
+	rk  *C.rd_kafka_t
+	ctx *C.gk_ctx
+	log Logger
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards topics, nextID and batches: any goroutine may produce
+	topics  map[string]*C.rd_kafka_topic_t
 	nextID  uint64
 	batches map[uint64]*accumulator.Batch // produced, not completed
+
+	mainq   *C.rd_kafka_queue_t
+	wake    *os.File // readable when librdkafka's main queue has events
+	wakeW   C.int    // the pipe's write end, librdkafka's
+	wakeBuf [64]byte
 
 	done   [256]*C.gk_batch
 	events [C.GK_MAX_EVENTS]C.gk_event
@@ -82,7 +88,7 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 		C.gk_ctx_free(ctx)
 		return nil, fmt.Errorf("rdkafka: %s", redact.apply(C.GoString(&errstr[0])))
 	}
-	return &Producer{
+	p := &Producer{
 		rk:      rk,
 		ctx:     ctx,
 		log:     log,
@@ -90,11 +96,20 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 		batches: make(map[uint64]*accumulator.Batch),
 		redact:  redact,
 		causes:  make(map[string]*cause),
-	}, nil
+	}
+	var wakeW C.int
+	fd := C.gk_wakeup_fd(rk, &p.mainq, &wakeW)
+	if fd < 0 {
+		p.Close()
+		return nil, fmt.Errorf("rdkafka: cannot make the event pipe")
+	}
+	p.wake, p.wakeW = os.NewFile(uintptr(fd), "rdkafka-events"), wakeW
+	return p, nil
 }
 
 // Produce hands every record of b to librdkafka in one C call.
 func (p *Producer) Produce(b *accumulator.Batch) {
+	p.mu.Lock()
 	rkt := p.topics[b.Topic]
 	if rkt == nil {
 		name := C.CString(b.Topic)
@@ -102,7 +117,6 @@ func (p *Producer) Produce(b *accumulator.Batch) {
 		C.free(unsafe.Pointer(name))
 		p.topics[b.Topic] = rkt
 	}
-	p.mu.Lock()
 	p.nextID++
 	id := p.nextID
 	p.batches[id] = b
@@ -116,10 +130,13 @@ func (p *Producer) Produce(b *accumulator.Batch) {
 		(*C.gk_rec)(unsafe.Pointer(unsafe.SliceData(b.Recs))), cb)
 }
 
-// Poll serves librdkafka's callbacks for up to timeout and appends the
-// batches whose last delivery report came.
+// Poll waits up to timeout for librdkafka's events, in Go's poller rather
+// than in a blocking C call, serves its callbacks and appends the batches
+// whose last delivery report came.
 func (p *Producer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
-	n := int(C.gk_poll(p.rk, p.ctx, C.int(timeout.Milliseconds()), &p.done[0], C.int(len(p.done))))
+	p.wake.SetReadDeadline(time.Now().Add(timeout))
+	p.wake.Read(p.wakeBuf[:]) // an event, or the deadline
+	n := int(C.gk_poll(p.rk, p.ctx, 0, &p.done[0], C.int(len(p.done))))
 	p.logEvents()
 	for _, cb := range p.done[:n] {
 		var failures []accumulator.Failure
@@ -216,6 +233,10 @@ func syslogToFluentBit(level int) int {
 // Close purges what librdkafka still holds and destroys the producer; the
 // batches it never completed are returned.
 func (p *Producer) Close() []*accumulator.Batch {
+	if p.wake != nil {
+		C.gk_wakeup_close(p.mainq, p.wakeW)
+		p.wake.Close()
+	}
 	C.rd_kafka_purge(p.rk, C.RD_KAFKA_PURGE_F_QUEUE|C.RD_KAFKA_PURGE_F_INFLIGHT)
 	for _, rkt := range p.topics {
 		C.rd_kafka_topic_destroy(rkt)

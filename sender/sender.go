@@ -48,6 +48,7 @@ type Sender struct {
 	stop       chan struct{}
 	wg         sync.WaitGroup
 	mu         sync.RWMutex // held for reading while polling, for writing to replace prod
+	sending    sync.Mutex   // held by the flush producing in SendAll
 	prod       Producer
 	fatalSince time.Time // when recreating the producer first failed
 }
@@ -63,6 +64,25 @@ func Start(acc *accumulator.Accumulator, newProd NewProducer, log func(level int
 	go s.sendLoop()
 	go s.pollLoop()
 	return s, nil
+}
+
+// SendAll produces every batch of the accumulator on the caller's
+// goroutine: a flush that has appended its records sends them itself rather
+// than waking the send loop. When another flush is doing so already, it
+// leaves its batches to that one or to the send loop, since producers on
+// several threads only contend in librdkafka.
+func (s *Sender) SendAll() {
+	if !s.sending.TryLock() {
+		return
+	}
+	defer s.sending.Unlock()
+	var buf [16]*accumulator.Batch
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, b := range s.acc.DrainAll(buf[:0]) {
+		s.inflight.Add(1)
+		s.prod.Produce(b)
+	}
 }
 
 // Statistics returns the producer's latest librdkafka statistics (JSON), or
