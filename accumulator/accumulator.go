@@ -48,6 +48,8 @@ type Batch struct {
 	DeadLetter bool
 
 	idx     []int32 // per record: its index in its chunk
+	frame   *frame  // batch mode: the records' LZ4 frame
+	sealed  bool    // batch mode: the frame is closed, Recs holds the one message
 	spans   []span
 	created time.Time
 	full    bool
@@ -114,7 +116,8 @@ type Accumulator struct {
 	released    chan struct{} // closed and replaced when memory is released
 	closed      bool
 	wake        chan struct{}
-	dlq         string // dead-letter topic, "" for none
+	frames      *framing // batch mode, nil in record mode
+	dlq         string   // dead-letter topic, "" for none
 	dlqMaxBytes int
 	delivered   map[string]int64 // records acknowledged, by topic
 }
@@ -184,7 +187,7 @@ func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter
 		size := int(r.Size())
 		d := a.deques[k]
 		var b *Batch
-		if n := len(d); n > 0 && !d[n-1].full && d[n-1].fits(size) {
+		if n := len(d); n > 0 && !d[n-1].full && a.fits(d[n-1], size) {
 			b = d[n-1]
 		} else {
 			if n > 0 && !d[n-1].full {
@@ -192,16 +195,20 @@ func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter
 				a.signal()
 			}
 			var err error
-			if b, err = a.newBatch(size, deadline); err != nil {
+			if b, err = a.newBatchFor(size, deadline); err != nil {
 				return i, err
 			}
 			b.Topic, b.Partition, b.created = topic, partition, time.Now()
 			a.deques[k] = append(a.deques[k], b)
 		}
-		rec := r
-		rec.Off = uint32(len(b.Buf))
-		b.Buf = append(b.Buf, s.Buf[r.Off:r.Off+r.Size()]...)
-		b.Recs = append(b.Recs, rec)
+		if b.frame != nil {
+			a.appendFramed(b, s, r)
+		} else {
+			rec := r
+			rec.Off = uint32(len(b.Buf))
+			b.Buf = append(b.Buf, s.Buf[r.Off:r.Off+r.Size()]...)
+			b.Recs = append(b.Recs, rec)
+		}
 		b.idx = append(b.idx, s.Idx[i])
 		w.state[s.Idx[i]] = InFlight
 		if n := len(b.spans); n > 0 && b.spans[n-1].w == w {
@@ -212,6 +219,22 @@ func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter
 		w.pending++
 	}
 	return len(s.Recs), nil
+}
+
+// fits reports room in b for a record of size bytes.
+func (a *Accumulator) fits(b *Batch, size int) bool {
+	if b.frame != nil {
+		return a.fitsFrame(b, size)
+	}
+	return b.fits(size)
+}
+
+// newBatchFor starts a batch for a record of size bytes.
+func (a *Accumulator) newBatchFor(size int, deadline time.Time) (*Batch, error) {
+	if a.frames != nil {
+		return a.newFrameBatch(deadline)
+	}
+	return a.newBatch(size, deadline)
 }
 
 // newBatch takes a pooled batch or allocates one, waiting for memory until
@@ -239,23 +262,32 @@ func (a *Accumulator) newBatch(size int, deadline time.Time) (*Batch, error) {
 			a.used -= int64(cap(b.Buf))
 			continue
 		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return nil, ErrMemoryTimeout
+		if err := a.waitForMemory(deadline); err != nil {
+			return nil, err
 		}
-		released := a.released
-		a.blocked++
-		a.signal()
-		a.mu.Unlock()
-		t := time.NewTimer(wait)
-		select {
-		case <-released:
-		case <-t.C:
-		}
-		t.Stop()
-		a.mu.Lock()
-		a.blocked--
 	}
+}
+
+// waitForMemory waits until memory is released or deadline passes, when it
+// returns ErrMemoryTimeout; a.mu is held and released while waiting.
+func (a *Accumulator) waitForMemory(deadline time.Time) error {
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return ErrMemoryTimeout
+	}
+	released := a.released
+	a.blocked++
+	a.signal()
+	a.mu.Unlock()
+	t := time.NewTimer(wait)
+	select {
+	case <-released:
+	case <-t.C:
+	}
+	t.Stop()
+	a.mu.Lock()
+	a.blocked--
+	return nil
 }
 
 // ErrMemoryTimeout means Buffer_Memory stayed full until the deadline.
@@ -293,6 +325,9 @@ func (a *Accumulator) drain(now time.Time, all bool, dst []*Batch) ([]*Batch, ti
 			}
 			n++
 		}
+		for _, b := range d[:n] {
+			a.seal(b)
+		}
 		dst = append(dst, d[:n]...)
 		if n == len(d) {
 			delete(a.deques, k)
@@ -316,14 +351,20 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 	for _, s := range b.spans {
 		for end := j + s.n; j < end; j++ {
 			var f *Failure
-			for len(failures) > 0 && failures[0].Index < j { // duplicates
-				failures = failures[1:]
+			if b.frame != nil { // one message: its outcome is every record's
+				if len(failures) > 0 {
+					f = &failures[0]
+				}
+			} else {
+				for len(failures) > 0 && failures[0].Index < j { // duplicates
+					failures = failures[1:]
+				}
+				if len(failures) > 0 && failures[0].Index == j {
+					f = &failures[0]
+					failures = failures[1:]
+				}
 			}
-			if len(failures) > 0 && failures[0].Index == j {
-				f = &failures[0]
-				failures = failures[1:]
-			}
-			if f != nil && f.Permanent && a.dlq != "" && !b.DeadLetter {
+			if f != nil && f.Permanent && a.dlq != "" && !b.DeadLetter && b.frame == nil {
 				moved = append(moved, deadLetter{j, s.w, f})
 				s.w.example(FailedRecord{Topic: b.Topic, Size: int(b.Recs[j].Len), Reason: f.Reason, Permanent: true, ToDeadLetter: true})
 				continue
@@ -353,6 +394,12 @@ func (a *Accumulator) DeliveredByTopic() map[string]int64 {
 }
 
 func (a *Accumulator) release(b *Batch) {
+	if b.frame != nil {
+		a.releaseFrame(b)
+		close(a.released)
+		a.released = make(chan struct{})
+		return
+	}
 	b.Buf, b.Recs, b.idx, b.spans, b.full, b.DeadLetter = b.Buf[:0], b.Recs[:0], b.idx[:0], b.spans[:0], false, false
 	if cap(b.Buf) == a.batchSize && !a.closed {
 		a.free = append(a.free, b)
@@ -394,6 +441,12 @@ func (a *Accumulator) Close() {
 		a.used -= int64(cap(b.Buf))
 	}
 	a.free = nil
+	if a.frames != nil {
+		for _, f := range a.frames.free {
+			a.used -= int64(cap(f.buf)) + frameOverhead
+		}
+		a.frames.free = nil
+	}
 	a.signal()
 }
 

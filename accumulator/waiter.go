@@ -86,7 +86,7 @@ func (w *Waiter) settle(b *Batch, j int, f *Failure) {
 			w.state[i] = Retriable
 			w.Retriable++
 		}
-		w.example(FailedRecord{Topic: b.Topic, Size: int(b.Recs[j].Len), Reason: f.Reason, Permanent: f.Permanent})
+		w.example(FailedRecord{Topic: b.Topic, Size: b.size(j), Reason: f.Reason, Permanent: f.Permanent})
 	}
 	w.pending--
 	if w.pending == 0 && w.done != nil {
@@ -103,6 +103,15 @@ func (a *Accumulator) Drop(w *Waiter, i int) {
 		w.state[i] = Dropped
 		w.Permanent++
 	}
+}
+
+// size is record j's size: its value's, or in batch mode the whole batch
+// message's.
+func (b *Batch) size(j int) int {
+	if b.frame != nil {
+		return int(b.Recs[0].Len)
+	}
+	return int(b.Recs[j].Len)
 }
 
 // Wait makes every batch ready and waits until Kafka reported on all of w's

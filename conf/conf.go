@@ -55,6 +55,7 @@ type Config struct {
 	HeaderKeys      []HeaderKey
 	MetadataHeaders bool
 	DLQTopic        string // "" drops records Kafka refuses for good
+	MessageMode     string // record or batch
 	MetricsListen   string // host:port of the Prometheus endpoint, "" for none
 	MetricsInstance string // the instance label, "" for the plugin's name
 	BatchSize       int64
@@ -198,6 +199,8 @@ var Options = []Option{
 		}},
 	{"Metrics_Instance", "string", "", "The instance label of its metrics; by default gokafka.N, N counting this plugin's instances in configuration order.",
 		func(c *Config, v string) error { c.MetricsInstance = v; return nil }},
+	{"Message_Mode", "enum", "record", "record: one Kafka message per record; batch: one per batch, an LZ4 frame of its records (NDJSON, or a msgpack stream).",
+		enum(func(c *Config) *string { return &c.MessageMode }, "record", "batch")},
 	{"Batch_Size", "size", "1M", "Bytes of records gathered per topic before a batch is sent.",
 		size(func(c *Config) *int64 { return &c.BatchSize }, 1<<10, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
@@ -262,7 +265,26 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			c.Rdkafka = append(c.Rdkafka, Property{Key: p, Value: v, FromUser: true})
 		}
 	}
+	if c.MessageMode == "batch" { // message.max.bytes may have changed the limit
+		if err := c.checkBatchSize(g); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// checkBatchSize makes a batch mode frame fit the message size limit (LZ4
+// may grow its input by 1/255, plus headers): a Batch_Size left at its
+// default shrinks to fit, one given too large is refused.
+func (c *Config) checkBatchSize(g Getter) error {
+	limit := int64(c.MaxMessageBytes()-4096) * 255 / 256
+	if g.Get("Batch_Size") == "" {
+		c.BatchSize = min(c.BatchSize, limit)
+	} else if c.BatchSize > limit {
+		return &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: fmt.Sprintf(
+			"with Message_Mode batch a batch is one message: at most %d bytes for message.max.bytes %d", limit, c.MaxMessageBytes())}
+	}
+	return nil
 }
 
 // defaultMaxMessageBytes is librdkafka's default message.max.bytes.
@@ -282,13 +304,22 @@ func (c *Config) MaxMessageBytes() int {
 	return n
 }
 
+// compression is librdkafka's codec: none in batch mode, whose messages are
+// LZ4 frames already.
+func (c *Config) compression() string {
+	if c.MessageMode == "batch" {
+		return "none"
+	}
+	return c.Compression
+}
+
 // producerDefaults are the librdkafka settings the plugin derives from its
 // own options; rdkafka.* keys given by the operator override them.
 func (c *Config) producerDefaults() []Property {
 	p := []Property{
 		{Key: "bootstrap.servers", Value: c.Brokers},
 		{Key: "client.id", Value: c.ClientID},
-		{Key: "compression.type", Value: c.Compression},
+		{Key: "compression.type", Value: c.compression()},
 		{Key: "enable.idempotence", Value: "true"},
 		{Key: "acks", Value: "all"},
 		{Key: "linger.ms", Value: "1"},

@@ -59,7 +59,7 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		"Linger": "5", "Buffer_Memory": "12", "Max_Block": "-1s", "Flush_Timeout": "1ms", "Compression": "brotli",
 		"Topic_Key": "$a[", "Dynamic_Topic": "maybe", "Message_Key_Field": "$", "Kafka_Timestamp": "now",
 		"Header": "env", "Header_Key": "nopath", "Remove_Keys": "$a, $b['c", "Raw_Log_Key": "a b]", "Include_Tag_Key": "2",
-		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021",
+		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021", "Message_Mode": "stream",
 	}
 	for _, o := range Options {
 		value, ok := invalid[o.Name]
@@ -132,5 +132,16 @@ func TestShapingKeys(t *testing.T) {
 		c.Headers[1] != (Header{"team", "core team"}) || c.HeaderKeys[0].Name != "app" || len(c.RemoveKeys) != 2 ||
 		c.MessageKeyField.String() != "$pod" || c.KafkaTimestamp != "event" {
 		t.Fatalf("%+v", c)
+	}
+}
+
+func TestBatchModeFitsMessages(t *testing.T) {
+	c, err := Load(MapGetter{"Brokers": "x:1", "Message_Mode": "batch"}, nil)
+	if err != nil || c.BatchSize > 1000000-4096 || c.compression() != "none" {
+		t.Fatalf("default batch size %d, compression %s (%v)", c.BatchSize, c.compression(), err)
+	}
+	_, err = Load(MapGetter{"Brokers": "x:1", "Message_Mode": "batch", "Batch_Size": "4M", "rdkafka.message.max.bytes": "2000000"}, []string{"message.max.bytes"})
+	if err == nil || !strings.HasPrefix(err.Error(), "Batch_Size: ") || !strings.Contains(err.Error(), "2000000") {
+		t.Fatalf("a batch larger than a message: %v", err)
 	}
 }

@@ -50,8 +50,17 @@ type Instance struct {
 	defaultTopic  []byte
 	allowed       map[string]bool // Topics, when Dynamic_Topic is off
 	staticHeaders []byte          // Header pairs, encoded once
+	batchMode     bool            // Message_Mode batch
 	states        sync.Pool       // *flushState
 	retries       *retryMemory
+}
+
+// contentTypes are the media types of batch mode's records, by Format.
+var contentTypes = map[string]string{
+	"json":    "application/x-ndjson",
+	"msgpack": "application/msgpack",
+	"logfmt":  "text/plain",
+	"raw":     "text/plain",
 }
 
 // rememberedChunks bounds the chunks whose per-record state an instance
@@ -60,19 +69,22 @@ const rememberedChunks = 4096
 
 // flushState is the reusable scratch space of one flush.
 type flushState struct {
-	reader  chunk.Reader
-	topics  map[string]*topicStage
-	order   []*topicStage // topics of this flush, in first-seen order
-	topic   []byte        // the current record's topic name from Topic_Key
-	scratch []byte        // header values as text
+	reader   chunk.Reader
+	topics   map[string]*topicStage
+	order    []*topicStage // topics of this flush, in first-seen order
+	topic    []byte        // the current record's topic name from Topic_Key
+	key      []byte        // the current record's key, in batch mode
+	stageKey []byte        // topic and partition, the key of topics
+	scratch  []byte        // header values as text
 	// unencodable lists the records that cannot be encoded (or, in raw
 	// format, have no Raw_Log_Key), to be marked dropped.
 	unencodable []int
 }
 
 type topicStage struct {
-	name string
-	used bool
+	name      string
+	partition int32
+	used      bool
 	accumulator.Staged
 }
 
@@ -90,11 +102,13 @@ func (st *flushState) reset() {
 	}
 }
 
-func (st *flushState) stage(topic []byte) *accumulator.Staged {
-	t := st.topics[string(topic)]
+// stage returns the staged records of topic and partition.
+func (st *flushState) stage(topic []byte, partition int32) *accumulator.Staged {
+	st.stageKey = append(append(st.stageKey[:0], topic...), byte(partition>>24), byte(partition>>16), byte(partition>>8), byte(partition))
+	t := st.topics[string(st.stageKey)]
 	if t == nil {
-		t = &topicStage{name: string(topic)}
-		st.topics[t.name] = t
+		t = &topicStage{name: string(topic), partition: partition}
+		st.topics[string(st.stageKey)] = t
 	}
 	if !t.used {
 		t.used = true
@@ -129,6 +143,9 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 	}
 	in.acc = accumulator.New(int(cfg.BatchSize), cfg.BufferMemory, cfg.Linger, alloc)
 	in.acc.SetDeadLetterTopic(cfg.DLQTopic, cfg.MaxMessageBytes())
+	if in.batchMode = cfg.MessageMode == "batch"; in.batchMode {
+		in.acc.SetFrames(contentTypes[cfg.Format])
+	}
 	if in.snd, err = sender.Start(in.acc, newProd, log); err != nil {
 		return nil, err
 	}
@@ -194,7 +211,12 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if !ok {
 			rerouted++
 		}
-		s := st.stage(topic)
+		partition := int32(-1)
+		if in.batchMode {
+			st.key = in.appendKey(st.key[:0], &rec)
+			partition = in.partitionOf(st, topic, st.key)
+		}
+		s := st.stage(topic, partition)
 		valueStart := len(s.Buf)
 		if s.Buf, err = in.enc.Append(s.Buf, &rec, tag); err != nil {
 			if errors.Is(err, encode.ErrNoRawKey) {
@@ -206,9 +228,13 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			continue
 		}
 		keyStart := len(s.Buf)
-		s.Buf = in.appendKey(s.Buf, &rec)
+		if !in.batchMode { // a batch message has its own headers and no key
+			s.Buf = in.appendKey(s.Buf, &rec)
+		}
 		hdrStart := len(s.Buf)
-		s.Buf = in.appendHeaders(s.Buf, st, &rec)
+		if !in.batchMode {
+			s.Buf = in.appendHeaders(s.Buf, st, &rec)
+		}
 		ts := int64(0)
 		if in.cfg.KafkaTimestamp == "event" {
 			ts = max(rec.Time/1e6, 0)
@@ -355,7 +381,7 @@ func (in *Instance) append(st *flushState, w *accumulator.Waiter, records int, s
 	deadline := start.Add(min(in.cfg.MaxBlock, in.cfg.FlushTimeout))
 	for _, t := range st.order {
 		for s := t.Staged; len(s.Recs) > 0; {
-			n, err := in.acc.Append(t.name, -1, &s, w, deadline)
+			n, err := in.acc.Append(t.name, t.partition, &s, w, deadline)
 			s.Skip(n)
 			switch {
 			case errors.Is(err, accumulator.ErrTooLarge):

@@ -252,3 +252,14 @@ char *gk_properties(void) {
 	fclose(f);
 	return buf;
 }
+
+int gk_partition_count(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int timeout_ms) {
+	const struct rd_kafka_metadata *md;
+	if (rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	int n = -1;
+	if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		n = md->topics[0].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	return n;
+}

@@ -55,5 +55,8 @@ char *gk_stats(gk_ctx *c); // a copy of the latest statistics JSON, or NULL
 // that Go can wait for events in its poller instead of a blocking C call.
 int gk_wakeup_fd(rd_kafka_t *rk, rd_kafka_queue_t **mainq, int *write_fd);
 void gk_wakeup_close(rd_kafka_queue_t *mainq, int write_fd);
+// gk_partition_count asks the cluster how many partitions a topic has; -1 on
+// failure.
+int gk_partition_count(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int timeout_ms);
 
 #endif

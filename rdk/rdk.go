@@ -37,10 +37,11 @@ type Producer struct {
 	ctx *C.gk_ctx
 	log Logger
 
-	mu      sync.Mutex // guards topics, nextID and batches: any goroutine may produce
-	topics  map[string]*C.rd_kafka_topic_t
-	nextID  uint64
-	batches map[uint64]*accumulator.Batch // produced, not completed
+	mu         sync.Mutex // guards topics, nextID and batches: any goroutine may produce
+	topics     map[string]*C.rd_kafka_topic_t
+	partitions map[string]int // partition counts known
+	nextID     uint64
+	batches    map[uint64]*accumulator.Batch // produced, not completed
 
 	mainq   *C.rd_kafka_queue_t
 	wake    *os.File // readable when librdkafka's main queue has events
@@ -89,13 +90,14 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 		return nil, fmt.Errorf("rdkafka: %s", redact.apply(C.GoString(&errstr[0])))
 	}
 	p := &Producer{
-		rk:      rk,
-		ctx:     ctx,
-		log:     log,
-		topics:  make(map[string]*C.rd_kafka_topic_t),
-		batches: make(map[uint64]*accumulator.Batch),
-		redact:  redact,
-		causes:  make(map[string]*cause),
+		rk:         rk,
+		ctx:        ctx,
+		log:        log,
+		topics:     make(map[string]*C.rd_kafka_topic_t),
+		partitions: make(map[string]int),
+		batches:    make(map[uint64]*accumulator.Batch),
+		redact:     redact,
+		causes:     make(map[string]*cause),
 	}
 	var wakeW C.int
 	fd := C.gk_wakeup_fd(rk, &p.mainq, &wakeW)
@@ -110,13 +112,7 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 // Produce hands every record of b to librdkafka in one C call.
 func (p *Producer) Produce(b *accumulator.Batch) {
 	p.mu.Lock()
-	rkt := p.topics[b.Topic]
-	if rkt == nil {
-		name := C.CString(b.Topic)
-		rkt = C.rd_kafka_topic_new(p.rk, name, nil)
-		C.free(unsafe.Pointer(name))
-		p.topics[b.Topic] = rkt
-	}
+	rkt := p.topic(b.Topic)
 	p.nextID++
 	id := p.nextID
 	p.batches[id] = b
@@ -128,6 +124,36 @@ func (p *Producer) Produce(b *accumulator.Batch) {
 	C.gk_produce(p.rk, p.ctx, rkt, C.int32_t(b.Partition),
 		(*C.char)(unsafe.Pointer(unsafe.SliceData(b.Buf))),
 		(*C.gk_rec)(unsafe.Pointer(unsafe.SliceData(b.Recs))), cb)
+}
+
+// topic returns the topic's handle; p.mu is held.
+func (p *Producer) topic(name string) *C.rd_kafka_topic_t {
+	rkt := p.topics[name]
+	if rkt == nil {
+		cname := C.CString(name)
+		rkt = C.rd_kafka_topic_new(p.rk, cname, nil)
+		C.free(unsafe.Pointer(cname))
+		p.topics[name] = rkt
+	}
+	return rkt
+}
+
+// Partitions returns how many partitions topic has, asking the cluster the
+// first time (up to 5 s); -1 when it cannot tell.
+func (p *Producer) Partitions(topic string) int {
+	p.mu.Lock()
+	n, ok := p.partitions[topic]
+	rkt := p.topic(topic)
+	p.mu.Unlock()
+	if ok {
+		return n
+	}
+	if n = int(C.gk_partition_count(p.rk, rkt, 5000)); n > 0 {
+		p.mu.Lock()
+		p.partitions[topic] = n
+		p.mu.Unlock()
+	}
+	return n
 }
 
 // Poll waits up to timeout for librdkafka's events, in Go's poller rather

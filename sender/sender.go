@@ -85,6 +85,17 @@ func (s *Sender) SendAll() {
 	}
 }
 
+// Partitions returns how many partitions topic has, or -1 when the
+// producer cannot tell.
+func (s *Sender) Partitions(topic string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if p, ok := s.prod.(interface{ Partitions(string) int }); ok {
+		return p.Partitions(topic)
+	}
+	return -1
+}
+
 // Statistics returns the producer's latest librdkafka statistics (JSON), or
 // nil when it has none.
 func (s *Sender) Statistics() []byte {

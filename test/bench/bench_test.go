@@ -252,14 +252,14 @@ type hostStats struct {
 
 // runHost runs the C test host (as hostrun.Run does, but forked through sh)
 // with plugin on the chunk file, one instance with Workers workers.
-func runHost(b *testing.B, plugin, bootstrap, topic string, workers int, in input) result {
+func runHost(b *testing.B, plugin, bootstrap, topic string, workers int, in input, extra ...[2]string) result {
 	b.Helper()
 	host := hostrun.BuildHost(b)
 	confFile := hostrun.WriteConf(b, b.TempDir(), hostrun.Options{Instances: []hostrun.Instance{{
-		Keys: [][2]string{
+		Keys: append([][2]string{
 			{"Brokers", bootstrap}, {"Topics", topic},
 			{"Workers", strconv.Itoa(workers)}, {"Retry_Limit", "no_limits"},
-		},
+		}, extra...),
 		ChunkFile: in.chunkFile,
 	}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -393,16 +393,21 @@ func BenchmarkEndToEnd(b *testing.B) {
 	noop := hostrun.BuildPlugin(b, "test/bench/noop", "build/bench/noop.so")
 	floor := buildFloor(b, root)
 
+	messages := func(topic string) int64 { return countMessages(b, bootstrap, topic) }
+	batchRecords := func(topic string) int64 { return countBatchRecords(b, bootstrap, topic) }
+	batchMode := [2]string{"Message_Mode", "batch"}
 	modes := []struct {
 		name  string
-		kafka bool // sends to Kafka: count the topic
+		count func(topic string) int64 // the records in the topic; nil: sends nothing
 		run   func(topic string) result
 	}{
-		{"floor-thin", true, func(t string) result { return runFloor(b, floor, "thin", bootstrap, t, in) }},
-		{"floor-ckg", true, func(t string) result { return runFloor(b, floor, "ckg", bootstrap, t, in) }},
-		{"record-workers0", true, func(t string) result { return runHost(b, plugin, bootstrap, t, 0, in) }},
-		{"record-workers2", true, func(t string) result { return runHost(b, plugin, bootstrap, t, 2, in) }},
-		{"host-noop", false, func(t string) result { return runHost(b, noop, bootstrap, t, 0, in) }},
+		{"floor-thin", messages, func(t string) result { return runFloor(b, floor, "thin", bootstrap, t, in) }},
+		{"floor-ckg", messages, func(t string) result { return runFloor(b, floor, "ckg", bootstrap, t, in) }},
+		{"record-workers0", messages, func(t string) result { return runHost(b, plugin, bootstrap, t, 0, in) }},
+		{"record-workers2", messages, func(t string) result { return runHost(b, plugin, bootstrap, t, 2, in) }},
+		{"batch-workers0", batchRecords, func(t string) result { return runHost(b, plugin, bootstrap, t, 0, in, batchMode) }},
+		{"batch-workers2", batchRecords, func(t string) result { return runHost(b, plugin, bootstrap, t, 2, in, batchMode) }},
+		{"host-noop", nil, func(t string) result { return runHost(b, noop, bootstrap, t, 0, in) }},
 	}
 	var log strings.Builder
 	logf := func(format string, args ...any) {
@@ -419,7 +424,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	for round := 1; round <= rounds; round++ {
 		for _, m := range modes {
 			topic := fmt.Sprintf("bench-%s-%s-%d", m.name, tag, round)
-			if m.kafka {
+			if m.count != nil {
 				kafkatest.CreateTopic(b, bootstrap, topic, partitions)
 			}
 			busy0, total0 := machineCPU()
@@ -429,9 +434,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 			if total1 > total0 {
 				r.busy = (busy1 - busy0) / (total1 - total0)
 			}
-			if m.kafka {
-				if n := countMessages(b, bootstrap, topic); n != in.records {
-					b.Fatalf("%s: topic %s holds %d messages, want %d", m.name, topic, n, in.records)
+			if m.count != nil {
+				if n := m.count(topic); n != in.records {
+					b.Fatalf("%s: topic %s holds %d records, want %d", m.name, topic, n, in.records)
 				}
 			}
 			logf("round %d %-16s %9.0f records/s %6.3f CPU µs/record (%5.3f sys) %6.1f MiB peak RSS %6d ctx switches %3d GCs, machine %3.0f%% busy %s\n",
@@ -487,6 +492,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 		ckg.cpuPerRecord(), w0.cpuPerRecord(), w2.cpuPerRecord(), verdict(max(w0.cpuPerRecord(), w2.cpuPerRecord()) < ckg.cpuPerRecord()))
 	fmt.Fprintf(&t, "- Workers 2 ≥ 1.5x the records/s of Workers 0: %.2fx: %s\n",
 		w2.recordsPerSec()/w0.recordsPerSec(), verdict(w2.recordsPerSec() >= 1.5*w0.recordsPerSec()))
+	bw0 := med["batch-workers0"]
+	fmt.Fprintf(&t, "- batch mode ≥ 3x the records/s of record mode (Workers 0): %.2fx: %s\n",
+		bw0.recordsPerSec()/w0.recordsPerSec(), verdict(bw0.recordsPerSec() >= 3*w0.recordsPerSec()))
+	fmt.Fprintf(&t, "- batch mode under half the CPU/record of record mode (Workers 0): %.2fx: %s\n",
+		bw0.cpuPerRecord()/w0.cpuPerRecord(), verdict(bw0.cpuPerRecord() < 0.5*w0.cpuPerRecord()))
 	fmt.Fprintf(&t, "- peak RSS of the host process ≤ Buffer_Memory + 64 MiB = 128 MiB: Workers 0 %.1f, Workers 2 %.1f MiB: %s "+
 		"(the host alone, host-noop: %.1f MiB)\n",
 		w0.rssMiB(), w2.rssMiB(), verdict(max(w0.rssMiB(), w2.rssMiB()) <= 128), noopR.rssMiB())
@@ -510,6 +520,21 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ReportMetric(r.rssMiB()/thin.rssMiB(), "RSS÷thin")
 		})
 	}
+}
+
+// countBatchRecords adds up the record counts of a batch mode topic's
+// messages (their gokafka.records header).
+func countBatchRecords(b *testing.B, bootstrap, topic string) int64 {
+	var n int64
+	for _, m := range kafkatest.ConsumeAll(b, bootstrap, topic, 2*time.Minute) {
+		for _, h := range m.Headers {
+			if h.Key == "gokafka.records" {
+				c, _ := strconv.ParseInt(string(h.Value), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 // machine describes the CPUs.

@@ -1,0 +1,49 @@
+// Package batch reads the messages gokafka writes in batch mode: each value
+// is an LZ4 frame of records, newline-delimited (JSON, logfmt, raw) or a
+// msgpack stream, as the message's content-type header says.
+package batch
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+
+	"github.com/pierrec/lz4/v4"
+	"github.com/tinylib/msgp/msgp"
+)
+
+// ContentTypeHeader names the header that says how records are separated.
+const ContentTypeHeader = "content-type"
+
+// Records calls fn with each record of a batch message's value; records
+// alias a buffer that is reused, so fn copies what it keeps.
+func Records(value []byte, contentType string, fn func(record []byte) error) error {
+	raw, err := io.ReadAll(lz4.NewReader(bytes.NewReader(value)))
+	if err != nil {
+		return fmt.Errorf("lz4 frame: %w", err)
+	}
+	if contentType == "application/msgpack" {
+		for len(raw) > 0 {
+			rest, err := msgp.Skip(raw)
+			if err != nil {
+				return fmt.Errorf("msgpack record at byte %d: %w", len(raw)-len(rest), err)
+			}
+			if err := fn(raw[:len(raw)-len(rest)]); err != nil {
+				return err
+			}
+			raw = rest
+		}
+		return nil
+	}
+	for len(raw) > 0 {
+		line, rest, found := bytes.Cut(raw, []byte{'\n'})
+		if !found {
+			return fmt.Errorf("last record has no newline")
+		}
+		if err := fn(line); err != nil {
+			return err
+		}
+		raw = rest
+	}
+	return nil
+}

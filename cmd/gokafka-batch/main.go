@@ -1,0 +1,115 @@
+// Command gokafka-batch prints the records of gokafka's batch mode messages,
+// one per line (msgpack records as JSON), read from a topic or from a file
+// of concatenated message values.
+//
+//	gokafka-batch -brokers 127.0.0.1:29092 -topic logs [-n 10]
+//	gokafka-batch -file values.lz4 [-type application/x-ndjson]
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/gokafka/gokafka/batch"
+	"github.com/gokafka/gokafka/encode"
+)
+
+func main() {
+	brokers := flag.String("brokers", "127.0.0.1:29092", "bootstrap servers")
+	topic := flag.String("topic", "", "topic to read from its beginning")
+	n := flag.Int("n", 0, "stop after n messages (0: at the end of every partition)")
+	file := flag.String("file", "", "read concatenated message values from this file instead")
+	ctype := flag.String("type", "application/x-ndjson", "content type of the file's records")
+	flag.Parse()
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	print := func(contentType string) func([]byte) error {
+		return func(rec []byte) error {
+			if contentType == "application/msgpack" {
+				js, err := encode.AppendJSON(nil, rec)
+				if err != nil {
+					return err
+				}
+				rec = js
+			}
+			out.Write(rec)
+			return out.WriteByte('\n')
+		}
+	}
+	var err error
+	if *file != "" {
+		var value []byte
+		if value, err = os.ReadFile(*file); err == nil {
+			err = batch.Records(value, *ctype, print(*ctype))
+		}
+	} else {
+		err = consume(*brokers, *topic, *n, func(m *kafka.Message) error {
+			return batch.Records(m.Value, header(m, batch.ContentTypeHeader), print(header(m, batch.ContentTypeHeader)))
+		})
+	}
+	if err != nil {
+		out.Flush()
+		fmt.Fprintln(os.Stderr, "gokafka-batch:", err)
+		os.Exit(1)
+	}
+}
+
+func header(m *kafka.Message, name string) string {
+	for _, h := range m.Headers {
+		if h.Key == name {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// consume reads topic from the beginning of every partition to its end (or
+// n messages) and calls fn with each message.
+func consume(brokers, topic string, n int, fn func(*kafka.Message) error) error {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{
+		"bootstrap.servers": brokers, "group.id": fmt.Sprintf("gokafka-batch-%d", time.Now().UnixNano()),
+		"auto.offset.reset": "earliest", "enable.auto.commit": false, "enable.partition.eof": true,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	md, err := c.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		return err
+	}
+	var parts []kafka.TopicPartition
+	for _, p := range md.Topics[topic].Partitions {
+		parts = append(parts, kafka.TopicPartition{Topic: &topic, Partition: p.ID, Offset: kafka.OffsetBeginning})
+	}
+	if len(parts) == 0 {
+		return fmt.Errorf("topic %s has no partitions", topic)
+	}
+	if err := c.Assign(parts); err != nil {
+		return err
+	}
+	eof := map[int32]bool{}
+	for got := 0; n == 0 || got < n; {
+		switch e := c.Poll(1000).(type) {
+		case *kafka.Message:
+			got++
+			delete(eof, e.TopicPartition.Partition)
+			if err := fn(e); err != nil {
+				return err
+			}
+		case kafka.PartitionEOF:
+			if eof[e.Partition] = true; n == 0 && len(eof) == len(parts) {
+				return nil
+			}
+		case kafka.Error:
+			if e.IsFatal() {
+				return e
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/gokafka/gokafka/batch"
+	"github.com/gokafka/gokafka/test/fixture"
+	"github.com/gokafka/gokafka/test/hostrun"
+	"github.com/gokafka/gokafka/test/kafkatest"
+)
+
+func header(m *kafka.Message, name string) string {
+	for _, h := range m.Headers {
+		if h.Key == name {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// TestBatchMode: 100k records in batch mode, keyed by stream, through the
+// host and the real broker. Every message is an LZ4 frame of NDJSON whose
+// headers count its records; decoded with the batch package every record
+// comes back field for field, in the partition its key's murmur2 picks; the
+// concatenated values decompress with the stock lz4 tool to the same lines.
+func TestBatchMode(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := plugin(t)
+	recs := containerLogs(t, "docker", 100000)
+	topic := kafkatest.UniqueTopic(t)
+	const partitions = 4
+	kafkatest.CreateTopic(t, bootstrap, topic, partitions)
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+		Keys: keys("Brokers", bootstrap, "Topics", topic, "Message_Mode", "batch", "Message_Key_Field", "$stream",
+			"Workers", "2", "Batch_Size", "256K"),
+		Chunks: fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2}),
+	}}})
+	if s := res.Instances[0]; s.OK != s.Chunks {
+		t.Fatalf("%+v\n%s", s, hostrun.Tail(res.Stderr, 20))
+	}
+
+	want := map[string]int{}
+	for _, r := range recs {
+		want[expected(t, r)]++
+	}
+	msgs := kafkatest.ConsumeAll(t, bootstrap, topic, time.Minute)
+	var values bytes.Buffer
+	var lines [][]byte
+	got, bad := 0, 0
+	for _, m := range msgs {
+		if header(m, "content-type") != "application/x-ndjson" || header(m, "content-encoding") != "lz4" || m.Key != nil {
+			t.Fatalf("message headers %v, key %q", m.Headers, m.Key)
+		}
+		n := 0
+		err := batch.Records(m.Value, header(m, batch.ContentTypeHeader), func(rec []byte) error {
+			n++
+			var v map[string]any
+			if err := json.Unmarshal(rec, &v); err != nil {
+				return err
+			}
+			stream := v["stream"].(string)
+			if p := (murmur2([]byte(stream)) & 0x7fffffff) % partitions; p != m.TopicPartition.Partition {
+				return fmt.Errorf("record of key %s in partition %d, want %d", stream, m.TopicPartition.Partition, p)
+			}
+			if c := canonical(t, v); want[c] > 0 {
+				want[c]--
+				got++
+			} else {
+				bad++
+			}
+			lines = append(lines, append([]byte(nil), rec...))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if header(m, "gokafka.records") != strconv.Itoa(n) || header(m, "gokafka.first_time") == "" {
+			t.Errorf("headers %v for %d records", m.Headers, n)
+		}
+		values.Write(m.Value)
+	}
+	t.Logf("%d records in, %d batch messages, %d records out, %d unexpected or duplicated; %d bytes of values for %d of JSON",
+		len(recs), len(msgs), got, bad, values.Len(), len(bytes.Join(lines, []byte{'\n'})))
+	if got != len(recs) || bad != 0 {
+		t.Errorf("%d of %d records came back, %d unexpected", got, len(recs), bad)
+	}
+
+	// The stock lz4 tool reads the concatenated values as one stream.
+	path := filepath.Join(t.TempDir(), "values.lz4")
+	if err := os.WriteFile(path, values.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("lz4", "-dc", path).Output()
+	if err != nil {
+		t.Fatalf("lz4 -dc: %v (Debian package lz4)", err)
+	}
+	if want := append(bytes.Join(lines, []byte{'\n'}), '\n'); !bytes.Equal(out, want) {
+		t.Errorf("lz4 -dc gave %d bytes, the messages' records are %d", len(out), len(want))
+	}
+	// So does the project's command.
+	cmd := exec.Command("go", "run", "./cmd/gokafka-batch", "-file", path)
+	cmd.Dir = hostrun.RepoRoot(t)
+	if out2, err := cmd.Output(); err != nil || !bytes.Equal(out2, out) {
+		t.Errorf("gokafka-batch -file: %v, %d bytes", err, len(out2))
+	}
+}
