@@ -1,9 +1,9 @@
 package plugin
 
-// murmur2 is the hash the Java client's default partitioner applies to
-// keys (Utils.murmur2), so that batch mode puts a key's records in the
-// partition a Java producer would.
-func murmur2(data []byte) int32 {
+// Murmur2 is the hash the Java client's default partitioner applies to
+// keys (Utils.murmur2): a key's partition is (Murmur2(key) & 0x7fffffff) %
+// partitions, in batch mode as in librdkafka's murmur2_random partitioner.
+func Murmur2(data []byte) int32 {
 	const m, r = 0x5bd1e995, 24
 	h := uint32(0x9747b28c) ^ uint32(len(data))
 	n := len(data) &^ 3
@@ -42,5 +42,5 @@ func (in *Instance) partitionOf(st *flushState, topic []byte, key []byte) int32 
 	if n <= 0 {
 		return -1
 	}
-	return (murmur2(key) & 0x7fffffff) % int32(n)
+	return (Murmur2(key) & 0x7fffffff) % int32(n)
 }

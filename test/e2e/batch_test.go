@@ -13,6 +13,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/gokafka/gokafka/batch"
+	"github.com/gokafka/gokafka/plugin"
 	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
 	"github.com/gokafka/gokafka/test/kafkatest"
@@ -34,7 +35,7 @@ func header(m *kafka.Message, name string) string {
 // concatenated values decompress with the stock lz4 tool to the same lines.
 func TestBatchMode(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
-	so := plugin(t)
+	so := pluginSO(t)
 	recs := containerLogs(t, "docker", 100000)
 	topic := kafkatest.UniqueTopic(t)
 	const partitions = 4
@@ -68,7 +69,7 @@ func TestBatchMode(t *testing.T) {
 				return err
 			}
 			stream := v["stream"].(string)
-			if p := (murmur2([]byte(stream)) & 0x7fffffff) % partitions; p != m.TopicPartition.Partition {
+			if p := (plugin.Murmur2([]byte(stream)) & 0x7fffffff) % partitions; p != m.TopicPartition.Partition {
 				return fmt.Errorf("record of key %s in partition %d, want %d", stream, m.TopicPartition.Partition, p)
 			}
 			if c := canonical(t, v); want[c] > 0 {

@@ -23,8 +23,8 @@ import (
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
-// plugin builds the .so once per test binary.
-func plugin(t *testing.T) string {
+// pluginSO builds the .so once per test binary.
+func pluginSO(t *testing.T) string {
 	root := hostrun.RepoRoot(t)
 	return hostrun.BuildPlugin(t, root, filepath.Join(root, "build", "test", "out_gokafka.so"))
 }
@@ -132,7 +132,7 @@ func keys(kv ...string) [][2]string {
 // in the v1 layout with Workers 4. Every record comes back field for field.
 func TestEndToEnd(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
-	so := plugin(t)
+	so := pluginSO(t)
 	const n = 100000
 	docker, cri := containerLogs(t, "docker", n), containerLogs(t, "cri", n)
 	topicA, topicB := kafkatest.UniqueTopic(t), kafkatest.UniqueTopic(t)
@@ -158,7 +158,7 @@ func TestEndToEnd(t *testing.T) {
 // msgpack values, Workers 4.
 func TestTimestampsAndMsgpack(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
-	so := plugin(t)
+	so := pluginSO(t)
 	recs := containerLogs(t, "docker", 20000)
 	for _, tf := range []fixture.TimeFormat{fixture.Int, fixture.Float} {
 		topic := kafkatest.UniqueTopic(t)
@@ -188,7 +188,7 @@ func TestTimestampsAndMsgpack(t *testing.T) {
 // its size and topic and dropped; the rest of its chunk is delivered.
 func TestPoisonRecord(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
-	so := plugin(t)
+	so := pluginSO(t)
 	recs := containerLogs(t, "docker", 1000)
 	big := fixture.Record{Time: recs[0].Time, Body: []fixture.KV{{Key: "log", Value: strings.Repeat("x", 2<<20)}}}
 	in := append(append(append([]fixture.Record{}, recs[:500]...), big), recs[500:]...)
@@ -213,7 +213,7 @@ func TestPoisonRecord(t *testing.T) {
 // and the next chunk is not affected.
 func TestMalformedChunk(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
-	so := plugin(t)
+	so := pluginSO(t)
 	recs := containerLogs(t, "docker", 200)
 	good := fixture.EncodeChunks(recs[:100], fixture.ChunkOptions{Layout: 2})[0]
 	bad := fixture.EncodeChunks(recs[100:], fixture.ChunkOptions{Layout: 2})[0]
@@ -235,7 +235,7 @@ func TestMalformedChunk(t *testing.T) {
 // TestBrokerDown: with no broker, flushes return FLB_RETRY within
 // Flush_Timeout, the retry re-sends the same chunk, and Exit returns.
 func TestBrokerDown(t *testing.T) {
-	so := plugin(t)
+	so := pluginSO(t)
 	recs := containerLogs(t, "docker", 2000)
 	res := hostrun.Run(t, hostrun.Options{Plugin: so, Backoff: 100 * time.Millisecond, Grace: time.Second, Instances: []hostrun.Instance{{
 		Keys:   keys("Brokers", "127.0.0.1:1", "Topics", "nowhere", "Flush_Timeout", "1s", "Max_Block", "200ms", "Workers", "2", "Retry_Limit", "1"),
@@ -255,7 +255,7 @@ func TestBrokerDown(t *testing.T) {
 
 // TestConfigErrors: a bad value fails Init with one line naming the key.
 func TestConfigErrors(t *testing.T) {
-	so := plugin(t)
+	so := pluginSO(t)
 	for key, value := range map[string]string{
 		"Batch_Size": "lots", "Compression": "brotli", "rdkafka.acks": "sometimes", "rdkafka.message.max.bytes": "12",
 	} {

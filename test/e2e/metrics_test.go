@@ -123,7 +123,7 @@ func keeper(t *testing.T, bootstrap string, recs []fixture.Record, d time.Durati
 // counters carry on and the port is bound again).
 func TestMetrics(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
-	so := plugin(t)
+	so := pluginSO(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +271,7 @@ func TestMetrics(t *testing.T) {
 // or an instance label taken twice on one address, fails Init with a
 // configuration error naming Metrics_Listen, and the instance is stopped.
 func TestMetricsListenErrors(t *testing.T) {
-	so := plugin(t)
+	so := pluginSO(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func TestSecurity(t *testing.T) {
 	user, password := "gokafka-scram", secret(t, "scram")
 	b := kafkatest.StartBroker(t, kafkatest.Options{SASL: true, SSL: true,
 		ScramUsers: map[string]string{user: password}})
-	so := plugin(t)
+	so := pluginSO(t)
 	recs := containerLogs(t, "docker", 3000)
 	chunks := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2, ChunkBytes: 200 << 10})
 	if len(chunks) < 3 {

@@ -8,50 +8,11 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/gokafka/gokafka/plugin"
 	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
 	"github.com/gokafka/gokafka/test/kafkatest"
 )
-
-// murmur2 is the Java client's Utils.murmur2, which its default partitioner
-// applies to keys: partition = (murmur2(key) & 0x7fffffff) % partitions.
-func murmur2(data []byte) int32 {
-	const m, r = 0x5bd1e995, 24
-	h := uint32(0x9747b28c) ^ uint32(len(data))
-	n := len(data) &^ 3
-	for i := 0; i < n; i += 4 {
-		k := uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24
-		k *= m
-		k ^= k >> r
-		k *= m
-		h = h*m ^ k
-	}
-	switch len(data) & 3 {
-	case 3:
-		h ^= uint32(data[n+2]) << 16
-		fallthrough
-	case 2:
-		h ^= uint32(data[n+1]) << 8
-		fallthrough
-	case 1:
-		h ^= uint32(data[n])
-		h *= m
-	}
-	h ^= h >> 13
-	h *= m
-	h ^= h >> 15
-	return int32(h)
-}
-
-func TestMurmur2MatchesJava(t *testing.T) {
-	// Values from the Java client's UtilsTest.
-	for key, want := range map[string]int32{"21": -973932308, "foobar": -790332482, "a-little-bit-long-string": -985981536,
-		"a-little-bit-longer-string": -1486304829, "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, "abc": 479470107} {
-		if got := murmur2([]byte(key)); got != want {
-			t.Errorf("murmur2(%q) = %d, want %d", key, got, want)
-		}
-	}
-}
 
 // TestShaping routes container logs enriched as the kubernetes filter does:
 // topic from the namespace (allow-listed, others to the default topic), key
@@ -59,7 +20,7 @@ func TestMurmur2MatchesJava(t *testing.T) {
 // metadata headers, the labels removed, the tag added, event timestamps.
 func TestShaping(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
-	so := plugin(t)
+	so := pluginSO(t)
 	base := kafkatest.UniqueTopic(t)
 	def, shop, pay := base+"-default", base+"-shop", base+"-pay"
 	const partitions = 4
@@ -155,7 +116,7 @@ func checkShaped(t *testing.T, m *kafka.Message, rec fixture.Record, i int, topi
 	for _, h := range m.Headers {
 		gotHeaders = append(gotHeaders, h.Key+"="+string(h.Value))
 	}
-	wantPartition := (murmur2([]byte(pod.(string))) & 0x7fffffff) % partitions
+	wantPartition := (plugin.Murmur2([]byte(pod.(string))) & 0x7fffffff) % partitions
 	switch {
 	case *m.TopicPartition.Topic != topic:
 		t.Errorf("record %d went to %s, want %s", i, *m.TopicPartition.Topic, topic)
