@@ -120,17 +120,7 @@ func (st *flushState) stage(topic []byte, partition int32) *accumulator.Staged {
 // New starts an instance that produces through the producers newProd makes
 // and counts into stats (which may outlive it, across a hot reload).
 func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocator, stats *Stats, log Logger) (*Instance, error) {
-	eo := encode.Options{
-		Format:          cfg.Format,
-		TimestampKey:    cfg.TimestampKey,
-		TimestampFormat: cfg.TimestampFormat,
-		RawKey:          cfg.RawLogKey,
-		Remove:          cfg.RemoveKeys,
-	}
-	if cfg.IncludeTagKey {
-		eo.TagKey = cfg.TagKey
-	}
-	enc, err := encode.New(eo)
+	enc, err := NewEncoder(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +142,21 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 	in.retries = newRetryMemory(rememberedChunks)
 	in.states.New = func() any { return &flushState{topics: make(map[string]*topicStage)} }
 	return in, nil
+}
+
+// NewEncoder returns the encoder of cfg's payload options.
+func NewEncoder(cfg *conf.Config) (*encode.Encoder, error) {
+	o := encode.Options{
+		Format:          cfg.Format,
+		TimestampKey:    cfg.TimestampKey,
+		TimestampFormat: cfg.TimestampFormat,
+		RawKey:          cfg.RawLogKey,
+		Remove:          cfg.RemoveKeys,
+	}
+	if cfg.IncludeTagKey {
+		o.TagKey = cfg.TagKey
+	}
+	return encode.New(o)
 }
 
 // Logger returns the instance's logger.

@@ -46,7 +46,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/conf"
-	"github.com/gokafka/gokafka/encode"
+	gokafka "github.com/gokafka/gokafka/plugin"
 	"github.com/gokafka/gokafka/test/benchdata"
 	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
@@ -205,17 +205,7 @@ func writeValues(b *testing.B, path string, chunks [][]byte) (records, valueByte
 // pluginEncoder is the encoder plugin.New builds from cfg.
 func pluginEncoder(b *testing.B, cfg *conf.Config) func([]byte, *chunk.Record) ([]byte, error) {
 	b.Helper()
-	o := encode.Options{
-		Format:          cfg.Format,
-		TimestampKey:    cfg.TimestampKey,
-		TimestampFormat: cfg.TimestampFormat,
-		RawKey:          cfg.RawLogKey,
-		Remove:          cfg.RemoveKeys,
-	}
-	if cfg.IncludeTagKey {
-		o.TagKey = cfg.TagKey
-	}
-	e, err := encode.New(o)
+	e, err := gokafka.NewEncoder(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
