@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gokafka/gokafka/ra"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // extras are fields added at the end of a record's map (the time, the tag)
@@ -114,4 +115,18 @@ func (r *removal) child(key []byte) (sub *removal, drop bool) {
 		return nil, false
 	}
 	return c, c.children == nil
+}
+
+// stringKey reads the string key at the start of b, notes it among the
+// extras and looks it up among the removals; when drop, the entry's value is
+// skipped too, so rest follows the whole entry.
+func stringKey(b []byte, x *extras, rm *removal) (k []byte, sub *removal, drop bool, rest []byte, err error) {
+	if k, b, err = msgp.ReadStringZC(b); err != nil {
+		return nil, nil, false, b, err
+	}
+	x.see(k)
+	if sub, drop = rm.child(k); drop {
+		b, err = msgp.Skip(b)
+	}
+	return k, sub, drop, b, err
 }

@@ -110,15 +110,10 @@ func appendMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte, []byte
 		var sub *removal
 		if isStr(b) {
 			var k []byte
-			if k, b, err = msgp.ReadStringZC(b); err != nil {
-				return dst, b, err
-			}
-			x.see(k)
 			var drop bool
-			if sub, drop = rm.child(k); drop {
-				if b, err = msgp.Skip(b); err != nil {
-					return dst, b, err
-				}
+			if k, sub, drop, b, err = stringKey(b, x, rm); err != nil {
+				return dst, b, err
+			} else if drop {
 				continue
 			}
 			if !first {

@@ -50,15 +50,10 @@ func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extr
 		var k []byte
 		var sub *removal
 		if isStr(b) {
-			if k, b, err = msgp.ReadStringZC(b); err != nil {
-				return dst, b, err
-			}
-			x.see(k)
 			var drop bool
-			if sub, drop = rm.child(k); drop {
-				if b, err = msgp.Skip(b); err != nil {
-					return dst, b, err
-				}
+			if k, sub, drop, b, err = stringKey(b, x, rm); err != nil {
+				return dst, b, err
+			} else if drop {
 				continue
 			}
 		} else {

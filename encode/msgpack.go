@@ -16,19 +16,17 @@ func appendMsgpackMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte,
 	kept := n
 	p := entries
 	for i := uint32(0); i < n; i++ {
+		var drop bool
 		if isStr(p) {
-			var k []byte
-			if k, p, err = msgp.ReadStringZC(p); err != nil {
+			if _, _, drop, p, err = stringKey(p, x, rm); err != nil {
 				return dst, b, err
-			}
-			x.see(k)
-			if _, drop := rm.child(k); drop {
-				kept--
 			}
 		} else if p, err = msgp.Skip(p); err != nil {
 			return dst, b, err
 		}
-		if p, err = msgp.Skip(p); err != nil {
+		if drop {
+			kept--
+		} else if p, err = msgp.Skip(p); err != nil {
 			return dst, b, err
 		}
 	}
