@@ -38,7 +38,11 @@ func (in *Instance) partitionOf(st *flushState, topic []byte, key []byte) int32 
 	if len(key) == 0 {
 		return -1
 	}
-	n := in.snd.Partitions(string(topic))
+	n, ok := st.partitions[string(topic)]
+	if !ok {
+		n = in.snd.Partitions(string(topic))
+		st.partitions[string(topic)] = n
+	}
 	if n <= 0 {
 		return -1
 	}

@@ -75,7 +75,10 @@ type flushState struct {
 	topic    []byte        // the current record's topic name from Topic_Key
 	key      []byte        // the current record's key, in batch mode
 	stageKey []byte        // topic and partition, the key of topics
-	scratch  []byte        // header values as text
+	// partitions caches, for one flush, the partition counts batch mode asks
+	// the producer for.
+	partitions map[string]int
+	scratch    []byte // header values as text
 	// unencodable lists the records that cannot be encoded (or, in raw
 	// format, have no Raw_Log_Key), to be marked dropped.
 	unencodable []int
@@ -97,6 +100,7 @@ func (st *flushState) reset() {
 		t.Reset()
 	}
 	st.order, st.unencodable = st.order[:0], st.unencodable[:0]
+	clear(st.partitions)
 	if len(st.topics) > maxStagedTopics {
 		st.topics = make(map[string]*topicStage)
 	}
@@ -140,7 +144,9 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 		return nil, err
 	}
 	in.retries = newRetryMemory(rememberedChunks)
-	in.states.New = func() any { return &flushState{topics: make(map[string]*topicStage)} }
+	in.states.New = func() any {
+		return &flushState{topics: make(map[string]*topicStage), partitions: make(map[string]int)}
+	}
 	return in, nil
 }
 
