@@ -239,25 +239,25 @@ func plainWord(x uint64) bool {
 func appendString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
-		if i+8 <= len(s) && plainWord(binary.LittleEndian.Uint64(s[i:])) {
+	for i := 0; ; i++ {
+		for i+8 <= len(s) && plainWord(binary.LittleEndian.Uint64(s[i:])) {
 			i += 8
-			continue
+		}
+		for i < len(s) && safe[s[i]] {
+			i++
+		}
+		if i >= len(s) {
+			break
 		}
 		c := s[i]
-		if safe[c] {
-			i++
-			continue
-		}
 		if c >= 0x80 {
 			r, size := utf8.DecodeRune(s[i:])
 			if r != utf8.RuneError || size != 1 {
-				i += size
+				i += size - 1
 				continue
 			}
 			dst = append(append(dst, s[start:i]...), "\ufffd"...)
-			i++
-			start = i
+			start = i + 1
 			continue
 		}
 		dst = append(dst, s[start:i]...)
@@ -273,8 +273,7 @@ func appendString(dst, s []byte) []byte {
 		default:
 			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 		}
-		i++
-		start = i
+		start = i + 1
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
