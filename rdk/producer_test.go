@@ -144,3 +144,36 @@ func threads(t *testing.T) int {
 	}
 	return len(tasks)
 }
+
+// TestPartitions: batch mode asks the cluster for a topic's partition count;
+// without a cluster the answer is -1 within about a second, and is not asked
+// again at once.
+func TestPartitions(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 3)
+	for _, tc := range []struct {
+		brokers string
+		want    int
+	}{{bootstrap, 3}, {"127.0.0.1:1", -1}} {
+		cfg, err := conf.Load(conf.MapGetter{"Brokers": tc.brokers}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := rdk.New(cfg.Rdkafka, func(int, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		first := p.Partitions(topic)
+		firstTook := time.Since(start)
+		second := p.Partitions(topic)
+		p.Close()
+		if first != tc.want || second != tc.want {
+			t.Errorf("%s: %d then %d partitions, want %d", tc.brokers, first, second, tc.want)
+		}
+		if firstTook > 3*time.Second {
+			t.Errorf("%s: asking took %v", tc.brokers, firstTook)
+		}
+	}
+}

@@ -39,7 +39,7 @@ type Producer struct {
 
 	mu         sync.Mutex // guards topics, nextID and batches: any goroutine may produce
 	topics     map[string]*C.rd_kafka_topic_t
-	partitions map[string]int // partition counts known
+	partitions map[string]partitionCount
 	nextID     uint64
 	batches    map[uint64]*accumulator.Batch // produced, not completed
 
@@ -94,7 +94,7 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 		ctx:        ctx,
 		log:        log,
 		topics:     make(map[string]*C.rd_kafka_topic_t),
-		partitions: make(map[string]int),
+		partitions: make(map[string]partitionCount),
 		batches:    make(map[uint64]*accumulator.Batch),
 		redact:     redact,
 		causes:     make(map[string]*cause),
@@ -139,21 +139,27 @@ func (p *Producer) topic(name string) *C.rd_kafka_topic_t {
 }
 
 // Partitions returns how many partitions topic has, asking the cluster the
-// first time (up to 5 s); -1 when it cannot tell.
+// first time (for up to a second, so that a flush stays within its time);
+// -1 when it cannot tell, and then for the next 10 s without asking again.
 func (p *Producer) Partitions(topic string) int {
 	p.mu.Lock()
-	n, ok := p.partitions[topic]
+	known, ok := p.partitions[topic]
 	rkt := p.topic(topic)
 	p.mu.Unlock()
-	if ok {
-		return n
+	if ok && (known.n > 0 || time.Since(known.asked) < 10*time.Second) {
+		return known.n
 	}
-	if n = int(C.gk_partition_count(p.rk, rkt, 5000)); n > 0 {
-		p.mu.Lock()
-		p.partitions[topic] = n
-		p.mu.Unlock()
-	}
-	return n
+	known = partitionCount{int(C.gk_partition_count(p.rk, rkt, 1000)), time.Now()}
+	p.mu.Lock()
+	p.partitions[topic] = known
+	p.mu.Unlock()
+	return known.n
+}
+
+// partitionCount is a topic's partition count, or -1, as asked at a time.
+type partitionCount struct {
+	n     int
+	asked time.Time
 }
 
 // Poll waits up to timeout for librdkafka's events, in Go's poller rather
