@@ -152,29 +152,20 @@ var Options = []Option{
 		path(func(c *Config) *ra.Path { return &c.MessageKeyField })},
 	{"Header", "list", "", "Static headers: comma-separated `name value` pairs, e.g. `env prod, team core`.",
 		func(c *Config, v string) error {
-			for _, p := range splitList(v) {
-				name, value, ok := strings.Cut(p, " ")
-				if !ok {
-					return fmt.Errorf("%q: want `name value`", p)
-				}
-				c.Headers = append(c.Headers, Header{name, strings.TrimSpace(value)})
-			}
-			return nil
+			return eachPair(v, "value", func(name, value string) error {
+				c.Headers = append(c.Headers, Header{name, value})
+				return nil
+			})
 		}},
 	{"Header_Key", "list", "", "Headers from fields: comma-separated `name $path` pairs; a missing field sends no header.",
 		func(c *Config, v string) error {
-			for _, p := range splitList(v) {
-				name, value, ok := strings.Cut(p, " ")
-				if !ok {
-					return fmt.Errorf("%q: want `name $path`", p)
-				}
+			return eachPair(v, "$path", func(name, value string) error {
 				path, err := ra.Parse(value)
-				if err != nil {
-					return err
+				if err == nil {
+					c.HeaderKeys = append(c.HeaderKeys, HeaderKey{name, path})
 				}
-				c.HeaderKeys = append(c.HeaderKeys, HeaderKey{name, path})
-			}
-			return nil
+				return err
+			})
 		}},
 	{"Metadata_Headers", "bool", "off", "Send each entry of the record's metadata map (Fluent Bit 2.1+) as a header.",
 		boolean(func(c *Config) *bool { return &c.MetadataHeaders })},
@@ -345,6 +336,21 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// eachPair calls fn with each `name value` pair of a comma-separated list;
+// valueName names the value in the error for a pair without one.
+func eachPair(v, valueName string, fn func(name, value string) error) error {
+	for _, p := range splitList(v) {
+		name, value, ok := strings.Cut(p, " ")
+		if !ok {
+			return fmt.Errorf("%q: want `name %s`", p, valueName)
+		}
+		if err := fn(name, strings.TrimSpace(value)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkTopics(topics []string) error {

@@ -89,19 +89,7 @@ func reportPerRecord(b *testing.B, records int, start *runtime.MemStats) {
 func BenchmarkFlush(b *testing.B) {
 	const n = 1000
 	data := benchdata.Chunk(b, n)
-	b.Run("serial", func(b *testing.B) {
-		in := benchInstance(b, newInstantProducer())
-		b.SetBytes(int64(len(data)))
-		b.ReportAllocs()
-		var start runtime.MemStats
-		runtime.ReadMemStats(&start)
-		for b.Loop() {
-			if got := in.Flush(data, "bench"); got != OK {
-				b.Fatalf("Flush = %d", got)
-			}
-		}
-		reportPerRecord(b, n, &start)
-	})
+	b.Run("serial", func(b *testing.B) { benchFlushSerial(b, data, n) })
 	b.Run("parallel", func(b *testing.B) {
 		in := benchInstance(b, newInstantProducer())
 		b.SetBytes(int64(len(data)))
@@ -125,8 +113,13 @@ func BenchmarkFlush(b *testing.B) {
 // per-flush costs (waiter, timers, wake-ups, log formatting) dominate.
 func BenchmarkFlushSmallChunks(b *testing.B) {
 	const n = 10
-	data := benchdata.Chunk(b, n)
+	benchFlushSerial(b, benchdata.Chunk(b, n), n)
+}
+
+// benchFlushSerial flushes data, a chunk of n records, one flush at a time.
+func benchFlushSerial(b *testing.B, data []byte, n int) {
 	in := benchInstance(b, newInstantProducer())
+	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var start runtime.MemStats
 	runtime.ReadMemStats(&start)
