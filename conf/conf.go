@@ -304,6 +304,15 @@ func (c *Config) compression() string {
 	return c.Compression
 }
 
+// lingerMs is librdkafka's linger: 1 ms, since a waiting flush sends its
+// batches at once; none in batch mode, whose messages are whole batches.
+func (c *Config) lingerMs() string {
+	if c.MessageMode == "batch" {
+		return "0"
+	}
+	return "1"
+}
+
 // producerDefaults are the librdkafka settings the plugin derives from its
 // own options; rdkafka.* keys given by the operator override them.
 func (c *Config) producerDefaults() []Property {
@@ -313,7 +322,7 @@ func (c *Config) producerDefaults() []Property {
 		{Key: "compression.type", Value: c.compression()},
 		{Key: "enable.idempotence", Value: "true"},
 		{Key: "acks", Value: "all"},
-		{Key: "linger.ms", Value: "1"},
+		{Key: "linger.ms", Value: c.lingerMs()},
 		// Keyed records land where the Java client's default partitioner
 		// puts them; unkeyed ones are spread at random.
 		{Key: "partitioner", Value: "murmur2_random"},
