@@ -62,7 +62,7 @@ func TestLingerAndFlushReadiness(t *testing.T) {
 	}
 	// A waiting flush makes every batch ready at once.
 	a.Append("t", -1, staged(1, 10), w, far())
-	go a.Wait(w, time.Now().Add(200*time.Millisecond))
+	go a.Wait(w, time.Now().Add(200*time.Millisecond), Sleep)
 	<-a.Wake()
 	for len(ready) < 2 {
 		ready, _ = a.Drain(time.Now(), ready)
@@ -77,7 +77,7 @@ func TestWaiterOutcome(t *testing.T) {
 	a.Append("t", -1, stagedFrom(3, 1, 10), w1, far())
 	done := make(chan Result)
 	go func() {
-		res, ok := a.Wait(w1, far())
+		res, ok := a.Wait(w1, far(), Sleep)
 		if !ok {
 			t.Error("w1 timed out")
 		}
@@ -96,7 +96,7 @@ func TestWaiterOutcome(t *testing.T) {
 	if w1.State(0) != Acked || w1.State(1) != Dropped || w1.State(3) != Acked {
 		t.Fatalf("w1 states %v", w1.state)
 	}
-	res, ok := a.Wait(w2, far())
+	res, ok := a.Wait(w2, far(), Sleep)
 	if !ok || res.Delivered != 1 || res.Retriable != 1 || w2.State(1) != Retriable || w2.State(1).Settled() {
 		t.Fatalf("w2: %+v %v", res, ok)
 	}
@@ -105,7 +105,7 @@ func TestWaiterOutcome(t *testing.T) {
 	a.Append("t", -1, s, w2, far())
 	ready, _ = a.Drain(time.Now().Add(2*time.Hour), nil)
 	a.Complete(ready[0], nil)
-	if res, ok = a.Wait(w2, far()); !ok || res.Delivered != 2 || res.Retriable != 0 || w2.State(1) != Acked {
+	if res, ok = a.Wait(w2, far(), Sleep); !ok || res.Delivered != 2 || res.Retriable != 0 || w2.State(1) != Acked {
 		t.Fatalf("w2 after retry: %+v %v", res, ok)
 	}
 }
@@ -188,7 +188,7 @@ func TestConcurrentAppends(t *testing.T) {
 				if n, err := a.Append(fmt.Sprint("t", i%3), -1, s, w, far()); n != 100 || err != nil {
 					t.Error(n, err)
 				}
-				if res, ok := a.Wait(w, far()); !ok || res.Delivered != 100 {
+				if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 100 {
 					t.Errorf("flush: %+v %v", res, ok)
 				}
 			}

@@ -65,7 +65,7 @@ func BenchmarkAppendDrainComplete(b *testing.B) {
 		for _, bt := range ready {
 			a.Complete(bt, nil)
 		}
-		if res, ok := a.Wait(w, far); !ok || res.Delivered != n {
+		if res, ok := a.Wait(w, far, Sleep); !ok || res.Delivered != n {
 			b.Fatalf("%+v %v", res, ok)
 		}
 	}

@@ -61,7 +61,7 @@ func TestFrames(t *testing.T) {
 	for _, b := range ready {
 		a.Complete(b, nil)
 	}
-	if res, ok := a.Wait(w, far()); !ok || res.Delivered != 300 || a.Used() != 0 {
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 300 || a.Used() != 0 {
 		t.Fatalf("%+v, %d bytes still used", res, a.Used())
 	}
 }

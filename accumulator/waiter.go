@@ -114,11 +114,25 @@ func (b *Batch) size(j int) int {
 	return int(b.Recs[j].Len)
 }
 
-// Wait makes every batch ready and waits until Kafka reported on all of w's
-// records in flight or the deadline passes; ok is false on timeout. The
-// result counts every attempt so far, and clears the examples and the
-// retriable count for the next attempt.
-func (a *Accumulator) Wait(w *Waiter, deadline time.Time) (res Result, ok bool) {
+// Block waits until done is closed or deadline passes, whichever comes
+// first; it may return earlier.
+type Block func(done <-chan struct{}, deadline time.Time)
+
+// Sleep is the plain Block.
+func Sleep(done <-chan struct{}, deadline time.Time) {
+	t := time.NewTimer(time.Until(deadline))
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	t.Stop()
+}
+
+// Wait makes every batch ready and waits with block until Kafka reported on
+// all of w's records in flight or the deadline passes; ok is false on
+// timeout. The result counts every attempt so far, and clears the examples
+// and the retriable count for the next attempt.
+func (a *Accumulator) Wait(w *Waiter, deadline time.Time, block Block) (res Result, ok bool) {
 	a.mu.Lock()
 	done := w.done
 	if w.pending > 0 && done == nil {
@@ -132,12 +146,7 @@ func (a *Accumulator) Wait(w *Waiter, deadline time.Time) (res Result, ok bool) 
 	a.mu.Unlock()
 
 	if done != nil {
-		t := time.NewTimer(time.Until(deadline))
-		select {
-		case <-done:
-		case <-t.C:
-		}
-		t.Stop()
+		block(done, deadline)
 	}
 
 	a.mu.Lock()

@@ -100,7 +100,7 @@ func TestAllocsAccumulator(t *testing.T) {
 		for _, b := range ready {
 			acc.Complete(b, nil)
 		}
-		if res, ok := acc.Wait(w, far); !ok || res.Delivered != len(st.Recs) {
+		if res, ok := acc.Wait(w, far, accumulator.Sleep); !ok || res.Delivered != len(st.Recs) {
 			t.Fatalf("%+v %v", res, ok)
 		}
 	})

@@ -16,8 +16,8 @@ import (
 // librdkafka so that benchmarks and allocation counts see the plugin's own
 // work only.
 type instantProducer struct {
-	ch    chan *accumulator.Batch
-	timer *time.Timer // Poll runs on the sender's poll goroutine only
+	ch                   chan *accumulator.Batch
+	pollTimer, waitTimer *time.Timer // Poll's (the poll loop's) and Wait's (one flush at a time)
 }
 
 func newInstantProducer() *instantProducer {
@@ -27,15 +27,25 @@ func newInstantProducer() *instantProducer {
 func (p *instantProducer) Produce(b *accumulator.Batch) { p.ch <- b }
 
 func (p *instantProducer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
-	if p.timer == nil {
-		p.timer = time.NewTimer(timeout)
+	return p.receive(&p.pollTimer, timeout, dst)
+}
+
+func (p *instantProducer) Wait(timeout time.Duration, dst []sender.Completion) []sender.Completion {
+	return p.receive(&p.waitTimer, timeout, dst)
+}
+
+// receive waits up to timeout for a produced batch and completes it and
+// every other one produced.
+func (p *instantProducer) receive(timer **time.Timer, timeout time.Duration, dst []sender.Completion) []sender.Completion {
+	if *timer == nil {
+		*timer = time.NewTimer(timeout)
 	} else {
-		p.timer.Reset(timeout)
+		(*timer).Reset(timeout)
 	}
 	select {
 	case b := <-p.ch:
 		dst = append(dst, sender.Completion{Batch: b})
-	case <-p.timer.C:
+	case <-(*timer).C:
 		return dst
 	}
 	for {

@@ -188,7 +188,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	if keyed {
 		key = in.retries.key(data)
 		if w = in.retries.take(key); w != nil {
-			if before, ok := in.acc.Wait(w, deadline); !ok {
+			if before, ok := in.snd.Wait(w, deadline); !ok {
 				in.count(w, before, 0)
 				in.retries.put(key, w)
 				in.Stats.Retried.Add(int64(w.Len()))
@@ -272,7 +272,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 
 	appendErr := in.append(st, w, records, start)
 	in.snd.SendAll()
-	res, acked := in.acc.Wait(w, deadline)
+	res, acked := in.snd.Wait(w, deadline)
 	in.logFailures(res)
 	newlyDropped := res.Permanent - w.Counted.Permanent - skipped
 	in.count(w, res, skipped)

@@ -106,6 +106,10 @@ func (p *fakeProducer) Poll(timeout time.Duration, dst []sender.Completion) []se
 	return dst
 }
 
+func (p *fakeProducer) Wait(timeout time.Duration, dst []sender.Completion) []sender.Completion {
+	return p.Poll(timeout, dst)
+}
+
 func (p *fakeProducer) Close() []*accumulator.Batch { return nil }
 
 func (p *fakeProducer) Fatal() error { return nil }

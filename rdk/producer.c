@@ -4,27 +4,58 @@
 #include <unistd.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include "producer.h"
 
 struct gk_ctx {
 	pthread_mutex_t mu;
+	pthread_cond_t done_cond; // signalled for flushes waiting in gk_wait
 	gk_batch *done_head, *done_tail; // batches whose last report came
+	int waiters;  // flushes in gk_wait
+	int notified; // the pipe was written and gk_take has not run since
+	int wake_r, wake_w;
 	gk_event events[GK_MAX_EVENTS];
 	int nevents, dropped;
 	char *stats; // librdkafka's latest statistics (JSON), malloc'd
+	rd_kafka_t *rk;
+	pthread_t poller;
+	int polling, stop;
 };
 
 gk_ctx *gk_ctx_new(void) {
 	gk_ctx *c = calloc(1, sizeof(*c));
-	if (c)
-		pthread_mutex_init(&c->mu, NULL);
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->done_cond, &attr);
+	pthread_condattr_destroy(&attr);
+	c->wake_r = c->wake_w = -1;
 	return c;
 }
 
 void gk_ctx_free(gk_ctx *c) {
 	free(c->stats);
+	pthread_cond_destroy(&c->done_cond);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
+}
+
+// notify tells Go that batches completed or events came; c->mu is held. A
+// flush waiting in gk_wait takes completed batches; otherwise, and for
+// events, one byte in the pipe wakes the Go poll loop.
+static void notify(gk_ctx *c, int event) {
+	if (!event && c->waiters > 0) {
+		pthread_cond_broadcast(&c->done_cond);
+		return;
+	}
+	if (!c->notified && c->wake_w >= 0) {
+		c->notified = 1;
+		ssize_t n = write(c->wake_w, "e", 1);
+		(void)n; // a full pipe is already readable
+	}
 }
 
 gk_batch *gk_batch_new(uint64_t id, int32_t n) {
@@ -74,6 +105,7 @@ static void settle(gk_ctx *c, gk_batch *b, int32_t idx, int err) {
 		else
 			c->done_head = b;
 		c->done_tail = b;
+		notify(c, 0);
 		pthread_mutex_unlock(&c->mu);
 	}
 }
@@ -95,6 +127,7 @@ static void add_event(gk_ctx *c, int level, int err, const char *text) {
 	} else {
 		c->dropped++;
 	}
+	notify(c, 1);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -132,20 +165,46 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 	return 0; // librdkafka frees json
 }
 
-int gk_wakeup_fd(rd_kafka_t *rk, rd_kafka_queue_t **mainq, int *write_fd) {
+// poll_main serves librdkafka's callbacks (delivery reports, errors,
+// statistics) on a C thread of the plugin's own, so that no Go thread blocks
+// in librdkafka and a delivery report wakes only the flush waiting for it.
+// It sees gk_stop within 100 ms (rd_kafka_yield does not end a poll that
+// waits for events).
+static void *poll_main(void *arg) {
+	gk_ctx *c = arg;
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+		rd_kafka_poll(c->rk, 100);
+	return NULL;
+}
+
+int gk_start(gk_ctx *c, rd_kafka_t *rk) {
 	int fds[2];
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
-	*mainq = rd_kafka_queue_get_main(rk);
-	rd_kafka_queue_io_event_enable(*mainq, fds[1], "e", 1);
-	*write_fd = fds[1];
+	c->wake_r = fds[0];
+	c->wake_w = fds[1];
+	c->rk = rk;
+	if (pthread_create(&c->poller, NULL, poll_main, c) != 0) {
+		close(fds[0]);
+		close(fds[1]);
+		c->wake_r = c->wake_w = -1;
+		return -1;
+	}
+	c->polling = 1;
 	return fds[0];
 }
 
-void gk_wakeup_close(rd_kafka_queue_t *mainq, int write_fd) {
-	rd_kafka_queue_io_event_enable(mainq, -1, NULL, 0);
-	rd_kafka_queue_destroy(mainq);
-	close(write_fd);
+void gk_stop(gk_ctx *c) {
+	if (c->polling) {
+		__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+		pthread_join(c->poller, NULL);
+		c->polling = 0;
+	}
+	pthread_mutex_lock(&c->mu);
+	if (c->wake_w >= 0)
+		close(c->wake_w);
+	c->wake_w = -1;
+	pthread_mutex_unlock(&c->mu);
 }
 
 char *gk_stats(gk_ctx *c) {
@@ -212,20 +271,41 @@ void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partit
 	}
 }
 
-int gk_poll(rd_kafka_t *rk, gk_ctx *c, int timeout_ms, gk_batch **done, int max) {
-	pthread_mutex_lock(&c->mu);
-	int ready = c->done_head != NULL;
-	pthread_mutex_unlock(&c->mu);
-	if (rk)
-		rd_kafka_poll(rk, ready ? 0 : timeout_ms);
+// take moves up to max completed batches to done; c->mu is held.
+static int take(gk_ctx *c, gk_batch **done, int max) {
 	int n = 0;
-	pthread_mutex_lock(&c->mu);
 	while (n < max && c->done_head) {
 		done[n++] = c->done_head;
 		c->done_head = c->done_head->next_done;
 	}
 	if (!c->done_head)
 		c->done_tail = NULL;
+	return n;
+}
+
+int gk_take(gk_ctx *c, gk_batch **done, int max) {
+	pthread_mutex_lock(&c->mu);
+	c->notified = 0;
+	int n = take(c, done, max);
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+int gk_wait(gk_ctx *c, int timeout_ms, gk_batch **done, int max) {
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->waiters++;
+	while (!c->done_head && pthread_cond_timedwait(&c->done_cond, &c->mu, &until) == 0)
+		;
+	c->waiters--;
+	int n = take(c, done, max);
 	pthread_mutex_unlock(&c->mu);
 	return n;
 }

@@ -46,15 +46,21 @@ gk_batch *gk_batch_new(uint64_t id, int32_t n);
 void gk_batch_free(gk_batch *b);
 void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partition,
 		const char *base, const gk_rec *recs, gk_batch *b);
-int gk_poll(rd_kafka_t *rk, gk_ctx *c, int timeout_ms, gk_batch **done, int max);
+// gk_take moves up to max batches whose last report came to done and
+// rearms the pipe of gk_start; it does not wait.
+int gk_take(gk_ctx *c, gk_batch **done, int max);
+// gk_wait waits up to timeout_ms for batches to complete and moves up to max
+// of them to done; while a flush waits here, completions wake it alone.
+int gk_wait(gk_ctx *c, int timeout_ms, gk_batch **done, int max);
 int gk_events(gk_ctx *c, gk_event *out, int max, int *dropped);
 char *gk_properties(void);
 char *gk_stats(gk_ctx *c); // a copy of the latest statistics JSON, or NULL
-// gk_wakeup_fd returns the read end of a pipe that librdkafka writes to when
-// its main queue (delivery reports, errors, statistics) gets an event, so
-// that Go can wait for events in its poller instead of a blocking C call.
-int gk_wakeup_fd(rd_kafka_t *rk, rd_kafka_queue_t **mainq, int *write_fd);
-void gk_wakeup_close(rd_kafka_queue_t *mainq, int write_fd);
+// gk_start starts the thread that serves librdkafka's callbacks and returns
+// the read end of a pipe that gets a byte when batches complete with no flush
+// in gk_wait, or when errors or logs come; -1 on failure.
+int gk_start(gk_ctx *c, rd_kafka_t *rk);
+// gk_stop stops that thread; callbacks are no longer served.
+void gk_stop(gk_ctx *c);
 // gk_partition_count asks the cluster how many partitions a topic has; -1 on
 // failure.
 int gk_partition_count(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int timeout_ms);

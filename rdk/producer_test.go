@@ -52,7 +52,7 @@ func send(t *testing.T, acc *accumulator.Accumulator, first, n int) accumulator.
 	if got, err := acc.Append(topic, -1, staged(first, n), w, time.Now().Add(time.Minute)); got != n || err != nil {
 		t.Fatal(got, err)
 	}
-	res, ok := acc.Wait(w, time.Now().Add(30*time.Second))
+	res, ok := acc.Wait(w, time.Now().Add(30*time.Second), accumulator.Sleep)
 	if !ok {
 		t.Fatalf("no reports: %+v", res)
 	}

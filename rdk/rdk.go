@@ -43,15 +43,15 @@ type Producer struct {
 	nextID     uint64
 	batches    map[uint64]*accumulator.Batch // produced, not completed
 
-	mainq   *C.rd_kafka_queue_t
-	wake    *os.File // readable when librdkafka's main queue has events
-	wakeW   C.int    // the pipe's write end, librdkafka's
+	wake    *os.File // readable when batches completed or events came (gk_start)
 	wakeBuf [64]byte
 
-	done   [256]*C.gk_batch
-	events [C.GK_MAX_EVENTS]C.gk_event
-	redact redactor          // the secret values of the configuration
-	causes map[string]*cause // errors logged, by cause (logEvents)
+	done     [256]*C.gk_batch // Poll's
+	waitMu   sync.Mutex       // guards waitDone
+	waitDone [256]*C.gk_batch // Wait's
+	events   [C.GK_MAX_EVENTS]C.gk_event
+	redact   redactor          // the secret values of the configuration
+	causes   map[string]*cause // errors logged, by cause (logEvents)
 }
 
 var _ sender.Producer = (*Producer)(nil)
@@ -99,13 +99,12 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 		redact:     redact,
 		causes:     make(map[string]*cause),
 	}
-	var wakeW C.int
-	fd := C.gk_wakeup_fd(rk, &p.mainq, &wakeW)
+	fd := C.gk_start(ctx, rk)
 	if fd < 0 {
 		p.Close()
-		return nil, fmt.Errorf("rdkafka: cannot make the event pipe")
+		return nil, fmt.Errorf("rdkafka: cannot start the delivery report thread")
 	}
-	p.wake, p.wakeW = os.NewFile(uintptr(fd), "rdkafka-events"), wakeW
+	p.wake = os.NewFile(uintptr(fd), "rdkafka-events")
 	return p, nil
 }
 
@@ -162,15 +161,29 @@ type partitionCount struct {
 	asked time.Time
 }
 
-// Poll waits up to timeout for librdkafka's events, in Go's poller rather
-// than in a blocking C call, serves its callbacks and appends the batches
-// whose last delivery report came.
+// Poll waits up to timeout, in Go's poller, for batches to complete or for
+// librdkafka's errors and logs, logs those and appends the batches completed.
 func (p *Producer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
 	p.wake.SetReadDeadline(time.Now().Add(timeout))
-	p.wake.Read(p.wakeBuf[:]) // an event, or the deadline
-	n := int(C.gk_poll(p.rk, p.ctx, 0, &p.done[0], C.int(len(p.done))))
+	p.wake.Read(p.wakeBuf[:]) // a completion or event, or the deadline
 	p.logEvents()
-	for _, cb := range p.done[:n] {
+	n := int(C.gk_take(p.ctx, &p.done[0], C.int(len(p.done))))
+	return p.completions(p.done[:n], dst)
+}
+
+// Wait waits up to timeout on the caller's thread, in C, for batches to
+// complete and appends them to dst. While a caller waits here, completions
+// wake it alone rather than the poll loop.
+func (p *Producer) Wait(timeout time.Duration, dst []sender.Completion) []sender.Completion {
+	p.waitMu.Lock()
+	defer p.waitMu.Unlock()
+	n := int(C.gk_wait(p.ctx, C.int(max(timeout.Milliseconds(), 1)), &p.waitDone[0], C.int(len(p.waitDone))))
+	return p.completions(p.waitDone[:n], dst)
+}
+
+// completions frees the completed C batches and appends their outcomes.
+func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []sender.Completion {
+	for _, cb := range done {
 		var failures []accumulator.Failure
 		if cb.nfail > 0 {
 			idx := unsafe.Slice(cb.fail_idx, cb.nfail)
@@ -265,8 +278,8 @@ func syslogToFluentBit(level int) int {
 // Close purges what librdkafka still holds and destroys the producer; the
 // batches it never completed are returned.
 func (p *Producer) Close() []*accumulator.Batch {
+	C.gk_stop(p.ctx)
 	if p.wake != nil {
-		C.gk_wakeup_close(p.mainq, p.wakeW)
 		p.wake.Close()
 	}
 	C.rd_kafka_purge(p.rk, C.RD_KAFKA_PURGE_F_QUEUE|C.RD_KAFKA_PURGE_F_INFLIGHT)
@@ -276,7 +289,7 @@ func (p *Producer) Close() []*accumulator.Batch {
 	C.rd_kafka_destroy(p.rk)
 	p.logEvents()
 	// Reports that arrived are now unreachable: free what is queued.
-	for n := int(C.gk_poll(nil, p.ctx, 0, &p.done[0], C.int(len(p.done)))); n > 0; n = int(C.gk_poll(nil, p.ctx, 0, &p.done[0], C.int(len(p.done)))) {
+	for n := int(C.gk_take(p.ctx, &p.done[0], C.int(len(p.done)))); n > 0; n = int(C.gk_take(p.ctx, &p.done[0], C.int(len(p.done)))) {
 		for _, cb := range p.done[:n] {
 			C.gk_batch_free(cb)
 		}

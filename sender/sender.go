@@ -26,6 +26,10 @@ type Producer interface {
 	// Poll waits up to timeout for delivery reports and appends the
 	// batches they completed to dst.
 	Poll(timeout time.Duration, dst []Completion) []Completion
+	// Wait is Poll for a flush waiting on its own thread; while it waits,
+	// delivery reports wake it rather than Poll. Not called concurrently
+	// with itself.
+	Wait(timeout time.Duration, dst []Completion) []Completion
 	// Close stops the producer and returns the batches it never completed.
 	Close() []*accumulator.Batch
 	// Fatal returns an error when the producer can send no more.
@@ -49,6 +53,8 @@ type Sender struct {
 	wg         sync.WaitGroup
 	mu         sync.RWMutex // held for reading while polling, for writing to replace prod
 	sending    sync.Mutex   // held by the flush producing in SendAll
+	waiting    sync.Mutex   // held by the flush waiting in Producer.Wait
+	waitBuf    []Completion // that flush's
 	prod       Producer
 	fatalSince time.Time // when recreating the producer first failed
 }
@@ -82,6 +88,39 @@ func (s *Sender) SendAll() {
 	for _, b := range s.acc.DrainAll(buf[:0]) {
 		s.inflight.Add(1)
 		s.prod.Produce(b)
+	}
+}
+
+// Wait waits until Kafka reported on all of w's records in flight or the
+// deadline passes, as Accumulator.Wait does. The first flush to wait takes
+// the delivery reports itself, in C (Producer.Wait), as they come: a report
+// then wakes its thread alone, where handing it over through Go's poller and
+// scheduler costs several thread wake-ups per flush. Other flushes sleep
+// until it, or the poll loop once it has left, completes their batches.
+func (s *Sender) Wait(w *accumulator.Waiter, deadline time.Time) (accumulator.Result, bool) {
+	return s.acc.Wait(w, deadline, s.await)
+}
+
+func (s *Sender) await(done <-chan struct{}, deadline time.Time) {
+	if !s.waiting.TryLock() {
+		accumulator.Sleep(done, deadline)
+		return
+	}
+	defer s.waiting.Unlock()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		s.mu.RLock()
+		s.waitBuf = s.prod.Wait(min(left, pollInterval), s.waitBuf[:0])
+		s.mu.RUnlock()
+		s.complete(s.waitBuf)
 	}
 }
 
