@@ -183,15 +183,15 @@ func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter
 	k := key{topic, partition}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	var b *Batch // the deque's last batch
+	if d := a.deques[k]; len(d) > 0 {
+		b = d[len(d)-1]
+	}
 	for i, r := range s.Recs {
 		size := int(r.Size())
-		d := a.deques[k]
-		var b *Batch
-		if n := len(d); n > 0 && !d[n-1].full && a.fits(d[n-1], size) {
-			b = d[n-1]
-		} else {
-			if n > 0 && !d[n-1].full {
-				d[n-1].full = true
+		if b == nil || b.full || !a.fits(b, size) {
+			if b != nil && !b.full {
+				b.full = true
 				a.signal()
 			}
 			var err error

@@ -43,19 +43,21 @@ void gk_ctx_free(gk_ctx *c) {
 	free(c);
 }
 
-// notify tells Go that batches completed or events came; c->mu is held. A
-// flush waiting in gk_wait takes completed batches; otherwise, and for
-// events, one byte in the pipe wakes the Go poll loop.
+// notify tells Go that batches completed or events came, and unlocks c->mu,
+// which the caller holds. A flush waiting in gk_wait takes completed batches:
+// it is woken after the unlock, so that it does not wake only to wait for
+// the lock. Otherwise, and for events, one byte in the pipe wakes the Go poll
+// loop.
 static void notify(gk_ctx *c, int event) {
-	if (!event && c->waiters > 0) {
-		pthread_cond_broadcast(&c->done_cond);
-		return;
-	}
-	if (!c->notified && c->wake_w >= 0) {
+	int wake_waiters = !event && c->waiters > 0;
+	if (!wake_waiters && !c->notified && c->wake_w >= 0) {
 		c->notified = 1;
 		ssize_t n = write(c->wake_w, "e", 1);
 		(void)n; // a full pipe is already readable
 	}
+	pthread_mutex_unlock(&c->mu);
+	if (wake_waiters)
+		pthread_cond_broadcast(&c->done_cond);
 }
 
 gk_batch *gk_batch_new(uint64_t id, int32_t n) {
@@ -106,7 +108,6 @@ static void settle(gk_ctx *c, gk_batch *b, int32_t idx, int err) {
 			c->done_head = b;
 		c->done_tail = b;
 		notify(c, 0);
-		pthread_mutex_unlock(&c->mu);
 	}
 }
 
@@ -128,7 +129,6 @@ static void add_event(gk_ctx *c, int level, int err, const char *text) {
 		c->dropped++;
 	}
 	notify(c, 1);
-	pthread_mutex_unlock(&c->mu);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
