@@ -88,7 +88,7 @@ func (r *Reader) read(rec *Record) (marker bool, err error) {
 		}
 		for i := uint32(1); i < n; i++ {
 			start := b
-			if b, err = msgp.Skip(b); err != nil {
+			if b, err = skip(b); err != nil {
 				return false, err
 			}
 			if i == 1 {
@@ -99,12 +99,85 @@ func (r *Reader) read(rec *Record) (marker bool, err error) {
 		return false, err
 	}
 	start := b
-	if b, err = msgp.Skip(b); err != nil {
+	if b, err = skip(b); err != nil {
 		return false, fmt.Errorf("body: %w", err)
 	}
 	rec.Body = start[:len(start)-len(b)]
 	r.rest = b
 	return marker, nil
+}
+
+// skip returns what follows the msgpack value at the start of b, as
+// msgp.Skip does; the common shapes of a record (maps, arrays, strings,
+// small scalars) are stepped over by skipPlain, without msgp.Skip's
+// per-value cost. Anything skipPlain leaves to msgp.Skip, including every
+// error, goes to msgp.Skip whole, so results and errors are msgp.Skip's.
+func skip(b []byte) ([]byte, error) {
+	if rest, ok := skipPlain(b); ok {
+		return rest, nil
+	}
+	return msgp.Skip(b)
+}
+
+// maxPlainContainers bounds the maps and arrays skipPlain opens: far below
+// msgp.Skip's nesting limit, so skipPlain never accepts what msgp.Skip
+// refuses as too deep.
+const maxPlainContainers = 1000
+
+// skipPlain steps over one msgpack value without recursion: n counts the
+// values still to step over, and a map or array adds its elements to it.
+// ok is false for a value it does not know or one cut short.
+func skipPlain(b []byte) (rest []byte, ok bool) {
+	containers := 0
+	for n := 1; n > 0; n-- {
+		if n > len(b) { // each value takes a byte at least
+			return nil, false
+		}
+		c := b[0]
+		size, elems := 1, 0
+		switch {
+		case c >= 0xa0 && c <= 0xbf: // fixstr, the most common
+			size += int(c & 0x1f)
+		case c <= 0x7f, c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3: // fixint, nil, bool
+		case c == 0xd9: // str8
+			if len(b) < 2 {
+				return nil, false
+			}
+			size = 2 + int(b[1])
+		case c == 0xda: // str16
+			if len(b) < 3 {
+				return nil, false
+			}
+			size = 3 + int(binary.BigEndian.Uint16(b[1:]))
+		case c >= 0x80 && c <= 0x8f: // fixmap
+			elems = 2 * int(c&0x0f)
+		case c >= 0x90 && c <= 0x9f: // fixarray
+			elems = int(c & 0x0f)
+		case c == 0xde: // map16
+			if len(b) < 3 {
+				return nil, false
+			}
+			size, elems = 3, 2*int(binary.BigEndian.Uint16(b[1:]))
+		case c == 0xdc: // array16
+			if len(b) < 3 {
+				return nil, false
+			}
+			size, elems = 3, int(binary.BigEndian.Uint16(b[1:]))
+		default:
+			return nil, false
+		}
+		if len(b) < size {
+			return nil, false
+		}
+		if elems > 0 {
+			if containers++; containers > maxPlainContainers {
+				return nil, false
+			}
+			n += elems
+		}
+		b = b[size:]
+	}
+	return b, true
 }
 
 const (

@@ -146,3 +146,17 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSkip checks skip against msgp.Skip: the same rest and the same error.
+func FuzzSkip(f *testing.F) {
+	f.Add(body("seed"))
+	f.Add([]byte{0x82, 0xa1, 'a', 0x91, 0xc0, 0xd9, 1, 'b', 0xde, 0, 1, 0xa0, 0xdc, 0, 1, 0x7f})
+	f.Add(append(bytes.Repeat([]byte{0x91}, 2000), 0xc0))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, gotErr := skip(b)
+		want, wantErr := msgp.Skip(b)
+		if len(got) != len(want) || (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
+			t.Fatalf("skip(%x) = %d bytes left, %v; msgp.Skip: %d, %v", b, len(got), gotErr, len(want), wantErr)
+		}
+	})
+}
