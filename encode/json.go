@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -219,64 +221,121 @@ var safe = func() (t [256]bool) {
 
 const hex = "0123456789abcdef"
 
-// Bytes of a word, for plainWord.
+// escapes[c], for an ASCII byte that is not safe, is its escape: the text
+// (\" \\ \n \r \t or \u00XX) in the low bytes, little-endian, and its
+// length in the top byte, so that one 8-byte store writes it.
+var escapes = func() (t [0x80]uint64) {
+	for c := range 0x80 {
+		var text string
+		switch c {
+		case '"', '\\':
+			text = string([]byte{'\\', byte(c)})
+		case '\n':
+			text = `\n`
+		case '\r':
+			text = `\r`
+		case '\t':
+			text = `\t`
+		default:
+			if safe[c] {
+				continue
+			}
+			text = string([]byte{'\\', 'u', '0', '0', hex[c>>4], hex[c&0xf]})
+		}
+		var word [8]byte
+		copy(word[:], text)
+		word[7] = byte(len(text))
+		t[c] = binary.LittleEndian.Uint64(word[:])
+	}
+	return t
+}()
+
+// Bytes of a word, for special.
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
 )
 
-// plainWord reports that none of 8 bytes needs a look: no control
-// character, quote, backslash or non-ASCII byte (SWAR: each term sets a
-// byte's high bit when that byte is one of them).
-func plainWord(x uint64) bool {
+// special sets the high bit of each byte of x (little-endian: the first is
+// the lowest) that needs a look: a control character, quote, backslash or
+// non-ASCII byte (SWAR: each term sets a byte's high bit when that byte is
+// one of them). Above such a byte a borrow may mark others that do not, so
+// only the lowest mark is sure, and only the lowest is used.
+func special(x uint64) uint64 {
 	q := x ^ (ones * '"')
 	b := x ^ (ones * '\\')
-	return ((x-ones*0x20)&^x|(q-ones)&^q|(b-ones)&^b|x)&highs == 0
+	return ((x-ones*0x20)&^x | (q-ones)&^q | (b-ones)&^b | x) & highs
 }
 
 // appendString writes s as a JSON string: UTF-8 passes through, control
 // characters are escaped, and invalid UTF-8 becomes U+FFFD.
+//
+// dst is grown once for the quotes, s and 8 bytes of slack, and written by
+// index: plain bytes are copied 8 at a time, the last few of a longer
+// string as one word too, the slack taking what a word store writes past
+// the end. Each escape, which makes the output longer than s, first makes
+// sure the room is still there.
 func appendString(dst, s []byte) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; ; i++ {
-		for i+8 <= len(s) && plainWord(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
-		}
-		for i < len(s) && safe[s[i]] {
-			i++
-		}
-		if i >= len(s) {
-			break
-		}
-		c := s[i]
-		if c >= 0x80 {
-			r, size := utf8.DecodeRune(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size - 1
-				continue
+	const slack = 8 + 1 // a word store past the end, the closing quote
+	dst = slices.Grow(dst, 1+len(s)+slack)
+	n := len(dst)
+	out := dst[:cap(dst)]
+	out[n] = '"'
+	n++
+	// s[:i] is written to out[:n]; len(out)-n >= len(s)-i+slack.
+	i := 0
+	for {
+		var m uint64 // the marks of special in the word stored last
+		for ; i+8 <= len(s); i, n = i+8, n+8 {
+			w := binary.LittleEndian.Uint64(s[i:])
+			binary.LittleEndian.PutUint64(out[n:], w)
+			if m = special(w); m != 0 {
+				break
 			}
-			dst = append(append(dst, s[start:i]...), "\ufffd"...)
-			start = i + 1
+		}
+		if m == 0 && i < len(s) && len(s) >= 8 {
+			// The last 1 to 7 bytes: the word ending s, shifted down.
+			left := len(s) - i
+			w := binary.LittleEndian.Uint64(s[len(s)-8:]) >> (8 * (8 - left))
+			binary.LittleEndian.PutUint64(out[n:], w)
+			if m = special(w) & (1<<(8*left) - 1); m == 0 {
+				i, n = len(s), n+left
+			}
+		}
+		if m != 0 {
+			// The plain bytes before the first mark are written.
+			k := bits.TrailingZeros64(m) / 8
+			i, n = i+k, n+k
+		} else {
+			// A string shorter than a word, byte by byte.
+			for i < len(s) && safe[s[i]] {
+				out[n] = s[i]
+				i, n = i+1, n+1
+			}
+			if i == len(s) {
+				break
+			}
+		}
+		if len(out)-n < len(s)-i+slack+6 { // an escape adds up to 6 bytes for 1
+			out = slices.Grow(out[:n], len(s)-i+slack+6)
+			out = out[:cap(out)]
+		}
+		if c := s[i]; c < 0x80 {
+			e := escapes[c]
+			binary.LittleEndian.PutUint64(out[n:], e)
+			i, n = i+1, n+int(e>>56)
 			continue
 		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n += copy(out[n:], "\ufffd")
+		} else {
+			n += copy(out[n:], s[i:i+size])
 		}
-		start = i + 1
+		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	out[n] = '"'
+	return out[:n+1]
 }
 
 // AppendJSON appends the JSON form of the one msgpack value v.
