@@ -31,6 +31,7 @@ var ErrNoRawKey = errors.New("record has no Raw_Log_Key field")
 type Encoder struct {
 	o      Options
 	remove *removal
+	fields []field // added to each map: the time, the tag
 }
 
 // New checks o and returns its Encoder.
@@ -55,7 +56,14 @@ func New(o Options) (*Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Encoder{o: o, remove: rm}, nil
+	e := &Encoder{o: o, remove: rm}
+	if o.TimestampKey != "" {
+		e.fields = append(e.fields, newField(o.TimestampKey, false))
+	}
+	if o.TagKey != "" {
+		e.fields = append(e.fields, newField(o.TagKey, true))
+	}
+	return e, nil
 }
 
 // Append appends rec's message value to dst. On error dst is returned as it
@@ -83,14 +91,7 @@ func (e *Encoder) Append(dst []byte, rec *chunk.Record, tag string) ([]byte, err
 		return whole(out, len(dst), rest, err)
 	}
 
-	var x extras
-	var tsBuf, tagBuf [64]byte
-	if e.o.TimestampKey != "" {
-		x.add(e.o.TimestampKey, e.appendTime(tsBuf[:0], rec.Time))
-	}
-	if e.o.TagKey != "" {
-		x.add(e.o.TagKey, e.appendText(tagBuf[:0], tag))
-	}
+	x := extras{e: e, time: rec.Time, tag: tag}
 	start := len(dst)
 	var rest []byte
 	var err error
@@ -119,13 +120,20 @@ func whole(dst []byte, start int, rest []byte, err error) ([]byte, error) {
 
 // appendText writes a string in the output format.
 func (e *Encoder) appendText(dst []byte, s string) []byte {
-	switch e.o.Format {
-	case "msgpack":
+	if e.o.Format == "msgpack" {
 		return msgp.AppendString(dst, s)
-	case "logfmt":
-		return appendLogfmtValue(dst, []byte(s))
 	}
-	return appendString(dst, []byte(s))
+	// Copied to the stack, a string is not copied to the heap on its way
+	// to a []byte parameter.
+	var buf [256]byte
+	b := buf[:copy(buf[:], s)]
+	if len(s) > len(buf) {
+		b = []byte(s)
+	}
+	if e.o.Format == "logfmt" {
+		return appendLogfmtValue(dst, b)
+	}
+	return appendString(dst, b)
 }
 
 // appendTime writes ns in the configured timestamp format and the output

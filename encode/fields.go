@@ -7,57 +7,57 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
-// extras are fields added at the end of a record's map (the time, the tag)
-// unless the record already has a key of that name. Values are already in
-// the output format, kept in the struct so that building them allocates
-// nothing.
+// field is a field the Encoder adds at the end of a record's map, the time
+// or the tag, unless the record has a key of that name already.
+type field struct {
+	key   string
+	name  []byte // key, as bytes
+	json  []byte // key as a JSON string, and the colon
+	isTag bool   // the tag, else the time
+}
+
+func newField(key string, isTag bool) field {
+	return field{key: key, name: []byte(key), json: append(appendString(nil, []byte(key)), ':'), isTag: isTag}
+}
+
+// extras are the added fields of one record: which of them the record has,
+// and what their values are made of. The values are written straight into
+// the output, in its format, where the map ends.
 type extras struct {
-	n    int
-	key  [2]string
+	e    *Encoder
 	seen [2]bool
-	off  [2][2]int // value i is buf[off[i][0]:off[i][1]] ...
-	big  [2][]byte // ... or big[i] when buf was too small
-	used int
-	buf  [160]byte
-}
-
-func (x *extras) add(key string, val []byte) {
-	i := x.n
-	x.n++
-	x.key[i] = key
-	if x.used+len(val) > len(x.buf) {
-		x.big[i] = append([]byte(nil), val...)
-		return
-	}
-	copy(x.buf[x.used:], val)
-	x.off[i] = [2]int{x.used, x.used + len(val)}
-	x.used += len(val)
-}
-
-func (x *extras) val(i int) []byte {
-	if x.big[i] != nil {
-		return x.big[i]
-	}
-	return x.buf[x.off[i][0]:x.off[i][1]]
+	time int64
+	tag  string
 }
 
 func (x *extras) len() int {
 	if x == nil {
 		return 0
 	}
-	return x.n
+	return len(x.e.fields)
 }
 
-// see marks the extra field named k as present in the record.
+// field returns added field i.
+func (x *extras) field(i int) *field { return &x.e.fields[i] }
+
+// appendValue writes the value of added field i in the output format.
+func (x *extras) appendValue(dst []byte, i int) []byte {
+	if x.e.fields[i].isTag {
+		return x.e.appendText(dst, x.tag)
+	}
+	return x.e.appendTime(dst, x.time)
+}
+
+// see marks the added field named k as present in the record.
 func (x *extras) see(k []byte) {
 	for i := 0; i < x.len(); i++ {
-		if string(k) == x.key[i] {
+		if string(k) == x.e.fields[i].key {
 			x.seen[i] = true
 		}
 	}
 }
 
-// missing counts the extra fields the record lacks.
+// missing counts the added fields the record lacks.
 func (x *extras) missing() uint32 {
 	n := uint32(0)
 	for i := 0; i < x.len(); i++ {

@@ -147,8 +147,8 @@ func appendMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte, []byte
 				dst = append(dst, ',')
 			}
 			first = false
-			dst = appendString(dst, []byte(x.key[i]))
-			dst = append(append(dst, ':'), x.val(i)...)
+			dst = append(dst, x.field(i).json...)
+			dst = x.appendValue(dst, i)
 		}
 	}
 	return append(dst, '}'), b, nil

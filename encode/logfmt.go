@@ -19,8 +19,8 @@ func appendLogfmt(dst, b []byte, x *extras, rm *removal) ([]byte, []byte, error)
 	}
 	for i := 0; i < x.len(); i++ {
 		if !x.seen[i] {
-			dst = appendLogfmtPair(dst, start, []byte(x.key[i]))
-			dst = append(dst, x.val(i)...)
+			dst = appendLogfmtPair(dst, start, x.field(i).name)
+			dst = x.appendValue(dst, i)
 		}
 	}
 	return dst, b, nil

@@ -65,8 +65,8 @@ func appendMsgpackMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte,
 	}
 	for i := 0; i < x.len(); i++ {
 		if !x.seen[i] {
-			dst = msgp.AppendString(dst, x.key[i])
-			dst = append(dst, x.val(i)...)
+			dst = msgp.AppendString(dst, x.field(i).key)
+			dst = x.appendValue(dst, i)
 		}
 	}
 	return dst, rest, nil
