@@ -258,13 +258,15 @@ const (
 
 // special sets the high bit of each byte of x (little-endian: the first is
 // the lowest) that needs a look: a control character, quote, backslash or
-// non-ASCII byte (SWAR: each term sets a byte's high bit when that byte is
-// one of them). Above such a byte a borrow may mark others that do not, so
-// only the lowest mark is sure, and only the lowest is used.
+// non-ASCII byte. SWAR: for a byte below 0x20 the subtraction sets its high
+// bit, as it does for a quote or backslash made 0 by the XOR; OR-ing x in
+// marks non-ASCII bytes and keeps the high bits of a byte that had one
+// anyway. Above a marked byte a borrow may mark others that do not need a
+// look, so only the lowest mark is sure, and only the lowest is used.
 func special(x uint64) uint64 {
 	q := x ^ (ones * '"')
 	b := x ^ (ones * '\\')
-	return ((x-ones*0x20)&^x | (q-ones)&^q | (b-ones)&^b | x) & highs
+	return ((x - ones*0x20) | (q - ones) | (b - ones) | x) & highs
 }
 
 // appendString writes s as a JSON string: UTF-8 passes through, control
