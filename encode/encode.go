@@ -6,6 +6,7 @@ package encode
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 
@@ -202,29 +203,39 @@ func appendFraction(dst []byte, v uint64, digits int) []byte {
 
 // AppendISO8601 writes ns as UTC 2006-01-02T15:04:05.999999999Z with the
 // given number of fraction digits (6 or 9), without time.Time's cost: the
-// date is formatted once a day, the rest two digits at a time.
+// date is formatted once a day, the rest two digits at a time, by index
+// into dst grown once. All nine fraction digits are written; the Z goes
+// after the first digits of them.
 func AppendISO8601(dst []byte, ns int64, digits int) []byte {
 	secs, frac := divmod(ns, 1e9)
 	day, sod := divmod(secs, 86400)
-	dst = append(dst, datePrefix(day)...)
-	dst = append(dst, pairs[2*(sod/3600)], pairs[2*(sod/3600)+1], ':')
-	dst = append(dst, pairs[2*(sod/60%60)], pairs[2*(sod/60%60)+1], ':')
-	dst = append(dst, pairs[2*(sod%60)], pairs[2*(sod%60)+1], '.')
-	if digits == 6 {
-		frac /= 1000
-	}
-	var buf [10]byte
-	for i := digits; i > 1; i -= 2 {
-		p := 2 * (frac % 100)
-		buf[i-2], buf[i-1] = pairs[p], pairs[p+1]
-		frac /= 100
-	}
-	if digits&1 == 1 {
-		buf[0] = byte('0' + frac)
-	}
-	buf[digits] = 'Z'
-	return append(dst, buf[:digits+1]...)
+	n := len(dst)
+	dst = slices.Grow(dst, len(iso8601Layout))
+	t := (*[len(iso8601Layout)]byte)(dst[n : n+len(iso8601Layout)])
+	*(*[len(dateLayout)]byte)(t[:]) = *datePrefix(day)
+	h, m, s := 2*(sod/3600), 2*(sod/60%60), 2*(sod%60)
+	t[11], t[12], t[13] = pairs[h], pairs[h+1], ':'
+	t[14], t[15], t[16] = pairs[m], pairs[m+1], ':'
+	t[17], t[18], t[19] = pairs[s], pairs[s+1], '.'
+	// The fraction as 1, 4 and 4 digits, each part found apart from the
+	// others.
+	f := uint32(frac)
+	hi, mid, lo := f/1e8, f/1e4%1e4, f%1e4
+	t[20] = byte('0' + hi)
+	t[21], t[22] = pairs[2*(mid/100)], pairs[2*(mid/100)+1]
+	t[23], t[24] = pairs[2*(mid%100)], pairs[2*(mid%100)+1]
+	t[25], t[26] = pairs[2*(lo/100)], pairs[2*(lo/100)+1]
+	t[27], t[28] = pairs[2*(lo%100)], pairs[2*(lo%100)+1]
+	end := 21 + digits
+	t[end-1] = 'Z'
+	return dst[:n+end]
 }
+
+// The layouts AppendISO8601 writes.
+const (
+	iso8601Layout = "2006-01-02T15:04:05.999999999Z"
+	dateLayout    = "2006-01-02T"
+)
 
 // pairs holds "00" to "99".
 const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
@@ -234,16 +245,16 @@ const pairs = "00010203040506070809101112131415161718192021222324252627282930313
 // dayText is a day's "2006-01-02T".
 type dayText struct {
 	day  int64
-	text []byte
+	text [len(dateLayout)]byte
 }
 
 var lastDay atomic.Pointer[dayText]
 
 // datePrefix returns "YYYY-MM-DDT" for a day since 1970-01-01, from a
 // one-day cache: records of one chunk share their day.
-func datePrefix(day int64) []byte {
+func datePrefix(day int64) *[len(dateLayout)]byte {
 	if d := lastDay.Load(); d != nil && d.day == day {
-		return d.text
+		return &d.text
 	}
 	y, m, dd := civil(day)
 	y = min(max(y, 0), 9999)
@@ -251,8 +262,9 @@ func datePrefix(day int64) []byte {
 	text = appendFraction(append(text, '-'), uint64(m), 2)
 	text = appendFraction(append(text, '-'), uint64(dd), 2)
 	text = append(text, 'T')
-	lastDay.Store(&dayText{day, text})
-	return text
+	d := &dayText{day: day, text: [len(dateLayout)]byte(text)}
+	lastDay.Store(d)
+	return &d.text
 }
 
 // civil converts days since 1970-01-01 to a proleptic Gregorian date
