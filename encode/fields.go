@@ -121,7 +121,7 @@ func (r *removal) child(key []byte) (sub *removal, drop bool) {
 // extras and looks it up among the removals; when drop, the entry's value is
 // skipped too, so rest follows the whole entry.
 func stringKey(b []byte, x *extras, rm *removal) (k []byte, sub *removal, drop bool, rest []byte, err error) {
-	if k, b, err = msgp.ReadStringZC(b); err != nil {
+	if k, b, err = readString(b); err != nil {
 		return nil, nil, false, b, err
 	}
 	x.see(k)

@@ -35,7 +35,7 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 		return strconv.AppendInt(dst, int64(int8(lead)), 10), b[1:], nil
 	case lead >= 0xa0 && lead <= 0xbf, lead == 0xd9, lead == 0xda, lead == 0xdb: // str
 		var s []byte
-		if s, b, err = msgp.ReadStringZC(b); err != nil {
+		if s, b, err = readString(b); err != nil {
 			return dst, b, err
 		}
 		return appendString(dst, s), b, nil
@@ -132,9 +132,15 @@ func appendMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte, []byte
 		}
 		first = false
 		dst = append(dst, ':')
-		if sub != nil && msgp.NextType(b) == msgp.MapType {
+		switch {
+		case sub != nil && msgp.NextType(b) == msgp.MapType:
 			dst, b, err = appendMap(dst, b, depth+1, nil, sub)
-		} else {
+		case isStr(b): // the common value, without appendJSON's dispatch
+			var s []byte
+			if s, b, err = readString(b); err == nil {
+				dst = appendString(dst, s)
+			}
+		default:
 			dst, b, err = appendJSON(dst, b, depth+1)
 		}
 		if err != nil {
@@ -152,6 +158,16 @@ func appendMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte, []byte
 		}
 	}
 	return append(dst, '}'), b, nil
+}
+
+// readString is msgp.ReadStringZC with the short form, fixstr, inline.
+func readString(b []byte) (s, rest []byte, err error) {
+	if len(b) > 0 && b[0]&0xe0 == 0xa0 {
+		if end := 1 + int(b[0]&0x1f); end <= len(b) {
+			return b[1:end], b[end:], nil
+		}
+	}
+	return msgp.ReadStringZC(b)
 }
 
 // isStr reports a msgpack str at the start of b.
