@@ -33,6 +33,9 @@ type Encoder struct {
 	o      Options
 	remove *removal
 	fields []field // added to each map: the time, the tag
+	// jsonISO is the number of fraction digits of an ISO 8601 time in
+	// JSON, the common case, settled in New; 0 for other formats.
+	jsonISO int
 }
 
 // New checks o and returns its Encoder.
@@ -58,6 +61,11 @@ func New(o Options) (*Encoder, error) {
 		return nil, err
 	}
 	e := &Encoder{o: o, remove: rm}
+	if o.Format == "json" && o.TimestampFormat == "iso8601" {
+		e.jsonISO = 6
+	} else if o.Format == "json" && o.TimestampFormat == "iso8601_ns" {
+		e.jsonISO = 9
+	}
 	if o.TimestampKey != "" {
 		e.fields = append(e.fields, newField(o.TimestampKey, false))
 	}
@@ -140,6 +148,9 @@ func (e *Encoder) appendText(dst []byte, s string) []byte {
 // appendTime writes ns in the configured timestamp format and the output
 // format.
 func (e *Encoder) appendTime(dst []byte, ns int64) []byte {
+	if e.jsonISO != 0 {
+		return append(AppendISO8601(append(dst, '"'), ns, e.jsonISO), '"')
+	}
 	if e.o.Format == "msgpack" {
 		switch e.o.TimestampFormat {
 		case "double":
