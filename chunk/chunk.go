@@ -67,7 +67,7 @@ func (r *Reader) Next(rec *Record) (bool, error) {
 // read decodes one entry; marker reports a group marker.
 func (r *Reader) read(rec *Record) (marker bool, err error) {
 	b := r.rest
-	n, b, err := msgp.ReadArrayHeaderBytes(b)
+	n, b, err := readArrayHeader(b)
 	if err != nil {
 		return false, err
 	}
@@ -77,7 +77,7 @@ func (r *Reader) read(rec *Record) (marker bool, err error) {
 	rec.Metadata = nil
 	if msgp.NextType(b) == msgp.ArrayType {
 		// [[time, metadata], body]
-		if n, b, err = msgp.ReadArrayHeaderBytes(b); err != nil {
+		if n, b, err = readArrayHeader(b); err != nil {
 			return false, err
 		}
 		if n < 1 {
@@ -88,7 +88,9 @@ func (r *Reader) read(rec *Record) (marker bool, err error) {
 		}
 		for i := uint32(1); i < n; i++ {
 			start := b
-			if b, err = skip(b); err != nil {
+			if len(b) > 0 && b[0] == 0x80 { // empty map, the usual metadata
+				b = b[1:]
+			} else if b, err = skip(b); err != nil {
 				return false, err
 			}
 			if i == 1 {
@@ -105,6 +107,15 @@ func (r *Reader) read(rec *Record) (marker bool, err error) {
 	rec.Body = start[:len(start)-len(b)]
 	r.rest = b
 	return marker, nil
+}
+
+// readArrayHeader is msgp.ReadArrayHeaderBytes with the short form,
+// fixarray, inline.
+func readArrayHeader(b []byte) (n uint32, rest []byte, err error) {
+	if len(b) > 0 && b[0]&0xf0 == 0x90 {
+		return uint32(b[0] & 0x0f), b[1:], nil
+	}
+	return msgp.ReadArrayHeaderBytes(b)
 }
 
 // skip returns what follows the msgpack value at the start of b, as
