@@ -17,26 +17,34 @@ import (
 // work only.
 type instantProducer struct {
 	ch                   chan *accumulator.Batch
+	kick                 chan struct{}
 	pollTimer, waitTimer *time.Timer // Poll's (the poll loop's) and Wait's (one flush at a time)
 }
 
 func newInstantProducer() *instantProducer {
-	return &instantProducer{ch: make(chan *accumulator.Batch, 1<<16)}
+	return &instantProducer{ch: make(chan *accumulator.Batch, 1<<16), kick: make(chan struct{}, 1)}
+}
+
+func (p *instantProducer) Wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (p *instantProducer) Produce(b *accumulator.Batch) { p.ch <- b }
 
 func (p *instantProducer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
-	return p.receive(&p.pollTimer, timeout, dst)
+	return p.receive(&p.pollTimer, nil, timeout, dst)
 }
 
 func (p *instantProducer) Wait(timeout time.Duration, dst []sender.Completion) []sender.Completion {
-	return p.receive(&p.waitTimer, timeout, dst)
+	return p.receive(&p.waitTimer, p.kick, timeout, dst)
 }
 
-// receive waits up to timeout for a produced batch and completes it and
-// every other one produced.
-func (p *instantProducer) receive(timer **time.Timer, timeout time.Duration, dst []sender.Completion) []sender.Completion {
+// receive waits up to timeout, or until kicked, for a produced batch and
+// completes it and every other one produced.
+func (p *instantProducer) receive(timer **time.Timer, kick chan struct{}, timeout time.Duration, dst []sender.Completion) []sender.Completion {
 	if *timer == nil {
 		*timer = time.NewTimer(timeout)
 	} else {
@@ -46,6 +54,8 @@ func (p *instantProducer) receive(timer **time.Timer, timeout time.Duration, dst
 	case b := <-p.ch:
 		dst = append(dst, sender.Completion{Batch: b})
 	case <-(*timer).C:
+		return dst
+	case <-kick:
 		return dst
 	}
 	for {

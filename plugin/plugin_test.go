@@ -110,6 +110,8 @@ func (p *fakeProducer) Wait(timeout time.Duration, dst []sender.Completion) []se
 	return p.Poll(timeout, dst)
 }
 
+func (p *fakeProducer) Wake() {}
+
 func (p *fakeProducer) Close() []*accumulator.Batch { return nil }
 
 func (p *fakeProducer) Fatal() error { return nil }

@@ -12,6 +12,7 @@ struct gk_ctx {
 	pthread_cond_t done_cond; // signalled for flushes waiting in gk_wait
 	gk_batch *done_head, *done_tail; // batches whose last report came
 	int waiters;  // flushes in gk_wait
+	int kicked;   // gk_wake since the last gk_wait returned
 	int notified; // the pipe was written and gk_take has not run since
 	int wake_r, wake_w;
 	gk_event events[GK_MAX_EVENTS];
@@ -302,12 +303,22 @@ int gk_wait(gk_ctx *c, int timeout_ms, gk_batch **done, int max) {
 	}
 	pthread_mutex_lock(&c->mu);
 	c->waiters++;
-	while (!c->done_head && pthread_cond_timedwait(&c->done_cond, &c->mu, &until) == 0)
+	while (!c->done_head && !c->kicked && pthread_cond_timedwait(&c->done_cond, &c->mu, &until) == 0)
 		;
 	c->waiters--;
+	c->kicked = 0;
 	int n = take(c, done, max);
 	pthread_mutex_unlock(&c->mu);
 	return n;
+}
+
+void gk_wake(gk_ctx *c) {
+	pthread_mutex_lock(&c->mu);
+	c->kicked = 1;
+	int waiters = c->waiters;
+	pthread_mutex_unlock(&c->mu);
+	if (waiters)
+		pthread_cond_broadcast(&c->done_cond);
 }
 
 int gk_events(gk_ctx *c, gk_event *out, int max, int *dropped) {

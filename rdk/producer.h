@@ -52,6 +52,8 @@ int gk_take(gk_ctx *c, gk_batch **done, int max);
 // gk_wait waits up to timeout_ms for batches to complete and moves up to max
 // of them to done; while a flush waits here, completions wake it alone.
 int gk_wait(gk_ctx *c, int timeout_ms, gk_batch **done, int max);
+// gk_wake ends the gk_wait in progress, or else the next one, at once.
+void gk_wake(gk_ctx *c);
 int gk_events(gk_ctx *c, gk_event *out, int max, int *dropped);
 char *gk_properties(void);
 char *gk_stats(gk_ctx *c); // a copy of the latest statistics JSON, or NULL

@@ -181,6 +181,9 @@ func (p *Producer) Wait(timeout time.Duration, dst []sender.Completion) []sender
 	return p.completions(p.waitDone[:n], dst)
 }
 
+// Wake ends the Wait in progress, or else the next one, at once.
+func (p *Producer) Wake() { C.gk_wake(p.ctx) }
+
 // completions frees the completed C batches and appends their outcomes.
 func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []sender.Completion {
 	for _, cb := range done {

@@ -30,6 +30,9 @@ type Producer interface {
 	// delivery reports wake it rather than Poll. Not called concurrently
 	// with itself.
 	Wait(timeout time.Duration, dst []Completion) []Completion
+	// Wake ends the Wait in progress, or else the next one, at once: the
+	// poll loop completed batches, perhaps those the waiting flush waits for.
+	Wake()
 	// Close stops the producer and returns the batches it never completed.
 	Close() []*accumulator.Batch
 	// Fatal returns an error when the producer can send no more.
@@ -218,8 +221,11 @@ func (s *Sender) pollLoop() {
 		}
 		s.mu.RLock()
 		done = s.prod.Poll(pollInterval, done[:0])
+		if len(done) > 0 {
+			s.complete(done)
+			s.prod.Wake()
+		}
 		s.mu.RUnlock()
-		s.complete(done)
 	}
 }
 
