@@ -39,6 +39,10 @@ type Reader struct {
 	data  []byte
 	rest  []byte
 	entry int
+	// open: NextOpen returned a record whose body is not delimited yet;
+	// rest starts with that body, the entry started at openStart.
+	open      bool
+	openStart int
 }
 
 // NewReader starts reading data.
@@ -49,23 +53,73 @@ func (r *Reader) Reset(data []byte) { *r = Reader{data: data, rest: data} }
 
 // Next fills rec with the next record; it returns false at the end of the
 // chunk or with an *Error where decoding failed.
-func (r *Reader) Next(rec *Record) (bool, error) {
+func (r *Reader) Next(rec *Record) (bool, error) { return r.next(rec, true) }
+
+// NextOpen is Next for a caller that walks each record's body anyway, as
+// an encoder does, and so finds where it ends: the reader does not walk it
+// too. rec.Body runs from the body to the end of the chunk, its first
+// value being the body. The caller then calls EndBody with the body's
+// length, or SkipBody, which delimits the body as Next does, with Next's
+// errors, when it did not walk it to its end (on an error of its own, or
+// before looking into rec.Body otherwise). A Next or NextOpen before that
+// skips the body.
+func (r *Reader) NextOpen(rec *Record) (bool, error) { return r.next(rec, false) }
+
+// EndBody delimits the body of the record NextOpen filled rec with: it is
+// n bytes long. n must be where a walk of rec.Body found the end of its
+// first value.
+func (r *Reader) EndBody(rec *Record, n int) {
+	if !r.open {
+		panic("chunk: EndBody without an open record")
+	}
+	rec.Body, r.rest, r.open = rec.Body[:n], r.rest[n:], false
+}
+
+// SkipBody delimits the body of the record NextOpen filled rec with as
+// Next does, with Next's *Error where the body is malformed. It does
+// nothing to a record whose body is delimited already.
+func (r *Reader) SkipBody(rec *Record) error {
+	if !r.open {
+		return nil
+	}
+	r.open = false
+	b, err := skip(r.rest)
+	if err != nil {
+		r.rest = nil // as after Next's error: nothing more to read
+		return &Error{Offset: r.openStart, Size: len(r.data), Record: r.entry - 1, Err: fmt.Errorf("body: %w", err)}
+	}
+	rec.Body = r.rest[:len(r.rest)-len(b)]
+	r.rest = b
+	return nil
+}
+
+func (r *Reader) next(rec *Record, delimit bool) (bool, error) {
+	if r.open {
+		if err := r.SkipBody(rec); err != nil {
+			return false, err
+		}
+	}
 	for len(r.rest) > 0 {
 		start := len(r.data) - len(r.rest)
-		marker, err := r.read(rec)
+		marker, err := r.read(rec, delimit)
 		if err != nil {
 			return false, &Error{Offset: start, Size: len(r.data), Record: r.entry, Err: err}
 		}
 		r.entry++
 		if !marker {
+			if !delimit {
+				r.open, r.openStart = true, start
+			}
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// read decodes one entry; marker reports a group marker.
-func (r *Reader) read(rec *Record) (marker bool, err error) {
+// read decodes one entry; marker reports a group marker. Unless delimit,
+// the body of a record that is not a marker is left to the caller:
+// rec.Body and r.rest start with it.
+func (r *Reader) read(rec *Record, delimit bool) (marker bool, err error) {
 	b := r.rest
 	n, b, err := readArrayHeader(b)
 	if err != nil {
@@ -99,6 +153,13 @@ func (r *Reader) read(rec *Record) (marker bool, err error) {
 		}
 	} else if rec.Time, marker, b, err = readTime(b); err != nil {
 		return false, err
+	}
+	if !delimit && !marker {
+		if len(b) == 0 { // as skip would find
+			return false, fmt.Errorf("body: %w", msgp.ErrShortBytes)
+		}
+		rec.Body, r.rest = b, b
+		return false, nil
 	}
 	start := b
 	if b, err = skip(b); err != nil {

@@ -160,3 +160,53 @@ func FuzzSkip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNextOpen checks NextOpen against Next: the same records and errors,
+// whether the caller ends each body itself (EndBody, here with the length
+// msgp.Skip finds), skips it (SkipBody), or leaves it to the next NextOpen.
+func FuzzNextOpen(f *testing.F) {
+	f.Add(v2(v2(nil, 1, 2, true, body("seed")), 3, 4, false, body("two")), uint8(0))
+	f.Add(append(v2(nil, 1, 0, false, body("ok")), 0x92, 0x01, 0xc1), uint8(1))
+	f.Add(append(v2(nil, 1, 0, false, body("ok")), 0x92, 0x01), uint8(2))
+	f.Add(append(v2(nil, groupStart, 0, false, body("marker")), v2(nil, 1, 0, false, body("ok"))...), uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, how uint8) {
+		r1, r2 := NewReader(data), NewReader(data)
+		for i := 0; ; i++ {
+			var rec1, rec2 Record
+			more1, err1 := r1.Next(&rec1)
+			more2, err2 := r2.NextOpen(&rec2)
+			if more2 {
+				switch (how >> (i % 4 * 2)) & 3 {
+				case 0:
+					if rest, err := msgp.Skip(rec2.Body); err == nil {
+						r2.EndBody(&rec2, len(rec2.Body)-len(rest))
+						break
+					}
+					fallthrough
+				case 1:
+					if err := r2.SkipBody(&rec2); err != nil {
+						more2, err2 = false, err
+					}
+				default:
+					// Left open: the next NextOpen skips it; compare the
+					// body msgp.Skip delimits, or the error of that
+					// NextOpen.
+					if rest, err := msgp.Skip(rec2.Body); err == nil {
+						rec2.Body = rec2.Body[:len(rec2.Body)-len(rest)]
+					} else {
+						more2, err2 = r2.NextOpen(&rec2)
+					}
+				}
+			}
+			if more1 != more2 || (err1 == nil) != (err2 == nil) || err1 != nil && err1.Error() != err2.Error() {
+				t.Fatalf("record %d: Next %v, %v; NextOpen %v, %v", i, more1, err1, more2, err2)
+			}
+			if !more1 {
+				return
+			}
+			if rec1.Time != rec2.Time || !bytes.Equal(rec1.Metadata, rec2.Metadata) || !bytes.Equal(rec1.Body, rec2.Body) {
+				t.Fatalf("record %d: %+v, open %+v", i, rec1, rec2)
+			}
+		}
+	})
+}
