@@ -88,3 +88,29 @@ func BenchmarkTimestamp(b *testing.B) {
 		buf = e.appendTime(buf[:0], ts)
 	}
 }
+
+// BenchmarkDecodeEncodeJSONOpen is BenchmarkDecodeEncodeJSON with the one
+// walk of each body that chunk.Reader.NextOpen and AppendOpen allow: the
+// encoder finds where the body ends for the reader.
+func BenchmarkDecodeEncodeJSONOpen(b *testing.B) {
+	data := benchdata.Chunk(b, 1000)
+	e := mustEncoder(b, "json", "@timestamp", "iso8601_ns")
+	var r chunk.Reader
+	r.Reset(data)
+	var rec chunk.Record
+	buf := make([]byte, 0, 1<<20)
+	b.ReportAllocs()
+	for b.Loop() {
+		more, _ := r.NextOpen(&rec)
+		if !more {
+			r.Reset(data)
+			buf = buf[:0]
+			if more, err := r.NextOpen(&rec); !more {
+				b.Fatal(err)
+			}
+		}
+		var n int
+		buf, n, _ = e.AppendOpen(buf, &rec, "bench")
+		r.EndBody(&rec, n)
+	}
+}

@@ -79,40 +79,68 @@ func New(o Options) (*Encoder, error) {
 // was given.
 func (e *Encoder) Append(dst []byte, rec *chunk.Record, tag string) ([]byte, error) {
 	if e.o.Format == "raw" {
-		v, ok := e.o.RawKey.Lookup(rec.Body)
-		if !ok {
-			return dst, ErrNoRawKey
-		}
-		if out, ok := ra.AppendText(dst, v); ok {
-			return out, nil
-		}
-		return AppendJSON(dst, v)
+		return e.appendRaw(dst, rec.Body)
 	}
-	if msgp.NextType(rec.Body) != msgp.MapType {
-		if e.o.Format == "msgpack" {
-			rest, err := msgp.Skip(rec.Body)
-			return whole(append(dst, rec.Body...), len(dst), rest, err)
-		}
-		if e.o.Format == "logfmt" {
-			return dst, errors.New("logfmt needs a map body")
-		}
-		out, rest, err := appendJSON(dst, rec.Body, 0)
-		return whole(out, len(dst), rest, err)
-	}
+	out, rest, err := e.appendBody(dst, rec, tag)
+	return whole(out, len(dst), rest, err)
+}
 
+// AppendOpen is Append for a record from chunk.Reader.NextOpen, whose Body
+// runs on after the body: it returns the body's length as well, for
+// chunk.Reader.EndBody. On error dst is returned as it was given, and the
+// caller is to call chunk.Reader.SkipBody, which tells a malformed chunk
+// from a record this encoder rejects.
+func (e *Encoder) AppendOpen(dst []byte, rec *chunk.Record, tag string) ([]byte, int, error) {
+	if e.o.Format == "raw" { // the raw value is looked up in the body delimited
+		rest, err := msgp.Skip(rec.Body)
+		if err != nil {
+			return dst, 0, err
+		}
+		n := len(rec.Body) - len(rest)
+		out, err := e.appendRaw(dst, rec.Body[:n])
+		return out, n, err
+	}
+	out, rest, err := e.appendBody(dst, rec, tag)
+	if err != nil {
+		return dst, 0, err
+	}
+	return out, len(rec.Body) - len(rest), nil
+}
+
+// appendRaw writes the Raw_Log_Key field of body.
+func (e *Encoder) appendRaw(dst, body []byte) ([]byte, error) {
+	v, ok := e.o.RawKey.Lookup(body)
+	if !ok {
+		return dst, ErrNoRawKey
+	}
+	if out, ok := ra.AppendText(dst, v); ok {
+		return out, nil
+	}
+	return AppendJSON(dst, v)
+}
+
+// appendBody writes the first value of rec.Body in a format other than
+// raw and returns what follows it. On error out is dst with perhaps more
+// after it.
+func (e *Encoder) appendBody(dst []byte, rec *chunk.Record, tag string) (out, rest []byte, err error) {
+	if msgp.NextType(rec.Body) != msgp.MapType {
+		switch e.o.Format {
+		case "msgpack":
+			rest, err := msgp.Skip(rec.Body)
+			return append(dst, rec.Body[:len(rec.Body)-len(rest)]...), rest, err
+		case "logfmt":
+			return dst, rec.Body, errors.New("logfmt needs a map body")
+		}
+		return appendJSON(dst, rec.Body, 0)
+	}
 	x := extras{e: e, time: rec.Time, tag: tag}
-	start := len(dst)
-	var rest []byte
-	var err error
 	switch e.o.Format {
 	case "json":
-		dst, rest, err = appendMap(dst, rec.Body, 0, &x, e.remove)
+		return appendMap(dst, rec.Body, 0, &x, e.remove)
 	case "msgpack":
-		dst, rest, err = appendMsgpackMap(dst, rec.Body, 0, &x, e.remove)
-	case "logfmt":
-		dst, rest, err = appendLogfmt(dst, rec.Body, &x, e.remove)
+		return appendMsgpackMap(dst, rec.Body, 0, &x, e.remove)
 	}
-	return whole(dst, start, rest, err)
+	return appendLogfmt(dst, rec.Body, &x, e.remove)
 }
 
 // whole returns dst if the encoding used up the record's body, else dst cut
