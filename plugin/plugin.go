@@ -207,7 +207,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	var rec chunk.Record
 	var decodeErr error
 	for ; ; records++ {
-		more, err := st.reader.Next(&rec)
+		// The encoder walks each body anyway and tells the reader where it
+		// ends (EndBody); lookups before that see the body and what follows.
+		more, err := st.reader.NextOpen(&rec)
 		if !more {
 			decodeErr = err
 			break
@@ -229,7 +231,12 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		}
 		s := st.stage(topic, partition)
 		valueStart := len(s.Buf)
-		if s.Buf, err = in.enc.Append(s.Buf, &rec, tag); err != nil {
+		var bodyLen int
+		if s.Buf, bodyLen, err = in.enc.AppendOpen(s.Buf, &rec, tag); err != nil {
+			if skipErr := st.reader.SkipBody(&rec); skipErr != nil {
+				decodeErr = skipErr // a malformed chunk, not a record the encoder rejects
+				break
+			}
 			if errors.Is(err, encode.ErrNoRawKey) {
 				skipped++
 			} else {
@@ -238,6 +245,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			st.unencodable = append(st.unencodable, records)
 			continue
 		}
+		st.reader.EndBody(&rec, bodyLen)
 		keyStart := len(s.Buf)
 		if !in.batchMode { // a batch message has its own headers and no key
 			s.Buf = in.appendKey(s.Buf, &rec)
