@@ -3,6 +3,7 @@ package encode
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -231,4 +232,23 @@ func FuzzLogfmtAndMsgpack(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A map key that is a map is written as a string of its JSON text; keys
+// nested in keys would double the output at every level without the bound.
+func TestNestedMapKeysBounded(t *testing.T) {
+	key := msgp.AppendString(nil, `"quoted"`)
+	for range 40 {
+		key = msgp.AppendNil(append(msgp.AppendMapHeader(nil, 1), key...))
+	}
+	body := msgp.AppendNil(append(msgp.AppendMapHeader(nil, 1), key...))
+	for _, format := range []string{"json", "logfmt"} {
+		e, err := New(Options{Format: format})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Append(nil, &chunk.Record{Time: 1, Body: body}, "tag"); !errors.Is(err, errKeyText) {
+			t.Errorf("%s: got %v, want %v", format, err, errKeyText)
+		}
+	}
 }

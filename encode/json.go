@@ -18,6 +18,14 @@ const maxDepth = 256
 
 var errDepth = fmt.Errorf("nested deeper than %d", maxDepth)
 
+// maxKeyText bounds the JSON text of a map key that is not a string. Such a
+// key is written as a string of its JSON text, which escapes the quotes of
+// any string key inside it: without a bound, keys nested in keys would
+// double the output at every level.
+const maxKeyText = 4096
+
+var errKeyText = fmt.Errorf("a map key that is not a string is longer than %d bytes as JSON", maxKeyText)
+
 // appendJSON appends the JSON form of the msgpack value at the start of b and
 // returns the bytes after it.
 func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
@@ -188,6 +196,9 @@ func appendKey(dst, b []byte, depth int) ([]byte, []byte, error) {
 	}
 	if dst[start] == '"' { // already a string (ext as base64)
 		return dst, b, nil
+	}
+	if len(dst)-start > maxKeyText {
+		return dst, b, errKeyText
 	}
 	text := string(dst[start:])
 	return appendString(dst[:start], []byte(text)), b, nil
