@@ -54,7 +54,8 @@ type Sender struct {
 	recreated  atomic.Int64 // producers replaced after a fatal error
 	stop       chan struct{}
 	wg         sync.WaitGroup
-	mu         sync.RWMutex // held for reading while polling, for writing to replace prod
+	mu         sync.RWMutex // held for reading while polling, for writing to replace or close prod
+	closed     bool         // prod is closed; guarded by mu
 	sending    sync.Mutex   // held by the flush producing in SendAll
 	waiting    sync.Mutex   // held by the flush waiting in Producer.Wait
 	waitBuf    []Completion // that flush's
@@ -88,6 +89,9 @@ func (s *Sender) SendAll() {
 	var buf [16]*accumulator.Batch
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.closed {
+		return
+	}
 	for _, b := range s.acc.DrainAll(buf[:0]) {
 		s.inflight.Add(1)
 		s.prod.Produce(b)
@@ -121,6 +125,11 @@ func (s *Sender) await(done <-chan struct{}, deadline time.Time) {
 			return
 		}
 		s.mu.RLock()
+		if s.closed {
+			s.mu.RUnlock()
+			accumulator.Sleep(done, deadline) // Close completes every batch
+			return
+		}
 		s.waitBuf = s.prod.Wait(min(left, pollInterval), s.waitBuf[:0])
 		s.mu.RUnlock()
 		s.complete(s.waitBuf)
@@ -248,7 +257,11 @@ func (s *Sender) Close(deadline time.Time) {
 	close(s.stop)
 	s.wg.Wait()
 	unsent, _ := s.acc.Drain(time.Now(), nil)
-	for _, b := range append(unsent, s.prod.Close()...) {
+	s.mu.Lock() // a flush waiting in Producer.Wait leaves it first
+	s.closed = true
+	left := s.prod.Close()
+	s.mu.Unlock()
+	for _, b := range append(unsent, left...) {
 		s.acc.Abort(b, "plugin stopped before Kafka acknowledged it")
 	}
 }
