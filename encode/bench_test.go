@@ -55,27 +55,46 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 // BenchmarkDecodeEncodeJSON is the flush path's per-record CPU work before
-// the accumulator: chunk.Reader.Next then a JSON Append (default
-// @timestamp, iso8601_ns) into one growing buffer, as plugin.Flush does.
-// One op is one record.
+// the accumulator: decoding a record from a chunk, then a JSON Append
+// (default @timestamp, iso8601_ns) into one growing buffer. "open" is what
+// plugin.Flush does, one walk of each body (chunk.Reader.NextOpen, the
+// encoder finding where the body ends); "separate" is chunk.Reader.Next,
+// which walks each body, then Append. One op is one record.
 func BenchmarkDecodeEncodeJSON(b *testing.B) {
-	data := benchdata.Chunk(b, 1000)
-	e := mustEncoder(b, "json", "@timestamp", "iso8601_ns")
-	var r chunk.Reader
-	r.Reset(data)
-	var rec chunk.Record
-	buf := make([]byte, 0, 1<<20)
-	b.ReportAllocs()
-	for b.Loop() {
-		more, _ := r.Next(&rec)
-		if !more {
+	for _, mode := range []struct {
+		name string
+		open bool
+	}{{"open", true}, {"separate", false}} {
+		open := mode.open
+		b.Run(mode.name, func(b *testing.B) {
+			data := benchdata.Chunk(b, 1000)
+			e := mustEncoder(b, "json", "@timestamp", "iso8601_ns")
+			var r chunk.Reader
 			r.Reset(data)
-			buf = buf[:0]
-			if more, err := r.Next(&rec); !more {
-				b.Fatal(err)
+			next := r.Next
+			if open {
+				next = r.NextOpen
 			}
-		}
-		buf, _ = e.Append(buf, &rec, "bench")
+			var rec chunk.Record
+			buf := make([]byte, 0, 1<<20)
+			b.ReportAllocs()
+			for b.Loop() {
+				if more, _ := next(&rec); !more {
+					r.Reset(data)
+					buf = buf[:0]
+					if more, err := next(&rec); !more {
+						b.Fatal(err)
+					}
+				}
+				if open {
+					var n int
+					buf, n, _ = e.AppendOpen(buf, &rec, "bench")
+					r.EndBody(&rec, n)
+				} else {
+					buf, _ = e.Append(buf, &rec, "bench")
+				}
+			}
+		})
 	}
 }
 
@@ -86,31 +105,5 @@ func BenchmarkTimestamp(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = e.appendTime(buf[:0], ts)
-	}
-}
-
-// BenchmarkDecodeEncodeJSONOpen is BenchmarkDecodeEncodeJSON with the one
-// walk of each body that chunk.Reader.NextOpen and AppendOpen allow: the
-// encoder finds where the body ends for the reader.
-func BenchmarkDecodeEncodeJSONOpen(b *testing.B) {
-	data := benchdata.Chunk(b, 1000)
-	e := mustEncoder(b, "json", "@timestamp", "iso8601_ns")
-	var r chunk.Reader
-	r.Reset(data)
-	var rec chunk.Record
-	buf := make([]byte, 0, 1<<20)
-	b.ReportAllocs()
-	for b.Loop() {
-		more, _ := r.NextOpen(&rec)
-		if !more {
-			r.Reset(data)
-			buf = buf[:0]
-			if more, err := r.NextOpen(&rec); !more {
-				b.Fatal(err)
-			}
-		}
-		var n int
-		buf, n, _ = e.AppendOpen(buf, &rec, "bench")
-		r.EndBody(&rec, n)
 	}
 }
