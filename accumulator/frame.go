@@ -108,6 +108,10 @@ func (a *Accumulator) reserve(n int, deadline time.Time) error {
 	return nil
 }
 
+// newline ends each NDJSON record in a frame (a variable: a literal would be
+// allocated at every write).
+var newline = []byte{'\n'}
+
 // appendFramed writes staged record r into b's frame, charging the growth
 // of the compressed output to the budget.
 func (a *Accumulator) appendFramed(b *Batch, s *Staged, r Rec) {
@@ -115,7 +119,7 @@ func (a *Accumulator) appendFramed(b *Batch, s *Staged, r Rec) {
 	before := cap(b.Buf)
 	f.w.Write(s.Buf[r.Off : r.Off+r.Len])
 	if a.frames.newline {
-		f.w.Write([]byte{'\n'})
+		f.w.Write(newline)
 	}
 	f.raw += int(r.Len) + 1
 	if f.first == 0 {

@@ -107,12 +107,17 @@ func TestAllocsAccumulator(t *testing.T) {
 }
 
 // TestAllocsFlush is the whole Flush with a producer that completes batches
-// at once (the send and poll loops' allocations are counted too).
+// at once (the send and poll loops' allocations are counted too), in record
+// and in batch mode.
 func TestAllocsFlush(t *testing.T) {
-	in := benchInstance(t, newInstantProducer())
-	checkAllocs(t, "flush", func(data []byte) {
-		if got := in.Flush(data, "bench"); got != OK {
-			t.Fatalf("Flush = %d", got)
-		}
-	})
+	for _, mode := range []string{"record", "batch"} {
+		t.Run(mode, func(t *testing.T) {
+			in := benchInstance(t, newInstantProducer(), "Message_Mode", mode)
+			checkAllocs(t, "flush", func(data []byte) {
+				if got := in.Flush(data, "bench"); got != OK {
+					t.Fatalf("Flush = %d", got)
+				}
+			})
+		})
+	}
 }

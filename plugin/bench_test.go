@@ -73,11 +73,15 @@ func (p *instantProducer) Close() []*accumulator.Batch { return nil }
 func (p *instantProducer) Fatal() error { return nil }
 
 // benchInstance is an instance with the default options (JSON,
-// @timestamp iso8601_ns, 1 MiB batches, 64 MiB Buffer_Memory) over prod,
-// logging nowhere.
-func benchInstance(tb testing.TB, prod sender.Producer) *Instance {
+// @timestamp iso8601_ns, 1 MiB batches, 64 MiB Buffer_Memory) but keys
+// over prod, logging nowhere.
+func benchInstance(tb testing.TB, prod sender.Producer, keys ...string) *Instance {
 	tb.Helper()
-	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1"}, nil)
+	g := conf.MapGetter{"Brokers": "unused:1"}
+	for i := 0; i+1 < len(keys); i += 2 {
+		g[keys[i]] = keys[i+1]
+	}
+	cfg, err := conf.Load(g, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -105,11 +109,13 @@ func reportPerRecord(b *testing.B, records int, start *runtime.MemStats) {
 // container log records per op: decode, JSON encode, stage, Append, the
 // sender's Drain and Produce, Complete, and the flush's wake-up, with a
 // producer that completes batches at once. serial is Workers 0 (one flush at
-// a time); parallel runs GOMAXPROCS flushes at once, as Workers N does.
+// a time), batch-mode the same with Message_Mode batch; parallel runs
+// GOMAXPROCS flushes at once, as Workers N does.
 func BenchmarkFlush(b *testing.B) {
 	const n = 1000
 	data := benchdata.Chunk(b, n)
 	b.Run("serial", func(b *testing.B) { benchFlushSerial(b, data, n) })
+	b.Run("batch-mode", func(b *testing.B) { benchFlushSerial(b, data, n, "Message_Mode", "batch") })
 	b.Run("parallel", func(b *testing.B) {
 		in := benchInstance(b, newInstantProducer())
 		b.SetBytes(int64(len(data)))
@@ -136,9 +142,10 @@ func BenchmarkFlushSmallChunks(b *testing.B) {
 	benchFlushSerial(b, benchdata.Chunk(b, n), n)
 }
 
-// benchFlushSerial flushes data, a chunk of n records, one flush at a time.
-func benchFlushSerial(b *testing.B, data []byte, n int) {
-	in := benchInstance(b, newInstantProducer())
+// benchFlushSerial flushes data, a chunk of n records, one flush at a time,
+// with the options keys.
+func benchFlushSerial(b *testing.B, data []byte, n int, keys ...string) {
+	in := benchInstance(b, newInstantProducer(), keys...)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var start runtime.MemStats
