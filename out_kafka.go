@@ -182,6 +182,7 @@ func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) (
 	}
 	in := r.in
 	defer recoverTo(in.Logger(), &ret, output.FLB_RETRY)
+	plugin.NoteHostThread()
 	return in.Flush(unsafe.Slice((*byte)(data), int(length)), C.GoString(tag))
 }
 

@@ -179,7 +179,6 @@ func (in *Instance) Log(level int, format string, args ...any) {
 // a chunk (the same bytes) sends only the records Kafka did not take, once
 // those of the earlier attempt still in flight have been reported.
 func (in *Instance) Flush(data []byte, tag string) int {
-	noteCaller()
 	start := time.Now()
 	defer func() { in.Stats.Flushes.Observe(time.Since(start)) }()
 	deadline := start.Add(in.cfg.FlushTimeout)

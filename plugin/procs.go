@@ -21,9 +21,10 @@ var callers = struct {
 	fixed bool
 }{tids: map[int]bool{}, base: runtime.GOMAXPROCS(0), fixed: os.Getenv("GOMAXPROCS") != ""}
 
-// noteCaller counts the calling OS thread (a flush runs on its host thread)
-// and raises GOMAXPROCS the first time a thread calls.
-func noteCaller() {
+// NoteHostThread counts the calling OS thread, a Fluent Bit thread calling
+// a flush, and raises GOMAXPROCS the first time a thread calls. The flush
+// export calls it (tests' goroutines are not host threads).
+func NoteHostThread() {
 	if callers.fixed {
 		return
 	}

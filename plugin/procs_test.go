@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestNoteCallerRaisesGOMAXPROCS(t *testing.T) {
+func TestNoteHostThreadRaisesGOMAXPROCS(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
 	callers.Lock()
 	saved := callers.tids
@@ -23,8 +23,8 @@ func TestNoteCallerRaisesGOMAXPROCS(t *testing.T) {
 		done := make(chan int)
 		go func() {
 			runtime.LockOSThread() // the thread exits with the goroutine
-			noteCaller()
-			noteCaller() // a thread counts once
+			NoteHostThread()
+			NoteHostThread() // a thread counts once
 			done <- runtime.GOMAXPROCS(0)
 		}()
 		got := <-done
