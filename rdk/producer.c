@@ -14,7 +14,7 @@ struct gk_ctx {
 	int waiters;  // flushes in gk_wait
 	int kicked;   // gk_wake since the last gk_wait returned
 	int notified; // the pipe was written and gk_take has not run since
-	int wake_r, wake_w;
+	int wake_w;  // the pipe's write end (gk_start)
 	gk_event events[GK_MAX_EVENTS];
 	int nevents, dropped;
 	char *stats; // librdkafka's latest statistics (JSON), malloc'd
@@ -33,7 +33,7 @@ gk_ctx *gk_ctx_new(void) {
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->done_cond, &attr);
 	pthread_condattr_destroy(&attr);
-	c->wake_r = c->wake_w = -1;
+	c->wake_w = -1;
 	return c;
 }
 
@@ -182,13 +182,12 @@ int gk_start(gk_ctx *c, rd_kafka_t *rk) {
 	int fds[2];
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
-	c->wake_r = fds[0];
 	c->wake_w = fds[1];
 	c->rk = rk;
 	if (pthread_create(&c->poller, NULL, poll_main, c) != 0) {
 		close(fds[0]);
 		close(fds[1]);
-		c->wake_r = c->wake_w = -1;
+		c->wake_w = -1;
 		return -1;
 	}
 	c->polling = 1;
