@@ -18,11 +18,12 @@ import (
 type instantProducer struct {
 	ch                   chan *accumulator.Batch
 	kick                 chan struct{}
-	pollTimer, waitTimer *time.Timer // Poll's (the poll loop's) and Wait's (one flush at a time)
+	stop                 chan struct{} // closed by Interrupt
+	pollTimer, waitTimer *time.Timer   // Poll's (the poll loop's) and Wait's (one flush at a time)
 }
 
 func newInstantProducer() *instantProducer {
-	return &instantProducer{ch: make(chan *accumulator.Batch, 1<<16), kick: make(chan struct{}, 1)}
+	return &instantProducer{ch: make(chan *accumulator.Batch, 1<<16), kick: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 func (p *instantProducer) Wake() {
@@ -32,17 +33,19 @@ func (p *instantProducer) Wake() {
 	}
 }
 
+func (p *instantProducer) Interrupt() { close(p.stop) }
+
 func (p *instantProducer) Produce(b *accumulator.Batch) { p.ch <- b }
 
 func (p *instantProducer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
-	return p.receive(&p.pollTimer, nil, timeout, dst)
+	return p.receive(&p.pollTimer, p.stop, timeout, dst)
 }
 
 func (p *instantProducer) Wait(timeout time.Duration, dst []sender.Completion) []sender.Completion {
 	return p.receive(&p.waitTimer, p.kick, timeout, dst)
 }
 
-// receive waits up to timeout, or until kicked, for a produced batch and
+// receive waits up to timeout, or until kicked (or stopped), for a produced batch and
 // completes it and every other one produced.
 func (p *instantProducer) receive(timer **time.Timer, kick chan struct{}, timeout time.Duration, dst []sender.Completion) []sender.Completion {
 	if *timer == nil {

@@ -112,6 +112,8 @@ func (p *fakeProducer) Wait(timeout time.Duration, dst []sender.Completion) []se
 
 func (p *fakeProducer) Wake() {}
 
+func (p *fakeProducer) Interrupt() {}
+
 func (p *fakeProducer) Close() []*accumulator.Batch { return nil }
 
 func (p *fakeProducer) Fatal() error { return nil }

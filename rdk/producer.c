@@ -19,6 +19,7 @@ struct gk_ctx {
 	int nevents, dropped;
 	char *stats; // librdkafka's latest statistics (JSON), malloc'd
 	rd_kafka_t *rk;
+	rd_kafka_queue_t *mainq; // where delivery reports come, for poll_main
 	pthread_t poller;
 	int polling, stop;
 };
@@ -169,12 +170,12 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 // poll_main serves librdkafka's callbacks (delivery reports, errors,
 // statistics) on a C thread of the plugin's own, so that no Go thread blocks
 // in librdkafka and a delivery report wakes only the flush waiting for it.
-// It sees gk_stop within 100 ms (rd_kafka_yield does not end a poll that
-// waits for events).
+// gk_stop ends its wait at once (rd_kafka_queue_yield: rd_kafka_yield only
+// ends a poll from a callback on the polling thread).
 static void *poll_main(void *arg) {
 	gk_ctx *c = arg;
 	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
-		rd_kafka_poll(c->rk, 100);
+		rd_kafka_queue_poll_callback(c->mainq, 1000);
 	return NULL;
 }
 
@@ -184,10 +185,13 @@ int gk_start(gk_ctx *c, rd_kafka_t *rk) {
 		return -1;
 	c->wake_w = fds[1];
 	c->rk = rk;
+	c->mainq = rd_kafka_queue_get_main(rk);
 	if (pthread_create(&c->poller, NULL, poll_main, c) != 0) {
 		close(fds[0]);
 		close(fds[1]);
 		c->wake_w = -1;
+		rd_kafka_queue_destroy(c->mainq);
+		c->mainq = NULL;
 		return -1;
 	}
 	c->polling = 1;
@@ -197,7 +201,9 @@ int gk_start(gk_ctx *c, rd_kafka_t *rk) {
 void gk_stop(gk_ctx *c) {
 	if (c->polling) {
 		__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+		rd_kafka_queue_yield(c->mainq);
 		pthread_join(c->poller, NULL);
+		rd_kafka_queue_destroy(c->mainq);
 		c->polling = 0;
 	}
 	pthread_mutex_lock(&c->mu);

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -43,8 +44,9 @@ type Producer struct {
 	nextID     uint64
 	batches    map[uint64]*accumulator.Batch // produced, not completed
 
-	wake    *os.File // readable when batches completed or events came (gk_start)
-	wakeBuf [64]byte
+	wake        *os.File // readable when batches completed or events came (gk_start)
+	wakeBuf     [64]byte
+	interrupted atomic.Bool // Poll returns at once
 
 	done     [256]*C.gk_batch // Poll's
 	waitMu   sync.Mutex       // guards waitDone
@@ -165,7 +167,9 @@ type partitionCount struct {
 // librdkafka's errors and logs, logs those and appends the batches completed.
 func (p *Producer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
 	p.wake.SetReadDeadline(time.Now().Add(timeout))
-	p.wake.Read(p.wakeBuf[:]) // a completion or event, or the deadline
+	if !p.interrupted.Load() { // else Interrupt's deadline may have come before this one
+		p.wake.Read(p.wakeBuf[:]) // a completion or event, or the deadline
+	}
 	p.logEvents()
 	n := int(C.gk_take(p.ctx, &p.done[0], C.int(len(p.done))))
 	return p.completions(p.done[:n], dst)
@@ -183,6 +187,12 @@ func (p *Producer) Wait(timeout time.Duration, dst []sender.Completion) []sender
 
 // Wake ends the Wait in progress, or else the next one, at once.
 func (p *Producer) Wake() { C.gk_wake(p.ctx) }
+
+// Interrupt ends the Poll in progress, and every later one, at once.
+func (p *Producer) Interrupt() {
+	p.interrupted.Store(true)
+	p.wake.SetReadDeadline(time.Unix(1, 0))
+}
 
 // completions frees the completed C batches and appends their outcomes.
 func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []sender.Completion {

@@ -33,6 +33,9 @@ type Producer interface {
 	// Wake ends the Wait in progress, or else the next one, at once: the
 	// poll loop completed batches, perhaps those the waiting flush waits for.
 	Wake()
+	// Interrupt ends the Poll in progress, and every later one, at once:
+	// the poll loop is stopping.
+	Interrupt()
 	// Close stops the producer and returns the batches it never completed.
 	Close() []*accumulator.Batch
 	// Fatal returns an error when the producer can send no more.
@@ -255,6 +258,9 @@ func (s *Sender) Close(deadline time.Time) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(s.stop)
+	s.mu.RLock()
+	s.prod.Interrupt()
+	s.mu.RUnlock()
 	s.wg.Wait()
 	unsent, _ := s.acc.Drain(time.Now(), nil)
 	s.mu.Lock() // a flush waiting in Producer.Wait leaves it first
