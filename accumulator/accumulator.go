@@ -154,6 +154,10 @@ type Staged struct {
 	Buf  []byte
 	Recs []Rec
 	Idx  []int32
+	// Batch mode (Accumulator.Compress): the records compressed into
+	// segments, and how many.
+	segs []*segment
+	cut  int
 }
 
 // Add records record idx of the chunk, written to s.Buf from valueStart: its
@@ -170,10 +174,18 @@ func (s *Staged) Add(idx, valueStart, keyStart, hdrStart int, timeMs int64) {
 }
 
 // Reset empties s for reuse.
-func (s *Staged) Reset() { s.Buf, s.Recs, s.Idx = s.Buf[:0], s.Recs[:0], s.Idx[:0] }
+func (s *Staged) Reset() {
+	s.Buf, s.Recs, s.Idx, s.segs, s.cut = s.Buf[:0], s.Recs[:0], s.Idx[:0], s.segs[:0], 0
+}
 
-// Skip drops the first n records.
-func (s *Staged) Skip(n int) { s.Recs, s.Idx = s.Recs[n:], s.Idx[n:] }
+// Skip drops the first n records (in batch mode, whole segments of them).
+func (s *Staged) Skip(n int) {
+	s.Recs, s.Idx = s.Recs[n:], s.Idx[n:]
+	for n > 0 && len(s.segs) > 0 {
+		n -= s.segs[0].recs
+		s.segs = s.segs[1:]
+	}
+}
 
 // Append copies s's records into batches of topic/partition on behalf of w,
 // waiting for memory until deadline. It returns how many records went in;
@@ -187,54 +199,57 @@ func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter
 	if d := a.deques[k]; len(d) > 0 {
 		b = d[len(d)-1]
 	}
+	if a.frames != nil {
+		return a.appendSegments(k, b, s, w, deadline)
+	}
 	for i, r := range s.Recs {
 		size := int(r.Size())
-		if b == nil || b.full || !a.fits(b, size) {
-			if b != nil && !b.full {
-				b.full = true
-				a.signal()
-			}
+		if b == nil || b.full || !b.fits(size) {
 			var err error
-			if b, err = a.newBatchFor(size, deadline); err != nil {
+			if b, err = a.next(k, b, size, deadline); err != nil {
 				return i, err
 			}
-			b.Topic, b.Partition, b.created = topic, partition, time.Now()
-			a.deques[k] = append(a.deques[k], b)
 		}
-		if b.frame != nil {
-			a.appendFramed(b, s, r)
-		} else {
-			rec := r
-			rec.Off = uint32(len(b.Buf))
-			b.Buf = append(b.Buf, s.Buf[r.Off:r.Off+r.Size()]...)
-			b.Recs = append(b.Recs, rec)
-		}
-		b.idx = append(b.idx, s.Idx[i])
-		w.state[s.Idx[i]] = InFlight
-		if n := len(b.spans); n > 0 && b.spans[n-1].w == w {
-			b.spans[n-1].n++
-		} else {
-			b.spans = append(b.spans, span{w, 1})
-		}
-		w.pending++
+		rec := r
+		rec.Off = uint32(len(b.Buf))
+		b.Buf = append(b.Buf, s.Buf[r.Off:r.Off+r.Size()]...)
+		b.Recs = append(b.Recs, rec)
+		a.track(b, s.Idx[i], w)
 	}
 	return len(s.Recs), nil
 }
 
-// fits reports room in b for a record of size bytes.
-func (a *Accumulator) fits(b *Batch, size int) bool {
-	if b.frame != nil {
-		return a.fitsFrame(b, size)
+// next closes b, the newest batch of key k (nil for none), to appends and
+// starts the key's next batch, for a record (or segment) of size bytes.
+func (a *Accumulator) next(k key, b *Batch, size int, deadline time.Time) (*Batch, error) {
+	if b != nil && !b.full {
+		b.full = true
+		a.signal()
 	}
-	return b.fits(size)
+	var err error
+	if a.frames != nil {
+		b, err = a.newFrameBatch(deadline)
+	} else {
+		b, err = a.newBatch(size, deadline)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.Topic, b.Partition, b.created = k.topic, k.partition, time.Now()
+	a.deques[k] = append(a.deques[k], b)
+	return b, nil
 }
 
-// newBatchFor starts a batch for a record of size bytes.
-func (a *Accumulator) newBatchFor(size int, deadline time.Time) (*Batch, error) {
-	if a.frames != nil {
-		return a.newFrameBatch(deadline)
+// track makes record i of w's chunk, just appended to b, b's newest.
+func (a *Accumulator) track(b *Batch, i int32, w *Waiter) {
+	b.idx = append(b.idx, i)
+	w.state[i] = InFlight
+	if n := len(b.spans); n > 0 && b.spans[n-1].w == w {
+		b.spans[n-1].n++
+	} else {
+		b.spans = append(b.spans, span{w, 1})
 	}
-	return a.newBatch(size, deadline)
+	w.pending++
 }
 
 // newBatch takes a pooled batch or allocates one, waiting for memory until
@@ -442,10 +457,7 @@ func (a *Accumulator) Close() {
 	}
 	a.free = nil
 	if a.frames != nil {
-		for _, f := range a.frames.free {
-			a.used -= int64(cap(f.buf)) + frameOverhead
-		}
-		a.frames.free = nil
+		a.closeFrames()
 	}
 	a.signal()
 }

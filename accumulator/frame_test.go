@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +16,14 @@ func TestFrames(t *testing.T) {
 	a := New(10000, 1<<20, time.Hour, GoAllocator{})
 	a.SetFrames("application/x-ndjson")
 	w := NewWaiter(300)
-	if n, err := a.Append("t", 2, staged(300, 98), w, far()); n != 300 || err != nil {
+	s := framed(a, 0, 300, 98)
+	if n, err := a.Append("t", 2, s, w, far()); n != 300 || err != nil {
 		t.Fatal(n, err)
 	}
 	a.Close()
 	ready, _ := a.Drain(time.Now(), nil)
-	// 99 bytes a line: 101 lines of the 10000-byte Batch_Size per frame.
+	// 99 bytes a line: segments, and so frames, of 101 lines for the
+	// 10000-byte Batch_Size.
 	if len(ready) != 3 {
 		t.Fatalf("%d batches", len(ready))
 	}
@@ -64,4 +67,60 @@ func TestFrames(t *testing.T) {
 	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 300 || a.Used() != 0 {
 		t.Fatalf("%+v, %d bytes still used", res, a.Used())
 	}
+}
+
+// framed stages records first to first+n-1 as batch mode does: size digits
+// and a newline each, cut into segments as they are added.
+func framed(a *Accumulator, first, n, size int) *Staged {
+	s := &Staged{}
+	for i := first; i < first+n; i++ {
+		start := len(s.Buf)
+		s.Buf = append(s.Buf, fmt.Sprintf("%0*d\n", size, i)...)
+		s.Add(i, start, len(s.Buf), len(s.Buf), int64(i))
+		a.Compress(s, false)
+	}
+	a.Compress(s, true)
+	return s
+}
+
+// Frames hold blocks of several flushes, records larger than a block, and
+// blocks stored uncompressed; the stock lz4 reader reads them back.
+func TestFrameSegments(t *testing.T) {
+	a := New(1<<20, 8<<20, time.Hour, GoAllocator{})
+	a.SetFrames("text/plain")
+	noise := make([]byte, 3*frameBlock/2) // incompressible, larger than a block
+	for i := range noise {
+		noise[i] = 'a' + byte(rand.IntN(26))
+	}
+	var want []byte
+	w := NewWaiter(2003)
+	for part, s := range []*Staged{framed(a, 0, 1000, 150), framed(a, 1000, 1000, 150), bigRecord(a, 2000, noise), framed(a, 2001, 2, 10)} {
+		for i := range s.Recs {
+			want = append(want, s.Buf[s.Recs[i].Off:s.Recs[i].Off+s.Recs[i].Len]...)
+		}
+		if n, err := a.Append("t", -1, s, w, far()); n != len(s.Recs) || err != nil {
+			t.Fatalf("part %d: %d records, %v", part, n, err)
+		}
+	}
+	a.Close()
+	ready, _ := a.Drain(time.Now(), nil)
+	if len(ready) != 1 {
+		t.Fatalf("%d batches, want 1", len(ready))
+	}
+	r := ready[0].Recs[0]
+	got, err := io.ReadAll(lz4.NewReader(bytes.NewReader(ready[0].Buf[:r.Len])))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("frame of %d bytes reads back as %d bytes (%v), want %d", r.Len, len(got), err, len(want))
+	}
+	a.Complete(ready[0], nil)
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 2003 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func bigRecord(a *Accumulator, i int, value []byte) *Staged {
+	s := &Staged{Buf: append(value, '\n')}
+	s.Add(i, 0, len(s.Buf), len(s.Buf), int64(i))
+	a.Compress(s, true)
+	return s
 }

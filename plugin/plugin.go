@@ -51,6 +51,7 @@ type Instance struct {
 	allowed       map[string]bool // Topics, when Dynamic_Topic is off
 	staticHeaders []byte          // Header pairs, encoded once
 	batchMode     bool            // Message_Mode batch
+	newline       bool            // batch mode: each record ends with '\n' (NDJSON)
 	states        sync.Pool       // *flushState
 	retries       *retryMemory
 }
@@ -138,6 +139,7 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 	in.acc = accumulator.New(int(cfg.BatchSize), cfg.BufferMemory, cfg.Linger, alloc)
 	in.acc.SetDeadLetterTopic(cfg.DLQTopic, cfg.MaxMessageBytes())
 	if in.batchMode = cfg.MessageMode == "batch"; in.batchMode {
+		in.newline = cfg.Format != "msgpack"
 		in.acc.SetFrames(contentTypes[cfg.Format])
 	}
 	if in.snd, err = sender.Start(in.acc, newProd, log); err != nil {
@@ -246,6 +248,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			continue
 		}
 		st.reader.EndBody(&rec, bodyLen)
+		if in.newline {
+			s.Buf = append(s.Buf, '\n')
+		}
 		keyStart := len(s.Buf)
 		if !in.batchMode { // a batch message has its own headers and no key
 			s.Buf = in.appendKey(s.Buf, &rec)
@@ -259,6 +264,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			ts = max(rec.Time/1e6, 0)
 		}
 		s.Add(records, valueStart, keyStart, hdrStart, ts)
+		in.acc.Compress(s, false)
 	}
 	if w == nil {
 		w = accumulator.NewWaiter(records)
@@ -399,6 +405,7 @@ func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []b
 func (in *Instance) append(st *flushState, w *accumulator.Waiter, records int, start time.Time) error {
 	deadline := start.Add(min(in.cfg.MaxBlock, in.cfg.FlushTimeout))
 	for _, t := range st.order {
+		in.acc.Compress(&t.Staged, true)
 		for s := t.Staged; len(s.Recs) > 0; {
 			n, err := in.acc.Append(t.name, t.partition, &s, w, deadline)
 			s.Skip(n)
