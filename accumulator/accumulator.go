@@ -409,16 +409,14 @@ func (a *Accumulator) DeliveredByTopic() map[string]int64 {
 }
 
 func (a *Accumulator) release(b *Batch) {
-	if b.frame != nil {
+	b.Recs, b.idx, b.spans, b.full, b.DeadLetter = b.Recs[:0], b.idx[:0], b.spans[:0], false, false
+	switch {
+	case b.frame != nil:
 		a.releaseFrame(b)
-		close(a.released)
-		a.released = make(chan struct{})
-		return
-	}
-	b.Buf, b.Recs, b.idx, b.spans, b.full, b.DeadLetter = b.Buf[:0], b.Recs[:0], b.idx[:0], b.spans[:0], false, false
-	if cap(b.Buf) == a.batchSize && !a.closed {
+	case cap(b.Buf) == a.batchSize && !a.closed:
+		b.Buf = b.Buf[:0]
 		a.free = append(a.free, b)
-	} else {
+	default:
 		a.alloc.Free(b.Buf)
 		a.used -= int64(cap(b.Buf))
 	}

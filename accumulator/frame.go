@@ -86,7 +86,7 @@ func appendBlock(dst, src []byte, c *lz4.CompressorCCompat) []byte {
 type framing struct {
 	contentType string
 	segment     int      // raw bytes of a segment: frameBlock, or Batch_Size if smaller
-	free        []*frame // frames of sent batches, with their buffer, for reuse
+	free        []*Batch // sent batches, with their frame and buffer, for reuse
 }
 
 // SetFrames turns batch mode on: contentType is the records' media type.
@@ -147,9 +147,8 @@ func (s *Staged) compress(end int) {
 
 // frame is the LZ4 frame of a batch in batch mode.
 type frame struct {
-	buf         []byte // the buffer, kept for reuse
-	raw         int    // uncompressed bytes
-	first, last int64  // event times, ms
+	raw         int   // uncompressed bytes
+	first, last int64 // event times, ms
 	pin         runtime.Pinner
 }
 
@@ -157,20 +156,21 @@ type frame struct {
 // about 4:1.
 func (a *Accumulator) frameBuffer() int { return a.batchSize / 3 }
 
-// newFrameBatch starts a batch with a reused frame, or a new one.
+// newFrameBatch reuses a sent batch, or starts a new one.
 func (a *Accumulator) newFrameBatch(deadline time.Time) (*Batch, error) {
-	var f *frame
+	var b *Batch
 	if n := len(a.frames.free); n > 0 {
-		f = a.frames.free[n-1]
+		b = a.frames.free[n-1]
 		a.frames.free = a.frames.free[:n-1]
+		b.frame.raw, b.frame.first, b.frame.last = 0, 0, 0
 	} else {
 		if err := a.reserve(a.frameBuffer(), deadline); err != nil {
 			return nil, err
 		}
-		f = &frame{buf: make([]byte, 0, a.frameBuffer())}
+		b = &Batch{frame: &frame{}, Buf: make([]byte, 0, a.frameBuffer())}
 	}
-	f.raw, f.first, f.last = 0, 0, 0
-	return &Batch{frame: f, Buf: append(f.buf[:0], frameHeader...)}, nil
+	b.Buf = append(b.Buf[:0], frameHeader...)
+	return b, nil
 }
 
 // reserve takes n bytes of the budget, waiting for memory until deadline;
@@ -239,23 +239,22 @@ func (a *Accumulator) seal(b *Batch) {
 	b.sealed = true
 }
 
-// releaseFrame keeps a sent batch's frame for reuse, or gives its memory
-// back to the budget when the accumulator is closed.
+// releaseFrame keeps a sent batch, with its frame and buffer, for reuse, or
+// gives its memory back to the budget when the accumulator is closed.
 func (a *Accumulator) releaseFrame(b *Batch) {
-	f := b.frame
-	f.pin.Unpin()
-	f.buf = b.Buf[:0]
+	b.frame.pin.Unpin()
+	b.Buf, b.sealed = b.Buf[:0], false
 	if a.closed {
-		a.used -= int64(cap(f.buf))
+		a.used -= int64(cap(b.Buf))
 		return
 	}
-	a.frames.free = append(a.frames.free, f)
+	a.frames.free = append(a.frames.free, b)
 }
 
-// closeFrames gives the kept frames' memory back; a.mu is held.
+// closeFrames gives the kept batches' memory back; a.mu is held.
 func (a *Accumulator) closeFrames() {
-	for _, f := range a.frames.free {
-		a.used -= int64(cap(f.buf))
+	for _, b := range a.frames.free {
+		a.used -= int64(cap(b.Buf))
 	}
 	a.frames.free = nil
 }
