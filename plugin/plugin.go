@@ -73,6 +73,7 @@ type flushState struct {
 	reader   chunk.Reader
 	topics   map[string]*topicStage
 	order    []*topicStage // topics of this flush, in first-seen order
+	last     *topicStage   // the previous record's
 	topic    []byte        // the current record's topic name from Topic_Key
 	key      []byte        // the current record's key, in batch mode
 	stageKey []byte        // topic and partition, the key of topics
@@ -100,7 +101,7 @@ func (st *flushState) reset() {
 		t.used = false
 		t.Reset()
 	}
-	st.order, st.unencodable = st.order[:0], st.unencodable[:0]
+	st.order, st.unencodable, st.last = st.order[:0], st.unencodable[:0], nil
 	clear(st.partitions)
 	if len(st.topics) > maxStagedTopics {
 		st.topics = make(map[string]*topicStage)
@@ -109,6 +110,9 @@ func (st *flushState) reset() {
 
 // stage returns the staged records of topic and partition.
 func (st *flushState) stage(topic []byte, partition int32) *accumulator.Staged {
+	if t := st.last; t != nil && t.partition == partition && t.name == string(topic) {
+		return &t.Staged // records of a chunk mostly go where the one before went
+	}
 	st.stageKey = append(append(st.stageKey[:0], topic...), byte(partition>>24), byte(partition>>16), byte(partition>>8), byte(partition))
 	t := st.topics[string(st.stageKey)]
 	if t == nil {
@@ -119,6 +123,7 @@ func (st *flushState) stage(topic []byte, partition int32) *accumulator.Staged {
 		t.used = true
 		st.order = append(st.order, t)
 	}
+	st.last = t
 	return &t.Staged
 }
 
