@@ -312,59 +312,133 @@ func appendString(dst, s []byte) []byte {
 	out[n] = '"'
 	n++
 	// s[:i] is written to out[:n]; len(out)-n >= len(s)-i+slack.
+	const room = slack + 6 // an escape adds up to 6 bytes for 1
 	i := 0
 	for {
-		var m uint64 // the marks of special in the word stored last
-		for ; i+8 <= len(s); i, n = i+8, n+8 {
-			w := binary.LittleEndian.Uint64(s[i:])
-			binary.LittleEndian.PutUint64(out[n:], w)
-			if m = special(w); m != 0 {
-				break
+		// Words: plain bytes are written; an ASCII byte that is not is
+		// escaped here, without leaving the loop.
+		// (s[i:i+8] and out[n:n+8] cost two compares each, where s[i:]
+		// would also mask its pointer, being possibly empty.)
+		for i+8 <= len(s) {
+			w := binary.LittleEndian.Uint64(s[i : i+8])
+			binary.LittleEndian.PutUint64(out[n:n+8], w)
+			m := special(w)
+			if m == 0 {
+				i, n = i+8, n+8
+				continue
 			}
-		}
-		if m == 0 && i < len(s) && len(s) >= 8 {
-			// The last 1 to 7 bytes: the word ending s, shifted down.
-			left := len(s) - i
-			w := binary.LittleEndian.Uint64(s[len(s)-8:]) >> (8 * (8 - left))
-			binary.LittleEndian.PutUint64(out[n:], w)
-			if m = special(w) & (1<<(8*left) - 1); m == 0 {
-				i, n = len(s), n+left
-			}
-		}
-		if m != 0 {
 			// The plain bytes before the first mark are written.
 			k := bits.TrailingZeros64(m) / 8
 			i, n = i+k, n+k
-		} else {
-			// A string shorter than a word, byte by byte.
-			for i < len(s) && safe[s[i]] {
-				out[n] = s[i]
-				i, n = i+1, n+1
+			c := s[i]
+			if c >= 0x80 {
+				break // to the non-ASCII run below, perhaps via the tail
 			}
-			if i == len(s) {
+			if len(out)-n < len(s)-i+room {
+				out = grow(out, n, len(s)-i+room)
+			}
+			e := escapes[c]
+			binary.LittleEndian.PutUint64(out[n:n+8], e)
+			i, n = i+1, n+int(e>>56)
+		}
+		if left := len(s) - i; left < 8 {
+			if left == 0 {
 				break
 			}
+			// The last 1 to 7 bytes: the word ending s, shifted down;
+			// in a string shorter than a word, byte by byte.
+			if len(s) >= 8 {
+				w := binary.LittleEndian.Uint64(s[len(s)-8:]) >> (8 * (8 - left))
+				binary.LittleEndian.PutUint64(out[n:n+8], w)
+				m := special(w) & (1<<(8*left) - 1)
+				if m == 0 {
+					n += left
+					break
+				}
+				k := bits.TrailingZeros64(m) / 8
+				i, n = i+k, n+k
+			} else {
+				for i < len(s) && safe[s[i]] {
+					out[n] = s[i]
+					i, n = i+1, n+1
+				}
+				if i == len(s) {
+					break
+				}
+			}
+			if len(out)-n < len(s)-i+room {
+				out = grow(out, n, len(s)-i+room)
+			}
+			if c := s[i]; c < 0x80 {
+				e := escapes[c]
+				binary.LittleEndian.PutUint64(out[n:n+8], e)
+				i, n = i+1, n+int(e>>56)
+				continue
+			}
+		} else if len(out)-n < len(s)-i+room {
+			out = grow(out, n, len(s)-i+room)
 		}
-		if len(out)-n < len(s)-i+slack+6 { // an escape adds up to 6 bytes for 1
-			out = slices.Grow(out[:n], len(s)-i+slack+6)
-			out = out[:cap(out)]
+		// A run of valid non-ASCII characters is copied at once; an
+		// invalid byte becomes U+FFFD.
+		j := i
+		for j < len(s) && s[j] >= 0x80 {
+			size := runeLen(s[j:])
+			if size == 0 {
+				break
+			}
+			j += size
 		}
-		if c := s[i]; c < 0x80 {
-			e := escapes[c]
-			binary.LittleEndian.PutUint64(out[n:], e)
-			i, n = i+1, n+int(e>>56)
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			n += copy(out[n:], "\ufffd")
+		if j > i {
+			n += copy(out[n:], s[i:j])
+			i = j
 		} else {
-			n += copy(out[n:], s[i:i+size])
+			n += copy(out[n:], "\ufffd")
+			i++
 		}
-		i += size
 	}
 	out[n] = '"'
 	return out[:n+1]
+}
+
+// grow returns out with room for n bytes and more after out[:n], all of
+// its capacity in its length.
+func grow(out []byte, n, more int) []byte {
+	out = slices.Grow(out[:n], more)
+	return out[:cap(out)]
+}
+
+// runeLen returns the length of the character at the start of s, which
+// starts with a byte >= 0x80, or 0 where that is not valid UTF-8: as
+// utf8.DecodeRune does, without its call, for the common case of 4 bytes
+// or more left.
+func runeLen(s []byte) int {
+	if len(s) < 4 {
+		if r, size := utf8.DecodeRune(s); r != utf8.RuneError || size > 1 {
+			return size
+		}
+		return 0
+	}
+	w := binary.LittleEndian.Uint32(s) // the first byte lowest
+	switch {
+	case w&0xc0e0 == 0x80c0: // 110xxxxx 10xxxxxx
+		if w&0x1e != 0 { // not overlong: above 0xc1
+			return 2
+		}
+	case w&0xc0c0f0 == 0x8080e0: // 1110xxxx 10xxxxxx 10xxxxxx
+		// The low bits of the first byte and the 0x20 bit of the second
+		// tell an overlong form (0xe0 then below 0xa0) and a surrogate
+		// (0xed then 0xa0 or above).
+		if t := w & 0x200f; t != 0 && t != 0x200d {
+			return 3
+		}
+	case w&0xc0c0c0f8 == 0x808080f0: // 11110xxx 10xxxxxx 10xxxxxx 10xxxxxx
+		// The top 9 bits of the 21-bit code point: from U+10000 to
+		// U+10FFFF.
+		if t := (w&7)<<6 | w>>8&0x3f; t >= 0x10 && t <= 0x10f {
+			return 4
+		}
+	}
+	return 0
 }
 
 // AppendJSON appends the JSON form of the one msgpack value v.

@@ -148,3 +148,27 @@ func recStrings(body []byte) [][]byte {
 	}
 	return ss
 }
+
+func TestRuneLen(t *testing.T) {
+	// Every first and second byte, the third and fourth from the edges of
+	// the continuation range, and every length up to 4.
+	edges := []byte{0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xff}
+	for c0 := 0x80; c0 < 0x100; c0++ {
+		for c1 := 0; c1 < 0x100; c1++ {
+			for _, c2 := range edges {
+				for _, c3 := range edges {
+					s := []byte{byte(c0), byte(c1), c2, c3}
+					for n := 1; n <= len(s); n++ {
+						want := 0
+						if r, size := utf8.DecodeRune(s[:n]); r != utf8.RuneError || size > 1 {
+							want = size
+						}
+						if got := runeLen(s[:n]); got != want {
+							t.Fatalf("runeLen(%q) = %d, want %d", s[:n], got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
