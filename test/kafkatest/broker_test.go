@@ -128,17 +128,23 @@ func leader(t *testing.T, bootstrap, topic string, partition int32) int {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	md, err := admin.GetMetadata(&topic, false, 10000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range md.Topics[topic].Partitions {
-		if p.ID == partition {
-			return int(p.Leader)
+	// The broker that answers may not have applied the topic's records of the
+	// cluster's metadata log yet: ask again until it has.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		md, err := admin.GetMetadata(&topic, false, 10000)
+		if err == nil {
+			for _, p := range md.Topics[topic].Partitions {
+				if p.ID == partition && p.Leader >= 0 {
+					return int(p.Leader)
+				}
+			}
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader of partition %d in %s (%v)", partition, topic, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("no partition %d in %s", partition, topic)
-	return 0
 }
 
 // SASL/SCRAM and SSL listeners, a wrong password, and a broker killed, started again and
