@@ -2,6 +2,7 @@ package accumulator
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -123,4 +124,44 @@ func bigRecord(a *Accumulator, i int, value []byte) *Staged {
 	s.Add(i, 0, len(s.Buf), len(s.Buf), int64(i))
 	a.Compress(s, true)
 	return s
+}
+
+// When memory runs out, Append stops at a segment's end, and the rest
+// follows once sent batches are given back.
+func TestFrameMemoryBound(t *testing.T) {
+	a := New(10000, 7000, time.Hour, GoAllocator{}) // room for two frames' buffers
+	a.SetFrames("application/x-ndjson")
+	w := NewWaiter(300)
+	s := framed(a, 0, 300, 98) // segments of 101, 101 and 98 lines
+	n, err := a.Append("t", -1, s, w, time.Now().Add(20*time.Millisecond))
+	if n != 202 || !errors.Is(err, ErrMemoryTimeout) {
+		t.Fatalf("appended %d (%v): want 202 then a memory timeout", n, err)
+	}
+	s.Skip(n)
+	var lines []string
+	send := func() {
+		ready, _ := a.Drain(time.Now().Add(2*time.Hour), nil)
+		for _, b := range ready {
+			r := b.Recs[0]
+			raw, err := io.ReadAll(lz4.NewReader(bytes.NewReader(b.Buf[:r.Len])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")...)
+			a.Complete(b, nil)
+		}
+	}
+	send()
+	if n, err := a.Append("t", -1, s, w, far()); n != 98 || err != nil {
+		t.Fatalf("after release: %d, %v", n, err)
+	}
+	send()
+	for i, l := range lines {
+		if l != fmt.Sprintf("%098d", i) {
+			t.Fatalf("line %d is %q", i, l)
+		}
+	}
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 300 || len(lines) != 300 {
+		t.Fatalf("%+v, %d lines", res, len(lines))
+	}
 }
