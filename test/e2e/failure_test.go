@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/gokafka/gokafka/batch"
 	"github.com/gokafka/gokafka/encode"
 	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
@@ -57,7 +58,7 @@ func streamDisturbed(t *testing.T, bootstrap, topic string, recs []fixture.Recor
 	disturb()
 	res = <-done
 	s := res.Sum(0)
-	lost, dups := tally(t, recs, kafkatest.ConsumeAll(t, bootstrap, topic, 5*time.Minute))
+	lost, dups := tally(t, recs, unbatched(t, kafkatest.ConsumeAll(t, bootstrap, topic, 5*time.Minute)))
 	t.Logf("%d records in; %d chunks, %d flushes, %d retries; peak RSS %d MiB; %d lost, %d duplicates",
 		len(recs), s.Chunks, s.Flushes, s.Retry, res.MaxRSSKB>>10, lost, dups)
 	if res.ExitCode != 0 || s.OK != s.Chunks {
@@ -67,6 +68,26 @@ func streamDisturbed(t *testing.T, bootstrap, topic string, recs []fixture.Recor
 		t.Errorf("%d records lost", lost)
 	}
 	return res, dups
+}
+
+// unbatched returns msgs with each batch mode message replaced by one message
+// per record it holds.
+func unbatched(t *testing.T, msgs []*kafka.Message) []*kafka.Message {
+	var out []*kafka.Message
+	for _, m := range msgs {
+		if header(m, "content-encoding") != "lz4" {
+			out = append(out, m)
+			continue
+		}
+		err := batch.Records(m.Value, header(m, batch.ContentTypeHeader), func(rec []byte) error {
+			out = append(out, &kafka.Message{TopicPartition: m.TopicPartition, Value: append([]byte(nil), rec...)})
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("batch message at %v: %v", m.TopicPartition, err)
+		}
+	}
+	return out
 }
 
 // tally counts, by the unique "time" field of docker records, how many of
@@ -142,6 +163,32 @@ func TestBrokerFrozen(t *testing.T) {
 		b.Freeze()
 		t.Log("broker frozen")
 		time.Sleep(20 * time.Second)
+		b.Thaw()
+		t.Log("broker resumed")
+	})
+	if dups != 0 || res.Sum(0).Retry == 0 {
+		t.Errorf("%d duplicated, %d retries: want 0 duplicates after retries", dups, res.Sum(0).Retry)
+	}
+}
+
+// TestBatchModeBrokerFrozen: TestBrokerFrozen in batch mode, 300k records
+// offered at 50k a second: the flushes caught by the freeze time out and are
+// retried, and their retries wait for the batches still in flight: 0 lost, 0
+// duplicates.
+func TestBatchModeBrokerFrozen(t *testing.T) {
+	b := kafkatest.StartBroker(t, kafkatest.Options{})
+	const rate = 50000
+	recs := containerLogs(t, "docker", 6*rate)
+	chunks := fixture.EncodeChunks(recs, fixture.ChunkOptions{})
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, b.Bootstrap(), topic, 6)
+	chunksPerSec := float64(len(chunks)) * rate / float64(len(recs))
+	extra := []string{"Message_Mode", "batch", "Rate", fmt.Sprintf("%.2f", chunksPerSec)}
+	res, dups := streamDisturbed(t, b.Bootstrap(), topic, recs, chunks, extra, func() {
+		waitForMessages(t, b.Bootstrap(), topic, 20, time.Minute) // batch messages: about 30k records
+		b.Freeze()
+		t.Log("broker frozen")
+		time.Sleep(10 * time.Second)
 		b.Thaw()
 		t.Log("broker resumed")
 	})
