@@ -138,9 +138,9 @@ func (s *Staged) compress(end int) {
 	c := compressors.Get().(*lz4.CompressorCCompat)
 	seg.blocks = seg.blocks[:0]
 	for len(raw) > 0 {
-		n := min(len(raw), frameBlock)
-		seg.blocks = appendBlock(seg.blocks, raw[:n], c)
-		raw = raw[n:]
+		block := raw[:min(len(raw), frameBlock)]
+		seg.blocks = appendBlock(seg.blocks, block, c)
+		raw = raw[len(block):]
 	}
 	compressors.Put(c)
 }
