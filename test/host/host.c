@@ -490,8 +490,11 @@ static double next_wake(struct gen *g, double now) {
         struct section *s = &secs[i];
         for (struct task *r = g->in[i].retries; r; r = r->next)
             if (r->due < t) t = r->due;
-        if (s->rate > 0 && s->next < s->nchunks && t_start + s->offered / s->rate < t)
-            t = t_start + s->offered / s->rate;
+        if (s->rate > 0 && s->next < s->nchunks) {
+            /* A chunk already due waits for a free worker, whose end (serve) wakes the engine. */
+            double due = t_start + s->offered / s->rate;
+            if (due > now && due < t) t = due;
+        }
     }
     return t;
 }
