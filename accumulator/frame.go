@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -68,10 +69,7 @@ type segment struct {
 func appendBlock(dst, src []byte, c *lz4.CompressorCCompat) []byte {
 	at := len(dst)
 	bound := lz4.CompressBlockBound(len(src))
-	if cap(dst)-at < 4+bound {
-		dst = append(dst[:cap(dst)], make([]byte, at+4+bound-cap(dst))...)
-	}
-	dst = dst[:at+4+bound]
+	dst = slices.Grow(dst, 4+bound)[:at+4+bound]
 	n, err := c.CompressBlock(src, dst[at+4:])
 	size := uint32(n)
 	if err != nil || n == 0 || n >= len(src) {
