@@ -18,6 +18,7 @@ struct gk_ctx {
 	gk_event events[GK_MAX_EVENTS];
 	int nevents, dropped;
 	char *stats; // librdkafka's latest statistics (JSON), malloc'd
+	char *bootstrap; // bootstrap.servers, malloc'd (on_error)
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *mainq; // where delivery reports come, for poll_main
 	pthread_t poller;
@@ -40,6 +41,7 @@ gk_ctx *gk_ctx_new(void) {
 
 void gk_ctx_free(gk_ctx *c) {
 	free(c->stats);
+	free(c->bootstrap);
 	pthread_cond_destroy(&c->done_cond);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
@@ -142,8 +144,18 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 		add_event(opaque, 2, err, buf);
 		return;
 	}
-	snprintf(buf, sizeof(buf), "%s: %s", rd_kafka_err2name(err), reason);
-	add_event(opaque, 3, err, buf);
+	gk_ctx *c = opaque;
+	const char *again = "";
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && c->bootstrap) {
+		// librdkafka 2.15 drops every broker it knows when a metadata
+		// response lists none (a single broker that its controller fenced
+		// for a moment sends one), and then does not always re-bootstrap by
+		// itself: the producer never sent again (seen in the freeze tests).
+		rd_kafka_brokers_add(rk, c->bootstrap);
+		again = " (bootstrap.servers added again)";
+	}
+	snprintf(buf, sizeof(buf), "%s: %s%s", rd_kafka_err2name(err), reason, again);
+	add_event(c, 3, err, buf);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *msg) {
@@ -221,6 +233,10 @@ char *gk_stats(gk_ctx *c) {
 }
 
 void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c) {
+	size_t size = 0;
+	if (rd_kafka_conf_get(conf, "bootstrap.servers", NULL, &size) == RD_KAFKA_CONF_OK && size > 1 &&
+	    (c->bootstrap = malloc(size)))
+		rd_kafka_conf_get(conf, "bootstrap.servers", c->bootstrap, &size);
 	rd_kafka_conf_set_stats_cb(conf, on_stats);
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);

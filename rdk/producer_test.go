@@ -177,3 +177,57 @@ func TestPartitions(t *testing.T) {
 		}
 	}
 }
+
+// TestAllBrokersDownBootstrapsAgain: when every broker the producer knows
+// is down, it connects through bootstrap.servers again. librdkafka 2.15 can
+// drop every broker it knows (a metadata response that lists none, as a
+// single broker fenced by its controller for a moment sends) and then not
+// re-bootstrap by itself; here its own re-bootstrap is off, so only the
+// plugin's brings the producer back.
+func TestAllBrokersDownBootstrapsAgain(t *testing.T) {
+	b := kafkatest.StartBroker(t, kafkatest.Options{})
+	topic = kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, b.Bootstrap(), topic, 1)
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": b.Bootstrap(),
+		"rdkafka.metadata.recovery.strategy": "none", "rdkafka.statistics.interval.ms": "100"},
+		[]string{"metadata.recovery.strategy", "statistics.interval.ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &logSink{}
+	var prod *rdk.Producer
+	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+	snd, err := sender.Start(acc, func() (sender.Producer, error) {
+		p, err := rdk.New(cfg.Rdkafka, sink.log)
+		prod = p
+		return p, err
+	}, sink.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close(time.Now().Add(5 * time.Second))
+
+	bootstrapBroker := fmt.Sprintf(`"name":"%s/bootstrap"`, b.Bootstrap())
+	waitForStats := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if strings.Contains(string(prod.Statistics()), bootstrapBroker) == want {
+				return
+			}
+		}
+		t.Fatalf("bootstrap broker known: want %v; statistics: %s\nlog:\n%s", want, prod.Statistics(), sink)
+	}
+	if res := send(t, acc, 0, 100); res.Delivered != 100 {
+		t.Fatalf("before: %+v", res)
+	}
+	waitForStats(false) // the broker learned from metadata replaced it
+	b.Kill()
+	waitForStats(true)
+	b.Start()
+	if res := send(t, acc, 100, 100); res.Delivered != 100 {
+		t.Fatalf("after: %+v\n%s", res, sink)
+	}
+	if !strings.Contains(sink.String(), "bootstrap.servers added again") {
+		t.Errorf("log does not say so:\n%s", sink)
+	}
+}
