@@ -36,14 +36,20 @@ func millionRecords(t *testing.T) ([]fixture.Record, [][]byte) {
 }
 
 // hostInBackground runs the host on its own goroutine, so that the test's
-// goroutine can act meanwhile.
+// goroutine can act meanwhile. A host that times out is killed and reported
+// as a test error; its result, like that of a run that failed the test,
+// has exit code -1.
 func hostInBackground(t *testing.T, o hostrun.Options) <-chan hostrun.Result {
 	o.AllowFail = true
 	if o.Timeout == 0 {
-		o.Timeout = 10 * time.Minute
+		o.Timeout = 5 * time.Minute
 	}
 	done := make(chan hostrun.Result, 1)
-	go func() { done <- hostrun.Run(t, o) }()
+	go func() {
+		res := hostrun.Result{ExitCode: -1}
+		defer func() { done <- res }() // also when Run stops this goroutine with t.Fatal
+		res = hostrun.Run(t, o)
+	}()
 	return done
 }
 
