@@ -126,7 +126,7 @@ static struct section *secs;
 static int nsec;
 static struct gen gens[2];
 static int ngen;
-static double grace = 5, backoff = 0.2;
+static double grace = 5, backoff = 0.2, start_delay;
 static int reload_after, quiet;
 static char *reg_name;
 
@@ -682,7 +682,11 @@ static void *engine_main(void *arg) {
     for (int i = 0; i < nsec && sym.pre_run; i++)
         sym.pre_run(reload_after > 0); /* Fluent Bit passes config->enable_hot_reload */
     pthread_mutex_lock(&mu);
-    if (!t_start) t_start = now_s();
+    if (!t_start) {
+        for (double until = now_s() + start_delay; now_s() < until;)
+            wait_until(&cv, &mu, until);
+        t_start = now_s();
+    }
     for (int i = 0; i < nsec; i++)
         for (int w = 0; g->in[i].sec->workers > 0 && w < g->in[i].nex; w++)
             pthread_create(&g->in[i].ex[w].th, NULL, worker_main, &g->in[i].ex[w]);
@@ -758,7 +762,7 @@ static void on_signal(int sig) { got_sig = sig; }
 static void usage(void) {
     fprintf(stderr,
             "usage: gokafka-host -p plugin.so -c host.conf [-g grace_s] [-b retry_backoff_ms]\n"
-            "                    [-R reload_after_chunks] [-q]\n"
+            "                    [-d start_delay_s] [-R reload_after_chunks] [-q]\n"
             "  -p  Go output plugin to dlopen (as Fluent Bit -e does)\n"
             "  -c  [OUTPUT] sections in Fluent Bit classic format; host-only keys:\n"
             "      Chunks <file> (u32 LE length + bytes, repeated), Tag <tag> (default test),\n"
@@ -767,6 +771,8 @@ static void usage(void) {
             "      fresh read-only copy revoked after the flush; for benchmarks)\n"
             "  -g  shutdown grace in seconds (default 5)\n"
             "  -b  retry backoff base in ms, jittered 1x-2x (default 200)\n"
+            "  -d  first flush this long after Init, as Fluent Bit's comes one Flush interval\n"
+            "      after its start (default 0); wall_s starts then\n"
             "  -R  hot reload once after N chunks are done\n"
             "  -q  no per-flush lines on stderr\n"
             "Prints one JSON line per instance and a summary line on stdout.\n"
@@ -790,12 +796,13 @@ static long peak_rss_kb(void) {
 int main(int argc, char **argv) {
     const char *plugin = NULL, *conf = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "p:c:g:b:R:qh")) != -1) {
+    while ((opt = getopt(argc, argv, "p:c:g:b:d:R:qh")) != -1) {
         switch (opt) {
         case 'p': plugin = optarg; break;
         case 'c': conf = optarg; break;
         case 'g': grace = atof(optarg); break;
         case 'b': backoff = atof(optarg) / 1000; break;
+        case 'd': start_delay = atof(optarg); break;
         case 'R': reload_after = atoi(optarg); break;
         case 'q': quiet = 1; break;
         default: usage();

@@ -65,6 +65,7 @@ func main() {
 	values := flag.String("values", "", "values file")
 	memory := flag.Int64("memory", 64<<20, "most value bytes unacknowledged at once")
 	batch := flag.Int("batch", 1<<20, "thin: bytes per batch")
+	delay := flag.Duration("delay", 0, "wait this long after making the producer before the clock starts (the plugin's first flush comes one Flush interval after Init)")
 	var set []conf.Property
 	flag.Func("set", "librdkafka `property=value` to add or override (repeatable)", func(v string) error {
 		k, val, ok := strings.Cut(v, "=")
@@ -93,9 +94,9 @@ func main() {
 	var res Result
 	switch *mode {
 	case "thin":
-		res, err = thin(cfg, *topic, in, *memory, *batch)
+		res, err = thin(cfg, *topic, in, *memory, *batch, *delay)
 	case "ckg":
-		res, err = ckg(cfg, *topic, in, *memory)
+		res, err = ckg(cfg, *topic, in, *memory, *delay)
 	default:
 		err = fmt.Errorf("unknown mode %q", *mode)
 	}
@@ -149,7 +150,7 @@ func (r *reader) value(dst []byte) error {
 
 // thin produces batches of records in C memory through rdk.Producer, at
 // most memory/batch batches unacknowledged, on one goroutine.
-func thin(cfg *conf.Config, topic string, in *reader, memory int64, batchSize int) (Result, error) {
+func thin(cfg *conf.Config, topic string, in *reader, memory int64, batchSize int, delay time.Duration) (Result, error) {
 	var res Result
 	prod, err := rdk.New(cfg.Rdkafka, func(level int, msg string) {
 		if level <= 2 {
@@ -193,6 +194,7 @@ func thin(cfg *conf.Config, topic string, in *reader, memory int64, batchSize in
 		collect(0)
 	}
 
+	time.Sleep(delay)
 	start := time.Now()
 	b := newBatch()
 	for {
@@ -237,7 +239,7 @@ func thin(cfg *conf.Config, topic string, in *reader, memory int64, batchSize in
 // ckg produces one message per Producer.Produce call and counts the delivery
 // reports from Events() on another goroutine, at most memory bytes (by the
 // file's average value size) unacknowledged.
-func ckg(cfg *conf.Config, topic string, in *reader, memory int64) (Result, error) {
+func ckg(cfg *conf.Config, topic string, in *reader, memory int64, delay time.Duration) (Result, error) {
 	var res Result
 	cm := kafka.ConfigMap{
 		// The plugin needs no value back in a report; neither does this floor.
@@ -276,6 +278,7 @@ func ckg(cfg *conf.Config, topic string, in *reader, memory int64) (Result, erro
 		}
 	}()
 
+	time.Sleep(delay)
 	start := time.Now()
 	buf := make([]byte, 0, 1<<20)
 	var bytes int64
