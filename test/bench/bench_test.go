@@ -12,7 +12,8 @@
 // of 6 partitions, which must then hold exactly the records sent (high minus
 // low watermarks) or the benchmark fails. The table shows, per mode, the
 // round with the median CPU per record: records/s (the host's or the floor's
-// wall time from the first record to the producer closed), CPU µs per record
+// wall time from the first record, startDelay after making the producer, to
+// the producer closed), CPU µs per record
 // (user+sys of the whole process, librdkafka's threads included), peak RSS,
 // context switches, and each figure as a ratio to the thin floor (and the
 // CPU ratios between each mode's best round, the least disturbed); it is also
