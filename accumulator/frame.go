@@ -154,36 +154,33 @@ type frame struct {
 // about 4:1.
 func (a *Accumulator) frameBuffer() int { return a.batchSize / 3 }
 
-// newFrameBatch reuses a sent batch, or starts a new one.
+// newFrameBatch reuses a sent batch, or starts a new one, waiting for
+// memory until deadline; a.mu is held and released while waiting. A sent
+// batch keeps its memory, so a waiting flush must look for one again after
+// each release rather than only for memory.
 func (a *Accumulator) newFrameBatch(deadline time.Time) (*Batch, error) {
-	var b *Batch
-	if n := len(a.frames.free); n > 0 {
-		b = a.frames.free[n-1]
-		a.frames.free = a.frames.free[:n-1]
-		b.frame.raw, b.frame.first, b.frame.last = 0, 0, 0
-	} else {
-		if err := a.reserve(a.frameBuffer(), deadline); err != nil {
+	size := a.frameBuffer()
+	if int64(size) > a.limit {
+		return nil, ErrTooLarge
+	}
+	for {
+		var b *Batch
+		if n := len(a.frames.free); n > 0 {
+			b = a.frames.free[n-1]
+			a.frames.free = a.frames.free[:n-1]
+			b.frame.raw, b.frame.first, b.frame.last = 0, 0, 0
+		} else if a.used+int64(size) <= a.limit {
+			a.used += int64(size)
+			b = &Batch{frame: &frame{}, Buf: make([]byte, 0, size)}
+		}
+		if b != nil {
+			b.Buf = append(b.Buf[:0], frameHeader...)
+			return b, nil
+		}
+		if err := a.waitForMemory(deadline); err != nil {
 			return nil, err
 		}
-		b = &Batch{frame: &frame{}, Buf: make([]byte, 0, a.frameBuffer())}
 	}
-	b.Buf = append(b.Buf[:0], frameHeader...)
-	return b, nil
-}
-
-// reserve takes n bytes of the budget, waiting for memory until deadline;
-// a.mu is held and released while waiting.
-func (a *Accumulator) reserve(n int, deadline time.Time) error {
-	if int64(n) > a.limit {
-		return ErrTooLarge
-	}
-	for a.used+int64(n) > a.limit {
-		if err := a.waitForMemory(deadline); err != nil {
-			return err
-		}
-	}
-	a.used += int64(n)
-	return nil
 }
 
 // appendSegments puts s's compressed segments into batches of key k, whose

@@ -165,3 +165,34 @@ func TestFrameMemoryBound(t *testing.T) {
 		t.Fatalf("%+v, %d lines", res, len(lines))
 	}
 }
+
+// TestFrameReuseWhileWaiting: an Append waiting for memory takes the frame
+// of a batch sent meanwhile, which keeps its memory, instead of waiting for
+// memory that no sent frame gives back.
+func TestFrameReuseWhileWaiting(t *testing.T) {
+	a := New(10000, 7000, time.Hour, GoAllocator{}) // room for two frames' buffers
+	a.SetFrames("application/x-ndjson")
+	w := NewWaiter(300)
+	s := framed(a, 0, 300, 98) // three frames' worth
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the sender, woken when an Append waits for memory
+		for {
+			select {
+			case <-stop:
+				return
+			case <-a.Wake():
+			}
+			ready, _ := a.Drain(time.Now(), nil)
+			for _, b := range ready {
+				a.Complete(b, nil)
+			}
+		}
+	}()
+	if n, err := a.Append("t", -1, s, w, time.Now().Add(10*time.Second)); n != 300 || err != nil {
+		t.Fatalf("appended %d (%v): want all 300, the third frame a sent one's", n, err)
+	}
+	if used := a.Used(); used > 7000 {
+		t.Fatalf("%d bytes used, over the 7000 of the budget", used)
+	}
+}

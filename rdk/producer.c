@@ -19,6 +19,7 @@ struct gk_ctx {
 	int nevents, dropped;
 	char *stats; // librdkafka's latest statistics (JSON), malloc'd
 	char *bootstrap; // bootstrap.servers, malloc'd (on_error)
+	time_t bootstrap_added; // when on_error last added them, monotonic seconds
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *mainq; // where delivery reports come, for poll_main
 	pthread_t poller;
@@ -146,12 +147,18 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 	}
 	gk_ctx *c = opaque;
 	const char *again = "";
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && c->bootstrap) {
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && c->bootstrap &&
+	    (!c->bootstrap_added || now.tv_sec - c->bootstrap_added >= 60)) {
 		// librdkafka 2.15 drops every broker it knows when a metadata
 		// response lists none (a single broker that its controller fenced
 		// for a moment sends one), and then does not always re-bootstrap by
 		// itself: the producer never sent again (seen in the freeze tests).
+		// At most once a minute: each call adds to a list that librdkafka
+		// keeps, and walks at each of its own re-bootstraps, until the end.
 		rd_kafka_brokers_add(rk, c->bootstrap);
+		c->bootstrap_added = now.tv_sec > 0 ? now.tv_sec : 1;
 		again = " (bootstrap.servers added again)";
 	}
 	snprintf(buf, sizeof(buf), "%s: %s%s", rd_kafka_err2name(err), reason, again);
