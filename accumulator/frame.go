@@ -198,7 +198,16 @@ func (a *Accumulator) appendSegments(k key, b *Batch, s *Staged, w *Waiter, dead
 		f := b.frame
 		before := cap(b.Buf)
 		b.Buf = append(b.Buf, seg.blocks...)
-		a.used += int64(cap(b.Buf) - before)
+		if grown := cap(b.Buf) - before; grown > 0 {
+			a.used += int64(grown)
+			if a.used > a.limit {
+				// Records that compress worse than a frame's reservation
+				// grew it past the budget: no more appends to it, and the
+				// next batch waits for memory.
+				b.full = true
+				a.signal()
+			}
+		}
 		if f.raw == 0 {
 			f.first = seg.first
 		}
@@ -235,11 +244,12 @@ func (a *Accumulator) seal(b *Batch) {
 }
 
 // releaseFrame keeps a sent batch, with its frame and buffer, for reuse, or
-// gives its memory back to the budget when the accumulator is closed.
+// gives its memory back to the budget when the accumulator is closed or the
+// budget is overdrawn.
 func (a *Accumulator) releaseFrame(b *Batch) {
 	b.frame.pin.Unpin()
 	b.Buf, b.sealed = b.Buf[:0], false
-	if a.closed {
+	if a.closed || a.used > a.limit {
 		a.used -= int64(cap(b.Buf))
 		return
 	}

@@ -196,3 +196,34 @@ func TestFrameReuseWhileWaiting(t *testing.T) {
 		t.Fatalf("%d bytes used, over the 7000 of the budget", used)
 	}
 }
+
+// TestFrameBudgetIncompressible: records that do not compress grow each
+// frame past the third of Batch_Size it reserved; Buffer_Memory still bounds
+// the memory of frames in progress on every partition at once, give or take
+// one growth of each.
+func TestFrameBudgetIncompressible(t *testing.T) {
+	const batch, limit, partitions = 1 << 20, 2 << 20, 6
+	a := New(batch, limit, time.Hour, GoAllocator{})
+	a.SetFrames("application/x-ndjson")
+	rng := rand.New(rand.NewPCG(1, 2))
+	line := make([]byte, 999)
+	var err error
+	for i := 0; err == nil && i < 10000; i++ {
+		s := &Staged{}
+		for j := range line {
+			line[j] = "0123456789abcdef"[rng.IntN(16)]
+		}
+		s.Buf = append(append(s.Buf, line...), '\n')
+		s.Add(0, 0, len(s.Buf), len(s.Buf), 0)
+		a.Compress(s, true)
+		_, err = a.Append("t", int32(i%partitions), s, NewWaiter(1), time.Now().Add(time.Millisecond))
+	}
+	if !errors.Is(err, ErrMemoryTimeout) {
+		t.Fatalf("%v: want the budget to run out", err)
+	}
+	used := a.Used()
+	t.Logf("%d bytes used for a budget of %d", used, limit)
+	if used > limit+limit/2 {
+		t.Fatal("over the budget by more than one growth of each partition's frame")
+	}
+}
