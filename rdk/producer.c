@@ -18,8 +18,9 @@ struct gk_ctx {
 	gk_event events[GK_MAX_EVENTS];
 	int nevents, dropped;
 	char *stats; // librdkafka's latest statistics (JSON), malloc'd
-	char *bootstrap; // bootstrap.servers, malloc'd (on_error)
-	time_t bootstrap_added; // when on_error last added them, monotonic seconds
+	char *bootstrap; // bootstrap.servers, malloc'd
+	int readd;       // add bootstrap to the brokers again (poll thread only)
+	time_t readded;  // when last, monotonic seconds (poll thread only)
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *mainq; // where delivery reports come, for poll_main
 	pthread_t poller;
@@ -147,22 +148,29 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 	}
 	gk_ctx *c = opaque;
 	const char *again = "";
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && c->bootstrap &&
-	    (!c->bootstrap_added || now.tv_sec - c->bootstrap_added >= 60)) {
-		// librdkafka 2.15 drops every broker it knows when a metadata
-		// response lists none (a single broker that its controller fenced
-		// for a moment sends one), and then does not always re-bootstrap by
-		// itself: the producer never sent again (seen in the freeze tests).
-		// At most once a minute: each call adds to a list that librdkafka
-		// keeps, and walks at each of its own re-bootstraps, until the end.
-		rd_kafka_brokers_add(rk, c->bootstrap);
-		c->bootstrap_added = now.tv_sec > 0 ? now.tv_sec : 1;
-		again = " (bootstrap.servers added again)";
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && c->bootstrap) {
+		c->readd = 1; // by poll_main
+		again = " (connecting through bootstrap.servers again)";
 	}
 	snprintf(buf, sizeof(buf), "%s: %s%s", rd_kafka_err2name(err), reason, again);
 	add_event(c, 3, err, buf);
+}
+
+// readd_maybe adds bootstrap.servers to the brokers again after every broker
+// was down: librdkafka 2.15 drops every broker it knows when a metadata
+// response lists none (a single broker that its controller fenced for a
+// moment sends one), and then does not always re-bootstrap by itself; the
+// producer never sent again (seen in the freeze tests). At most every 30 s:
+// each call adds to a list that librdkafka keeps, and walks at each of its
+// own re-bootstraps, until the producer ends.
+static void readd_maybe(gk_ctx *c) {
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!c->readd || (c->readded && now.tv_sec - c->readded < 30))
+		return;
+	rd_kafka_brokers_add(c->rk, c->bootstrap);
+	c->readd = 0;
+	c->readded = now.tv_sec > 0 ? now.tv_sec : 1;
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *msg) {
@@ -193,8 +201,10 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 // ends a poll from a callback on the polling thread).
 static void *poll_main(void *arg) {
 	gk_ctx *c = arg;
-	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
 		rd_kafka_queue_poll_callback(c->mainq, 1000);
+		readd_maybe(c);
+	}
 	return NULL;
 }
 

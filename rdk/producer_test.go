@@ -227,7 +227,7 @@ func TestAllBrokersDownBootstrapsAgain(t *testing.T) {
 	if res := send(t, acc, 100, 100); res.Delivered != 100 {
 		t.Fatalf("after: %+v\n%s", res, sink)
 	}
-	if !strings.Contains(sink.String(), "bootstrap.servers added again") {
+	if !strings.Contains(sink.String(), "connecting through bootstrap.servers again") {
 		t.Errorf("log does not say so:\n%s", sink)
 	}
 }
