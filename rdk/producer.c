@@ -147,12 +147,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 		return;
 	}
 	gk_ctx *c = opaque;
-	const char *again = "";
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && c->bootstrap) {
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
 		c->readd = 1; // by poll_main
-		again = " (connecting through bootstrap.servers again)";
-	}
-	snprintf(buf, sizeof(buf), "%s: %s%s", rd_kafka_err2name(err), reason, again);
+	snprintf(buf, sizeof(buf), "%s: %s", rd_kafka_err2name(err), reason);
 	add_event(c, 3, err, buf);
 }
 
@@ -166,11 +163,12 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 static void readd_maybe(gk_ctx *c) {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!c->readd || (c->readded && now.tv_sec - c->readded < 30))
+	if (!c->readd || !c->bootstrap || (c->readded && now.tv_sec - c->readded < 30))
 		return;
 	rd_kafka_brokers_add(c->rk, c->bootstrap);
 	c->readd = 0;
 	c->readded = now.tv_sec > 0 ? now.tv_sec : 1;
+	add_event(c, 5, 0, "every broker was down: bootstrap.servers added to the brokers again");
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *msg) {
