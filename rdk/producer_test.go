@@ -208,35 +208,29 @@ func TestAllBrokersDownBootstrapsAgain(t *testing.T) {
 	}
 	defer snd.Close(time.Now().Add(5 * time.Second))
 
-	bootstrapBroker := fmt.Sprintf(`"name":"%s/bootstrap"`, b.Bootstrap())
-	waitForStats := func(want bool) {
+	// waitUntil waits up to a minute for cond, which what describes.
+	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if strings.Contains(string(prod.Statistics()), bootstrapBroker) == want {
+			if cond() {
 				return
 			}
 		}
-		t.Fatalf("bootstrap broker known: want %v; statistics: %s\nlog:\n%s", want, prod.Statistics(), sink)
+		t.Fatalf("no %s after a minute; statistics: %s\nlog:\n%s", what, prod.Statistics(), sink)
 	}
+	bootstrapBroker := fmt.Sprintf(`"name":"%s/bootstrap"`, b.Bootstrap())
+	knowsBootstrap := func() bool { return strings.Contains(string(prod.Statistics()), bootstrapBroker) }
+	const added = "bootstrap.servers added to the brokers again"
 	if res := send(t, acc, 0, 100); res.Delivered != 100 {
 		t.Fatalf("before: %+v", res)
 	}
-	const added = "bootstrap.servers added to the brokers again"
-	waitForLog := func(n int) {
-		t.Helper()
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if strings.Count(sink.String(), added) == n {
-				return
-			}
-		}
-		t.Fatalf("log says %q %d times, want %d:\n%s", added, strings.Count(sink.String(), added), n, sink)
-	}
-	waitForStats(false) // the broker learned from metadata replaced it
+	// The broker learned from metadata replaced the bootstrap one.
+	waitUntil("bootstrap broker dropped", func() bool { return !knowsBootstrap() })
 	for outage := 1; outage <= 2; outage++ {
 		b.Kill()
-		waitForLog(outage)
+		waitUntil(fmt.Sprintf("log line %q number %d", added, outage), func() bool { return strings.Count(sink.String(), added) == outage })
 		if outage == 1 {
-			waitForStats(true)
+			waitUntil("bootstrap broker added again", knowsBootstrap)
 		}
 		b.Start()
 		if res := send(t, acc, 100*outage, 100); res.Delivered != 100 {
