@@ -161,9 +161,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 // each call adds to a list that librdkafka keeps, and walks at each of its
 // own re-bootstraps, until the producer ends.
 static void readd_maybe(gk_ctx *c) {
+	if (!c->readd || !c->bootstrap)
+		return;
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!c->readd || !c->bootstrap || (c->readded && now.tv_sec - c->readded < 30))
+	if (c->readded && now.tv_sec - c->readded < 30)
 		return;
 	rd_kafka_brokers_add(c->rk, c->bootstrap);
 	c->readd = 0;
