@@ -131,7 +131,8 @@ static int reload_after, quiet;
 static char *reg_name;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv;
+static pthread_cond_t cv;     /* work: chunks to dispatch, flushes done, quit */
+static pthread_cond_t ctl_cv; /* main's: reload requested, engine done; so flushes do not wake it */
 static volatile sig_atomic_t got_sig;
 static int stopping, draining, reloading, reload_req, reload_registered, engine_done, reload_done;
 static long total_chunks, total_done;
@@ -650,7 +651,7 @@ static void *watchdog_main(void *arg) {
             fprintf(stderr, "HANG: shutdown exceeded grace+10s\n");
             _exit(4);
         }
-        wait_until(&cv, &mu, now_s() + POLL);
+        wait_until(&ctl_cv, &mu, now_s() + POLL);
     }
     return NULL;
 }
@@ -703,7 +704,7 @@ static void *engine_main(void *arg) {
             fprintf(stderr, "[host] %ld chunks done: hot reload\n", total_done);
             reloading = draining = reload_req = 1;
             deadline = now + grace;
-            pthread_cond_broadcast(&cv);
+            pthread_cond_broadcast(&ctl_cv);
         }
         dispatch(g, now);
         if (total_done >= total_chunks || (draining && (!outstanding(g) || now >= deadline))) break;
@@ -752,7 +753,7 @@ static void *engine_main(void *arg) {
     pthread_mutex_lock(&mu);
     if (!hot) t_end = now_s();
     engine_done = 1;
-    pthread_cond_broadcast(&cv);
+    pthread_cond_broadcast(&ctl_cv);
     pthread_mutex_unlock(&mu);
     return NULL;
 }
@@ -814,6 +815,7 @@ int main(int argc, char **argv) {
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cv, &ca);
+    pthread_cond_init(&ctl_cv, &ca);
     srand48(getpid());
     load_conf(conf);
 
@@ -848,7 +850,7 @@ int main(int argc, char **argv) {
         struct gen *g = &gens[ngen - 1];
         pthread_create(&g->engine, NULL, engine_main, g);
         pthread_mutex_lock(&mu);
-        while (!reload_req && !engine_done) wait_until(&cv, &mu, now_s() + POLL);
+        while (!reload_req && !engine_done) wait_until(&ctl_cv, &mu, now_s() + POLL);
         int rl = reload_req;
         pthread_mutex_unlock(&mu);
         if (!rl) {
