@@ -304,8 +304,9 @@ func (c *Config) compression() string {
 	return c.Compression
 }
 
-// lingerMs is librdkafka's linger: 1 ms, since a waiting flush sends its
-// batches at once; none in batch mode, whose messages are whole batches.
+// lingerMs is librdkafka's linger: 1 ms, so that a batch's records, queued
+// one by one, go out in one request; once its flush waits, librdkafka sends
+// them at once (rdk). None in batch mode, whose messages are whole batches.
 func (c *Config) lingerMs() string {
 	if c.MessageMode == "batch" {
 		return "0"

@@ -12,6 +12,9 @@ struct gk_ctx {
 	pthread_cond_t done_cond; // signalled for flushes waiting in gk_wait
 	gk_batch *done_head, *done_tail; // batches whose last report came
 	int waiters;  // flushes in gk_wait
+	int producing; // gk_produce calls in progress (atomic)
+	int send_at_once; // a waiting flush makes librdkafka send without lingering
+	int send_now;  // poll_main is to make librdkafka send without lingering (atomic)
 	int kicked;   // gk_wake since the last gk_wait returned
 	int notified; // the pipe was written and gk_take has not run since
 	int wake_w;  // the pipe's write end (gk_start)
@@ -194,6 +197,20 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 	return 0; // librdkafka frees json
 }
 
+// request_send asks poll_main to make librdkafka send what it lingers on,
+// when a flush waits and no batch is being produced: the flush's records are
+// all queued, and waiting out linger.ms would only delay its acknowledgement.
+// librdkafka sends at once only during rd_kafka_flush; that call also serves
+// delivery reports, so poll_main makes it. A flush waits once its batches are
+// produced, so a batch is not sent in pieces unless another flush is
+// producing at the same time.
+static void request_send(gk_ctx *c) {
+	if (!c->send_at_once)
+		return;
+	__atomic_store_n(&c->send_now, 1, __ATOMIC_RELEASE);
+	rd_kafka_queue_yield(c->mainq);
+}
+
 // poll_main serves librdkafka's callbacks (delivery reports, errors,
 // statistics) on a C thread of the plugin's own, so that no Go thread blocks
 // in librdkafka and a delivery report wakes only the flush waiting for it.
@@ -202,7 +219,10 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 static void *poll_main(void *arg) {
 	gk_ctx *c = arg;
 	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
-		rd_kafka_queue_poll_callback(c->mainq, 1000);
+		if (__atomic_exchange_n(&c->send_now, 0, __ATOMIC_ACQ_REL))
+			rd_kafka_flush(c->rk, 1); // linger ignored for up to 1 ms
+		else
+			rd_kafka_queue_poll_callback(c->mainq, 1000);
 		readd_maybe(c);
 	}
 	return NULL;
@@ -249,11 +269,15 @@ char *gk_stats(gk_ctx *c) {
 	return s;
 }
 
-void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c) {
+void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c, int send_at_once) {
 	size_t size = 0;
 	if (rd_kafka_conf_get(conf, "bootstrap.servers", NULL, &size) == RD_KAFKA_CONF_OK && size > 1 &&
 	    (c->bootstrap = malloc(size)))
 		rd_kafka_conf_get(conf, "bootstrap.servers", c->bootstrap, &size);
+	char linger[32];
+	size = sizeof(linger);
+	c->send_at_once = send_at_once && rd_kafka_conf_get(conf, "linger.ms", linger, &size) == RD_KAFKA_CONF_OK &&
+			  strtod(linger, NULL) > 0;
 	rd_kafka_conf_set_stats_cb(conf, on_stats);
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -283,6 +307,7 @@ static rd_kafka_headers_t *headers(const unsigned char *p, uint32_t len) {
 void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partition,
 		const char *base, const gk_rec *recs, gk_batch *b) {
 	int32_t n = b->remaining;
+	__atomic_add_fetch(&c->producing, 1, __ATOMIC_SEQ_CST);
 	for (int32_t i = 0; i < n; i++) {
 		const gk_rec *r = &recs[i];
 		const char *value = base + r->off;
@@ -308,6 +333,8 @@ void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partit
 		if (err)
 			settle(c, b, i, err);
 	}
+	if (__atomic_sub_fetch(&c->producing, 1, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&c->waiters, __ATOMIC_SEQ_CST) > 0)
+		request_send(c);
 }
 
 // take moves up to max completed batches to done; c->mu is held.
@@ -340,10 +367,11 @@ int gk_wait(gk_ctx *c, int timeout_ms, gk_batch **done, int max) {
 		until.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&c->mu);
-	c->waiters++;
+	if (__atomic_fetch_add(&c->waiters, 1, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&c->producing, __ATOMIC_SEQ_CST) == 0)
+		request_send(c);
 	while (!c->done_head && !c->kicked && pthread_cond_timedwait(&c->done_cond, &c->mu, &until) == 0)
 		;
-	c->waiters--;
+	__atomic_sub_fetch(&c->waiters, 1, __ATOMIC_SEQ_CST);
 	c->kicked = 0;
 	int n = take(c, done, max);
 	pthread_mutex_unlock(&c->mu);

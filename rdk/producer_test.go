@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +110,44 @@ func TestFatalErrorRecreatesProducer(t *testing.T) {
 	t.Logf("%d records sent, %d consumed, producer recreated %d time(s)", 2000, len(msgs), snd.Recreated())
 	if len(msgs) != 2000 {
 		t.Fatalf("%d messages", len(msgs))
+	}
+}
+
+// TestWaitingFlushSendsAtOnce: the records a flush waits for go out at once,
+// not after librdkafka's linger.ms (here 8 s, past the flush's deadline),
+// unless the operator set linger.ms.
+func TestWaitingFlushSendsAtOnce(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	topic = kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 1)
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, byOperator := range []bool{false, true} {
+		props := append(slices.Clone(cfg.Rdkafka), conf.Property{Key: "linger.ms", Value: "8000", FromUser: byOperator})
+		newProd := func() (sender.Producer, error) { return rdk.New(props, func(int, string) {}) }
+		acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+		snd, err := sender.Start(acc, newProd, func(int, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := accumulator.NewWaiter(100)
+		if got, err := acc.Append(topic, -1, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
+			t.Fatal(got, err)
+		}
+		snd.SendAll()
+		res, acked := snd.Wait(w, time.Now().Add(3*time.Second))
+		snd.Close(time.Now().Add(30 * time.Second))
+		if byOperator && (acked || res.Delivered != 0) {
+			t.Errorf("linger.ms set by the operator: %d of 100 delivered within 3 s, want 0", res.Delivered)
+		}
+		if !byOperator && (!acked || res.Delivered != 100) {
+			t.Errorf("%d of 100 delivered within 3 s, want all", res.Delivered)
+		}
+	}
+	if msgs := kafkatest.Consume(t, bootstrap, topic, 200, time.Minute); len(msgs) != 200 {
+		t.Fatalf("%d messages in the topic, want 200", len(msgs))
 	}
 }
 
