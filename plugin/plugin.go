@@ -195,7 +195,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	if keyed {
 		key = in.retries.key(data)
 		if w = in.retries.take(key); w != nil {
-			if before, ok := in.snd.Wait(w, deadline); !ok {
+			before, ok := in.snd.Wait(w, deadline)
+			in.logFailures(before) // reported since the earlier attempt returned
+			if !ok {
 				in.count(w, before, 0)
 				in.retries.put(key, w)
 				in.Stats.Retried.Add(int64(w.Len()))

@@ -1,11 +1,14 @@
 package plugin
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,7 +214,7 @@ func TestMalformedChunk(t *testing.T) {
 
 func TestConcurrentFlushes(t *testing.T) {
 	prod := &fakeProducer{}
-	in, sink := newInstance(t, prod, conf.MapGetter{"Batch_Size": "4K"})
+	in, sink := newInstance(t, prod, conf.MapGetter{"Batch_Size": "128K"})
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
@@ -329,6 +332,10 @@ func TestRetrySendsOnlyWhatKafkaDidNotTake(t *testing.T) {
 		`{"log":"flaky d","@timestamp":"2023-11-14T22:13:20.000000005Z"}`}) {
 		t.Fatalf("each record must reach Kafka once: %q", prod.sent)
 	}
+	// b's and d's failures came while no flush waited: the retry logs them.
+	if strings.Count(sink.String(), "not delivered: Local: Broker transport failure") != 2 {
+		t.Fatalf("failures of the earlier attempt not logged:\n%s", sink)
+	}
 	if !strings.Contains(sink.String(), "2 already acknowledged or dropped, sending 2 again") || in.Stats.Delivered.Load() != 4 {
 		t.Fatalf("delivered %d; log:\n%s", in.Stats.Delivered.Load(), sink)
 	}
@@ -396,5 +403,121 @@ func TestExitLeavesNoGoroutines(t *testing.T) {
 	}
 	if after := runtime.NumGoroutine(); after > before {
 		t.Fatalf("%d goroutines before, %d after", before, after)
+	}
+}
+
+// fatalProducer fails every record retriably once fatal is set, as a fenced
+// librdkafka producer does, and then reports a fatal error.
+type fatalProducer struct {
+	fakeProducer
+	fatal atomic.Bool
+}
+
+func (p *fatalProducer) Produce(b *accumulator.Batch) {
+	if !p.fatal.Load() {
+		p.fakeProducer.Produce(b)
+		return
+	}
+	failures := make([]accumulator.Failure, len(b.Recs))
+	for i := range failures {
+		failures[i] = accumulator.Failure{Index: i, Err: -150, Reason: "Local: Fatal error"}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = append(p.done, sender.Completion{Batch: b, Failures: failures})
+}
+
+func (p *fatalProducer) Fatal() error {
+	if p.fatal.Load() {
+		return errors.New("producer fenced")
+	}
+	return nil
+}
+
+// TestFatalProducerReplacedBetweenFlushes: a producer that hit a fatal error
+// is replaced although each flush produces its own batches, so that nothing
+// else wakes the send loop; the retried chunk then goes through.
+func TestFatalProducerReplacedBetweenFlushes(t *testing.T) {
+	first := &fatalProducer{}
+	var made atomic.Int32
+	newProd := func() (sender.Producer, error) {
+		if made.Add(1) == 1 {
+			return first, nil
+		}
+		return &fakeProducer{}, nil
+	}
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &logSink{}
+	in, err := New("gokafka.0", cfg, newProd, accumulator.GoAllocator{}, new(Stats), sink.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Exit()
+	chunk := chunkOf("a")
+	if got := in.Flush(chunk, "t"); got != OK {
+		t.Fatalf("Flush = %d", got)
+	}
+	first.fatal.Store(true)
+	got, flushes := Retry, 0
+	for deadline := time.Now().Add(10 * time.Second); got == Retry && time.Now().Before(deadline); flushes++ {
+		got = in.Flush(chunk, "t") // one after the other, as with Workers 0
+	}
+	if got != OK || made.Load() != 2 {
+		t.Fatalf("after %d flushes: Flush = %d, %d producers made; log:\n%s", flushes, got, made.Load(), sink)
+	}
+}
+
+// orderProducer takes a batch's records one at a time, as librdkafka does,
+// so that two batches produced at once would interleave.
+type orderProducer struct{ fakeProducer }
+
+func (p *orderProducer) Produce(b *accumulator.Batch) {
+	for _, r := range b.Recs {
+		p.mu.Lock()
+		p.take(b, r)
+		p.mu.Unlock()
+		runtime.Gosched()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = append(p.done, sender.Completion{Batch: b})
+}
+
+// TestBatchesProducedInOrder: while a flush waits for memory, the send loop
+// produces the batches that filled; the flush's own SendAll must not overtake
+// them, or records of one partition would reach Kafka out of order.
+func TestBatchesProducedInOrder(t *testing.T) {
+	prod := &orderProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Buffer_Memory": "1M", "Batch_Size": "128K"})
+	msgs := make([]string, 30000) // about 1.8 MB of values
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("%05d", i)
+	}
+	var recs []fixture.Record
+	for _, m := range msgs {
+		recs = append(recs, fixture.Record{Time: time.Unix(1700000000, 5), Body: []fixture.KV{{Key: "log", Value: m}}})
+	}
+	chunk := fixture.EncodeChunks(recs, fixture.ChunkOptions{ChunkBytes: 4 << 20})[0]
+	for round := range 10 {
+		prod.mu.Lock()
+		prod.sent = prod.sent[:0]
+		prod.mu.Unlock()
+		if got := in.Flush(chunk, "t"); got != OK {
+			t.Fatalf("round %d: Flush = %d; log:\n%s", round, got, sink)
+		}
+		prod.mu.Lock()
+		sent := slices.Clone(prod.sent)
+		prod.mu.Unlock()
+		if len(sent) != len(msgs) {
+			t.Fatalf("round %d: %d records sent, want %d", round, len(sent), len(msgs))
+		}
+		for i := 1; i < len(sent); i++ {
+			if sent[i] < sent[i-1] {
+				t.Fatalf("round %d: %s sent after %s", round, sent[i], sent[i-1])
+			}
+		}
 	}
 }

@@ -319,16 +319,14 @@ void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partit
 				rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
 				RD_KAFKA_V_VALUE((void *)value, r->len), RD_KAFKA_V_KEY(key, r->klen),
 				RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_TIMESTAMP(r->ts_ms),
-				RD_KAFKA_V_OPAQUE(&b->slots[i]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK),
-				RD_KAFKA_V_END);
+				RD_KAFKA_V_OPAQUE(&b->slots[i]), RD_KAFKA_V_END);
 			if (err)
 				rd_kafka_headers_destroy(h); // not taken over on failure
 		} else {
 			err = rd_kafka_producev(
 				rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
 				RD_KAFKA_V_VALUE((void *)value, r->len), RD_KAFKA_V_KEY(key, r->klen),
-				RD_KAFKA_V_TIMESTAMP(r->ts_ms), RD_KAFKA_V_OPAQUE(&b->slots[i]),
-				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+				RD_KAFKA_V_TIMESTAMP(r->ts_ms), RD_KAFKA_V_OPAQUE(&b->slots[i]), RD_KAFKA_V_END);
 		}
 		if (err)
 			settle(c, b, i, err);

@@ -151,6 +151,43 @@ func TestWaitingFlushSendsAtOnce(t *testing.T) {
 	}
 }
 
+// TestFullQueueFailsRecords: when librdkafka's queue is full (an operator
+// may bound it with rdkafka.queue.buffering.max.messages) and no broker is
+// up, producing fails the records that do not fit, for a retry, rather than
+// blocking the flush until they time out; the queued ones fail when their
+// message.timeout.ms passes.
+func TestFullQueueFailsRecords(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1",
+		"rdkafka.queue.buffering.max.messages": "10", "rdkafka.message.timeout.ms": "2000"}, []string{"queue.buffering.max.messages", "message.timeout.ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newProd := func() (sender.Producer, error) { return rdk.New(cfg.Rdkafka, func(int, string) {}) }
+	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+	snd, err := sender.Start(acc, newProd, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close(time.Now())
+	w := accumulator.NewWaiter(100)
+	if got, err := acc.Append("t", -1, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
+		t.Fatal(got, err)
+	}
+	sent := make(chan struct{})
+	go func() {
+		snd.SendAll()
+		close(sent)
+	}()
+	select {
+	case <-sent:
+	case <-time.After(5 * time.Second): // blocked, it would take 18 s
+		t.Fatal("producing blocked on the full queue")
+	}
+	if res, ok := snd.Wait(w, time.Now().Add(30*time.Second)); !ok || res.Retriable != 100 {
+		t.Fatalf("%+v, want 100 failed for a retry", res)
+	}
+}
+
 // TestNoThreadsLeft: creating and closing producers leaves no librdkafka
 // thread behind, as a hot reload of Fluent Bit requires.
 func TestNoThreadsLeft(t *testing.T) {

@@ -48,6 +48,9 @@ type NewProducer func() (Producer, error)
 // pollInterval bounds how long the poll loop sleeps in the producer.
 const pollInterval = 100 * time.Millisecond
 
+// fatalCheck is the send loop's longest sleep.
+const fatalCheck = time.Second
+
 // Sender runs the send loop and the delivery-report loop of one instance.
 type Sender struct {
 	acc        *accumulator.Accumulator
@@ -59,7 +62,7 @@ type Sender struct {
 	wg         sync.WaitGroup
 	mu         sync.RWMutex // held for reading while polling, for writing to replace or close prod
 	closed     bool         // prod is closed; guarded by mu
-	sending    sync.Mutex   // held by the flush producing in SendAll
+	sending    sync.Mutex   // held while producing: by a flush in SendAll, or the send loop
 	waiting    sync.Mutex   // held by the flush waiting in Producer.Wait
 	waitBuf    []Completion // that flush's
 	prod       Producer
@@ -81,9 +84,9 @@ func Start(acc *accumulator.Accumulator, newProd NewProducer, log func(level int
 
 // SendAll produces every batch of the accumulator on the caller's
 // goroutine: a flush that has appended its records sends them itself rather
-// than waking the send loop. When another flush is doing so already, it
-// leaves its batches to that one or to the send loop, since producers on
-// several threads only contend in librdkafka.
+// than waking the send loop. When another flush or the send loop is
+// producing already, it leaves its batches to them (its Wait wakes the send
+// loop), since producers on several threads only contend in librdkafka.
 func (s *Sender) SendAll() {
 	if !s.sending.TryLock() {
 		return
@@ -199,18 +202,21 @@ func (s *Sender) sendLoop() {
 		if err := s.prod.Fatal(); err != nil {
 			s.recreate(err)
 		}
-		var next time.Duration
-		ready, next = s.acc.Drain(time.Now(), ready[:0])
+		// One thread produces at a time (SendAll too), so that batches of a
+		// partition reach librdkafka in the order they were drained.
+		s.sending.Lock()
+		ready, next := s.acc.Drain(time.Now(), ready[:0])
 		for i, b := range ready {
 			s.inflight.Add(1)
 			s.prod.Produce(b)
 			ready[i] = nil
 		}
-		if next == 0 {
-			next = time.Hour
-		}
-		if !s.fatalSince.IsZero() {
-			next = min(next, time.Second) // try making a producer again
+		s.sending.Unlock()
+		// Flushes produce their own batches and seldom wake this loop: it
+		// looks for a fatal producer error (or retries making a producer)
+		// at least this often.
+		if next == 0 || next > fatalCheck {
+			next = fatalCheck
 		}
 		timer.Reset(next)
 		select {
