@@ -21,7 +21,7 @@ import (
 type Rec struct {
 	Off, Len       uint32
 	KeyLen, HdrLen uint32
-	TimeMs         int64 // Kafka message timestamp, 0 for produce time
+	TimeMs         int64 // Kafka message timestamp, 0 for produce time; in batch mode a staged record's event time
 }
 
 // Size is the record's bytes in its buffer.

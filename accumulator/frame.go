@@ -83,17 +83,20 @@ func appendBlock(dst, src []byte, c *lz4.CompressorCCompat) []byte {
 // framing is the batch mode of an accumulator.
 type framing struct {
 	contentType string
+	eventTime   bool     // a batch message's timestamp is its last event time, not 0
 	segment     int      // raw bytes of a segment: frameBlock, or Batch_Size if smaller
 	free        []*Batch // sent batches, with their frame and buffer, for reuse
 }
 
-// SetFrames turns batch mode on: contentType is the records' media type.
-// Each staged record must then end with its separator (a newline in NDJSON)
-// and s be passed to Compress before Append.
-func (a *Accumulator) SetFrames(contentType string) {
+// SetFrames turns batch mode on: contentType is the records' media type;
+// with eventTime, a batch message's Kafka timestamp is its last record's
+// event time, else 0 (produce time). Each staged record must then end with
+// its separator (a newline in NDJSON), have its event time as TimeMs, and s
+// be passed to Compress before Append.
+func (a *Accumulator) SetFrames(contentType string, eventTime bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.frames = &framing{contentType: contentType, segment: min(frameBlock, a.batchSize)}
+	a.frames = &framing{contentType: contentType, eventTime: eventTime, segment: min(frameBlock, a.batchSize)}
 }
 
 // Compress, in batch mode, compresses the records staged in s since the
@@ -238,7 +241,11 @@ func (a *Accumulator) seal(b *Batch) {
 	h = AppendHeader(h, []byte(HeaderLastTime), time.UnixMilli(f.last).UTC().AppendFormat(nil, time.RFC3339Nano))
 	b.Buf = append(b.Buf, h...)
 	a.used += int64(cap(b.Buf) - before)
-	b.Recs = append(b.Recs[:0], Rec{Off: 0, Len: uint32(n), HdrLen: uint32(len(h)), TimeMs: f.last})
+	ts := int64(0)
+	if a.frames.eventTime {
+		ts = f.last
+	}
+	b.Recs = append(b.Recs[:0], Rec{Off: 0, Len: uint32(n), HdrLen: uint32(len(h)), TimeMs: ts})
 	f.pin.Pin(&b.Buf[0])
 	b.sealed = true
 }

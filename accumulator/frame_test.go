@@ -15,7 +15,7 @@ import (
 
 func TestFrames(t *testing.T) {
 	a := New(10000, 1<<20, time.Hour, GoAllocator{})
-	a.SetFrames("application/x-ndjson")
+	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(300)
 	s := framed(a, 0, 300, 98)
 	if n, err := a.Append("t", 2, s, w, far()); n != 300 || err != nil {
@@ -88,7 +88,7 @@ func framed(a *Accumulator, first, n, size int) *Staged {
 // blocks stored uncompressed; the stock lz4 reader reads them back.
 func TestFrameSegments(t *testing.T) {
 	a := New(1<<20, 8<<20, time.Hour, GoAllocator{})
-	a.SetFrames("text/plain")
+	a.SetFrames("text/plain", true)
 	noise := make([]byte, 3*frameBlock/2) // incompressible, larger than a block
 	for i := range noise {
 		noise[i] = 'a' + byte(rand.IntN(26))
@@ -130,7 +130,7 @@ func bigRecord(a *Accumulator, i int, value []byte) *Staged {
 // follows once sent batches are given back.
 func TestFrameMemoryBound(t *testing.T) {
 	a := New(10000, 7000, time.Hour, GoAllocator{}) // room for two frames' buffers
-	a.SetFrames("application/x-ndjson")
+	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(300)
 	s := framed(a, 0, 300, 98) // segments of 101, 101 and 98 lines
 	n, err := a.Append("t", -1, s, w, time.Now().Add(20*time.Millisecond))
@@ -171,7 +171,7 @@ func TestFrameMemoryBound(t *testing.T) {
 // memory that no sent frame gives back.
 func TestFrameReuseWhileWaiting(t *testing.T) {
 	a := New(10000, 7000, time.Hour, GoAllocator{}) // room for two frames' buffers
-	a.SetFrames("application/x-ndjson")
+	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(300)
 	s := framed(a, 0, 300, 98) // three frames' worth
 	stop := make(chan struct{})
@@ -204,7 +204,7 @@ func TestFrameReuseWhileWaiting(t *testing.T) {
 func TestFrameBudgetIncompressible(t *testing.T) {
 	const batch, limit, partitions = 1 << 20, 2 << 20, 6
 	a := New(batch, limit, time.Hour, GoAllocator{})
-	a.SetFrames("application/x-ndjson")
+	a.SetFrames("application/x-ndjson", true)
 	rng := rand.New(rand.NewPCG(1, 2))
 	line := make([]byte, 999)
 	var err error

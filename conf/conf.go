@@ -129,7 +129,7 @@ var Options = []Option{
 		}},
 	{"Timestamp_Format", "enum", "iso8601_ns", "Format of Timestamp_Key: double, epoch_ms, epoch_ns, iso8601 (µs) or iso8601_ns.",
 		enum(func(c *Config) *string { return &c.TimestampFormat }, "double", "epoch_ms", "epoch_ns", "iso8601", "iso8601_ns")},
-	{"Kafka_Timestamp", "enum", "event", "Kafka message timestamp: the record's event time, or the produce time.",
+	{"Kafka_Timestamp", "enum", "event", "Kafka message timestamp: the record's event time (in batch mode the last record's), or the produce time.",
 		enum(func(c *Config) *string { return &c.KafkaTimestamp }, "event", "produce")},
 	{"Include_Tag_Key", "bool", "off", "Add the Fluent Bit tag to each record under Tag_Key.",
 		boolean(func(c *Config) *bool { return &c.IncludeTagKey })},

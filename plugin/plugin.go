@@ -145,7 +145,7 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 	in.acc.SetDeadLetterTopic(cfg.DLQTopic, cfg.MaxMessageBytes())
 	if in.batchMode = cfg.MessageMode == "batch"; in.batchMode {
 		in.newline = cfg.Format != "msgpack"
-		in.acc.SetFrames(contentTypes[cfg.Format])
+		in.acc.SetFrames(contentTypes[cfg.Format], cfg.KafkaTimestamp == "event")
 	}
 	if in.snd, err = sender.Start(in.acc, newProd, log); err != nil {
 		return nil, err
@@ -266,8 +266,10 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if !in.batchMode {
 			s.Buf = in.appendHeaders(s.Buf, st, &rec)
 		}
+		// 0 is the produce time; batch mode keeps the event time for its
+		// headers, whatever Kafka_Timestamp says (see SetFrames).
 		ts := int64(0)
-		if in.cfg.KafkaTimestamp == "event" {
+		if in.batchMode || in.cfg.KafkaTimestamp == "event" {
 			ts = max(rec.Time/1e6, 0)
 		}
 		s.Add(records, valueStart, keyStart, hdrStart, ts)

@@ -288,6 +288,36 @@ func TestRawSkipsRecordsWithoutTheField(t *testing.T) {
 	}
 }
 
+// TestBatchTimes: a batch message's headers give its records' event times
+// whatever Kafka_Timestamp says; its Kafka timestamp is the last event time
+// with event, 0 (the produce time) with produce.
+func TestBatchTimes(t *testing.T) {
+	for mode, wantMs := range map[string]int64{"event": 1700000001000, "produce": 0} {
+		t.Run(mode, func(t *testing.T) {
+			prod := &fakeProducer{}
+			in, sink := newInstance(t, prod, conf.MapGetter{"Message_Mode": "batch", "Kafka_Timestamp": mode})
+			recs := []fixture.Record{
+				{Time: time.UnixMilli(1700000000000), Body: []fixture.KV{{Key: "log", Value: "a"}}},
+				{Time: time.UnixMilli(1700000001000), Body: []fixture.KV{{Key: "log", Value: "b"}}},
+			}
+			if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})[0], "t"); got != OK {
+				t.Fatalf("Flush = %d; log:\n%s", got, sink)
+			}
+			if len(prod.msgs) != 1 {
+				t.Fatalf("%d messages, want 1", len(prod.msgs))
+			}
+			h := map[string]string{}
+			for _, kv := range prod.msgs[0].headers {
+				h[kv[0]] = kv[1]
+			}
+			if h[accumulator.HeaderFirstTime] != "2023-11-14T22:13:20Z" || h[accumulator.HeaderLastTime] != "2023-11-14T22:13:21Z" ||
+				prod.msgs[0].timeMs != wantMs {
+				t.Fatalf("headers %v, timestamp %d; want the event times and %d", h, prod.msgs[0].timeMs, wantMs)
+			}
+		})
+	}
+}
+
 func TestDynamicTopic(t *testing.T) {
 	prod := &fakeProducer{}
 	in, _ := newInstance(t, prod, conf.MapGetter{"Topics": "logs", "Topic_Key": "$t", "Dynamic_Topic": "on", "Timestamp_Key": "off"})
