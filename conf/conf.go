@@ -193,7 +193,7 @@ var Options = []Option{
 	{"Message_Mode", "enum", "record", "record: one Kafka message per record; batch: one per batch, an LZ4 frame of its records (NDJSON, or a msgpack stream).",
 		enum(func(c *Config) *string { return &c.MessageMode }, "record", "batch")},
 	{"Batch_Size", "size", "1M", "Bytes of records gathered per topic before a batch is sent.",
-		size(func(c *Config) *int64 { return &c.BatchSize }, 1<<10, 1<<30)},
+		size(func(c *Config) *int64 { return &c.BatchSize }, minBatchSize, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
 		duration(func(c *Config) *time.Duration { return &c.Linger }, 0, time.Minute)},
 	{"Buffer_Memory", "size", "64M", "Bound on the instance's buffered record bytes, sent or not yet acknowledged.",
@@ -207,6 +207,9 @@ var Options = []Option{
 	{"Client_ID", "string", "fluent-bit", "Kafka client.id of the producer.",
 		func(c *Config, v string) error { c.ClientID = v; return nil }},
 }
+
+// minBatchSize is Batch_Size's lower bound.
+const minBatchSize = 1 << 10
 
 // Error names the key whose value was refused.
 type Error struct {
@@ -266,12 +269,17 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 
 // checkBatchSize makes a batch mode frame fit the message size limit (LZ4
 // may grow its input by 1/255, plus headers): a Batch_Size left at its
-// default shrinks to fit, one given too large is refused.
+// default shrinks to fit, one given too large is refused, and so is a limit
+// that leaves less than Batch_Size's minimum.
 func (c *Config) checkBatchSize(g Getter) error {
 	limit := int64(c.MaxMessageBytes()-4096) * 255 / 256
-	if g.Get("Batch_Size") == "" {
+	switch {
+	case limit < minBatchSize:
+		return &Error{Key: RdkafkaPrefix + "message.max.bytes", Value: strconv.Itoa(c.MaxMessageBytes()), Reason: fmt.Sprintf(
+			"with Message_Mode batch a batch is one message: room for %d bytes of records, below Batch_Size's minimum %s", max(limit, 0), FormatSize(minBatchSize))}
+	case g.Get("Batch_Size") == "":
 		c.BatchSize = min(c.BatchSize, limit)
-	} else if c.BatchSize > limit {
+	case c.BatchSize > limit:
 		return &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: fmt.Sprintf(
 			"with Message_Mode batch a batch is one message: at most %d bytes for message.max.bytes %d", limit, c.MaxMessageBytes())}
 	}

@@ -144,4 +144,11 @@ func TestBatchModeFitsMessages(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "Batch_Size: ") || !strings.Contains(err.Error(), "2000000") {
 		t.Fatalf("a batch larger than a message: %v", err)
 	}
+	// A message.max.bytes too small for a batch of Batch_Size's minimum.
+	for _, v := range []string{"1000", "4000", "4096", "5000"} {
+		_, err = Load(MapGetter{"Brokers": "x:1", "Message_Mode": "batch", "rdkafka.message.max.bytes": v}, []string{"message.max.bytes"})
+		if err == nil || !strings.HasPrefix(err.Error(), "rdkafka.message.max.bytes: ") || !strings.Contains(err.Error(), v) {
+			t.Errorf("message.max.bytes %s: %v", v, err)
+		}
+	}
 }
