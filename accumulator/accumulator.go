@@ -379,6 +379,9 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 					failures = failures[1:]
 				}
 			}
+			// A guard: conf refuses DLQ_Topic in batch mode, where Kafka
+			// refuses a frame whole, one message of many chunks' records;
+			// its records are dropped.
 			if f != nil && f.Permanent && a.dlq != "" && !b.DeadLetter && b.frame == nil {
 				moved = append(moved, deadLetter{j, s.w, f})
 				s.w.example(FailedRecord{Topic: b.Topic, Size: int(b.Recs[j].Len), Reason: f.Reason, Permanent: true, ToDeadLetter: true})

@@ -169,7 +169,7 @@ var Options = []Option{
 		}},
 	{"Metadata_Headers", "bool", "off", "Send each entry of the record's metadata map (Fluent Bit 2.1+) as a header.",
 		boolean(func(c *Config) *bool { return &c.MetadataHeaders })},
-	{"DLQ_Topic", "string", "", "Dead-letter topic for records Kafka refuses for good (too large, invalid), with headers saying why; empty drops them.",
+	{"DLQ_Topic", "string", "", "Dead-letter topic for records Kafka refuses for good (too large, invalid), with headers saying why; empty drops them. Not supported with Message_Mode batch.",
 		func(c *Config, v string) error {
 			if v != "" && !ValidTopic(v) {
 				return fmt.Errorf("not a valid Kafka topic name")
@@ -252,6 +252,9 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	}
 	if c.MaxBlock > c.FlushTimeout {
 		return nil, &Error{Key: "Max_Block", Value: g.Get("Max_Block"), Reason: "longer than Flush_Timeout"}
+	}
+	if c.DLQTopic != "" && c.MessageMode == "batch" {
+		return nil, &Error{Key: "DLQ_Topic", Reason: "not supported with Message_Mode batch: a batch message holds records of many chunks and Kafka refuses it whole"}
 	}
 	c.Rdkafka = c.producerDefaults()
 	for _, p := range rdkafkaProps {

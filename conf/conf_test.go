@@ -86,6 +86,9 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	if _, err := Load(MapGetter{"Brokers": "x:1", "Max_Block": "10s"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Max_Block") {
 		t.Errorf("Max_Block over Flush_Timeout: %v", err)
 	}
+	if _, err := Load(MapGetter{"Brokers": "x:1", "DLQ_Topic": "dead", "Message_Mode": "batch"}, nil); err == nil || !strings.HasPrefix(err.Error(), "DLQ_Topic: not supported") {
+		t.Errorf("DLQ_Topic in batch mode: %v", err)
+	}
 }
 
 func TestUnits(t *testing.T) {
