@@ -50,23 +50,29 @@ func TestBatchesBoundedBySize(t *testing.T) {
 }
 
 func TestLingerAndFlushReadiness(t *testing.T) {
-	a := New(1000, 1<<20, 50*time.Millisecond, GoAllocator{})
-	w := NewWaiter(100)
-	a.Append("t", -1, staged(1, 10), w, far())
+	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	a.Append("t", -1, staged(1, 10), NewWaiter(1), far())
 	ready, next := a.Drain(time.Now(), nil)
-	if len(ready) != 0 || next <= 0 || next > 50*time.Millisecond {
+	if len(ready) != 0 || next <= 0 || next > time.Hour {
 		t.Fatalf("ready=%d next=%v", len(ready), next)
 	}
-	if ready, _ = a.Drain(time.Now().Add(60*time.Millisecond), nil); len(ready) != 1 {
+	if ready, _ = a.Drain(time.Now().Add(2*time.Hour), nil); len(ready) != 1 {
 		t.Fatalf("after linger: %d ready", len(ready))
 	}
-	// A waiting flush makes every batch ready at once.
+	// A waiting flush makes every batch ready at once, long before linger.
+	w := NewWaiter(1)
 	a.Append("t", -1, staged(1, 10), w, far())
-	go a.Wait(w, time.Now().Add(200*time.Millisecond), Sleep)
+	waited := make(chan struct{})
+	go func() {
+		a.Wait(w, far(), Sleep)
+		close(waited)
+	}()
 	<-a.Wake()
-	for len(ready) < 2 {
-		ready, _ = a.Drain(time.Now(), ready)
+	if ready, _ = a.Drain(time.Now(), nil); len(ready) != 1 {
+		t.Fatalf("while a flush waits: %d ready, want 1", len(ready))
 	}
+	a.Complete(ready[0], nil)
+	<-waited
 }
 
 func TestWaiterOutcome(t *testing.T) {
