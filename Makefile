@@ -45,7 +45,7 @@ test: lint
 
 # Tests that need neither Kafka nor the C host.
 unit: rdk/rdkafka.h
-	$(GO) test -count=1 ./conf ./ra ./chunk ./encode ./accumulator ./sender ./plugin ./metrics
+	$(GO) test -count=1 ./conf ./ra ./chunk ./encode ./accumulator ./sender ./plugin ./metrics ./batch
 
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ./chunk:FuzzReader ./encode:FuzzJSON ./encode:FuzzLogfmtAndMsgpack ./ra:FuzzLookup

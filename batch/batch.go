@@ -16,22 +16,25 @@ import (
 const ContentTypeHeader = "content-type"
 
 // Records calls fn with each record of a batch message's value; records
-// alias a buffer that is reused, so fn copies what it keeps.
+// are slices of the value decompressed for this call alone, so fn may keep
+// them. A malformed msgpack record is reported with its offset in the
+// decompressed value.
 func Records(value []byte, contentType string, fn func(record []byte) error) error {
 	raw, err := io.ReadAll(lz4.NewReader(bytes.NewReader(value)))
 	if err != nil {
 		return fmt.Errorf("lz4 frame: %w", err)
 	}
 	if contentType == "application/msgpack" {
-		for len(raw) > 0 {
-			rest, err := msgp.Skip(raw)
+		for off := 0; off < len(raw); {
+			rest, err := msgp.Skip(raw[off:])
 			if err != nil {
-				return fmt.Errorf("msgpack record at byte %d: %w", len(raw)-len(rest), err)
+				return fmt.Errorf("msgpack record at byte %d: %w", off, err)
 			}
-			if err := fn(raw[:len(raw)-len(rest)]); err != nil {
+			end := len(raw) - len(rest)
+			if err := fn(raw[off:end]); err != nil {
 				return err
 			}
-			raw = rest
+			off = end
 		}
 		return nil
 	}
