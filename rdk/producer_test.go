@@ -254,6 +254,39 @@ func TestPartitions(t *testing.T) {
 	}
 }
 
+// TestPartitionsRefreshed: partitions added to a topic are seen once the
+// known count is older than its maximum age (here 0), asked in the
+// background while the old count is still used.
+func TestPartitionsRefreshed(t *testing.T) {
+	defer rdk.SetPartitionsMaxAge(0)()
+	bootstrap := kafkatest.Bootstrap(t)
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 2)
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if n := p.Partitions(topic); n != 2 {
+		t.Fatalf("%d partitions, want 2", n)
+	}
+	kafkatest.AddPartitions(t, bootstrap, topic, 4)
+	n := p.Partitions(topic)
+	for deadline := time.Now().Add(30 * time.Second); n != 4 && time.Now().Before(deadline); n = p.Partitions(topic) {
+		if n != 2 {
+			t.Fatalf("%d partitions, want 2 until the new count is known", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n != 4 {
+		t.Fatalf("%d partitions after adding 2, want 4", n)
+	}
+}
+
 // TestAllBrokersDownBootstrapsAgain: when every broker the producer knows
 // is down, it connects through bootstrap.servers again, twice in a row too
 // (the second time when 30 s have passed since the first). librdkafka 2.15

@@ -38,9 +38,10 @@ type Producer struct {
 	ctx *C.gk_ctx
 	log Logger
 
-	mu         sync.Mutex // guards topics, nextID and batches: any goroutine may produce
+	mu         sync.Mutex // guards topics, partitions, nextID and batches: any goroutine may produce
 	topics     map[string]*C.rd_kafka_topic_t
 	partitions map[string]partitionCount
+	refreshes  sync.WaitGroup // partition counts asked in the background
 	nextID     uint64
 	batches    map[uint64]*accumulator.Batch // produced, not completed
 
@@ -145,28 +146,57 @@ func (p *Producer) topic(name string) *C.rd_kafka_topic_t {
 	return rkt
 }
 
+// partitionsMaxAge is how long a known partition count is used before it is
+// asked again (in the background), as the Java client refreshes metadata
+// after metadata.max.age.ms: keys then map to partitions added meanwhile.
+var partitionsMaxAge = 5 * time.Minute
+
 // Partitions returns how many partitions topic has, asking the cluster the
 // first time (for up to a second, so that a flush stays within its time);
 // -1 when it cannot tell, and then for the next 10 s without asking again.
+// A count older than partitionsMaxAge is used while it is asked again.
 func (p *Producer) Partitions(topic string) int {
 	p.mu.Lock()
 	known, ok := p.partitions[topic]
 	rkt := p.topic(topic)
+	refresh := ok && known.n > 0 && !known.asking && time.Since(known.asked) > partitionsMaxAge
+	if refresh {
+		known.asking = true
+		p.partitions[topic] = known
+		p.refreshes.Add(1)
+	}
 	p.mu.Unlock()
-	if ok && (known.n > 0 || time.Since(known.asked) < 10*time.Second) {
+	switch {
+	case refresh:
+		go func() {
+			defer p.refreshes.Done()
+			p.askPartitions(topic, rkt, known.n)
+		}()
+		return known.n
+	case ok && (known.n > 0 || time.Since(known.asked) < 10*time.Second):
 		return known.n
 	}
-	known = partitionCount{int(C.gk_partition_count(p.rk, rkt, 1000)), time.Now()}
+	return p.askPartitions(topic, rkt, -1)
+}
+
+// askPartitions asks the cluster for topic's partition count and keeps it;
+// when the cluster cannot tell, the count known before (or -1) stays.
+func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, before int) int {
+	n := int(C.gk_partition_count(p.rk, rkt, 1000))
+	if n <= 0 {
+		n = before
+	}
 	p.mu.Lock()
-	p.partitions[topic] = known
+	p.partitions[topic] = partitionCount{n: n, asked: time.Now()}
 	p.mu.Unlock()
-	return known.n
+	return n
 }
 
 // partitionCount is a topic's partition count, or -1, as asked at a time.
 type partitionCount struct {
-	n     int
-	asked time.Time
+	n      int
+	asked  time.Time
+	asking bool // asked again, in the background
 }
 
 // Poll waits up to timeout, in Go's poller, for batches to complete or for
@@ -297,6 +327,7 @@ func syslogToFluentBit(level int) int {
 // Close purges what librdkafka still holds and destroys the producer; the
 // batches it never completed are returned.
 func (p *Producer) Close() []*accumulator.Batch {
+	p.refreshes.Wait()
 	C.gk_stop(p.ctx)
 	if p.wake != nil {
 		p.wake.Close()

@@ -339,6 +339,34 @@ func CreateTopic(t testing.TB, bootstrap, topic string, partitions int) {
 	}
 }
 
+// AddPartitions grows topic to total partitions and waits until each has a leader.
+func AddPartitions(t testing.TB, bootstrap, topic string, total int) {
+	t.Helper()
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := admin.CreatePartitions(ctx, []kafka.PartitionsSpecification{{Topic: topic, IncreaseTo: total}})
+	if err == nil && res[0].Error.Code() != kafka.ErrNoError {
+		err = res[0].Error
+	}
+	deadline := time.Now().Add(time.Minute)
+	for err == nil {
+		ready := topicReady(admin, topic, total)
+		if ready == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			err = ready
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("kafkatest: growing topic %s on %s to %d partitions: %v", topic, bootstrap, total, err)
+}
+
 func topicReady(admin *kafka.AdminClient, topic string, partitions int) error {
 	md, err := admin.GetMetadata(&topic, false, 5000)
 	if err != nil {
