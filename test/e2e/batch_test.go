@@ -62,11 +62,19 @@ func TestBatchMode(t *testing.T) {
 			t.Fatalf("message headers %v, key %q", m.Headers, m.Key)
 		}
 		n := 0
+		var first, last time.Time // event times of the message's first and last records
 		err := batch.Records(m.Value, header(m, batch.ContentTypeHeader), func(rec []byte) error {
 			n++
 			var v map[string]any
 			if err := json.Unmarshal(rec, &v); err != nil {
 				return err
+			}
+			ts, err := time.Parse(time.RFC3339Nano, v["@timestamp"].(string))
+			if err != nil {
+				return err
+			}
+			if last = ts.Truncate(time.Millisecond); n == 1 {
+				first = last
 			}
 			stream := v["stream"].(string)
 			if p := (plugin.Murmur2([]byte(stream)) & 0x7fffffff) % partitions; p != m.TopicPartition.Partition {
@@ -84,8 +92,9 @@ func TestBatchMode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if header(m, "gokafka.records") != strconv.Itoa(n) || header(m, "gokafka.first_time") == "" {
-			t.Errorf("headers %v for %d records", m.Headers, n)
+		if header(m, "gokafka.records") != strconv.Itoa(n) || header(m, "gokafka.first_time") != first.UTC().Format(time.RFC3339Nano) ||
+			header(m, "gokafka.last_time") != last.UTC().Format(time.RFC3339Nano) || !m.Timestamp.Equal(last) {
+			t.Errorf("headers %v, timestamp %v for %d records from %v to %v", m.Headers, m.Timestamp, n, first, last)
 		}
 		values.Write(m.Value)
 	}
