@@ -24,5 +24,8 @@ func Markdown() string {
 	for _, p := range (&Config{Brokers: "<Brokers>", ClientID: "<Client_ID>", Compression: "<Compression>"}).producerDefaults() {
 		fmt.Fprintf(&b, "- `%s=%s`\n", p.Key, p.Value)
 	}
+	b.WriteString("\nIn batch mode `linger.ms=0` and `compression.type=none`. In record mode a flush that waits " +
+		"has librdkafka send its records at once rather than after `linger.ms`; an `rdkafka.linger.ms` " +
+		"(or `rdkafka.queue.buffering.max.ms`) of your own turns that off.\n")
 	return b.String()
 }

@@ -214,7 +214,7 @@ func TestMalformedChunk(t *testing.T) {
 
 func TestConcurrentFlushes(t *testing.T) {
 	prod := &fakeProducer{}
-	in, sink := newInstance(t, prod, conf.MapGetter{"Batch_Size": "128K"})
+	in, sink := newInstance(t, prod, conf.MapGetter{"Batch_Size": "4K"})
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Add(1)

@@ -13,6 +13,8 @@ struct gk_ctx {
 	gk_batch *done_head, *done_tail; // batches whose last report came
 	int waiters;  // flushes in gk_wait
 	int producing; // gk_produce calls in progress (atomic)
+	unsigned produced, requested; // gk_produce calls ended, and as of the last request_send (atomic)
+	int waited_out; // the last gk_wait ended with nothing completed
 	int send_at_once; // a waiting flush makes librdkafka send without lingering
 	int send_now;  // poll_main is to make librdkafka send without lingering (atomic)
 	int kicked;   // gk_wake since the last gk_wait returned
@@ -203,9 +205,15 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 // librdkafka sends at once only during rd_kafka_flush; that call also serves
 // delivery reports, so poll_main makes it. A flush waits once its batches are
 // produced, so a batch is not sent in pieces unless another flush is
-// producing at the same time.
-static void request_send(gk_ctx *c) {
+// producing at the same time. Each call wakes every broker thread, so it is
+// made only when batches were produced since the last one, or when a flush
+// waited a whole turn in vain (its records may have waited for a new topic's
+// metadata or the producer ID, and missed the last call's 1 ms).
+static void request_send(gk_ctx *c, int again) {
 	if (!c->send_at_once)
+		return;
+	unsigned produced = __atomic_load_n(&c->produced, __ATOMIC_SEQ_CST);
+	if (__atomic_exchange_n(&c->requested, produced, __ATOMIC_SEQ_CST) == produced && !again)
 		return;
 	__atomic_store_n(&c->send_now, 1, __ATOMIC_RELEASE);
 	rd_kafka_queue_yield(c->mainq);
@@ -304,11 +312,19 @@ static rd_kafka_headers_t *headers(const unsigned char *p, uint32_t len) {
 	return h;
 }
 
+// gk_produce hands b's records to librdkafka. Once its queue is full (an
+// operator may bound it), the rest of the batch fails too, for a retry, so
+// that no later record of the batch gets in ahead of one refused.
 void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partition,
 		const char *base, const gk_rec *recs, gk_batch *b) {
 	int32_t n = b->remaining;
+	rd_kafka_resp_err_t full = 0;
 	__atomic_add_fetch(&c->producing, 1, __ATOMIC_SEQ_CST);
 	for (int32_t i = 0; i < n; i++) {
+		if (full) {
+			settle(c, b, i, full);
+			continue;
+		}
 		const gk_rec *r = &recs[i];
 		const char *value = base + r->off;
 		void *key = r->klen ? (void *)(value + r->len) : NULL;
@@ -328,11 +344,14 @@ void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partit
 				RD_KAFKA_V_VALUE((void *)value, r->len), RD_KAFKA_V_KEY(key, r->klen),
 				RD_KAFKA_V_TIMESTAMP(r->ts_ms), RD_KAFKA_V_OPAQUE(&b->slots[i]), RD_KAFKA_V_END);
 		}
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			full = err;
 		if (err)
 			settle(c, b, i, err);
 	}
+	__atomic_add_fetch(&c->produced, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_sub_fetch(&c->producing, 1, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&c->waiters, __ATOMIC_SEQ_CST) > 0)
-		request_send(c);
+		request_send(c, 0);
 }
 
 // take moves up to max completed batches to done; c->mu is held.
@@ -366,10 +385,11 @@ int gk_wait(gk_ctx *c, int timeout_ms, gk_batch **done, int max) {
 	}
 	pthread_mutex_lock(&c->mu);
 	if (__atomic_fetch_add(&c->waiters, 1, __ATOMIC_SEQ_CST) == 0 && __atomic_load_n(&c->producing, __ATOMIC_SEQ_CST) == 0)
-		request_send(c);
+		request_send(c, c->waited_out);
 	while (!c->done_head && !c->kicked && pthread_cond_timedwait(&c->done_cond, &c->mu, &until) == 0)
 		;
 	__atomic_sub_fetch(&c->waiters, 1, __ATOMIC_SEQ_CST);
+	c->waited_out = !c->done_head && !c->kicked;
 	c->kicked = 0;
 	int n = take(c, done, max);
 	pthread_mutex_unlock(&c->mu);

@@ -182,8 +182,9 @@ func (s *Sender) recreate(cause error) {
 	s.mu.Lock()
 	old := s.prod
 	s.prod = prod
-	left := old.Close()
 	s.mu.Unlock()
+	left := old.Close() // no flush uses old now; closing it may wait up to a second
+
 	s.fatalSince = time.Time{}
 	s.recreated.Add(1)
 	s.log(2, fmt.Sprintf("producer failed (%v); made a new one, %d batches in flight will be retried", cause, len(left)))
@@ -205,7 +206,8 @@ func (s *Sender) sendLoop() {
 		// One thread produces at a time (SendAll too), so that batches of a
 		// partition reach librdkafka in the order they were drained.
 		s.sending.Lock()
-		ready, next := s.acc.Drain(time.Now(), ready[:0])
+		var next time.Duration
+		ready, next = s.acc.Drain(time.Now(), ready[:0])
 		for i, b := range ready {
 			s.inflight.Add(1)
 			s.prod.Produce(b)
@@ -271,8 +273,8 @@ func (s *Sender) Close(deadline time.Time) {
 	unsent, _ := s.acc.Drain(time.Now(), nil)
 	s.mu.Lock() // a flush waiting in Producer.Wait leaves it first
 	s.closed = true
-	left := s.prod.Close()
 	s.mu.Unlock()
+	left := s.prod.Close()
 	for _, b := range append(unsent, left...) {
 		s.acc.Abort(b, "plugin stopped before Kafka acknowledged it")
 	}
