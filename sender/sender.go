@@ -184,7 +184,6 @@ func (s *Sender) recreate(cause error) {
 	s.prod = prod
 	s.mu.Unlock()
 	left := old.Close() // no flush uses old now; closing it may wait up to a second
-
 	s.fatalSince = time.Time{}
 	s.recreated.Add(1)
 	s.log(2, fmt.Sprintf("producer failed (%v); made a new one, %d batches in flight will be retried", cause, len(left)))
