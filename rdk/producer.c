@@ -17,6 +17,7 @@ struct gk_ctx {
 	int waited_out; // the last gk_wait ended with nothing completed
 	int send_at_once; // a waiting flush makes librdkafka send without lingering
 	int send_now;  // poll_main is to make librdkafka send without lingering (atomic)
+	int in_flush;  // poll_main is in rd_kafka_flush for send_now (poll thread only)
 	int kicked;   // gk_wake since the last gk_wait returned
 	int notified; // the pipe was written and gk_take has not run since
 	int wake_w;  // the pipe's write end (gk_start)
@@ -122,11 +123,21 @@ static void settle(gk_ctx *c, gk_batch *b, int32_t idx, int err) {
 	}
 }
 
+// on_delivery counts a record's report. During poll_main's rd_kafka_flush,
+// the first report that comes while another flush is producing ends that
+// call: the waiting flush's records went out before it, and librdkafka,
+// while flushing, would send the producing flush's records in pieces as they
+// come and, once a partition has five requests in flight, poll its socket
+// without sleeping (Workers 2: CPU -6 %, wall time -7 %).
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-	(void)rk;
 	gk_batch **slot = m->_private;
 	gk_batch *b = *slot;
-	settle(opaque, b, (int32_t)(slot - b->slots), m->err);
+	gk_ctx *c = opaque;
+	settle(c, b, (int32_t)(slot - b->slots), m->err);
+	if (c->in_flush && __atomic_load_n(&c->producing, __ATOMIC_SEQ_CST) > 0) {
+		c->in_flush = 0;
+		rd_kafka_yield(rk);
+	}
 }
 
 static void add_event(gk_ctx *c, int level, int err, const char *text) {
@@ -227,9 +238,11 @@ static void request_send(gk_ctx *c, int again) {
 static void *poll_main(void *arg) {
 	gk_ctx *c = arg;
 	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
-		if (__atomic_exchange_n(&c->send_now, 0, __ATOMIC_ACQ_REL))
+		if (__atomic_exchange_n(&c->send_now, 0, __ATOMIC_ACQ_REL)) {
+			c->in_flush = 1;
 			rd_kafka_flush(c->rk, 1); // linger ignored for up to 1 ms
-		else
+			c->in_flush = 0;
+		} else
 			rd_kafka_queue_poll_callback(c->mainq, 1000);
 		readd_maybe(c);
 	}
