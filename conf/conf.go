@@ -336,7 +336,7 @@ func (c *Config) producerDefaults() []Property {
 		{Key: "acks", Value: "all"},
 		{Key: "linger.ms", Value: c.lingerMs()},
 		// Keyed records land where the Java client's default partitioner
-		// puts them; unkeyed ones are spread at random.
+		// puts them; rdk.New sends unkeyed ones to one partition per batch.
 		{Key: "partitioner", Value: "murmur2_random"},
 		// The plugin bounds its memory with Buffer_Memory; librdkafka's own
 		// queue limits must never be the tighter bound.

@@ -78,6 +78,7 @@ gk_batch *gk_batch_new(uint64_t id, int32_t n) {
 		return NULL;
 	b->id = id;
 	b->remaining = n;
+	b->partition = -1;
 	for (int32_t i = 0; i < n; i++)
 		b->slots[i] = b;
 	return b;
@@ -290,7 +291,35 @@ char *gk_stats(gk_ctx *c) {
 	return s;
 }
 
-void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c, int send_at_once) {
+// partition_by_batch is the partitioner with batch_partitions: a record with
+// a key goes where murmur2_random (the Java client's default) puts it; those
+// without one go to their batch's partition, the first available from the
+// batch's number on, so that consecutive batches take turns (KIP-480's sticky
+// partitioner switches with each batch, too). Two flushes' batches then go to
+// different partitions: librdkafka's idempotent producer has one request in
+// flight per partition. librdkafka's main thread may call it for a batch
+// still being produced (records that waited for the topic's metadata), hence
+// the atomics.
+static int32_t partition_by_batch(const rd_kafka_topic_t *rkt, const void *key, size_t keylen, int32_t cnt,
+				  void *topic_opaque, void *msg_opaque) {
+	if (key)
+		return rd_kafka_msg_partitioner_murmur2(rkt, key, keylen, cnt, topic_opaque, msg_opaque);
+	gk_batch *b = *(gk_batch **)msg_opaque;
+	int32_t p = __atomic_load_n(&b->partition, __ATOMIC_RELAXED);
+	if (p >= 0 && p < cnt)
+		return p;
+	p = (int32_t)(b->id % (uint64_t)cnt);
+	for (int32_t i = 0; i < cnt; i++) {
+		if (rd_kafka_topic_partition_available(rkt, (p + i) % cnt)) {
+			p = (p + i) % cnt;
+			break;
+		}
+	}
+	__atomic_store_n(&b->partition, p, __ATOMIC_RELAXED);
+	return p;
+}
+
+void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c, int send_at_once, int batch_partitions) {
 	size_t size = 0;
 	if (rd_kafka_conf_get(conf, "bootstrap.servers", NULL, &size) == RD_KAFKA_CONF_OK && size > 1 &&
 	    (c->bootstrap = malloc(size)))
@@ -304,6 +333,16 @@ void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c, int send_at_once) {
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_log_cb(conf, on_log);
+	if (batch_partitions) {
+		// Records without a key reach the partitioner only when librdkafka's own sticky one is off.
+		rd_kafka_conf_set(conf, "sticky.partitioning.linger.ms", "0", NULL, 0);
+		rd_kafka_topic_conf_t *tc = rd_kafka_conf_get_default_topic_conf(conf);
+		if (!tc) {
+			tc = rd_kafka_topic_conf_new();
+			rd_kafka_conf_set_default_topic_conf(conf, tc);
+		}
+		rd_kafka_topic_conf_set_partitioner_cb(tc, partition_by_batch);
+	}
 }
 
 // headers builds a record's headers from their encoding (accumulator.AppendHeader).

@@ -151,6 +151,74 @@ func TestWaitingFlushSendsAtOnce(t *testing.T) {
 	}
 }
 
+// TestKeylessBatchesTakeTurns: the records without a key of one batch go
+// to one partition, and consecutive batches to different ones; unless the
+// operator set the partitioner's stickiness, which then spreads them. The
+// first batch finds every partition's leader known only after it is sent,
+// so the turns are checked on the three after it.
+func TestKeylessBatchesTakeTurns(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, byOperator := range []bool{false, true} {
+		topic = kafkatest.UniqueTopic(t)
+		kafkatest.CreateTopic(t, bootstrap, topic, 3)
+		props := cfg.Rdkafka
+		if byOperator {
+			props = append(slices.Clone(props), conf.Property{Key: "sticky.partitioning.linger.ms", Value: "0", FromUser: true})
+		}
+		newProd := func() (sender.Producer, error) { return rdk.New(props, func(int, string) {}) }
+		acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+		snd, err := sender.Start(acc, newProd, func(int, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const batches, perBatch = 4, 300
+		for i := range batches {
+			if res := send(t, acc, i*perBatch, perBatch); res.Delivered != perBatch {
+				t.Fatalf("batch %d: %+v", i, res)
+			}
+		}
+		snd.Close(time.Now().Add(30 * time.Second))
+		msgs := kafkatest.Consume(t, bootstrap, topic, batches*perBatch, time.Minute)
+		if len(msgs) != batches*perBatch {
+			t.Fatalf("%d messages in the topic, want %d", len(msgs), batches*perBatch)
+		}
+		partitions := make([]map[int32]int, batches) // of each batch's records
+		for i := range partitions {
+			partitions[i] = map[int32]int{}
+		}
+		for _, m := range msgs {
+			var n int
+			if _, err := fmt.Sscanf(string(m.Value), "record %d", &n); err != nil {
+				t.Fatal(err)
+			}
+			partitions[n/perBatch][m.TopicPartition.Partition]++
+		}
+		t.Logf("operator's stickiness %v: records per partition of each batch %v", byOperator, partitions)
+		if byOperator {
+			if len(partitions[0]) == 1 {
+				t.Errorf("with the operator's stickiness 0, one batch went to one partition: %v", partitions[0])
+			}
+			continue
+		}
+		seen := map[int32]bool{}
+		for i, ps := range partitions {
+			if len(ps) != 1 {
+				t.Errorf("batch %d went to %d partitions: %v", i, len(ps), ps)
+			}
+			for p := range ps {
+				seen[p] = seen[p] || i > 0
+			}
+		}
+		if len(seen) != 3 || !seen[0] || !seen[1] || !seen[2] {
+			t.Errorf("batches 1 to 3 went to partitions %v, want one each of 0, 1, 2: %v", seen, partitions)
+		}
+	}
+}
+
 // TestFullQueueFailsRecords: when librdkafka's queue is full (an operator
 // may bound it with rdkafka.queue.buffering.max.messages) and no broker is
 // up, producing fails the records that do not fit, for a retry, rather than

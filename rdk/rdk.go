@@ -67,15 +67,19 @@ var (
 
 // New creates a producer from props; an error names the property refused.
 // A flush that waits makes librdkafka send its records at once, unless the
-// operator set linger.ms.
+// operator set linger.ms. Records without a key go to one partition per
+// batch, unless the operator set the partitioner or its stickiness.
 func New(props []conf.Property, log Logger) (*Producer, error) {
 	redact := newRedactor(props)
 	cconf := C.rd_kafka_conf_new()
 	var errstr [512]C.char
-	sendAtOnce := C.int(1)
+	sendAtOnce, batchPartitions := C.int(1), C.int(1)
 	for _, p := range props {
 		if p.FromUser && (p.Key == "linger.ms" || p.Key == "queue.buffering.max.ms") {
 			sendAtOnce = 0
+		}
+		if p.FromUser && (p.Key == "partitioner" || p.Key == "sticky.partitioning.linger.ms") {
+			batchPartitions = 0
 		}
 		k, v := C.CString(p.Key), C.CString(p.Value)
 		res := C.rd_kafka_conf_set(cconf, k, v, &errstr[0], C.size_t(len(errstr)))
@@ -91,7 +95,7 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 		}
 	}
 	ctx := C.gk_ctx_new()
-	C.gk_conf_callbacks(cconf, ctx, sendAtOnce)
+	C.gk_conf_callbacks(cconf, ctx, sendAtOnce, batchPartitions)
 	rk := C.rd_kafka_new(C.RD_KAFKA_PRODUCER, cconf, &errstr[0], C.size_t(len(errstr)))
 	if rk == nil {
 		C.rd_kafka_conf_destroy(cconf)
