@@ -22,6 +22,7 @@ typedef struct gk_rec {
 typedef struct gk_batch {
 	uint64_t id;
 	int32_t remaining;         // reports still due (atomic)
+	uint32_t turn;             // its topic's count of batches without a partition (rdk.go)
 	int32_t partition;         // of its records without a key, -1 until the first (atomic)
 	int32_t nfail, capfail;
 	int32_t *fail_idx, *fail_err;
@@ -46,7 +47,7 @@ void gk_ctx_free(gk_ctx *c);
 // waits makes librdkafka send at once rather than after linger.ms; with
 // batch_partitions, records without a key go to one partition per batch.
 void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c, int send_at_once, int batch_partitions);
-gk_batch *gk_batch_new(uint64_t id, int32_t n);
+gk_batch *gk_batch_new(uint64_t id, uint32_t turn, int32_t n);
 void gk_batch_free(gk_batch *b);
 void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partition,
 		const char *base, const gk_rec *recs, gk_batch *b);

@@ -152,19 +152,23 @@ func TestWaitingFlushSendsAtOnce(t *testing.T) {
 }
 
 // TestKeylessBatchesTakeTurns: the records without a key of one batch go
-// to one partition, and consecutive batches to different ones; unless the
-// operator set the partitioner's stickiness, which then spreads them. The
-// first batch finds every partition's leader known only after it is sent,
-// so the turns are checked on the three after it.
+// to one partition, and a topic's consecutive batches to the next partition
+// each, also when batches of two topics alternate; unless the operator set
+// the partitioner's stickiness, which then spreads them. The first batch of
+// a topic finds every partition's leader known only after it is sent, so
+// the turns are checked on the batches after it.
 func TestKeylessBatchesTakeTurns(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	const partitions, batches, perBatch = 3, 5, 300 // batches per topic
 	for _, byOperator := range []bool{false, true} {
-		topic = kafkatest.UniqueTopic(t)
-		kafkatest.CreateTopic(t, bootstrap, topic, 3)
+		topics := []string{kafkatest.UniqueTopic(t) + "-a", kafkatest.UniqueTopic(t) + "-b"}
+		for _, name := range topics {
+			kafkatest.CreateTopic(t, bootstrap, name, partitions)
+		}
 		props := cfg.Rdkafka
 		if byOperator {
 			props = append(slices.Clone(props), conf.Property{Key: "sticky.partitioning.linger.ms", Value: "0", FromUser: true})
@@ -175,46 +179,51 @@ func TestKeylessBatchesTakeTurns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		const batches, perBatch = 4, 300
 		for i := range batches {
-			if res := send(t, acc, i*perBatch, perBatch); res.Delivered != perBatch {
-				t.Fatalf("batch %d: %+v", i, res)
+			for _, name := range topics {
+				topic = name
+				if res := send(t, acc, i*perBatch, perBatch); res.Delivered != perBatch {
+					t.Fatalf("%s batch %d: %+v", name, i, res)
+				}
 			}
 		}
 		snd.Close(time.Now().Add(30 * time.Second))
-		msgs := kafkatest.Consume(t, bootstrap, topic, batches*perBatch, time.Minute)
-		if len(msgs) != batches*perBatch {
-			t.Fatalf("%d messages in the topic, want %d", len(msgs), batches*perBatch)
-		}
-		partitions := make([]map[int32]int, batches) // of each batch's records
-		for i := range partitions {
-			partitions[i] = map[int32]int{}
-		}
-		for _, m := range msgs {
-			var n int
-			if _, err := fmt.Sscanf(string(m.Value), "record %d", &n); err != nil {
-				t.Fatal(err)
+		for _, name := range topics {
+			msgs := kafkatest.Consume(t, bootstrap, name, batches*perBatch, time.Minute)
+			if len(msgs) != batches*perBatch {
+				t.Fatalf("%d messages in %s, want %d", len(msgs), name, batches*perBatch)
 			}
-			partitions[n/perBatch][m.TopicPartition.Partition]++
-		}
-		t.Logf("operator's stickiness %v: records per partition of each batch %v", byOperator, partitions)
-		if byOperator {
-			if len(partitions[0]) == 1 {
-				t.Errorf("with the operator's stickiness 0, one batch went to one partition: %v", partitions[0])
+			counts := make([]map[int32]int, batches) // records per partition of each batch
+			for i := range counts {
+				counts[i] = map[int32]int{}
 			}
-			continue
-		}
-		seen := map[int32]bool{}
-		for i, ps := range partitions {
-			if len(ps) != 1 {
-				t.Errorf("batch %d went to %d partitions: %v", i, len(ps), ps)
+			for _, m := range msgs {
+				var n int
+				if _, err := fmt.Sscanf(string(m.Value), "record %d", &n); err != nil {
+					t.Fatal(err)
+				}
+				counts[n/perBatch][m.TopicPartition.Partition]++
 			}
-			for p := range ps {
-				seen[p] = seen[p] || i > 0
+			t.Logf("operator's stickiness %v: records per partition of each batch to %s %v", byOperator, name, counts)
+			if byOperator {
+				if len(counts[0]) == 1 {
+					t.Errorf("with the operator's stickiness 0, a batch went to one partition: %v", counts[0])
+				}
+				continue
 			}
-		}
-		if len(seen) != 3 || !seen[0] || !seen[1] || !seen[2] {
-			t.Errorf("batches 1 to 3 went to partitions %v, want one each of 0, 1, 2: %v", seen, partitions)
+			prev := int32(-1)
+			for i, c := range counts {
+				if len(c) != 1 {
+					t.Errorf("%s batch %d went to %d partitions: %v", name, i, len(c), c)
+					continue
+				}
+				for p := range c {
+					if i > 1 && p != (prev+1)%partitions {
+						t.Errorf("%s batch %d went to partition %d, batch %d to %d, want the next one: %v", name, i-1, prev, i, p, counts)
+					}
+					prev = p
+				}
+			}
 		}
 	}
 }

@@ -13,6 +13,7 @@ import "C"
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -39,7 +40,7 @@ type Producer struct {
 	log Logger
 
 	mu         sync.Mutex // guards topics, partitions, nextID and batches: any goroutine may produce
-	topics     map[string]*C.rd_kafka_topic_t
+	topics     map[string]*topic
 	partitions map[string]partitionCount
 	refreshes  sync.WaitGroup // partition counts asked in the background
 	nextID     uint64
@@ -106,7 +107,7 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 		rk:         rk,
 		ctx:        ctx,
 		log:        log,
-		topics:     make(map[string]*C.rd_kafka_topic_t),
+		topics:     make(map[string]*topic),
 		partitions: make(map[string]partitionCount),
 		batches:    make(map[uint64]*accumulator.Batch),
 		redact:     redact,
@@ -121,33 +122,48 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 	return p, nil
 }
 
+// topic is a topic's librdkafka handle and the turn of its next batch
+// without a partition: the partitioner sends such a batch's records without
+// a key to one partition, the turn modulo the partition count.
+type topic struct {
+	rkt  *C.rd_kafka_topic_t
+	turn uint32
+}
+
 // Produce hands every record of b to librdkafka in one C call.
 func (p *Producer) Produce(b *accumulator.Batch) {
 	p.mu.Lock()
-	rkt := p.topic(b.Topic)
+	t := p.topic(b.Topic)
+	var turn uint32
+	if b.Partition < 0 {
+		turn = t.turn
+		t.turn++
+	}
 	p.nextID++
 	id := p.nextID
 	p.batches[id] = b
 	p.mu.Unlock()
-	cb := C.gk_batch_new(C.uint64_t(id), C.int32_t(len(b.Recs)))
+	cb := C.gk_batch_new(C.uint64_t(id), C.uint32_t(turn), C.int32_t(len(b.Recs)))
 	if cb == nil {
 		panic("rdk: out of memory for a batch")
 	}
-	C.gk_produce(p.rk, p.ctx, rkt, C.int32_t(b.Partition),
+	C.gk_produce(p.rk, p.ctx, t.rkt, C.int32_t(b.Partition),
 		(*C.char)(unsafe.Pointer(unsafe.SliceData(b.Buf))),
 		(*C.gk_rec)(unsafe.Pointer(unsafe.SliceData(b.Recs))), cb)
 }
 
-// topic returns the topic's handle; p.mu is held.
-func (p *Producer) topic(name string) *C.rd_kafka_topic_t {
-	rkt := p.topics[name]
-	if rkt == nil {
+// topic returns the topic's handle, made on first use with its turns
+// starting at random (each producer's first batches go to different
+// partitions); p.mu is held.
+func (p *Producer) topic(name string) *topic {
+	t := p.topics[name]
+	if t == nil {
 		cname := C.CString(name)
-		rkt = C.rd_kafka_topic_new(p.rk, cname, nil)
+		t = &topic{rkt: C.rd_kafka_topic_new(p.rk, cname, nil), turn: rand.Uint32()}
 		C.free(unsafe.Pointer(cname))
-		p.topics[name] = rkt
+		p.topics[name] = t
 	}
-	return rkt
+	return t
 }
 
 // partitionsMaxAge is how long a known partition count is used before it is
@@ -162,7 +178,7 @@ var partitionsMaxAge = 5 * time.Minute
 func (p *Producer) Partitions(topic string) int {
 	p.mu.Lock()
 	known, ok := p.partitions[topic]
-	rkt := p.topic(topic)
+	rkt := p.topic(topic).rkt
 	refresh := ok && known.n > 0 && !known.asking && time.Since(known.asked) > partitionsMaxAge
 	if refresh {
 		known.asking = true
@@ -337,8 +353,8 @@ func (p *Producer) Close() []*accumulator.Batch {
 		p.wake.Close()
 	}
 	C.rd_kafka_purge(p.rk, C.RD_KAFKA_PURGE_F_QUEUE|C.RD_KAFKA_PURGE_F_INFLIGHT)
-	for _, rkt := range p.topics {
-		C.rd_kafka_topic_destroy(rkt)
+	for _, t := range p.topics {
+		C.rd_kafka_topic_destroy(t.rkt)
 	}
 	C.rd_kafka_destroy(p.rk)
 	p.logEvents()
