@@ -40,7 +40,7 @@ type Producer struct {
 	log Logger
 
 	mu         sync.Mutex // guards topics, partitions, nextID and batches: any goroutine may produce
-	topics     map[string]*topic
+	topics     map[string]*topicHandle
 	partitions map[string]partitionCount
 	refreshes  sync.WaitGroup // partition counts asked in the background
 	nextID     uint64
@@ -107,7 +107,7 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 		rk:         rk,
 		ctx:        ctx,
 		log:        log,
-		topics:     make(map[string]*topic),
+		topics:     make(map[string]*topicHandle),
 		partitions: make(map[string]partitionCount),
 		batches:    make(map[uint64]*accumulator.Batch),
 		redact:     redact,
@@ -122,10 +122,10 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 	return p, nil
 }
 
-// topic is a topic's librdkafka handle and the turn of its next batch
+// topicHandle is a topic's librdkafka handle and the turn of its next batch
 // without a partition: the partitioner sends such a batch's records without
 // a key to one partition, the turn modulo the partition count.
-type topic struct {
+type topicHandle struct {
 	rkt  *C.rd_kafka_topic_t
 	turn uint32
 }
@@ -155,11 +155,11 @@ func (p *Producer) Produce(b *accumulator.Batch) {
 // topic returns the topic's handle, made on first use with its turns
 // starting at random (each producer's first batches go to different
 // partitions); p.mu is held.
-func (p *Producer) topic(name string) *topic {
+func (p *Producer) topic(name string) *topicHandle {
 	t := p.topics[name]
 	if t == nil {
 		cname := C.CString(name)
-		t = &topic{rkt: C.rd_kafka_topic_new(p.rk, cname, nil), turn: rand.Uint32()}
+		t = &topicHandle{rkt: C.rd_kafka_topic_new(p.rk, cname, nil), turn: rand.Uint32()}
 		C.free(unsafe.Pointer(cname))
 		p.topics[name] = t
 	}
