@@ -62,6 +62,19 @@ func send(t *testing.T, acc *accumulator.Accumulator, first, n int) accumulator.
 
 var topic string
 
+// startSender starts a sender, with producers made from props, over an
+// accumulator of 64 KiB batches; their logs are dropped.
+func startSender(t *testing.T, props []conf.Property) (*accumulator.Accumulator, *sender.Sender) {
+	t.Helper()
+	newProd := func() (sender.Producer, error) { return rdk.New(props, func(int, string) {}) }
+	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+	snd, err := sender.Start(acc, newProd, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acc, snd
+}
+
 // TestFatalErrorRecreatesProducer: after a fatal librdkafka error (as a
 // fenced idempotent producer raises), the sender makes a new producer and
 // delivery goes on; the records of the old one fail retriably.
@@ -126,12 +139,7 @@ func TestWaitingFlushSendsAtOnce(t *testing.T) {
 	}
 	for _, byOperator := range []bool{false, true} {
 		props := append(slices.Clone(cfg.Rdkafka), conf.Property{Key: "linger.ms", Value: "8000", FromUser: byOperator})
-		newProd := func() (sender.Producer, error) { return rdk.New(props, func(int, string) {}) }
-		acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-		snd, err := sender.Start(acc, newProd, func(int, string) {})
-		if err != nil {
-			t.Fatal(err)
-		}
+		acc, snd := startSender(t, props)
 		w := accumulator.NewWaiter(100)
 		if got, err := acc.Append(topic, -1, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
 			t.Fatal(got, err)
@@ -173,12 +181,7 @@ func TestKeylessBatchesTakeTurns(t *testing.T) {
 		if byOperator {
 			props = append(slices.Clone(props), conf.Property{Key: "sticky.partitioning.linger.ms", Value: "0", FromUser: true})
 		}
-		newProd := func() (sender.Producer, error) { return rdk.New(props, func(int, string) {}) }
-		acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-		snd, err := sender.Start(acc, newProd, func(int, string) {})
-		if err != nil {
-			t.Fatal(err)
-		}
+		acc, snd := startSender(t, props)
 		for i := range batches {
 			for _, name := range topics {
 				topic = name
@@ -239,12 +242,7 @@ func TestFullQueueFailsRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newProd := func() (sender.Producer, error) { return rdk.New(cfg.Rdkafka, func(int, string) {}) }
-	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-	snd, err := sender.Start(acc, newProd, func(int, string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acc, snd := startSender(t, cfg.Rdkafka)
 	defer snd.Close(time.Now())
 	w := accumulator.NewWaiter(100)
 	if got, err := acc.Append("t", -1, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
