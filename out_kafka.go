@@ -140,8 +140,9 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 
 	cfg, err := conf.Load(getter{p}, rdkProps())
 	if err == nil {
+		causes := rdk.NewCauses()
 		newProducer := func() (sender.Producer, error) {
-			prod, err := rdk.New(cfg.Rdkafka, rdk.Logger(log))
+			prod, err := rdk.New(cfg.Rdkafka, rdk.Logger(log), causes)
 			if err != nil {
 				return nil, err
 			}

@@ -41,6 +41,7 @@ func AppendHeader(dst, name, value []byte) []byte {
 type Batch struct {
 	Topic     string
 	Partition int32 // -1 lets the producer's partitioner choose
+	Lane      int   // the sender lane whose producer sends it
 	Buf       []byte
 	Recs      []Rec
 	// DeadLetter marks a batch of records Kafka refused, on their way to
@@ -98,7 +99,11 @@ var ErrTooLarge = errors.New("record larger than Buffer_Memory")
 type key struct {
 	topic     string
 	partition int32
+	lane      int
 }
+
+// AllLanes drains the batches of every lane.
+const AllLanes = -1
 
 // Accumulator holds the batches of one plugin instance.
 type Accumulator struct {
@@ -187,12 +192,12 @@ func (s *Staged) Skip(n int) {
 	}
 }
 
-// Append copies s's records into batches of topic/partition on behalf of w,
-// waiting for memory until deadline. It returns how many records went in;
+// Append copies s's records into batches of topic/partition for lane on
+// behalf of w, waiting for memory until deadline. It returns how many records went in;
 // fewer than all means the deadline passed (or, with ErrTooLarge, that
 // record s.Recs[n] can never fit and was skipped: the caller counts it).
-func (a *Accumulator) Append(topic string, partition int32, s *Staged, w *Waiter, deadline time.Time) (int, error) {
-	k := key{topic, partition}
+func (a *Accumulator) Append(topic string, partition int32, lane int, s *Staged, w *Waiter, deadline time.Time) (int, error) {
+	k := key{topic, partition, lane}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var b *Batch // the deque's last batch
@@ -235,7 +240,7 @@ func (a *Accumulator) next(k key, b *Batch, size int, deadline time.Time) (*Batc
 	if err != nil {
 		return nil, err
 	}
-	b.Topic, b.Partition, b.created = k.topic, k.partition, time.Now()
+	b.Topic, b.Partition, b.Lane, b.created = k.topic, k.partition, k.lane, time.Now()
 	a.deques[k] = append(a.deques[k], b)
 	return b, nil
 }
@@ -308,25 +313,29 @@ func (a *Accumulator) waitForMemory(deadline time.Time) error {
 // ErrMemoryTimeout means Buffer_Memory stayed full until the deadline.
 var ErrMemoryTimeout = errors.New("buffer memory full")
 
-// Drain moves the ready batches to dst and returns it, with how long until
-// the next batch becomes ready by linger (0: none waiting).
-func (a *Accumulator) Drain(now time.Time, dst []*Batch) ([]*Batch, time.Duration) {
-	return a.drain(now, false, dst)
+// Drain moves the ready batches of lane (or AllLanes) to dst and returns
+// it, with how long until the next batch becomes ready by linger (0: none
+// waiting).
+func (a *Accumulator) Drain(now time.Time, lane int, dst []*Batch) ([]*Batch, time.Duration) {
+	return a.drain(now, lane, false, dst)
 }
 
-// DrainAll moves every batch to dst, ready or not: a flush that has
+// DrainAll moves every batch of lane to dst, ready or not: a flush that has
 // appended its records sends them at once.
-func (a *Accumulator) DrainAll(dst []*Batch) []*Batch {
-	dst, _ = a.drain(time.Time{}, true, dst)
+func (a *Accumulator) DrainAll(lane int, dst []*Batch) []*Batch {
+	dst, _ = a.drain(time.Time{}, lane, true, dst)
 	return dst
 }
 
-func (a *Accumulator) drain(now time.Time, all bool, dst []*Batch) ([]*Batch, time.Duration) {
+func (a *Accumulator) drain(now time.Time, lane int, all bool, dst []*Batch) ([]*Batch, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	all = all || a.flushing > 0 || a.blocked > 0 || a.closed
 	var next time.Duration
 	for k, d := range a.deques {
+		if lane != AllLanes && k.lane != lane {
+			continue
+		}
 		n := 0
 		for n < len(d) {
 			b := d[n]

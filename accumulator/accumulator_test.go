@@ -32,11 +32,11 @@ const perBatch10 = 10 * (100 + RecordOverhead)
 func TestBatchesBoundedBySize(t *testing.T) {
 	a := New(perBatch10, 1<<20, time.Hour, GoAllocator{})
 	w := NewWaiter(100)
-	if n, err := a.Append("t", -1, staged(25, 98), w, far()); n != 25 || err != nil {
+	if n, err := a.Append("t", -1, 0, staged(25, 98), w, far()); n != 25 || err != nil {
 		t.Fatal(n, err)
 	}
 	// 100 bytes per record (98 + key): 10 per batch; the first two are full.
-	ready, _ := a.Drain(time.Now(), nil)
+	ready, _ := a.Drain(time.Now(), AllLanes, nil)
 	if len(ready) != 2 || len(ready[0].Recs) != 10 || len(ready[1].Recs) != 10 {
 		t.Fatalf("ready batches: %d", len(ready))
 	}
@@ -51,24 +51,24 @@ func TestBatchesBoundedBySize(t *testing.T) {
 
 func TestLingerAndFlushReadiness(t *testing.T) {
 	a := New(1000, 1<<20, time.Hour, GoAllocator{})
-	a.Append("t", -1, staged(1, 10), NewWaiter(1), far())
-	ready, next := a.Drain(time.Now(), nil)
+	a.Append("t", -1, 0, staged(1, 10), NewWaiter(1), far())
+	ready, next := a.Drain(time.Now(), AllLanes, nil)
 	if len(ready) != 0 || next <= 0 || next > time.Hour {
 		t.Fatalf("ready=%d next=%v", len(ready), next)
 	}
-	if ready, _ = a.Drain(time.Now().Add(2*time.Hour), nil); len(ready) != 1 {
+	if ready, _ = a.Drain(time.Now().Add(2*time.Hour), AllLanes, nil); len(ready) != 1 {
 		t.Fatalf("after linger: %d ready", len(ready))
 	}
 	// A waiting flush makes every batch ready at once, long before linger.
 	w := NewWaiter(1)
-	a.Append("t", -1, staged(1, 10), w, far())
+	a.Append("t", -1, 0, staged(1, 10), w, far())
 	waited := make(chan struct{})
 	go func() {
 		a.Wait(w, far(), Sleep)
 		close(waited)
 	}()
 	<-a.Wake()
-	if ready, _ = a.Drain(time.Now(), nil); len(ready) != 1 {
+	if ready, _ = a.Drain(time.Now(), AllLanes, nil); len(ready) != 1 {
 		t.Fatalf("while a flush waits: %d ready, want 1", len(ready))
 	}
 	a.Complete(ready[0], nil)
@@ -78,9 +78,9 @@ func TestLingerAndFlushReadiness(t *testing.T) {
 func TestWaiterOutcome(t *testing.T) {
 	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
 	w1, w2 := NewWaiter(4), NewWaiter(2)
-	a.Append("t", -1, staged(3, 10), w1, far())
-	a.Append("t", -1, staged(2, 10), w2, far())
-	a.Append("t", -1, stagedFrom(3, 1, 10), w1, far())
+	a.Append("t", -1, 0, staged(3, 10), w1, far())
+	a.Append("t", -1, 0, staged(2, 10), w2, far())
+	a.Append("t", -1, 0, stagedFrom(3, 1, 10), w1, far())
 	done := make(chan Result)
 	go func() {
 		res, ok := a.Wait(w1, far(), Sleep)
@@ -91,7 +91,7 @@ func TestWaiterOutcome(t *testing.T) {
 	}()
 	var ready []*Batch
 	for len(ready) == 0 {
-		ready, _ = a.Drain(time.Now(), nil)
+		ready, _ = a.Drain(time.Now(), AllLanes, nil)
 	}
 	// Records 1 (w1) and 4 (w2) fail; record 5 belongs to w1 again.
 	a.Complete(ready[0], []Failure{{Index: 4, Err: 1, Reason: "later"}, {Index: 1, Err: 10, Reason: "too large", Permanent: true}})
@@ -108,8 +108,8 @@ func TestWaiterOutcome(t *testing.T) {
 	}
 	// A retry sends the retriable record again; the waiter keeps its count.
 	s := stagedFrom(1, 1, 10)
-	a.Append("t", -1, s, w2, far())
-	ready, _ = a.Drain(time.Now().Add(2*time.Hour), nil)
+	a.Append("t", -1, 0, s, w2, far())
+	ready, _ = a.Drain(time.Now().Add(2*time.Hour), AllLanes, nil)
 	a.Complete(ready[0], nil)
 	if res, ok = a.Wait(w2, far(), Sleep); !ok || res.Delivered != 2 || res.Retriable != 0 || w2.State(1) != Acked {
 		t.Fatalf("w2 after retry: %+v %v", res, ok)
@@ -120,7 +120,7 @@ func TestMemoryBound(t *testing.T) {
 	a := New(perBatch10, 3*perBatch10, time.Hour, GoAllocator{})
 	w := NewWaiter(40)
 	start := time.Now()
-	n, err := a.Append("t", -1, staged(40, 98), w, start.Add(50*time.Millisecond))
+	n, err := a.Append("t", -1, 0, staged(40, 98), w, start.Add(50*time.Millisecond))
 	if n != 30 || !errors.Is(err, ErrMemoryTimeout) || time.Since(start) < 50*time.Millisecond {
 		t.Fatalf("appended %d (%v): want 30 then a memory timeout", n, err)
 	}
@@ -128,12 +128,12 @@ func TestMemoryBound(t *testing.T) {
 		t.Fatalf("used %d", a.Used())
 	}
 	// Completing a batch releases memory to a blocked appender.
-	ready, _ := a.Drain(time.Now(), nil)
+	ready, _ := a.Drain(time.Now(), AllLanes, nil)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if n, err := a.Append("t", -1, staged(10, 98), w, far()); n != 10 || err != nil {
+		if n, err := a.Append("t", -1, 0, staged(10, 98), w, far()); n != 10 || err != nil {
 			t.Errorf("after release: %d, %v", n, err)
 		}
 	}()
@@ -144,7 +144,7 @@ func TestMemoryBound(t *testing.T) {
 		t.Fatalf("used %d after reuse", a.Used())
 	}
 	// A record that can never fit.
-	if n, err := a.Append("t", -1, staged(1, 3*perBatch10), w, far()); n != 0 || !errors.Is(err, ErrTooLarge) {
+	if n, err := a.Append("t", -1, 0, staged(1, 3*perBatch10), w, far()); n != 0 || !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized: %d %v", n, err)
 	}
 }
@@ -152,9 +152,9 @@ func TestMemoryBound(t *testing.T) {
 func TestOversizedRecordGetsItsOwnBatch(t *testing.T) {
 	a := New(1000, 1<<20, time.Hour, GoAllocator{})
 	w := NewWaiter(100)
-	a.Append("t", -1, staged(1, 5000), w, far())
+	a.Append("t", -1, 0, staged(1, 5000), w, far())
 	a.Close()
-	ready, _ := a.Drain(time.Now(), nil)
+	ready, _ := a.Drain(time.Now(), AllLanes, nil)
 	if want := 5002 + RecordOverhead; len(ready) != 1 || cap(ready[0].Buf) != want || a.Used() != int64(want) {
 		t.Fatalf("batches %d, used %d", len(ready), a.Used())
 	}
@@ -176,7 +176,7 @@ func TestConcurrentAppends(t *testing.T) {
 			case <-a.Wake():
 			case <-time.After(time.Millisecond):
 			}
-			ready, _ = a.Drain(time.Now(), ready[:0])
+			ready, _ = a.Drain(time.Now(), AllLanes, ready[:0])
 			for _, b := range ready {
 				a.Complete(b, nil)
 			}
@@ -191,7 +191,7 @@ func TestConcurrentAppends(t *testing.T) {
 			for i := 0; i < 50; i++ {
 				w := NewWaiter(100)
 				s := staged(100, 50)
-				if n, err := a.Append(fmt.Sprint("t", i%3), -1, s, w, far()); n != 100 || err != nil {
+				if n, err := a.Append(fmt.Sprint("t", i%3), -1, 0, s, w, far()); n != 100 || err != nil {
 					t.Error(n, err)
 				}
 				if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 100 {

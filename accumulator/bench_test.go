@@ -58,10 +58,10 @@ func BenchmarkAppendDrainComplete(b *testing.B) {
 	for b.Loop() {
 		w := NewWaiter(n)
 		in := *s
-		if k, err := a.Append("logs", -1, &in, w, far); k != n || err != nil {
+		if k, err := a.Append("logs", -1, 0, &in, w, far); k != n || err != nil {
 			b.Fatal(k, err)
 		}
-		ready, _ = a.Drain(time.Now(), ready[:0])
+		ready, _ = a.Drain(time.Now(), AllLanes, ready[:0])
 		for _, bt := range ready {
 			a.Complete(bt, nil)
 		}
@@ -85,12 +85,12 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		one := Staged{Buf: s.Buf, Recs: s.Recs[i : i+1], Idx: s.Idx[i : i+1]}
-		if k, err := a.Append("logs", -1, &one, w, far); k != 1 || err != nil {
+		if k, err := a.Append("logs", -1, 0, &one, w, far); k != 1 || err != nil {
 			b.Fatal(k, err)
 		}
 		if i++; i == n {
 			i = 0
-			ready, _ = a.Drain(time.Now(), ready[:0])
+			ready, _ = a.Drain(time.Now(), AllLanes, ready[:0])
 			for _, bt := range ready {
 				a.Complete(bt, nil)
 			}

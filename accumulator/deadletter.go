@@ -55,7 +55,7 @@ func (a *Accumulator) sendToDeadLetter(b *Batch, moved []deadLetter) {
 		hdrs = append(hdrs, h)
 		size += int(a.cut(r)+r.KeyLen+r.HdrLen) + len(h)
 	}
-	dl := &Batch{Topic: a.dlq, Partition: -1, DeadLetter: true, full: true, created: time.Now(), Buf: a.alloc.Alloc(size)}
+	dl := &Batch{Topic: a.dlq, Partition: -1, Lane: b.Lane, DeadLetter: true, full: true, created: time.Now(), Buf: a.alloc.Alloc(size)}
 	a.used += int64(size)
 	for i, m := range moved {
 		r := b.Recs[m.j]
@@ -73,7 +73,7 @@ func (a *Accumulator) sendToDeadLetter(b *Batch, moved []deadLetter) {
 			dl.spans = append(dl.spans, span{m.w, 1})
 		}
 	}
-	k := key{a.dlq, -1}
+	k := key{a.dlq, -1, b.Lane}
 	a.deques[k] = append(a.deques[k], dl)
 	a.signal()
 }

@@ -18,11 +18,11 @@ func TestFrames(t *testing.T) {
 	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(300)
 	s := framed(a, 0, 300, 98)
-	if n, err := a.Append("t", 2, s, w, far()); n != 300 || err != nil {
+	if n, err := a.Append("t", 2, 0, s, w, far()); n != 300 || err != nil {
 		t.Fatal(n, err)
 	}
 	a.Close()
-	ready, _ := a.Drain(time.Now(), nil)
+	ready, _ := a.Drain(time.Now(), AllLanes, nil)
 	// 99 bytes a line: segments, and so frames, of 101 lines for the
 	// 10000-byte Batch_Size.
 	if len(ready) != 3 {
@@ -99,12 +99,12 @@ func TestFrameSegments(t *testing.T) {
 		for i := range s.Recs {
 			want = append(want, s.Buf[s.Recs[i].Off:s.Recs[i].Off+s.Recs[i].Len]...)
 		}
-		if n, err := a.Append("t", -1, s, w, far()); n != len(s.Recs) || err != nil {
+		if n, err := a.Append("t", -1, 0, s, w, far()); n != len(s.Recs) || err != nil {
 			t.Fatalf("part %d: %d records, %v", part, n, err)
 		}
 	}
 	a.Close()
-	ready, _ := a.Drain(time.Now(), nil)
+	ready, _ := a.Drain(time.Now(), AllLanes, nil)
 	if len(ready) != 1 {
 		t.Fatalf("%d batches, want 1", len(ready))
 	}
@@ -133,14 +133,14 @@ func TestFrameMemoryBound(t *testing.T) {
 	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(300)
 	s := framed(a, 0, 300, 98) // segments of 101, 101 and 98 lines
-	n, err := a.Append("t", -1, s, w, time.Now().Add(20*time.Millisecond))
+	n, err := a.Append("t", -1, 0, s, w, time.Now().Add(20*time.Millisecond))
 	if n != 202 || !errors.Is(err, ErrMemoryTimeout) {
 		t.Fatalf("appended %d (%v): want 202 then a memory timeout", n, err)
 	}
 	s.Skip(n)
 	var lines []string
 	send := func() {
-		ready, _ := a.Drain(time.Now().Add(2*time.Hour), nil)
+		ready, _ := a.Drain(time.Now().Add(2*time.Hour), AllLanes, nil)
 		for _, b := range ready {
 			r := b.Recs[0]
 			raw, err := io.ReadAll(lz4.NewReader(bytes.NewReader(b.Buf[:r.Len])))
@@ -152,7 +152,7 @@ func TestFrameMemoryBound(t *testing.T) {
 		}
 	}
 	send()
-	if n, err := a.Append("t", -1, s, w, far()); n != 98 || err != nil {
+	if n, err := a.Append("t", -1, 0, s, w, far()); n != 98 || err != nil {
 		t.Fatalf("after release: %d, %v", n, err)
 	}
 	send()
@@ -183,13 +183,13 @@ func TestFrameReuseWhileWaiting(t *testing.T) {
 				return
 			case <-a.Wake():
 			}
-			ready, _ := a.Drain(time.Now(), nil)
+			ready, _ := a.Drain(time.Now(), AllLanes, nil)
 			for _, b := range ready {
 				a.Complete(b, nil)
 			}
 		}
 	}()
-	if n, err := a.Append("t", -1, s, w, time.Now().Add(10*time.Second)); n != 300 || err != nil {
+	if n, err := a.Append("t", -1, 0, s, w, time.Now().Add(10*time.Second)); n != 300 || err != nil {
 		t.Fatalf("appended %d (%v): want all 300, the third frame a sent one's", n, err)
 	}
 	if used := a.Used(); used > 7000 {
@@ -216,7 +216,7 @@ func TestFrameBudgetIncompressible(t *testing.T) {
 		s.Buf = append(append(s.Buf, line...), '\n')
 		s.Add(0, 0, len(s.Buf), len(s.Buf), 0)
 		a.Compress(s, true)
-		_, err = a.Append("t", int32(i%partitions), s, NewWaiter(1), time.Now().Add(time.Millisecond))
+		_, err = a.Append("t", int32(i%partitions), 0, s, NewWaiter(1), time.Now().Add(time.Millisecond))
 	}
 	if !errors.Is(err, ErrMemoryTimeout) {
 		t.Fatalf("%v: want the budget to run out", err)

@@ -65,6 +65,7 @@ type Config struct {
 	FlushTimeout    time.Duration
 	Compression     string
 	ClientID        string
+	Producers       int
 	// Rdkafka holds librdkafka properties: the plugin's own settings first,
 	// then the operator's rdkafka.* keys, which win.
 	Rdkafka []Property
@@ -206,6 +207,8 @@ var Options = []Option{
 		enum(func(c *Config) *string { return &c.Compression }, "none", "gzip", "snappy", "lz4", "zstd")},
 	{"Client_ID", "string", "fluent-bit", "Kafka client.id of the producer.",
 		func(c *Config, v string) error { c.ClientID = v; return nil }},
+	{"Producers", "integer", "2", "Most librdkafka producers: with Workers 2 or more, flushes running at once each get their own (its own connections and broker threads) until this many exist; 1 keeps one producer and its connections.",
+		integer(func(c *Config) *int { return &c.Producers }, 1, 16)},
 }
 
 // minBatchSize is Batch_Size's lower bound.
@@ -434,6 +437,17 @@ func enum(field func(*Config) *string, allowed ...string) func(*Config, string) 
 			}
 		}
 		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func integer(field func(*Config) *int, min, max int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min || n > max {
+			return fmt.Errorf("must be an integer from %d to %d", min, max)
+		}
+		*field(c) = n
+		return nil
 	}
 }
 

@@ -14,7 +14,7 @@ func TestDefaults(t *testing.T) {
 	if c.Topics[0] != "fluent-bit" || c.Format != "json" || c.TimestampKey != "@timestamp" ||
 		c.TimestampFormat != "iso8601_ns" || c.BatchSize != 1<<20 || c.BufferMemory != 64<<20 ||
 		c.Linger != 5*time.Millisecond || c.MaxBlock != 2*time.Second || c.FlushTimeout != 4*time.Second ||
-		c.Compression != "lz4" || c.ClientID != "fluent-bit" {
+		c.Compression != "lz4" || c.ClientID != "fluent-bit" || c.Producers != 2 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	want := map[string]string{"bootstrap.servers": "127.0.0.1:9092", "enable.idempotence": "true", "acks": "all", "compression.type": "lz4"}
@@ -59,7 +59,7 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		"Linger": "5", "Buffer_Memory": "12", "Max_Block": "-1s", "Flush_Timeout": "1ms", "Compression": "brotli",
 		"Topic_Key": "$a[", "Dynamic_Topic": "maybe", "Message_Key_Field": "$", "Kafka_Timestamp": "now",
 		"Header": "env", "Header_Key": "nopath", "Remove_Keys": "$a, $b['c", "Raw_Log_Key": "a b]", "Include_Tag_Key": "2",
-		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021", "Message_Mode": "stream",
+		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021", "Message_Mode": "stream", "Producers": "17",
 	}
 	for _, o := range Options {
 		value, ok := invalid[o.Name]

@@ -93,10 +93,10 @@ func TestAllocsAccumulator(t *testing.T) {
 		}
 		w := accumulator.NewWaiter(len(st.Recs))
 		s := *st
-		if n, err := acc.Append("logs", -1, &s, w, far); err != nil || n != len(st.Recs) {
+		if n, err := acc.Append("logs", -1, 0, &s, w, far); err != nil || n != len(st.Recs) {
 			t.Fatal(n, err)
 		}
-		ready, _ = acc.Drain(time.Now(), ready[:0])
+		ready, _ = acc.Drain(time.Now(), accumulator.AllLanes, ready[:0])
 		for _, b := range ready {
 			acc.Complete(b, nil)
 		}

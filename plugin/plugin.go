@@ -147,7 +147,7 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 		in.newline = cfg.Format != "msgpack"
 		in.acc.SetFrames(contentTypes[cfg.Format], cfg.KafkaTimestamp == "event")
 	}
-	if in.snd, err = sender.Start(in.acc, newProd, log); err != nil {
+	if in.snd, err = sender.Start(in.acc, newProd, cfg.Producers, log); err != nil {
 		return nil, err
 	}
 	in.retries = newRetryMemory(rememberedChunks)
@@ -189,13 +189,15 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	start := time.Now()
 	defer func() { in.Stats.Flushes.Observe(time.Since(start)) }()
 	deadline := start.Add(in.cfg.FlushTimeout)
+	lane := in.snd.Lane()
+	defer lane.Release()
 	var key uint64
 	keyed := !in.retries.empty()
 	var w *accumulator.Waiter
 	if keyed {
 		key = in.retries.key(data)
 		if w = in.retries.take(key); w != nil {
-			before, ok := in.snd.Wait(w, deadline)
+			before, ok := lane.Wait(w, deadline)
 			in.logFailures(before) // reported since the earlier attempt returned
 			if !ok {
 				in.count(w, before, 0)
@@ -293,9 +295,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		in.Log(LevelWarn, "%d of %d records have no %s and were skipped", skipped, records, in.cfg.RawLogKey)
 	}
 
-	appendErr := in.append(st, w, records, start)
-	in.snd.SendAll()
-	res, acked := in.snd.Wait(w, deadline)
+	appendErr := in.append(st, lane.Index(), w, records, start)
+	lane.SendAll()
+	res, acked := lane.Wait(w, deadline)
 	in.logFailures(res)
 	newlyDropped := res.Permanent - w.Counted.Permanent - skipped
 	in.count(w, res, skipped)
@@ -408,15 +410,15 @@ func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []b
 	return accumulator.AppendHeader(dst, name, text)
 }
 
-// append moves the staged records of every topic into the accumulator,
-// waiting for memory up to Max_Block. Records too large for Buffer_Memory
+// append moves the staged records of every topic into the accumulator's
+// batches of lane, waiting for memory up to Max_Block. Records too large for Buffer_Memory
 // are dropped; running out of time is an error.
-func (in *Instance) append(st *flushState, w *accumulator.Waiter, records int, start time.Time) error {
+func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, records int, start time.Time) error {
 	deadline := start.Add(min(in.cfg.MaxBlock, in.cfg.FlushTimeout))
 	for _, t := range st.order {
 		in.acc.Compress(&t.Staged, true)
 		for s := t.Staged; len(s.Recs) > 0; {
-			n, err := in.acc.Append(t.name, t.partition, &s, w, deadline)
+			n, err := in.acc.Append(t.name, t.partition, lane, &s, w, deadline)
 			s.Skip(n)
 			switch {
 			case errors.Is(err, accumulator.ErrTooLarge):

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -547,6 +548,91 @@ func TestBatchesProducedInOrder(t *testing.T) {
 		for i := 1; i < len(sent); i++ {
 			if sent[i] < sent[i-1] {
 				t.Fatalf("round %d: %s sent after %s", round, sent[i], sent[i-1])
+			}
+		}
+	}
+}
+
+// TestFlushesAtOnceGetTheirOwnProducer: flushes one after the other use one
+// producer; a flush that starts while another waits gets a producer of its
+// own, up to Producers, and each chunk's records all go through one (so
+// that records of a key keep their order).
+func TestFlushesAtOnceGetTheirOwnProducer(t *testing.T) {
+	for _, producers := range []int{1, 2} {
+		var mu sync.Mutex
+		var made []*fakeProducer
+		newProd := func() (sender.Producer, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			made = append(made, &fakeProducer{})
+			return made[len(made)-1], nil
+		}
+		cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "Producers": fmt.Sprint(producers)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &logSink{}
+		in, err := New("gokafka.0", cfg, newProd, accumulator.GoAllocator{}, new(Stats), sink.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if got := in.Flush(chunkOf(fmt.Sprint("alone ", i)), "t"); got != OK {
+				t.Fatalf("Producers %d: Flush = %d", producers, got)
+			}
+		}
+		first := made[0]
+		first.mu.Lock()
+		first.hold = true
+		first.mu.Unlock()
+		waiting := make(chan int)
+		go func() { waiting <- in.Flush(chunkOf("a1", "a2", "a3"), "t") }()
+		for held := 0; held == 0; time.Sleep(time.Millisecond) {
+			first.mu.Lock()
+			held = len(first.held)
+			first.mu.Unlock()
+		}
+		other := make(chan int)
+		go func() { other <- in.Flush(chunkOf("b1", "b2"), "t") }()
+		if producers == 2 {
+			if got := <-other; got != OK {
+				t.Fatalf("second flush = %d while the first waits", got)
+			}
+		}
+		first.release()
+		if got := <-waiting; got != OK {
+			t.Fatalf("Producers %d: first flush = %d", producers, got)
+		}
+		if producers == 1 {
+			if got := <-other; got != OK {
+				t.Fatalf("Producers 1: second flush = %d", got)
+			}
+		}
+		in.Exit()
+		mu.Lock()
+		sent := [][]string{}
+		for _, p := range made {
+			sent = append(sent, p.sent)
+		}
+		mu.Unlock()
+		want := [][]string{{"alone 0", "alone 1", "alone 2", "a1", "a2", "a3", "b1", "b2"}}
+		if producers == 2 {
+			want = [][]string{{"alone 0", "alone 1", "alone 2", "a1", "a2", "a3"}, {"b1", "b2"}}
+		}
+		if len(sent) != len(want) {
+			t.Fatalf("Producers %d: %d producers made, want %d", producers, len(sent), len(want))
+		}
+		for i := range want {
+			var values []string
+			for _, v := range sent[i] {
+				var rec struct{ Log string }
+				if err := json.Unmarshal([]byte(v), &rec); err != nil {
+					t.Fatal(err)
+				}
+				values = append(values, rec.Log)
+			}
+			if !slices.Equal(values, want[i]) {
+				t.Errorf("Producers %d: producer %d sent %q, want %q", producers, i+1, values, want[i])
 			}
 		}
 	}

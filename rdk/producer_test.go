@@ -50,7 +50,7 @@ func staged(first, n int) *accumulator.Staged {
 // send appends n records through the sender and waits for their reports.
 func send(t *testing.T, acc *accumulator.Accumulator, first, n int) accumulator.Result {
 	w := accumulator.NewWaiter(n)
-	if got, err := acc.Append(topic, -1, staged(first, n), w, time.Now().Add(time.Minute)); got != n || err != nil {
+	if got, err := acc.Append(topic, -1, 0, staged(first, n), w, time.Now().Add(time.Minute)); got != n || err != nil {
 		t.Fatal(got, err)
 	}
 	res, ok := acc.Wait(w, time.Now().Add(30*time.Second), accumulator.Sleep)
@@ -66,9 +66,9 @@ var topic string
 // accumulator of 64 KiB batches; their logs are dropped.
 func startSender(t *testing.T, props []conf.Property) (*accumulator.Accumulator, *sender.Sender) {
 	t.Helper()
-	newProd := func() (sender.Producer, error) { return rdk.New(props, func(int, string) {}) }
+	newProd := func() (sender.Producer, error) { return rdk.New(props, func(int, string) {}, rdk.NewCauses()) }
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-	snd, err := sender.Start(acc, newProd, func(int, string) {})
+	snd, err := sender.Start(acc, newProd, 1, func(int, string) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestFatalErrorRecreatesProducer(t *testing.T) {
 	var mu sync.Mutex
 	var prods []*rdk.Producer
 	newProd := func() (sender.Producer, error) {
-		p, err := rdk.New(cfg.Rdkafka, sink.log)
+		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses())
 		if err != nil {
 			return nil, err
 		}
@@ -100,7 +100,7 @@ func TestFatalErrorRecreatesProducer(t *testing.T) {
 		return p, nil
 	}
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-	snd, err := sender.Start(acc, newProd, sink.log)
+	snd, err := sender.Start(acc, newProd, 1, sink.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +141,13 @@ func TestWaitingFlushSendsAtOnce(t *testing.T) {
 		props := append(slices.Clone(cfg.Rdkafka), conf.Property{Key: "linger.ms", Value: "8000", FromUser: byOperator})
 		acc, snd := startSender(t, props)
 		w := accumulator.NewWaiter(100)
-		if got, err := acc.Append(topic, -1, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
+		if got, err := acc.Append(topic, -1, 0, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
 			t.Fatal(got, err)
 		}
-		snd.SendAll()
-		res, acked := snd.Wait(w, time.Now().Add(3*time.Second))
+		lane := snd.Lane()
+		lane.SendAll()
+		res, acked := lane.Wait(w, time.Now().Add(3*time.Second))
+		lane.Release()
 		snd.Close(time.Now().Add(30 * time.Second))
 		if byOperator && (acked || res.Delivered != 0) {
 			t.Errorf("linger.ms set by the operator: %d of 100 delivered within 3 s, want 0", res.Delivered)
@@ -245,12 +247,14 @@ func TestFullQueueFailsRecords(t *testing.T) {
 	acc, snd := startSender(t, cfg.Rdkafka)
 	defer snd.Close(time.Now())
 	w := accumulator.NewWaiter(100)
-	if got, err := acc.Append("t", -1, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
+	if got, err := acc.Append("t", -1, 0, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
 		t.Fatal(got, err)
 	}
+	lane := snd.Lane()
+	defer lane.Release()
 	sent := make(chan struct{})
 	go func() {
-		snd.SendAll()
+		lane.SendAll()
 		close(sent)
 	}()
 	select {
@@ -258,7 +262,7 @@ func TestFullQueueFailsRecords(t *testing.T) {
 	case <-time.After(5 * time.Second): // blocked, it would take 18 s
 		t.Fatal("producing blocked on the full queue")
 	}
-	if res, ok := snd.Wait(w, time.Now().Add(30*time.Second)); !ok || res.Retriable != 100 {
+	if res, ok := lane.Wait(w, time.Now().Add(30*time.Second)); !ok || res.Retriable != 100 {
 		t.Fatalf("%+v, want 100 failed for a retry", res)
 	}
 }
@@ -272,7 +276,7 @@ func TestNoThreadsLeft(t *testing.T) {
 	}
 	before := threads(t)
 	for i := 0; i < 5; i++ {
-		p, err := rdk.New(cfg.Rdkafka, func(int, string) {})
+		p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,7 +315,7 @@ func TestPartitions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := rdk.New(cfg.Rdkafka, func(int, string) {})
+		p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +345,7 @@ func TestPartitionsRefreshed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := rdk.New(cfg.Rdkafka, func(int, string) {})
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,10 +387,10 @@ func TestAllBrokersDownBootstrapsAgain(t *testing.T) {
 	var prod *rdk.Producer
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
 	snd, err := sender.Start(acc, func() (sender.Producer, error) {
-		p, err := rdk.New(cfg.Rdkafka, sink.log)
+		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses())
 		prod = p
 		return p, err
-	}, sink.log)
+	}, 1, sink.log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,8 +54,8 @@ type Producer struct {
 	waitMu   sync.Mutex       // guards waitDone
 	waitDone [256]*C.gk_batch // Wait's
 	events   [C.GK_MAX_EVENTS]C.gk_event
-	redact   redactor          // the secret values of the configuration
-	causes   map[string]*cause // errors logged, by cause (logEvents)
+	redact   redactor // the secret values of the configuration
+	causes   *Causes  // errors logged, by cause (logEvents)
 }
 
 var _ sender.Producer = (*Producer)(nil)
@@ -66,11 +66,13 @@ var (
 	_ [C.sizeof_gk_rec - unsafe.Sizeof(accumulator.Rec{})]byte
 )
 
-// New creates a producer from props; an error names the property refused.
+// New creates a producer from props that logs to log, each error once per
+// cause among the producers sharing causes; an error names the property
+// refused.
 // A flush that waits makes librdkafka send its records at once, unless the
 // operator set linger.ms. Records without a key go to one partition per
 // batch, unless the operator set the partitioner or its stickiness.
-func New(props []conf.Property, log Logger) (*Producer, error) {
+func New(props []conf.Property, log Logger, causes *Causes) (*Producer, error) {
 	redact := newRedactor(props)
 	cconf := C.rd_kafka_conf_new()
 	var errstr [512]C.char
@@ -111,7 +113,7 @@ func New(props []conf.Property, log Logger) (*Producer, error) {
 		partitions: make(map[string]partitionCount),
 		batches:    make(map[uint64]*accumulator.Batch),
 		redact:     redact,
-		causes:     make(map[string]*cause),
+		causes:     causes,
 	}
 	fd := C.gk_start(ctx, rk)
 	if fd < 0 {
@@ -311,19 +313,9 @@ func (p *Producer) logEvents() {
 		case e.err == 0 && e.level <= 3 && strings.HasPrefix(text, "FAIL: "):
 			level = max(level, 4)
 		case e.err != 0 || e.level <= 4:
-			key := causeKey(int(e.err), text)
-			if c := p.causes[key]; c != nil && now.Sub(c.logged) < causeInterval {
-				c.repeats++
-				level = max(level, 4)
-			} else {
-				if c != nil && c.repeats > 0 {
-					text += fmt.Sprintf(" (and %d times more since %s)", c.repeats, c.logged.Format(time.TimeOnly))
-				}
-				if len(p.causes) >= 256 {
-					clear(p.causes)
-				}
-				p.causes[key] = &cause{logged: now}
-			}
+			var suffix string
+			level, suffix = p.causes.log(causeKey(int(e.err), text), level, now)
+			text += suffix
 		}
 		p.log(level, "librdkafka: "+text)
 	}

@@ -1,10 +1,12 @@
 package rdk
 
 import (
+	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gokafka/gokafka/conf"
@@ -91,6 +93,39 @@ const causeInterval = 5 * time.Minute
 type cause struct {
 	logged  time.Time
 	repeats int
+}
+
+// Causes remembers the librdkafka errors logged, by cause, for the
+// producers that share it (an instance's producers, and those replacing
+// them), so that a cause is logged once among them.
+type Causes struct {
+	mu sync.Mutex
+	m  map[string]*cause
+}
+
+// NewCauses returns an empty Causes.
+func NewCauses() *Causes { return &Causes{m: make(map[string]*cause)} }
+
+// log returns the level to log an error of cause key at, now, and what to
+// add to its text: a repeat within causeInterval is logged at debug level;
+// the first one after is logged at level, saying how many were not.
+func (cs *Causes) log(key string, level int, now time.Time) (int, string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	c := cs.m[key]
+	if c != nil && now.Sub(c.logged) < causeInterval {
+		c.repeats++
+		return max(level, 4), ""
+	}
+	suffix := ""
+	if c != nil && c.repeats > 0 {
+		suffix = fmt.Sprintf(" (and %d times more since %s)", c.repeats, c.logged.Format(time.TimeOnly))
+	}
+	if len(cs.m) >= 256 {
+		clear(cs.m)
+	}
+	cs.m[key] = &cause{logged: now}
+	return level, suffix
 }
 
 var (

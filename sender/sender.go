@@ -51,75 +51,147 @@ const pollInterval = 100 * time.Millisecond
 // fatalCheck is the send loop's longest sleep.
 const fatalCheck = time.Second
 
-// Sender runs the send loop and the delivery-report loop of one instance.
+// Sender runs the send loop and the delivery-report loops of one instance.
+// Its producers are its lanes: a flush uses one lane from start to end.
 type Sender struct {
-	acc        *accumulator.Accumulator
-	newProd    NewProducer
-	log        func(level int, msg string)
-	inflight   atomic.Int64 // batches produced and not completed
-	recreated  atomic.Int64 // producers replaced after a fatal error
-	stop       chan struct{}
-	wg         sync.WaitGroup
-	mu         sync.RWMutex // held for reading while polling, for writing to replace or close prod
+	acc       *accumulator.Accumulator
+	newProd   NewProducer
+	log       func(level int, msg string)
+	inflight  atomic.Int64 // batches produced and not completed
+	recreated atomic.Int64 // producers replaced after a fatal error
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	lanes     []*Lane      // the first started have a producer
+	started   atomic.Int32 // lanes with a producer
+	lanesMu   sync.Mutex   // guards the lanes' flushes, maxLanes and closing; held to start a lane
+	maxLanes  int          // lanes that may be started
+	closing   bool         // no lane may start
+}
+
+// Lane is one producer of a Sender and what the flushes using it share: one
+// thread produces at a time, so that a topic's batches reach librdkafka in
+// the order they were drained, and one flush waits in the producer.
+type Lane struct {
+	s          *Sender
+	index      int
+	mu         sync.RWMutex // held for reading while using prod, for writing to replace or close it
+	prod       Producer
 	closed     bool         // prod is closed; guarded by mu
 	sending    sync.Mutex   // held while producing: by a flush in SendAll, or the send loop
 	waiting    sync.Mutex   // held by the flush waiting in Producer.Wait
 	waitBuf    []Completion // that flush's
-	prod       Producer
-	fatalSince time.Time // when recreating the producer first failed
+	flushes    int          // flushes using the lane now; guarded by s.lanesMu
+	fatalSince time.Time    // when recreating the producer first failed (send loop)
 }
 
-// Start makes a producer and runs a Sender over acc with it.
-func Start(acc *accumulator.Accumulator, newProd NewProducer, log func(level int, msg string)) (*Sender, error) {
-	prod, err := newProd()
-	if err != nil {
+// Start makes a producer and runs a Sender over acc with it, which makes up
+// to maxLanes-1 more for flushes that run at the same time (Lane).
+func Start(acc *accumulator.Accumulator, newProd NewProducer, maxLanes int, log func(level int, msg string)) (*Sender, error) {
+	s := &Sender{acc: acc, newProd: newProd, log: log, stop: make(chan struct{}), maxLanes: max(maxLanes, 1)}
+	for i := range s.maxLanes {
+		s.lanes = append(s.lanes, &Lane{s: s, index: i})
+	}
+	if err := s.startLane(s.lanes[0]); err != nil {
 		return nil, err
 	}
-	s := &Sender{acc: acc, newProd: newProd, log: log, prod: prod, stop: make(chan struct{})}
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go s.sendLoop()
-	go s.pollLoop()
 	return s, nil
 }
 
-// SendAll produces every batch of the accumulator on the caller's
-// goroutine: a flush that has appended its records sends them itself rather
-// than waking the send loop. When another flush or the send loop is
-// producing already, it leaves its batches to them (its Wait wakes the send
-// loop), since producers on several threads only contend in librdkafka.
-func (s *Sender) SendAll() {
-	if !s.sending.TryLock() {
+// startLane makes l's producer and runs its delivery-report loop; s.lanesMu
+// is held, or s is not running yet.
+func (s *Sender) startLane(l *Lane) error {
+	prod, err := s.newProd()
+	if err != nil {
+		return err
+	}
+	l.prod = prod
+	s.started.Add(1)
+	s.wg.Add(1)
+	go s.pollLoop(l)
+	return nil
+}
+
+// Lane returns the lane for a flush, which gives it back with Release: the
+// one fewest flushes use, or a new one when every lane started is in use
+// and fewer than maxLanes are. A flush alone (Workers 0 or 1) always gets
+// the first: flushes at once get their own producer, each with its own
+// connections and broker threads, rather than queueing behind each other
+// in librdkafka's one thread and connection per broker.
+func (s *Sender) Lane() *Lane {
+	s.lanesMu.Lock()
+	defer s.lanesMu.Unlock()
+	started := s.lanes[:s.started.Load()]
+	best := started[0]
+	for _, l := range started[1:] {
+		if l.flushes < best.flushes {
+			best = l
+		}
+	}
+	if best.flushes > 0 && len(started) < s.maxLanes && !s.closing {
+		next := s.lanes[len(started)]
+		if err := s.startLane(next); err != nil {
+			s.maxLanes = len(started)
+			s.log(2, fmt.Sprintf("cannot make producer %d, flushes share the %d made: %v", next.index+1, len(started), err))
+		} else {
+			best = next
+		}
+	}
+	best.flushes++
+	return best
+}
+
+// Index is the lane's number, which the accumulator keeps its batches by.
+func (l *Lane) Index() int { return l.index }
+
+// Release gives the lane back.
+func (l *Lane) Release() {
+	l.s.lanesMu.Lock()
+	l.flushes--
+	l.s.lanesMu.Unlock()
+}
+
+// SendAll produces every batch of the lane on the caller's goroutine: a
+// flush that has appended its records sends them itself rather than waking
+// the send loop. When another flush or the send loop is producing already,
+// it leaves its batches to them (its Wait wakes the send loop), since
+// producers on several threads only contend in librdkafka.
+func (l *Lane) SendAll() {
+	if !l.sending.TryLock() {
 		return
 	}
-	defer s.sending.Unlock()
+	defer l.sending.Unlock()
 	var buf [16]*accumulator.Batch
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
 		return
 	}
-	for _, b := range s.acc.DrainAll(buf[:0]) {
-		s.inflight.Add(1)
-		s.prod.Produce(b)
+	for _, b := range l.s.acc.DrainAll(l.index, buf[:0]) {
+		l.s.inflight.Add(1)
+		l.prod.Produce(b)
 	}
 }
 
 // Wait waits until Kafka reported on all of w's records in flight or the
-// deadline passes, as Accumulator.Wait does. The first flush to wait takes
-// the delivery reports itself, in C (Producer.Wait), as they come: a report
-// then wakes its thread alone, where handing it over through Go's poller and
-// scheduler costs several thread wake-ups per flush. Other flushes sleep
-// until it, or the poll loop once it has left, completes their batches.
-func (s *Sender) Wait(w *accumulator.Waiter, deadline time.Time) (accumulator.Result, bool) {
-	return s.acc.Wait(w, deadline, s.await)
+// deadline passes, as Accumulator.Wait does. The first flush of the lane to
+// wait takes its delivery reports itself, in C (Producer.Wait), as they
+// come: a report then wakes its thread alone, where handing it over through
+// Go's poller and scheduler costs several thread wake-ups per flush. Other
+// flushes sleep until it, or the lane's poll loop once it has left,
+// completes their batches. (Records of another lane, which a retry may wait
+// for, are seen within pollInterval.)
+func (l *Lane) Wait(w *accumulator.Waiter, deadline time.Time) (accumulator.Result, bool) {
+	return l.s.acc.Wait(w, deadline, l.await)
 }
 
-func (s *Sender) await(done <-chan struct{}, deadline time.Time) {
-	if !s.waiting.TryLock() {
+func (l *Lane) await(done <-chan struct{}, deadline time.Time) {
+	if !l.waiting.TryLock() {
 		accumulator.Sleep(done, deadline)
 		return
 	}
-	defer s.waiting.Unlock()
+	defer l.waiting.Unlock()
 	for {
 		select {
 		case <-done:
@@ -130,35 +202,37 @@ func (s *Sender) await(done <-chan struct{}, deadline time.Time) {
 		if left <= 0 {
 			return
 		}
-		s.mu.RLock()
-		if s.closed {
-			s.mu.RUnlock()
+		l.mu.RLock()
+		if l.closed {
+			l.mu.RUnlock()
 			accumulator.Sleep(done, deadline) // Close completes every batch
 			return
 		}
-		s.waitBuf = s.prod.Wait(min(left, pollInterval), s.waitBuf[:0])
-		s.mu.RUnlock()
-		s.complete(s.waitBuf)
+		l.waitBuf = l.prod.Wait(min(left, pollInterval), l.waitBuf[:0])
+		l.mu.RUnlock()
+		l.s.complete(l.waitBuf)
 	}
 }
 
 // Partitions returns how many partitions topic has, or -1 when the
 // producer cannot tell.
 func (s *Sender) Partitions(topic string) int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if p, ok := s.prod.(interface{ Partitions(string) int }); ok {
+	l := s.lanes[0]
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if p, ok := l.prod.(interface{ Partitions(string) int }); ok {
 		return p.Partitions(topic)
 	}
 	return -1
 }
 
-// Statistics returns the producer's latest librdkafka statistics (JSON), or
-// nil when it has none.
+// Statistics returns the first producer's latest librdkafka statistics
+// (JSON), or nil when it has none.
 func (s *Sender) Statistics() []byte {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if p, ok := s.prod.(interface{ Statistics() []byte }); ok {
+	l := s.lanes[0]
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if p, ok := l.prod.(interface{ Statistics() []byte }); ok {
 		return p.Statistics()
 	}
 	return nil
@@ -167,24 +241,24 @@ func (s *Sender) Statistics() []byte {
 // Recreated counts the producers replaced after fatal errors.
 func (s *Sender) Recreated() int64 { return s.recreated.Load() }
 
-// recreate replaces a producer that hit a fatal error. Its batches not yet
-// reported fail retriably, so their flushes retry them; a record that was
-// in flight may then arrive twice. Called by the send loop.
-func (s *Sender) recreate(cause error) {
+// recreate replaces l's producer, which hit a fatal error. Its batches not
+// yet reported fail retriably, so their flushes retry them; a record that
+// was in flight may then arrive twice. Called by the send loop.
+func (s *Sender) recreate(l *Lane, cause error) {
 	prod, err := s.newProd()
 	if err != nil {
-		if s.fatalSince.IsZero() {
-			s.fatalSince = time.Now()
+		if l.fatalSince.IsZero() {
+			l.fatalSince = time.Now()
 			s.log(1, fmt.Sprintf("producer failed (%v) and cannot be made again: %v", cause, err))
 		}
 		return
 	}
-	s.mu.Lock()
-	old := s.prod
-	s.prod = prod
-	s.mu.Unlock()
+	l.mu.Lock()
+	old := l.prod
+	l.prod = prod
+	l.mu.Unlock()
 	left := old.Close() // no flush uses old now; closing it may wait up to a second
-	s.fatalSince = time.Time{}
+	l.fatalSince = time.Time{}
 	s.recreated.Add(1)
 	s.log(2, fmt.Sprintf("producer failed (%v); made a new one, %d batches in flight will be retried", cause, len(left)))
 	for _, b := range left {
@@ -199,25 +273,26 @@ func (s *Sender) sendLoop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		if err := s.prod.Fatal(); err != nil {
-			s.recreate(err)
-		}
-		// One thread produces at a time (SendAll too), so that batches of a
-		// partition reach librdkafka in the order they were drained.
-		s.sending.Lock()
-		var next time.Duration
-		ready, next = s.acc.Drain(time.Now(), ready[:0])
-		for i, b := range ready {
-			s.inflight.Add(1)
-			s.prod.Produce(b)
-			ready[i] = nil
-		}
-		s.sending.Unlock()
 		// Flushes produce their own batches and seldom wake this loop: it
 		// looks for a fatal producer error (or retries making a producer)
-		// at least this often.
-		if next == 0 || next > fatalCheck {
-			next = fatalCheck
+		// at least every fatalCheck.
+		next := fatalCheck
+		for _, l := range s.lanes[:s.started.Load()] {
+			if err := l.prod.Fatal(); err != nil {
+				s.recreate(l, err)
+			}
+			l.sending.Lock()
+			var wait time.Duration
+			ready, wait = s.acc.Drain(time.Now(), l.index, ready[:0])
+			for i, b := range ready {
+				s.inflight.Add(1)
+				l.prod.Produce(b)
+				ready[i] = nil
+			}
+			l.sending.Unlock()
+			if wait > 0 {
+				next = min(next, wait)
+			}
 		}
 		timer.Reset(next)
 		select {
@@ -229,7 +304,7 @@ func (s *Sender) sendLoop() {
 	}
 }
 
-func (s *Sender) pollLoop() {
+func (s *Sender) pollLoop(l *Lane) {
 	defer s.wg.Done()
 	var done []Completion
 	for {
@@ -238,13 +313,13 @@ func (s *Sender) pollLoop() {
 			return
 		default:
 		}
-		s.mu.RLock()
-		done = s.prod.Poll(pollInterval, done[:0])
+		l.mu.RLock()
+		done = l.prod.Poll(pollInterval, done[:0])
 		if len(done) > 0 {
 			s.complete(done)
-			s.prod.Wake()
+			l.prod.Wake()
 		}
-		s.mu.RUnlock()
+		l.mu.RUnlock()
 	}
 }
 
@@ -257,24 +332,32 @@ func (s *Sender) complete(done []Completion) {
 }
 
 // Close sends what the accumulator holds and waits for its delivery reports
-// until deadline, then stops the producer; batches still unreported then
+// until deadline, then stops the producers; batches still unreported then
 // are completed as failed, so their memory is freed.
 func (s *Sender) Close(deadline time.Time) {
 	s.acc.Close()
 	for time.Now().Before(deadline) && (s.inflight.Load() > 0 || s.acc.Batches() > 0) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	s.lanesMu.Lock()
+	s.closing = true
+	s.lanesMu.Unlock()
 	close(s.stop)
-	s.mu.RLock()
-	s.prod.Interrupt()
-	s.mu.RUnlock()
+	lanes := s.lanes[:s.started.Load()]
+	for _, l := range lanes {
+		l.mu.RLock()
+		l.prod.Interrupt()
+		l.mu.RUnlock()
+	}
 	s.wg.Wait()
-	unsent, _ := s.acc.Drain(time.Now(), nil)
-	s.mu.Lock() // a flush waiting in Producer.Wait leaves it first
-	s.closed = true
-	s.mu.Unlock()
-	left := s.prod.Close()
-	for _, b := range append(unsent, left...) {
+	left, _ := s.acc.Drain(time.Now(), accumulator.AllLanes, nil)
+	for _, l := range lanes {
+		l.mu.Lock() // a flush waiting in Producer.Wait leaves it first
+		l.closed = true
+		l.mu.Unlock()
+		left = append(left, l.prod.Close()...)
+	}
+	for _, b := range left {
 		s.acc.Abort(b, "plugin stopped before Kafka acknowledged it")
 	}
 }
