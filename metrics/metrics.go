@@ -6,6 +6,7 @@
 package metrics
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,7 @@ import (
 type Source interface {
 	BufferBytes() int64
 	DeliveredByTopic() map[string]int64
-	BrokerStatistics() []byte // librdkafka's statistics JSON, or nil
+	BrokerStatistics() [][]byte // librdkafka's statistics JSON of each producer, nil for none yet
 }
 
 // The metrics, labelled by instance (and topic or broker).
@@ -68,7 +69,13 @@ type endpoint struct {
 	mu      sync.Mutex // guards the maps below; held while reading sources
 	live    map[string]*entry
 	retired map[string]*totals // by instance label
-	txErrs  map[[2]string]*monotonic
+	txErrs  map[txKey]*monotonic
+}
+
+// txKey names a producer's transmit errors to a broker.
+type txKey struct {
+	instance, broker string
+	producer         int
 }
 
 type entry struct {
@@ -153,7 +160,7 @@ func Register(addr, instance string, stats *plugin.Stats, src Source) (unregiste
 	ep := endpoints[addr]
 	if ep == nil {
 		ep = &endpoint{addr: addr, reg: prometheus.NewRegistry(), live: map[string]*entry{},
-			retired: map[string]*totals{}, txErrs: map[[2]string]*monotonic{}}
+			retired: map[string]*totals{}, txErrs: map[txKey]*monotonic{}}
 		ep.reg.MustRegister(ep)
 		endpoints[addr] = ep
 	}
@@ -204,9 +211,17 @@ func (ep *endpoint) unregister(instance string, e *entry) {
 		ep.retired[instance] = final
 	}
 	ep.observeBrokers(instance, e.src.BrokerStatistics(), nil)
+	// The next instance of this label may have fewer producers: their
+	// transmit errors carry on in its first one's.
 	for k, m := range ep.txErrs {
-		if k[0] == instance {
+		if k.instance == instance {
 			m.retire()
+		}
+	}
+	for k, m := range ep.txErrs {
+		if k.instance == instance && k.producer > 0 {
+			ep.txErr(txKey{instance, k.broker, 0}).base += m.base
+			delete(ep.txErrs, k)
 		}
 	}
 	delete(ep.live, instance)
@@ -272,54 +287,82 @@ type rdStats struct {
 	} `json:"brokers"`
 }
 
-// observeBrokers sends the metrics of librdkafka's statistics js to ch (nil
-// to only keep track of the transmit errors).
-func (ep *endpoint) observeBrokers(label string, js []byte, ch chan<- prometheus.Metric) {
-	var s rdStats
-	if len(js) == 0 || json.Unmarshal(js, &s) != nil {
+// observeBrokers sends the metrics of librdkafka's statistics of an
+// instance's producers to ch (nil to only keep track of the transmit
+// errors): queues and transmit errors summed, a broker up when every
+// producer's connection to it is, and their average round-trip time.
+func (ep *endpoint) observeBrokers(label string, stats [][]byte, ch chan<- prometheus.Metric) {
+	type broker struct {
+		state          string // UP, or the first other state a producer is in
+		txErrs, rttSum int64
+		rtts           int64
+	}
+	var queueMsgs, queueBytes int64
+	brokers := map[string]*broker{}
+	seen := false
+	for i, js := range stats {
+		var s rdStats
+		if len(js) == 0 || json.Unmarshal(js, &s) != nil {
+			continue
+		}
+		seen = true
+		queueMsgs += s.MsgCnt
+		queueBytes += s.MsgSize
+		for key, b := range s.Brokers {
+			if b.Source == "internal" || b.Source == "logical" {
+				continue
+			}
+			name := cmp.Or(b.Name, key)
+			v := brokers[name]
+			if v == nil {
+				v = &broker{state: b.State}
+				brokers[name] = v
+			} else if v.state == "UP" {
+				v.state = b.State
+			}
+			v.txErrs += ep.txErr(txKey{label, name, i}).observe(b.TxErrs)
+			if b.RTT.Avg > 0 {
+				v.rttSum += b.RTT.Avg
+				v.rtts++
+			}
+		}
+	}
+	if ch == nil || !seen {
 		return
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		if ch != nil {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{label}, labels...)...)
-		}
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{label}, labels...)...)
 	}
-	gauge(descQueueMsgs, float64(s.MsgCnt))
-	gauge(descQueueBytes, float64(s.MsgSize))
-	for key, b := range s.Brokers {
-		if b.Source == "internal" || b.Source == "logical" {
-			continue
-		}
-		name := b.Name
-		if name == "" {
-			name = key
-		}
-		m := ep.txErrs[[2]string{label, name}]
-		if m == nil {
-			m = new(monotonic)
-			ep.txErrs[[2]string{label, name}] = m
-		}
-		txErrs := m.observe(b.TxErrs)
-		if ch == nil {
-			continue
-		}
+	gauge(descQueueMsgs, float64(queueMsgs))
+	gauge(descQueueBytes, float64(queueBytes))
+	for name, b := range brokers {
 		up := 0.0
-		if b.State == "UP" {
+		if b.state == "UP" {
 			up = 1
 		}
 		gauge(descBrokerUp, up, name)
 		known := false
 		for _, st := range brokerStates {
 			v := 0.0
-			if st == b.State {
+			if st == b.state {
 				v, known = 1, true
 			}
 			gauge(descBrokerState, v, name, st)
 		}
-		if !known && b.State != "" {
-			gauge(descBrokerState, 1, name, b.State)
+		if !known && b.state != "" {
+			gauge(descBrokerState, 1, name, b.state)
 		}
-		gauge(descBrokerRTT, float64(b.RTT.Avg)/1e6, name)
-		ch <- prometheus.MustNewConstMetric(descBrokerTxErrs, prometheus.CounterValue, float64(txErrs), label, name)
+		gauge(descBrokerRTT, float64(b.rttSum)/float64(max(b.rtts, 1))/1e6, name)
+		ch <- prometheus.MustNewConstMetric(descBrokerTxErrs, prometheus.CounterValue, float64(b.txErrs), label, name)
 	}
+}
+
+// txErr returns the transmit errors counter of k, made on first use.
+func (ep *endpoint) txErr(k txKey) *monotonic {
+	m := ep.txErrs[k]
+	if m == nil {
+		m = new(monotonic)
+		ep.txErrs[k] = m
+	}
+	return m
 }

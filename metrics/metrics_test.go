@@ -21,11 +21,11 @@ type fakeSource struct {
 	mu        sync.Mutex
 	buffer    int64
 	delivered map[string]int64
-	stats     []byte
+	stats     [][]byte
 }
 
 func (f *fakeSource) BufferBytes() int64 { f.mu.Lock(); defer f.mu.Unlock(); return f.buffer }
-func (f *fakeSource) BrokerStatistics() []byte {
+func (f *fakeSource) BrokerStatistics() [][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.stats
@@ -49,7 +49,15 @@ func (f *fakeSource) deliver(topic string, n int64) {
 	f.delivered[topic] += n
 }
 
-func (f *fakeSource) setStats(js string) { f.mu.Lock(); f.stats = []byte(js); f.mu.Unlock() }
+// setStats sets the statistics of each producer.
+func (f *fakeSource) setStats(js ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stats = nil
+	for _, s := range js {
+		f.stats = append(f.stats, []byte(s))
+	}
+}
 
 // freeAddr returns a loopback address with a port free a moment ago.
 func freeAddr(t *testing.T) string {
@@ -262,6 +270,36 @@ func TestReregistration(t *testing.T) {
 	})
 }
 
+// TestProducersSummed: an instance's producers (one per flush running at
+// once) show as one: queues and transmit errors summed, a broker up only
+// when every producer's connection is; after a hot reload to fewer
+// producers, the transmit errors carry on.
+func TestProducersSummed(t *testing.T) {
+	addr := freeAddr(t)
+	f := &fakeSource{}
+	unreg := register(t, addr, "gokafka.0", new(plugin.Stats), f)
+	down := strings.Replace(fmt.Sprintf(statsJSON, 4), `"state":"UP","txerrs"`, `"state":"DOWN","txerrs"`, 1)
+	f.setStats(fmt.Sprintf(statsJSON, 3), down)
+	expect(t, scrape(t, addr), map[string]float64{
+		`gokafka_producer_queue_messages{instance="gokafka.0"}`:                             14,
+		`gokafka_producer_queue_bytes{instance="gokafka.0"}`:                                2468,
+		`gokafka_broker_up{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:                 0,
+		`gokafka_broker_state{broker="127.0.0.1:9092/1",instance="gokafka.0",state="DOWN"}`: 1,
+		`gokafka_broker_state{broker="127.0.0.1:9092/1",instance="gokafka.0",state="UP"}`:   0,
+		`gokafka_broker_rtt_seconds{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:        0.0025,
+		`gokafka_broker_tx_errors_total{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:    7,
+	})
+	unreg()
+	g := &fakeSource{}
+	defer register(t, addr, "gokafka.0", new(plugin.Stats), g)()
+	g.setStats(fmt.Sprintf(statsJSON, 1))
+	expect(t, scrape(t, addr), map[string]float64{
+		`gokafka_producer_queue_messages{instance="gokafka.0"}`:                          7,
+		`gokafka_broker_up{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:              1,
+		`gokafka_broker_tx_errors_total{broker="127.0.0.1:9092/1",instance="gokafka.0"}`: 8,
+	})
+}
+
 // TestRetiredLabelNotShown: an instance that left and came not back is no
 // longer shown; its totals do not leak into other labels.
 func TestRetiredLabelNotShown(t *testing.T) {
@@ -317,7 +355,7 @@ func TestConcurrent(t *testing.T) {
 			defer wg.Done()
 			for j := 0; j < 50; j++ {
 				var s plugin.Stats
-				unreg, err := Register(addr, fmt.Sprintf("i%d", i), &s, &fakeSource{stats: []byte(fmt.Sprintf(statsJSON, j))})
+				unreg, err := Register(addr, fmt.Sprintf("i%d", i), &s, &fakeSource{stats: [][]byte{[]byte(fmt.Sprintf(statsJSON, j))}})
 				if err != nil {
 					t.Error(err)
 					return

@@ -46,7 +46,7 @@ func checkAllocs(t *testing.T, what string, run func(data []byte)) {
 // accumulator: chunk.Reader.Next, the instance's encoder (JSON, @timestamp
 // iso8601_ns), Staged.Add.
 func TestAllocsDecodeEncodeStage(t *testing.T) {
-	in := benchInstance(t, newInstantProducer())
+	in := benchInstance(t)
 	var r chunk.Reader
 	var rec chunk.Record
 	var st accumulator.Staged
@@ -73,7 +73,7 @@ func TestAllocsDecodeEncodeStage(t *testing.T) {
 // TestAllocsAccumulator is the accumulator's share: Append of a flush's
 // staged records, Drain, Complete of every batch, Wait.
 func TestAllocsAccumulator(t *testing.T) {
-	in := benchInstance(t, newInstantProducer())
+	in := benchInstance(t)
 	acc := accumulator.New(1<<20, 64<<20, 0, accumulator.GoAllocator{})
 	far := time.Now().Add(time.Hour)
 	staged := map[int]*accumulator.Staged{}
@@ -112,7 +112,7 @@ func TestAllocsAccumulator(t *testing.T) {
 func TestAllocsFlush(t *testing.T) {
 	for _, mode := range []string{"record", "batch"} {
 		t.Run(mode, func(t *testing.T) {
-			in := benchInstance(t, newInstantProducer(), "Message_Mode", mode)
+			in := benchInstance(t, "Message_Mode", mode)
 			checkAllocs(t, "flush", func(data []byte) {
 				if got := in.Flush(data, "bench"); got != OK {
 					t.Fatalf("Flush = %d", got)

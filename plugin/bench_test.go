@@ -77,8 +77,8 @@ func (p *instantProducer) Fatal() error { return nil }
 
 // benchInstance is an instance with the default options (JSON,
 // @timestamp iso8601_ns, 1 MiB batches, 64 MiB Buffer_Memory) but keys
-// over prod, logging nowhere.
-func benchInstance(tb testing.TB, prod sender.Producer, keys ...string) *Instance {
+// over instant producers, logging nowhere.
+func benchInstance(tb testing.TB, keys ...string) *Instance {
 	tb.Helper()
 	g := conf.MapGetter{"Brokers": "unused:1"}
 	for i := 0; i+1 < len(keys); i += 2 {
@@ -88,7 +88,7 @@ func benchInstance(tb testing.TB, prod sender.Producer, keys ...string) *Instanc
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
+	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return newInstantProducer(), nil }, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func BenchmarkFlush(b *testing.B) {
 	b.Run("serial", func(b *testing.B) { benchFlushSerial(b, data, n) })
 	b.Run("batch-mode", func(b *testing.B) { benchFlushSerial(b, data, n, "Message_Mode", "batch") })
 	b.Run("parallel", func(b *testing.B) {
-		in := benchInstance(b, newInstantProducer())
+		in := benchInstance(b)
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
 		var start runtime.MemStats
@@ -148,7 +148,7 @@ func BenchmarkFlushSmallChunks(b *testing.B) {
 // benchFlushSerial flushes data, a chunk of n records, one flush at a time,
 // with the options keys.
 func benchFlushSerial(b *testing.B, data []byte, n int, keys ...string) {
-	in := benchInstance(b, newInstantProducer(), keys...)
+	in := benchInstance(b, keys...)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	var start runtime.MemStats

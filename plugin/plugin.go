@@ -451,8 +451,9 @@ func (in *Instance) BufferBytes() int64 { return in.acc.Used() }
 // DeliveredByTopic returns the records Kafka acknowledged, by topic.
 func (in *Instance) DeliveredByTopic() map[string]int64 { return in.acc.DeliveredByTopic() }
 
-// BrokerStatistics returns librdkafka's latest statistics (JSON), or nil.
-func (in *Instance) BrokerStatistics() []byte { return in.snd.Statistics() }
+// BrokerStatistics returns each producer's latest librdkafka statistics
+// (JSON), nil for one that has none.
+func (in *Instance) BrokerStatistics() [][]byte { return in.snd.Statistics() }
 
 // Exit sends what is buffered, waits up to Flush_Timeout for Kafka, and
 // stops the producer.

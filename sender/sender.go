@@ -226,16 +226,18 @@ func (s *Sender) Partitions(topic string) int {
 	return -1
 }
 
-// Statistics returns the first producer's latest librdkafka statistics
-// (JSON), or nil when it has none.
-func (s *Sender) Statistics() []byte {
-	l := s.lanes[0]
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if p, ok := l.prod.(interface{ Statistics() []byte }); ok {
-		return p.Statistics()
+// Statistics returns each producer's latest librdkafka statistics (JSON),
+// nil for one that has none.
+func (s *Sender) Statistics() [][]byte {
+	var out [][]byte
+	for _, l := range s.lanes[:s.started.Load()] {
+		l.mu.RLock()
+		if p, ok := l.prod.(interface{ Statistics() []byte }); ok {
+			out = append(out, p.Statistics())
+		}
+		l.mu.RUnlock()
 	}
-	return nil
+	return out
 }
 
 // Recreated counts the producers replaced after fatal errors.
