@@ -49,6 +49,29 @@ func TestBatchesBoundedBySize(t *testing.T) {
 	}
 }
 
+// TestLanesKeepTheirBatches: records of one topic for two lanes go into
+// separate batches; a lane's drain takes only its own; a dead-letter batch
+// goes out through the lane of the batch Kafka refused.
+func TestLanesKeepTheirBatches(t *testing.T) {
+	a := New(1<<20, 16<<20, time.Hour, GoAllocator{})
+	a.SetDeadLetterTopic("dlq", 1<<20)
+	w0, w1 := NewWaiter(3), NewWaiter(2)
+	a.Append("t", -1, 0, staged(3, 10), w0, far())
+	a.Append("t", -1, 1, staged(2, 10), w1, far())
+	one := a.DrainAll(1, nil)
+	if len(one) != 1 || one[0].Lane != 1 || len(one[0].Recs) != 2 || a.Batches() != 1 {
+		t.Fatalf("lane 1 drained %d batches, %d left", len(one), a.Batches())
+	}
+	a.Complete(one[0], []Failure{{Index: 1, Err: 10, Reason: "too large", Permanent: true}})
+	if zero := a.DrainAll(0, nil); len(zero) != 1 || zero[0].Lane != 0 || len(zero[0].Recs) != 3 {
+		t.Fatalf("lane 0 drained %d batches", len(zero))
+	}
+	dl := a.DrainAll(1, nil)
+	if len(dl) != 1 || !dl[0].DeadLetter || dl[0].Topic != "dlq" || dl[0].Lane != 1 || a.Batches() != 0 {
+		t.Fatalf("lane 1 drained %d batches, want its dead letter", len(dl))
+	}
+}
+
 func TestLingerAndFlushReadiness(t *testing.T) {
 	a := New(1000, 1<<20, time.Hour, GoAllocator{})
 	a.Append("t", -1, 0, staged(1, 10), NewWaiter(1), far())

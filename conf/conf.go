@@ -207,7 +207,7 @@ var Options = []Option{
 		enum(func(c *Config) *string { return &c.Compression }, "none", "gzip", "snappy", "lz4", "zstd")},
 	{"Client_ID", "string", "fluent-bit", "Kafka client.id of the producer.",
 		func(c *Config, v string) error { c.ClientID = v; return nil }},
-	{"Producers", "integer", "2", "Most librdkafka producers: with Workers 2 or more, flushes running at once each get their own (its own connections and broker threads) until this many exist; 1 keeps one producer and its connections.",
+	{"Producers", "integer", "2", "Most librdkafka producers: with Workers 2 or more, a flush that starts while others run gets its own (own connections and broker threads) until this many exist; a chunk's records go through one, in order; 1 keeps one set of connections.",
 		integer(func(c *Config) *int { return &c.Producers }, 1, 16)},
 }
 

@@ -40,7 +40,7 @@ func (in *Instance) partitionOf(st *flushState, topic []byte, key []byte) int32 
 	}
 	n, ok := st.partitions[string(topic)]
 	if !ok {
-		n = in.snd.Partitions(string(topic))
+		n = st.lane.Partitions(string(topic))
 		st.partitions[string(topic)] = n
 	}
 	if n <= 0 {

@@ -78,8 +78,9 @@ type flushState struct {
 	key      []byte        // the current record's key, in batch mode
 	stageKey []byte        // topic and partition, the key of topics
 	// partitions caches, for one flush, the partition counts batch mode asks
-	// the producer for.
+	// the lane's producer for.
 	partitions map[string]int
+	lane       *sender.Lane
 	scratch    []byte // header values as text
 	// unencodable lists the records that cannot be encoded (or, in raw
 	// format, have no Raw_Log_Key), to be marked dropped.
@@ -189,30 +190,35 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	start := time.Now()
 	defer func() { in.Stats.Flushes.Observe(time.Since(start)) }()
 	deadline := start.Add(in.cfg.FlushTimeout)
-	lane := in.snd.Lane()
-	defer lane.Release()
 	var key uint64
 	keyed := !in.retries.empty()
 	var w *accumulator.Waiter
+	earlierLane := -1
 	if keyed {
 		key = in.retries.key(data)
-		if w = in.retries.take(key); w != nil {
-			before, ok := lane.Wait(w, deadline)
-			in.logFailures(before) // reported since the earlier attempt returned
-			if !ok {
-				in.count(w, before, 0)
-				in.retries.put(key, w)
-				in.Stats.Retried.Add(int64(w.Len()))
-				in.Log(LevelWarn, "retry of a chunk of %d records: %d from the earlier attempt still unacknowledged after %v; chunk will be retried",
-					w.Len(), before.InFlight, in.cfg.FlushTimeout)
-				return Retry
-			}
+		w, earlierLane = in.retries.take(key)
+	}
+	// A retry takes its earlier attempt's lane: it waits for the records
+	// still in flight there, and sends the rest after them.
+	lane := in.snd.Lane(earlierLane)
+	defer lane.Release()
+	if w != nil {
+		before, ok := lane.Wait(w, deadline)
+		in.logFailures(before) // reported since the earlier attempt returned
+		if !ok {
+			in.count(w, before, 0)
+			in.retries.put(key, w, lane.Index())
+			in.Stats.Retried.Add(int64(w.Len()))
+			in.Log(LevelWarn, "retry of a chunk of %d records: %d from the earlier attempt still unacknowledged after %v; chunk will be retried",
+				w.Len(), before.InFlight, in.cfg.FlushTimeout)
+			return Retry
 		}
 	}
 
 	st := in.states.Get().(*flushState)
 	defer in.states.Put(st)
 	st.reset()
+	st.lane = lane
 	st.reader.Reset(data)
 	records, skipped, rerouted, resent := 0, 0, 0, 0
 	var rec chunk.Record
@@ -324,7 +330,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if !keyed {
 			key = in.retries.key(data)
 		}
-		in.retries.put(key, w)
+		in.retries.put(key, w, lane.Index())
 	}
 	in.Log(LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
 	return code

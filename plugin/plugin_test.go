@@ -377,14 +377,21 @@ func TestRetrySendsOnlyWhatKafkaDidNotTake(t *testing.T) {
 
 func TestRetryMemoryIsBounded(t *testing.T) {
 	m := newRetryMemory(3)
-	for i := uint64(0); i < 10; i++ {
-		m.put(i, accumulator.NewWaiter(1))
+	for i := range 10 {
+		m.put(uint64(i), accumulator.NewWaiter(1), i%2)
 		if i%2 == 0 {
-			m.put(i, m.take(i)) // put again: stays the newest
+			w, lane := m.take(uint64(i))
+			m.put(uint64(i), w, lane) // put again: stays the newest
 		}
 	}
-	if m.len() != 3 || m.take(9) == nil || m.take(8) == nil || m.take(7) == nil || m.take(6) != nil {
+	if m.len() != 3 {
 		t.Fatalf("want the 3 newest chunks, have %d", m.len())
+	}
+	for i := 9; i >= 6; i-- {
+		w, lane := m.take(uint64(i))
+		if i >= 7 && (w == nil || lane != i%2) || i == 6 && (w != nil || lane != -1) {
+			t.Fatalf("chunk %d: waiter %v, lane %d", i, w != nil, lane)
+		}
 	}
 	if len(m.order) > 2*3+16 {
 		t.Fatalf("order grew to %d", len(m.order))
@@ -553,45 +560,84 @@ func TestBatchesProducedInOrder(t *testing.T) {
 	}
 }
 
+// producerMaker makes a new fakeProducer each call and keeps them.
+type producerMaker struct {
+	mu   sync.Mutex
+	made []*fakeProducer
+}
+
+func (m *producerMaker) make() (sender.Producer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.made = append(m.made, &fakeProducer{})
+	return m.made[len(m.made)-1], nil
+}
+
+// logs returns the log field of every record each producer sent.
+func (m *producerMaker) logs(t *testing.T) [][]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out [][]string
+	for _, p := range m.made {
+		p.mu.Lock()
+		var logs []string
+		for _, v := range p.sent {
+			var rec struct{ Log string }
+			if err := json.Unmarshal([]byte(v), &rec); err != nil {
+				t.Fatal(err)
+			}
+			logs = append(logs, rec.Log)
+		}
+		p.mu.Unlock()
+		out = append(out, logs)
+	}
+	return out
+}
+
+// hold makes producer i hold its reports, and waits until it holds n.
+func (m *producerMaker) hold(i, n int) {
+	m.mu.Lock()
+	p := m.made[i]
+	m.mu.Unlock()
+	p.mu.Lock()
+	p.hold = true
+	p.mu.Unlock()
+	for held := 0; held < n; time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		held = len(p.held)
+		p.mu.Unlock()
+	}
+}
+
+func (m *producerMaker) instance(t *testing.T, keys conf.MapGetter) *Instance {
+	keys["Brokers"] = "unused:1"
+	cfg, err := conf.Load(keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := New("gokafka.0", cfg, m.make, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
 // TestFlushesAtOnceGetTheirOwnProducer: flushes one after the other use one
 // producer; a flush that starts while another waits gets a producer of its
 // own, up to Producers, and each chunk's records all go through one (so
 // that records of a key keep their order).
 func TestFlushesAtOnceGetTheirOwnProducer(t *testing.T) {
 	for _, producers := range []int{1, 2} {
-		var mu sync.Mutex
-		var made []*fakeProducer
-		newProd := func() (sender.Producer, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			made = append(made, &fakeProducer{})
-			return made[len(made)-1], nil
-		}
-		cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "Producers": fmt.Sprint(producers)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sink := &logSink{}
-		in, err := New("gokafka.0", cfg, newProd, accumulator.GoAllocator{}, new(Stats), sink.log)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := &producerMaker{}
+		in := m.instance(t, conf.MapGetter{"Producers": fmt.Sprint(producers)})
 		for i := range 3 {
 			if got := in.Flush(chunkOf(fmt.Sprint("alone ", i)), "t"); got != OK {
 				t.Fatalf("Producers %d: Flush = %d", producers, got)
 			}
 		}
-		first := made[0]
-		first.mu.Lock()
-		first.hold = true
-		first.mu.Unlock()
 		waiting := make(chan int)
 		go func() { waiting <- in.Flush(chunkOf("a1", "a2", "a3"), "t") }()
-		for held := 0; held == 0; time.Sleep(time.Millisecond) {
-			first.mu.Lock()
-			held = len(first.held)
-			first.mu.Unlock()
-		}
+		m.hold(0, 1)
 		other := make(chan int)
 		go func() { other <- in.Flush(chunkOf("b1", "b2"), "t") }()
 		if producers == 2 {
@@ -599,7 +645,7 @@ func TestFlushesAtOnceGetTheirOwnProducer(t *testing.T) {
 				t.Fatalf("second flush = %d while the first waits", got)
 			}
 		}
-		first.release()
+		m.made[0].release()
 		if got := <-waiting; got != OK {
 			t.Fatalf("Producers %d: first flush = %d", producers, got)
 		}
@@ -609,31 +655,39 @@ func TestFlushesAtOnceGetTheirOwnProducer(t *testing.T) {
 			}
 		}
 		in.Exit()
-		mu.Lock()
-		sent := [][]string{}
-		for _, p := range made {
-			sent = append(sent, p.sent)
-		}
-		mu.Unlock()
 		want := [][]string{{"alone 0", "alone 1", "alone 2", "a1", "a2", "a3", "b1", "b2"}}
 		if producers == 2 {
 			want = [][]string{{"alone 0", "alone 1", "alone 2", "a1", "a2", "a3"}, {"b1", "b2"}}
 		}
-		if len(sent) != len(want) {
-			t.Fatalf("Producers %d: %d producers made, want %d", producers, len(sent), len(want))
+		if got := m.logs(t); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("Producers %d: producers sent %q, want %q", producers, got, want)
 		}
-		for i := range want {
-			var values []string
-			for _, v := range sent[i] {
-				var rec struct{ Log string }
-				if err := json.Unmarshal([]byte(v), &rec); err != nil {
-					t.Fatal(err)
-				}
-				values = append(values, rec.Log)
-			}
-			if !slices.Equal(values, want[i]) {
-				t.Errorf("Producers %d: producer %d sent %q, want %q", producers, i+1, values, want[i])
-			}
-		}
+	}
+}
+
+// TestRetryTakesItsEarlierLane: a chunk's retry goes through the producer
+// of its earlier attempt, where its records may still be in flight, so
+// that what it sends again follows them.
+func TestRetryTakesItsEarlierLane(t *testing.T) {
+	m := &producerMaker{}
+	in := m.instance(t, conf.MapGetter{})
+	defer in.Exit()
+	first := make(chan int)
+	go func() { first <- in.Flush(chunkOf("b"), "t") }()
+	m.hold(0, 1)
+	retried := chunkOf("a1", "flaky a2")
+	if got := in.Flush(retried, "t"); got != Retry { // the second producer's; a2 fails once
+		t.Fatalf("Flush = %d, want a retry", got)
+	}
+	m.made[0].release()
+	if got := <-first; got != OK {
+		t.Fatalf("first flush = %d", got)
+	}
+	if got := in.Flush(retried, "t"); got != OK {
+		t.Fatalf("retry = %d", got)
+	}
+	want := [][]string{{"b"}, {"a1", "flaky a2"}}
+	if got := m.logs(t); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("producers sent %q, want %q", got, want)
 	}
 }

@@ -24,6 +24,7 @@ type retryMemory struct {
 type remembered struct {
 	key, seq uint64
 	w        *accumulator.Waiter
+	lane     int // where the chunk's records were sent
 }
 
 func newRetryMemory(max int) *retryMemory {
@@ -39,22 +40,26 @@ func (m *retryMemory) empty() bool {
 	return len(m.byKey) == 0
 }
 
-// take removes and returns the waiter of the chunk with key, if any.
-func (m *retryMemory) take(key uint64) *accumulator.Waiter {
+// take removes and returns the waiter of the chunk with key and its lane,
+// if any; else nil and -1.
+func (m *retryMemory) take(key uint64) (*accumulator.Waiter, int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := m.byKey[key]
+	r, ok := m.byKey[key]
+	if !ok {
+		return nil, -1
+	}
 	delete(m.byKey, key)
-	return r.w
+	return r.w, r.lane
 }
 
-// put remembers w for the chunk with key, forgetting the oldest chunks
-// beyond max.
-func (m *retryMemory) put(key uint64, w *accumulator.Waiter) {
+// put remembers w for the chunk with key, sent through lane, forgetting
+// the oldest chunks beyond max.
+func (m *retryMemory) put(key uint64, w *accumulator.Waiter, lane int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seq++
-	r := remembered{key, m.seq, w}
+	r := remembered{key, m.seq, w, lane}
 	m.byKey[key] = r
 	m.order = append(m.order, r)
 	for len(m.byKey) > m.max {

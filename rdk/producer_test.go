@@ -116,7 +116,7 @@ func TestFatalErrorRecreatesProducer(t *testing.T) {
 	if res := send(t, acc, 1000, 1000); res.Delivered != 1000 {
 		t.Fatalf("after: %+v\n%s", res, sink)
 	}
-	if snd.Recreated() != 1 || len(prods) != 2 || !strings.Contains(sink.String(), "producer failed (OUT_OF_ORDER_SEQUENCE_NUMBER") {
+	if snd.Recreated() != 1 || len(prods) != 2 || !strings.Contains(sink.String(), "producer 1 failed (OUT_OF_ORDER_SEQUENCE_NUMBER") {
 		t.Fatalf("recreated %d, %d producers; log:\n%s", snd.Recreated(), len(prods), sink)
 	}
 	msgs := kafkatest.Consume(t, bootstrap, topic, 2000, time.Minute)
@@ -144,7 +144,7 @@ func TestWaitingFlushSendsAtOnce(t *testing.T) {
 		if got, err := acc.Append(topic, -1, 0, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
 			t.Fatal(got, err)
 		}
-		lane := snd.Lane()
+		lane := snd.Lane(-1)
 		lane.SendAll()
 		res, acked := lane.Wait(w, time.Now().Add(3*time.Second))
 		lane.Release()
@@ -250,7 +250,7 @@ func TestFullQueueFailsRecords(t *testing.T) {
 	if got, err := acc.Append("t", -1, 0, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
 		t.Fatal(got, err)
 	}
-	lane := snd.Lane()
+	lane := snd.Lane(-1)
 	defer lane.Release()
 	sent := make(chan struct{})
 	go func() {

@@ -314,7 +314,7 @@ func (p *Producer) logEvents() {
 			level = max(level, 4)
 		case e.err != 0 || e.level <= 4:
 			var suffix string
-			level, suffix = p.causes.log(causeKey(int(e.err), text), level, now)
+			level, suffix = p.causes.level(causeKey(int(e.err), text), level, now)
 			text += suffix
 		}
 		p.log(level, "librdkafka: "+text)

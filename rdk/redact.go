@@ -106,10 +106,10 @@ type Causes struct {
 // NewCauses returns an empty Causes.
 func NewCauses() *Causes { return &Causes{m: make(map[string]*cause)} }
 
-// log returns the level to log an error of cause key at, now, and what to
+// level returns the level to log an error of cause key at, now, and what to
 // add to its text: a repeat within causeInterval is logged at debug level;
 // the first one after is logged at level, saying how many were not.
-func (cs *Causes) log(key string, level int, now time.Time) (int, string) {
+func (cs *Causes) level(key string, level int, now time.Time) (int, string) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c := cs.m[key]

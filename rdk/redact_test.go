@@ -3,6 +3,7 @@ package rdk
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gokafka/gokafka/conf"
 )
@@ -69,5 +70,31 @@ func TestCauseKey(t *testing.T) {
 	}
 	if !strings.Contains(causeKey(1, "_AUTHENTICATION: sasl_ssl://b-1.kafka:9096/bootstrap: SASL authentication error"), "SASL authentication error") {
 		t.Error("the reason is not in the key")
+	}
+}
+
+// TestCausesLevel: a cause is logged at its level once per causeInterval,
+// its repeats at debug level, and the first one after says how many there
+// were; producers that share Causes share that.
+func TestCausesLevel(t *testing.T) {
+	shared, other := NewCauses(), NewCauses()
+	now := time.Now()
+	for i, step := range []struct {
+		cs     *Causes
+		key    string
+		at     time.Duration
+		level  int
+		suffix string
+	}{
+		{shared, "auth", 0, 1, ""},
+		{shared, "auth", time.Second, 4, ""}, // another producer, the same cause
+		{shared, "tls", time.Second, 1, ""},
+		{other, "auth", time.Second, 1, ""},
+		{shared, "auth", causeInterval + time.Second, 1, " (and 1 times more since " + now.Format(time.TimeOnly) + ")"},
+	} {
+		level, suffix := step.cs.level(step.key, 1, now.Add(step.at))
+		if level != step.level || suffix != step.suffix {
+			t.Errorf("step %d: level %d %q, want %d %q", i, level, suffix, step.level, step.suffix)
+		}
 	}
 }

@@ -74,7 +74,7 @@ type Sender struct {
 type Lane struct {
 	s          *Sender
 	index      int
-	mu         sync.RWMutex // held for reading while using prod, for writing to replace or close it
+	mu         sync.RWMutex // held for reading while using prod, for writing to replace or close it (the send loop, which replaces it, uses it without)
 	prod       Producer
 	closed     bool         // prod is closed; guarded by mu
 	sending    sync.Mutex   // held while producing: by a flush in SendAll, or the send loop
@@ -113,16 +113,21 @@ func (s *Sender) startLane(l *Lane) error {
 	return nil
 }
 
-// Lane returns the lane for a flush, which gives it back with Release: the
-// one fewest flushes use, or a new one when every lane started is in use
-// and fewer than maxLanes are. A flush alone (Workers 0 or 1) always gets
-// the first: flushes at once get their own producer, each with its own
-// connections and broker threads, rather than queueing behind each other
-// in librdkafka's one thread and connection per broker.
-func (s *Sender) Lane() *Lane {
+// Lane returns the lane for a flush, which gives it back with Release: lane
+// prefer, the one of the chunk's earlier attempt, if it is one (-1 for
+// none); else the one fewest flushes use, or a new one when every lane
+// started is in use and fewer than maxLanes are. A flush alone (Workers 0
+// or 1) always gets the first: flushes at once get their own producer,
+// each with its own connections and broker threads, rather than queueing
+// behind each other in librdkafka's one thread and connection per broker.
+func (s *Sender) Lane(prefer int) *Lane {
 	s.lanesMu.Lock()
 	defer s.lanesMu.Unlock()
 	started := s.lanes[:s.started.Load()]
+	if prefer >= 0 && prefer < len(started) {
+		started[prefer].flushes++
+		return started[prefer]
+	}
 	best := started[0]
 	for _, l := range started[1:] {
 		if l.flushes < best.flushes {
@@ -168,9 +173,15 @@ func (l *Lane) SendAll() {
 	if l.closed {
 		return
 	}
-	for _, b := range l.s.acc.DrainAll(l.index, buf[:0]) {
+	l.produce(l.s.acc.DrainAll(l.index, buf[:0]))
+}
+
+// produce hands batches to the producer; l.sending is held.
+func (l *Lane) produce(batches []*accumulator.Batch) {
+	for i, b := range batches {
 		l.s.inflight.Add(1)
 		l.prod.Produce(b)
+		batches[i] = nil
 	}
 }
 
@@ -180,8 +191,7 @@ func (l *Lane) SendAll() {
 // come: a report then wakes its thread alone, where handing it over through
 // Go's poller and scheduler costs several thread wake-ups per flush. Other
 // flushes sleep until it, or the lane's poll loop once it has left,
-// completes their batches. (Records of another lane, which a retry may wait
-// for, are seen within pollInterval.)
+// completes their batches.
 func (l *Lane) Wait(w *accumulator.Waiter, deadline time.Time) (accumulator.Result, bool) {
 	return l.s.acc.Wait(w, deadline, l.await)
 }
@@ -214,18 +224,6 @@ func (l *Lane) await(done <-chan struct{}, deadline time.Time) {
 	}
 }
 
-// Partitions returns how many partitions topic has, or -1 when the
-// producer cannot tell.
-func (s *Sender) Partitions(topic string) int {
-	l := s.lanes[0]
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if p, ok := l.prod.(interface{ Partitions(string) int }); ok {
-		return p.Partitions(topic)
-	}
-	return -1
-}
-
 // Statistics returns each producer's latest librdkafka statistics (JSON),
 // nil for one that has none.
 func (s *Sender) Statistics() [][]byte {
@@ -240,6 +238,17 @@ func (s *Sender) Statistics() [][]byte {
 	return out
 }
 
+// Partitions returns how many partitions topic has, as the lane's producer
+// knows them, or -1 when it cannot tell.
+func (l *Lane) Partitions(topic string) int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if p, ok := l.prod.(interface{ Partitions(string) int }); ok {
+		return p.Partitions(topic)
+	}
+	return -1
+}
+
 // Recreated counts the producers replaced after fatal errors.
 func (s *Sender) Recreated() int64 { return s.recreated.Load() }
 
@@ -251,7 +260,7 @@ func (s *Sender) recreate(l *Lane, cause error) {
 	if err != nil {
 		if l.fatalSince.IsZero() {
 			l.fatalSince = time.Now()
-			s.log(1, fmt.Sprintf("producer failed (%v) and cannot be made again: %v", cause, err))
+			s.log(1, fmt.Sprintf("producer %d failed (%v) and cannot be made again: %v", l.index+1, cause, err))
 		}
 		return
 	}
@@ -262,7 +271,7 @@ func (s *Sender) recreate(l *Lane, cause error) {
 	left := old.Close() // no flush uses old now; closing it may wait up to a second
 	l.fatalSince = time.Time{}
 	s.recreated.Add(1)
-	s.log(2, fmt.Sprintf("producer failed (%v); made a new one, %d batches in flight will be retried", cause, len(left)))
+	s.log(2, fmt.Sprintf("producer %d failed (%v); made a new one, %d batches in flight will be retried", l.index+1, cause, len(left)))
 	for _, b := range left {
 		s.acc.Abort(b, "producer replaced after a fatal error")
 		s.inflight.Add(-1)
@@ -286,11 +295,7 @@ func (s *Sender) sendLoop() {
 			l.sending.Lock()
 			var wait time.Duration
 			ready, wait = s.acc.Drain(time.Now(), l.index, ready[:0])
-			for i, b := range ready {
-				s.inflight.Add(1)
-				l.prod.Produce(b)
-				ready[i] = nil
-			}
+			l.produce(ready)
 			l.sending.Unlock()
 			if wait > 0 {
 				next = min(next, wait)
@@ -353,12 +358,20 @@ func (s *Sender) Close(deadline time.Time) {
 	}
 	s.wg.Wait()
 	left, _ := s.acc.Drain(time.Now(), accumulator.AllLanes, nil)
-	for _, l := range lanes {
-		l.mu.Lock() // a flush waiting in Producer.Wait leaves it first
-		l.closed = true
-		l.mu.Unlock()
-		left = append(left, l.prod.Close()...)
+	var mu sync.Mutex
+	var closing sync.WaitGroup
+	for _, l := range lanes { // at once: each may wait up to a second
+		closing.Go(func() {
+			l.mu.Lock() // a flush waiting in Producer.Wait leaves it first
+			l.closed = true
+			l.mu.Unlock()
+			unreported := l.prod.Close()
+			mu.Lock()
+			left = append(left, unreported...)
+			mu.Unlock()
+		})
 	}
+	closing.Wait()
 	for _, b := range left {
 		s.acc.Abort(b, "plugin stopped before Kafka acknowledged it")
 	}

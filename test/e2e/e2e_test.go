@@ -154,6 +154,62 @@ func TestEndToEnd(t *testing.T) {
 	compare(t, topicB, cri, kafkatest.Consume(t, bootstrap, topicB, len(cri), time.Minute), decodeJSON)
 }
 
+// TestKeyOrderWithWorkers: with Workers 4, flushes run at once through
+// two producers (Producers 2); records of one key in one chunk still reach
+// their partition in the chunk's order, and every record arrives once.
+func TestKeyOrderWithWorkers(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := pluginSO(t)
+	const chunks, perChunk, nKeys = 40, 2000, 7
+	var recs []fixture.Record
+	var data [][]byte
+	for c := range chunks {
+		first := len(recs)
+		for i := range perChunk {
+			seq := c*perChunk + i
+			recs = append(recs, fixture.Record{Time: time.Unix(1700000000, int64(seq)), Body: []fixture.KV{
+				{Key: "key", Value: fmt.Sprint("k", seq%nKeys)}, {Key: "seq", Value: int64(seq)}, {Key: "log", Value: strings.Repeat("x", 200)}}})
+		}
+		data = append(data, fixture.EncodeChunks(recs[first:], fixture.ChunkOptions{ChunkBytes: 1 << 30})...)
+	}
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 3)
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+		Keys:   keys("Brokers", bootstrap, "Topics", topic, "Workers", "4", "Message_Key_Field", "key", "Batch_Size", "64K"),
+		Chunks: data,
+	}}})
+	if s := res.Instances[0]; s.Chunks != chunks || s.OK != s.Chunks || s.Retry+s.Error+s.Dropped != 0 {
+		t.Fatalf("want %d chunks acknowledged at once: %+v", chunks, s)
+	}
+	msgs := kafkatest.Consume(t, bootstrap, topic, len(recs), time.Minute)
+	compare(t, topic, recs, msgs, decodeJSON)
+	// Within a partition, Consume returns messages in offset order.
+	last := map[string]int64{}        // by chunk and key: the sequence number seen last
+	partitionOf := map[string]int32{} // by key
+	for _, m := range msgs {
+		v, err := decodeJSON(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := int64(v["seq"].(float64))
+		key := fmt.Sprint(seq/perChunk, "/", v["key"])
+		if string(m.Key) != v["key"] {
+			t.Fatalf("record %d: message key %q, want %q", seq, m.Key, v["key"])
+		}
+		if p, ok := partitionOf[string(m.Key)]; ok && p != m.TopicPartition.Partition {
+			t.Fatalf("key %s: partitions %d and %d", m.Key, p, m.TopicPartition.Partition)
+		}
+		partitionOf[string(m.Key)] = m.TopicPartition.Partition
+		if prev, ok := last[key]; ok && seq < prev {
+			t.Fatalf("chunk/key %s: record %d after record %d", key, seq, prev)
+		}
+		last[key] = seq
+	}
+	if len(last) != chunks*nKeys {
+		t.Errorf("%d chunk/key pairs seen, want %d", len(last), chunks*nKeys)
+	}
+}
+
 // TestTimestampsAndMsgpack: integer and float timestamps in the v1 layout,
 // msgpack values, Workers 4.
 func TestTimestampsAndMsgpack(t *testing.T) {
