@@ -42,7 +42,8 @@ type Producer interface {
 	Fatal() error
 }
 
-// NewProducer makes a producer, to start with and after a fatal error.
+// NewProducer makes a producer: to start with, for another lane, and after
+// a fatal error.
 type NewProducer func() (Producer, error)
 
 // pollInterval bounds how long the poll loop sleeps in the producer.
@@ -72,9 +73,11 @@ type Sender struct {
 // thread produces at a time, so that a topic's batches reach librdkafka in
 // the order they were drained, and one flush waits in the producer.
 type Lane struct {
-	s          *Sender
-	index      int
-	mu         sync.RWMutex // held for reading while using prod, for writing to replace or close it (the send loop, which replaces it, uses it without)
+	s     *Sender
+	index int
+	// mu is held for reading while using prod, for writing to replace or
+	// close it; the send loop, which replaces it, uses it without.
+	mu         sync.RWMutex
 	prod       Producer
 	closed     bool         // prod is closed; guarded by mu
 	sending    sync.Mutex   // held while producing: by a flush in SendAll, or the send loop
