@@ -560,13 +560,24 @@ func TestBatchesProducedInOrder(t *testing.T) {
 	}
 }
 
-// producerMaker makes a new fakeProducer each call and keeps them.
+// producerMaker makes a new fakeProducer each call and keeps them; with
+// gate set, every producer after the first is made once it is closed, and
+// atGate gets a value when one waits for it.
 type producerMaker struct {
-	mu   sync.Mutex
-	made []*fakeProducer
+	mu     sync.Mutex
+	made   []*fakeProducer
+	gate   chan struct{}
+	atGate chan struct{}
 }
 
 func (m *producerMaker) make() (sender.Producer, error) {
+	m.mu.Lock()
+	first := len(m.made) == 0
+	m.mu.Unlock()
+	if m.gate != nil && !first {
+		m.atGate <- struct{}{}
+		<-m.gate
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.made = append(m.made, &fakeProducer{})
@@ -687,6 +698,43 @@ func TestRetryTakesItsEarlierLane(t *testing.T) {
 		t.Fatalf("retry = %d", got)
 	}
 	want := [][]string{{"b"}, {"a1", "flaky a2"}}
+	if got := m.logs(t); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("producers sent %q, want %q", got, want)
+	}
+}
+
+// TestMakingAProducerHoldsUpNoFlush: while a flush waits for its new
+// producer to be made, the other flushes take and give back lanes.
+func TestMakingAProducerHoldsUpNoFlush(t *testing.T) {
+	m := &producerMaker{gate: make(chan struct{}), atGate: make(chan struct{}, 1)}
+	in := m.instance(t, conf.MapGetter{})
+	defer in.Exit()
+	first := make(chan int)
+	go func() { first <- in.Flush(chunkOf("a"), "t") }()
+	m.hold(0, 1)
+	second := make(chan int)
+	go func() { second <- in.Flush(chunkOf("b"), "t") }()
+	<-m.atGate // the second flush makes the second producer
+	done := make(chan int)
+	go func() {
+		in.snd.Lane(-1).Release() // shares the first lane meanwhile
+		m.made[0].release()
+		done <- <-first
+	}()
+	select {
+	case got := <-done:
+		if got != OK {
+			t.Fatalf("first flush = %d", got)
+		}
+	case <-time.After(10 * time.Second):
+		close(m.gate)
+		t.Fatal("flushes were held up while the second producer was being made")
+	}
+	close(m.gate)
+	if got := <-second; got != OK {
+		t.Fatalf("second flush = %d", got)
+	}
+	want := [][]string{{"a"}, {"b"}}
 	if got := m.logs(t); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("producers sent %q, want %q", got, want)
 	}

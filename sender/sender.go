@@ -64,8 +64,9 @@ type Sender struct {
 	wg        sync.WaitGroup
 	lanes     []*Lane      // the first started have a producer
 	started   atomic.Int32 // lanes with a producer
-	lanesMu   sync.Mutex   // guards the lanes' flushes, maxLanes and closing; held to start a lane
+	lanesMu   sync.Mutex   // guards the lanes' flushes, maxLanes, starting and closing
 	maxLanes  int          // lanes that may be started
+	starting  bool         // a flush is making the next lane's producer
 	closing   bool         // no lane may start
 }
 
@@ -94,32 +95,30 @@ func Start(acc *accumulator.Accumulator, newProd NewProducer, maxLanes int, log 
 	for i := range s.maxLanes {
 		s.lanes = append(s.lanes, &Lane{s: s, index: i})
 	}
-	if err := s.startLane(s.lanes[0]); err != nil {
+	prod, err := newProd()
+	if err != nil {
 		return nil, err
 	}
+	s.run(s.lanes[0], prod)
 	s.wg.Add(1)
 	go s.sendLoop()
 	return s, nil
 }
 
-// startLane makes l's producer and runs its delivery-report loop; s.lanesMu
-// is held, or s is not running yet.
-func (s *Sender) startLane(l *Lane) error {
-	prod, err := s.newProd()
-	if err != nil {
-		return err
-	}
+// run starts lane l with prod and its delivery-report loop; s.lanesMu is
+// held, or s is not running yet.
+func (s *Sender) run(l *Lane, prod Producer) {
 	l.prod = prod
 	s.started.Add(1)
 	s.wg.Add(1)
 	go s.pollLoop(l)
-	return nil
 }
 
 // Lane returns the lane for a flush, which gives it back with Release: lane
 // prefer, the one of the chunk's earlier attempt, if it is one (-1 for
 // none); else the one fewest flushes use, or a new one when every lane
-// started is in use and fewer than maxLanes are. A flush alone (Workers 0
+// started is in use and fewer than maxLanes are (made without holding up
+// the other flushes' Lane and Release). A flush alone (Workers 0
 // or 1) always gets the first: flushes at once get their own producer,
 // each with its own connections and broker threads, rather than queueing
 // behind each other in librdkafka's one thread and connection per broker.
@@ -137,12 +136,21 @@ func (s *Sender) Lane(prefer int) *Lane {
 			best = l
 		}
 	}
-	if best.flushes > 0 && len(started) < s.maxLanes && !s.closing {
+	if best.flushes > 0 && len(started) < s.maxLanes && !s.starting && !s.closing {
+		s.starting = true
+		s.lanesMu.Unlock()
+		prod, err := s.newProd()
+		s.lanesMu.Lock()
+		s.starting = false
 		next := s.lanes[len(started)]
-		if err := s.startLane(next); err != nil {
+		switch {
+		case err != nil:
 			s.maxLanes = len(started)
 			s.log(2, fmt.Sprintf("cannot make producer %d, flushes share the %d made: %v", next.index+1, len(started), err))
-		} else {
+		case s.closing:
+			prod.Close() // nothing produced
+		default:
+			s.run(next, prod)
 			best = next
 		}
 	}
