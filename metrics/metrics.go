@@ -211,17 +211,11 @@ func (ep *endpoint) unregister(instance string, e *entry) {
 		ep.retired[instance] = final
 	}
 	ep.observeBrokers(instance, e.src.BrokerStatistics(), nil)
-	// The next instance of this label may have fewer producers: their
-	// transmit errors carry on in its first one's.
+	// The next instance of this label counts on from these; its producers
+	// count from zero.
 	for k, m := range ep.txErrs {
 		if k.instance == instance {
 			m.retire()
-		}
-	}
-	for k, m := range ep.txErrs {
-		if k.instance == instance && k.producer > 0 {
-			ep.txErr(txKey{instance, k.broker, 0}).base += m.base
-			delete(ep.txErrs, k)
 		}
 	}
 	delete(ep.live, instance)
@@ -289,13 +283,14 @@ type rdStats struct {
 
 // observeBrokers sends the metrics of librdkafka's statistics of an
 // instance's producers to ch (nil to only keep track of the transmit
-// errors): queues and transmit errors summed, a broker up when every
-// producer's connection to it is, and their average round-trip time.
+// errors): queues summed; per broker, the transmit errors of every producer
+// the label has had, up when every producer that connected to it (not in
+// INIT: librdkafka connects only where it sends) is, and their average
+// round-trip time.
 func (ep *endpoint) observeBrokers(label string, stats [][]byte, ch chan<- prometheus.Metric) {
 	type broker struct {
-		state          string // UP, or the first other state a producer is in
-		txErrs, rttSum int64
-		rtts           int64
+		state        string // UP, or the first other state a producer is in
+		rttSum, rtts int64
 	}
 	var queueMsgs, queueBytes int64
 	brokers := map[string]*broker{}
@@ -317,10 +312,10 @@ func (ep *endpoint) observeBrokers(label string, stats [][]byte, ch chan<- prome
 			if v == nil {
 				v = &broker{state: b.State}
 				brokers[name] = v
-			} else if v.state == "UP" {
+			} else if v.state == "INIT" || v.state == "UP" && b.State != "INIT" {
 				v.state = b.State
 			}
-			v.txErrs += ep.txErr(txKey{label, name, i}).observe(b.TxErrs)
+			ep.txErr(txKey{label, name, i}).observe(b.TxErrs)
 			if b.RTT.Avg > 0 {
 				v.rttSum += b.RTT.Avg
 				v.rtts++
@@ -353,8 +348,20 @@ func (ep *endpoint) observeBrokers(label string, stats [][]byte, ch chan<- prome
 			gauge(descBrokerState, 1, name, b.state)
 		}
 		gauge(descBrokerRTT, float64(b.rttSum)/float64(max(b.rtts, 1))/1e6, name)
-		ch <- prometheus.MustNewConstMetric(descBrokerTxErrs, prometheus.CounterValue, float64(b.txErrs), label, name)
+		ch <- prometheus.MustNewConstMetric(descBrokerTxErrs, prometheus.CounterValue, float64(ep.txErrsTotal(label, name)), label, name)
 	}
+}
+
+// txErrsTotal sums the transmit errors to broker of every producer label
+// has had: one without statistics for now (just made) still counts.
+func (ep *endpoint) txErrsTotal(label, broker string) int64 {
+	n := int64(0)
+	for k, m := range ep.txErrs {
+		if k.instance == label && k.broker == broker {
+			n += m.base + m.last
+		}
+	}
+	return n
 }
 
 // txErr returns the transmit errors counter of k, made on first use.

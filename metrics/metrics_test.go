@@ -272,14 +272,17 @@ func TestReregistration(t *testing.T) {
 
 // TestProducersSummed: an instance's producers (one per flush running at
 // once) show as one: queues and transmit errors summed, a broker up only
-// when every producer's connection is; after a hot reload to fewer
-// producers, the transmit errors carry on.
+// when every producer that connected to it is; a producer without
+// statistics yet (just made) keeps its transmit errors counted, and so does
+// a reload to fewer producers.
 func TestProducersSummed(t *testing.T) {
 	addr := freeAddr(t)
 	f := &fakeSource{}
 	unreg := register(t, addr, "gokafka.0", new(plugin.Stats), f)
-	down := strings.Replace(fmt.Sprintf(statsJSON, 4), `"state":"UP","txerrs"`, `"state":"DOWN","txerrs"`, 1)
-	f.setStats(fmt.Sprintf(statsJSON, 3), down)
+	withState := func(state string, txErrs int) string {
+		return strings.Replace(fmt.Sprintf(statsJSON, txErrs), `"state":"UP","txerrs"`, `"state":"`+state+`","txerrs"`, 1)
+	}
+	f.setStats(fmt.Sprintf(statsJSON, 3), withState("DOWN", 4))
 	expect(t, scrape(t, addr), map[string]float64{
 		`gokafka_producer_queue_messages{instance="gokafka.0"}`:                             14,
 		`gokafka_producer_queue_bytes{instance="gokafka.0"}`:                                2468,
@@ -289,6 +292,18 @@ func TestProducersSummed(t *testing.T) {
 		`gokafka_broker_rtt_seconds{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:        0.0025,
 		`gokafka_broker_tx_errors_total{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:    7,
 	})
+	f.setStats(fmt.Sprintf(statsJSON, 5), "")
+	expect(t, scrape(t, addr), map[string]float64{
+		`gokafka_producer_queue_messages{instance="gokafka.0"}`:                          7,
+		`gokafka_broker_up{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:              1,
+		`gokafka_broker_tx_errors_total{broker="127.0.0.1:9092/1",instance="gokafka.0"}`: 9,
+	})
+	f.setStats(fmt.Sprintf(statsJSON, 5), withState("INIT", 4)) // a producer that never needed the broker
+	expect(t, scrape(t, addr), map[string]float64{
+		`gokafka_broker_up{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:              1,
+		`gokafka_broker_tx_errors_total{broker="127.0.0.1:9092/1",instance="gokafka.0"}`: 9,
+	})
+	f.setStats(fmt.Sprintf(statsJSON, 5), withState("DOWN", 4))
 	unreg()
 	g := &fakeSource{}
 	defer register(t, addr, "gokafka.0", new(plugin.Stats), g)()
@@ -296,7 +311,7 @@ func TestProducersSummed(t *testing.T) {
 	expect(t, scrape(t, addr), map[string]float64{
 		`gokafka_producer_queue_messages{instance="gokafka.0"}`:                          7,
 		`gokafka_broker_up{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:              1,
-		`gokafka_broker_tx_errors_total{broker="127.0.0.1:9092/1",instance="gokafka.0"}`: 8,
+		`gokafka_broker_tx_errors_total{broker="127.0.0.1:9092/1",instance="gokafka.0"}`: 10,
 	})
 }
 

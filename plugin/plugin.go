@@ -97,7 +97,9 @@ type topicStage struct {
 // maxStagedTopics bounds the topics a flushState remembers between flushes.
 const maxStagedTopics = 256
 
-func (st *flushState) reset() {
+// reset empties st for a flush through lane.
+func (st *flushState) reset(lane *sender.Lane) {
+	st.lane = lane
 	for _, t := range st.order {
 		t.used = false
 		t.Reset()
@@ -217,8 +219,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 
 	st := in.states.Get().(*flushState)
 	defer in.states.Put(st)
-	st.reset()
-	st.lane = lane
+	st.reset(lane)
 	st.reader.Reset(data)
 	records, skipped, rerouted, resent := 0, 0, 0, 0
 	var rec chunk.Record

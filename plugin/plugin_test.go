@@ -605,18 +605,25 @@ func (m *producerMaker) logs(t *testing.T) [][]string {
 	return out
 }
 
-// hold makes producer i hold its reports, and waits until it holds n.
-func (m *producerMaker) hold(i, n int) {
+// hold makes producer i hold its reports, and waits up to 10 s until it
+// holds n.
+func (m *producerMaker) hold(t *testing.T, i, n int) {
 	m.mu.Lock()
 	p := m.made[i]
 	m.mu.Unlock()
 	p.mu.Lock()
 	p.hold = true
 	p.mu.Unlock()
-	for held := 0; held < n; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		p.mu.Lock()
-		held = len(p.held)
+		held := len(p.held)
 		p.mu.Unlock()
+		if held >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("producer %d holds %d reports, want %d", i+1, held, n)
+		}
 	}
 }
 
@@ -648,7 +655,7 @@ func TestFlushesAtOnceGetTheirOwnProducer(t *testing.T) {
 		}
 		waiting := make(chan int)
 		go func() { waiting <- in.Flush(chunkOf("a1", "a2", "a3"), "t") }()
-		m.hold(0, 1)
+		m.hold(t, 0, 1)
 		other := make(chan int)
 		go func() { other <- in.Flush(chunkOf("b1", "b2"), "t") }()
 		if producers == 2 {
@@ -685,7 +692,7 @@ func TestRetryTakesItsEarlierLane(t *testing.T) {
 	defer in.Exit()
 	first := make(chan int)
 	go func() { first <- in.Flush(chunkOf("b"), "t") }()
-	m.hold(0, 1)
+	m.hold(t, 0, 1)
 	retried := chunkOf("a1", "flaky a2")
 	if got := in.Flush(retried, "t"); got != Retry { // the second producer's; a2 fails once
 		t.Fatalf("Flush = %d, want a retry", got)
@@ -711,7 +718,7 @@ func TestMakingAProducerHoldsUpNoFlush(t *testing.T) {
 	defer in.Exit()
 	first := make(chan int)
 	go func() { first <- in.Flush(chunkOf("a"), "t") }()
-	m.hold(0, 1)
+	m.hold(t, 0, 1)
 	second := make(chan int)
 	go func() { second <- in.Flush(chunkOf("b"), "t") }()
 	<-m.atGate // the second flush makes the second producer

@@ -99,35 +99,33 @@ func Start(acc *accumulator.Accumulator, newProd NewProducer, maxLanes int, log 
 	if err != nil {
 		return nil, err
 	}
-	s.run(s.lanes[0], prod)
+	s.startLane(s.lanes[0], prod)
 	s.wg.Add(1)
 	go s.sendLoop()
 	return s, nil
 }
 
-// run starts lane l with prod and its delivery-report loop; s.lanesMu is
-// held, or s is not running yet.
-func (s *Sender) run(l *Lane, prod Producer) {
+// startLane starts lane l with prod and its delivery-report loop;
+// s.lanesMu is held, or s is not running yet.
+func (s *Sender) startLane(l *Lane, prod Producer) {
 	l.prod = prod
 	s.started.Add(1)
 	s.wg.Add(1)
 	go s.pollLoop(l)
 }
 
-// Lane returns the lane for a flush, which gives it back with Release: lane
-// prefer, the one of the chunk's earlier attempt, if it is one (-1 for
-// none); else the one fewest flushes use, or a new one when every lane
-// started is in use and fewer than maxLanes are (made without holding up
-// the other flushes' Lane and Release). A flush alone (Workers 0
-// or 1) always gets the first: flushes at once get their own producer,
-// each with its own connections and broker threads, rather than queueing
-// behind each other in librdkafka's one thread and connection per broker.
+// Lane returns the lane for a flush, which gives it back with Release:
+// lane prefer (the chunk's earlier attempt's, or -1); else the one fewest
+// flushes use, or a new one when all are in use and fewer than maxLanes
+// exist. A flush alone (Workers 0 or 1) always gets the first; flushes at
+// once get producers of their own rather than queueing behind each other
+// on librdkafka's one thread and connection per broker.
 func (s *Sender) Lane(prefer int) *Lane {
 	s.lanesMu.Lock()
-	defer s.lanesMu.Unlock()
 	started := s.lanes[:s.started.Load()]
 	if prefer >= 0 && prefer < len(started) {
 		started[prefer].flushes++
+		s.lanesMu.Unlock()
 		return started[prefer]
 	}
 	best := started[0]
@@ -136,26 +134,47 @@ func (s *Sender) Lane(prefer int) *Lane {
 			best = l
 		}
 	}
-	if best.flushes > 0 && len(started) < s.maxLanes && !s.starting && !s.closing {
-		s.starting = true
+	grow := best.flushes > 0 && len(started) < s.maxLanes && !s.starting && !s.closing
+	if !grow {
+		best.flushes++
 		s.lanesMu.Unlock()
-		prod, err := s.newProd()
-		s.lanesMu.Lock()
-		s.starting = false
-		next := s.lanes[len(started)]
-		switch {
-		case err != nil:
-			s.maxLanes = len(started)
-			s.log(2, fmt.Sprintf("cannot make producer %d, flushes share the %d made: %v", next.index+1, len(started), err))
-		case s.closing:
-			prod.Close() // nothing produced
-		default:
-			s.run(next, prod)
-			best = next
-		}
+		return best
 	}
+	s.starting = true
+	s.lanesMu.Unlock()
+	if next := s.startNext(); next != nil {
+		return next
+	}
+	s.lanesMu.Lock()
 	best.flushes++
+	s.lanesMu.Unlock()
 	return best
+}
+
+// startNext makes the next lane's producer, without holding s.lanesMu, so
+// that other flushes take and give back lanes meanwhile, and starts the
+// lane for the caller; nil when it cannot, or the sender is closing.
+// s.starting is set.
+func (s *Sender) startNext() *Lane {
+	prod, err := s.newProd()
+	s.lanesMu.Lock()
+	s.starting = false
+	next := s.lanes[s.started.Load()]
+	switch {
+	case err != nil:
+		s.maxLanes = next.index
+		s.lanesMu.Unlock()
+		s.log(2, fmt.Sprintf("cannot make producer %d, flushes share the %d made: %v", next.index+1, next.index, err))
+		return nil
+	case s.closing:
+		s.lanesMu.Unlock()
+		prod.Close() // nothing produced
+		return nil
+	}
+	s.startLane(next, prod)
+	next.flushes++
+	s.lanesMu.Unlock()
+	return next
 }
 
 // Index is the lane's number, which the accumulator keeps its batches by.
@@ -240,11 +259,13 @@ func (l *Lane) await(done <-chan struct{}, deadline time.Time) {
 func (s *Sender) Statistics() [][]byte {
 	var out [][]byte
 	for _, l := range s.lanes[:s.started.Load()] {
+		var js []byte
 		l.mu.RLock()
-		if p, ok := l.prod.(interface{ Statistics() []byte }); ok {
-			out = append(out, p.Statistics())
+		if p, ok := l.prod.(interface{ Statistics() []byte }); ok && !l.closed {
+			js = p.Statistics()
 		}
 		l.mu.RUnlock()
+		out = append(out, js)
 	}
 	return out
 }
@@ -254,7 +275,7 @@ func (s *Sender) Statistics() [][]byte {
 func (l *Lane) Partitions(topic string) int {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if p, ok := l.prod.(interface{ Partitions(string) int }); ok {
+	if p, ok := l.prod.(interface{ Partitions(string) int }); ok && !l.closed {
 		return p.Partitions(topic)
 	}
 	return -1
@@ -369,20 +390,20 @@ func (s *Sender) Close(deadline time.Time) {
 	}
 	s.wg.Wait()
 	left, _ := s.acc.Drain(time.Now(), accumulator.AllLanes, nil)
-	var mu sync.Mutex
+	unreported := make([][]*accumulator.Batch, len(lanes))
 	var closing sync.WaitGroup
-	for _, l := range lanes { // at once: each may wait up to a second
+	for i, l := range lanes { // at once: each may wait up to a second
 		closing.Go(func() {
 			l.mu.Lock() // a flush waiting in Producer.Wait leaves it first
 			l.closed = true
 			l.mu.Unlock()
-			unreported := l.prod.Close()
-			mu.Lock()
-			left = append(left, unreported...)
-			mu.Unlock()
+			unreported[i] = l.prod.Close()
 		})
 	}
 	closing.Wait()
+	for _, u := range unreported {
+		left = append(left, u...)
+	}
 	for _, b := range left {
 		s.acc.Abort(b, "plugin stopped before Kafka acknowledged it")
 	}
