@@ -193,9 +193,10 @@ func (s *Staged) Skip(n int) {
 }
 
 // Append copies s's records into batches of topic/partition for lane on
-// behalf of w, waiting for memory until deadline. It returns how many records went in;
-// fewer than all means the deadline passed (or, with ErrTooLarge, that
-// record s.Recs[n] can never fit and was skipped: the caller counts it).
+// behalf of w, waiting for memory until deadline. It returns how many
+// records went in; fewer than all means the deadline passed (or, with
+// ErrTooLarge, that record s.Recs[n] can never fit and was skipped: the
+// caller counts it).
 func (a *Accumulator) Append(topic string, partition int32, lane int, s *Staged, w *Waiter, deadline time.Time) (int, error) {
 	k := key{topic, partition, lane}
 	a.mu.Lock()

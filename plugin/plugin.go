@@ -418,8 +418,8 @@ func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []b
 }
 
 // append moves the staged records of every topic into the accumulator's
-// batches of lane, waiting for memory up to Max_Block. Records too large for Buffer_Memory
-// are dropped; running out of time is an error.
+// batches of lane, waiting for memory up to Max_Block. Records too large
+// for Buffer_Memory are dropped; running out of time is an error.
 func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, records int, start time.Time) error {
 	deadline := start.Add(min(in.cfg.MaxBlock, in.cfg.FlushTimeout))
 	for _, t := range st.order {

@@ -304,10 +304,7 @@ func Main(m *testing.M) {
 // every partition has a leader. An existing topic is fine.
 func CreateTopic(t testing.TB, bootstrap, topic string, partitions int) {
 	t.Helper()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
-	if err != nil {
-		t.Fatalf("kafkatest: %v", err)
-	}
+	admin := newAdmin(t, bootstrap)
 	defer admin.Close()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -327,6 +324,40 @@ func CreateTopic(t testing.TB, bootstrap, topic string, partitions int) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	waitLeaders(t, admin, bootstrap, topic, partitions, deadline)
+}
+
+// AddPartitions grows topic to total partitions and waits until each has a leader.
+func AddPartitions(t testing.TB, bootstrap, topic string, total int) {
+	t.Helper()
+	admin := newAdmin(t, bootstrap)
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := admin.CreatePartitions(ctx, []kafka.PartitionsSpecification{{Topic: topic, IncreaseTo: total}})
+	if err == nil && res[0].Error.Code() != kafka.ErrNoError {
+		err = res[0].Error
+	}
+	if err != nil {
+		t.Fatalf("kafkatest: growing topic %s on %s to %d partitions: %v", topic, bootstrap, total, err)
+	}
+	waitLeaders(t, admin, bootstrap, topic, total, time.Now().Add(time.Minute))
+}
+
+// newAdmin returns an admin client of bootstrap; the caller closes it.
+func newAdmin(t testing.TB, bootstrap string) *kafka.AdminClient {
+	t.Helper()
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	return admin
+}
+
+// waitLeaders waits until deadline for topic to have partitions partitions,
+// each with a leader.
+func waitLeaders(t testing.TB, admin *kafka.AdminClient, bootstrap, topic string, partitions int, deadline time.Time) {
+	t.Helper()
 	for {
 		err := topicReady(admin, topic, partitions)
 		if err == nil {
@@ -337,34 +368,6 @@ func CreateTopic(t testing.TB, bootstrap, topic string, partitions int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// AddPartitions grows topic to total partitions and waits until each has a leader.
-func AddPartitions(t testing.TB, bootstrap, topic string, total int) {
-	t.Helper()
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
-	if err != nil {
-		t.Fatalf("kafkatest: %v", err)
-	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := admin.CreatePartitions(ctx, []kafka.PartitionsSpecification{{Topic: topic, IncreaseTo: total}})
-	if err == nil && res[0].Error.Code() != kafka.ErrNoError {
-		err = res[0].Error
-	}
-	deadline := time.Now().Add(time.Minute)
-	for err == nil {
-		ready := topicReady(admin, topic, total)
-		if ready == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			err = ready
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("kafkatest: growing topic %s on %s to %d partitions: %v", topic, bootstrap, total, err)
 }
 
 func topicReady(admin *kafka.AdminClient, topic string, partitions int) error {
