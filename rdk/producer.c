@@ -295,9 +295,10 @@ char *gk_stats(gk_ctx *c) {
 
 // partition_by_batch is the partitioner with batch_partitions: a record with
 // a key goes where murmur2_random (the Java client's default) puts it; those
-// without one go to their batch's partition, the first available from its
-// turn on, so that a topic's consecutive batches take turns (as the Java
-// client's sticky partitioner moves on when a batch is complete, KIP-480).
+// without one go to their batch's partition, chosen by its turn among the
+// available partitions, so that a topic's consecutive batches take turns
+// over them evenly (as the Java client's sticky partitioner moves on when a
+// batch is complete, KIP-480), also while some partition has no leader.
 // Two flushes' batches then go to different partitions: librdkafka's
 // idempotent producer has one request in flight per partition. librdkafka's
 // main thread may call it for a batch still being produced (records that
@@ -310,11 +311,17 @@ static int32_t partition_by_batch(const rd_kafka_topic_t *rkt, const void *key, 
 	int32_t p = __atomic_load_n(&b->partition, __ATOMIC_RELAXED);
 	if (p >= 0 && p < cnt)
 		return p;
-	p = (int32_t)(b->turn % (uint32_t)cnt);
-	for (int32_t i = 0; i < cnt; i++) {
-		if (rd_kafka_topic_partition_available(rkt, (p + i) % cnt)) {
-			p = (p + i) % cnt;
-			break;
+	uint32_t available = 0;
+	for (int32_t i = 0; i < cnt; i++)
+		available += rd_kafka_topic_partition_available(rkt, i) != 0;
+	p = (int32_t)(b->turn % (uint32_t)cnt); // none available: librdkafka holds the records
+	if (available > 0) {
+		uint32_t skip = b->turn % available;
+		for (int32_t i = 0; i < cnt; i++) {
+			if (rd_kafka_topic_partition_available(rkt, i) && skip-- == 0) {
+				p = i;
+				break;
+			}
 		}
 	}
 	__atomic_store_n(&b->partition, p, __ATOMIC_RELAXED);

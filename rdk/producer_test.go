@@ -233,6 +233,61 @@ func TestKeylessBatchesTakeTurns(t *testing.T) {
 	}
 }
 
+// TestKeylessBatchesSkipLeaderlessPartitions: while some partitions have no
+// leader (their one replica's node is stopped), keyless batches take turns
+// over the others evenly, rather than the next partition taking a
+// leaderless one's turns too.
+func TestKeylessBatchesSkipLeaderlessPartitions(t *testing.T) {
+	c := kafkatest.StartCluster(t)
+	topic = kafkatest.UniqueTopic(t)
+	const partitions, batches, perBatch = 6, 12, 100
+	kafkatest.CreateTopicReplicas(t, c.Bootstrap(), topic, partitions, 1) // 2 partitions per node
+	c.StopNode(2)
+	// The producer starts once both nodes left know it: a partition it took
+	// for led by node 2 would hold its batch until node 2 is back.
+	for deadline := time.Now().Add(30 * time.Second); kafkatest.Leaderless(t, c.Addr(1), topic) != partitions/3 ||
+		kafkatest.Leaderless(t, c.Addr(3), topic) != partitions/3; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions without a leader: %d seen by node 1, %d by node 3; want %d",
+				kafkatest.Leaderless(t, c.Addr(1), topic), kafkatest.Leaderless(t, c.Addr(3), topic), partitions/3)
+		}
+	}
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": c.Bootstrap()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, snd := startSender(t, cfg.Rdkafka)
+	// librdkafka counts a partition available once its leader's thread has
+	// taken it, a moment after the metadata: until then the first batch
+	// could go to any partition.
+	lane := snd.Lane(-1)
+	if n := lane.Partitions(topic); n != partitions {
+		t.Fatalf("%d partitions, want %d", n, partitions)
+	}
+	lane.Release()
+	time.Sleep(time.Second)
+	for i := range batches {
+		if res := send(t, acc, i*perBatch, perBatch); res.Delivered != perBatch {
+			t.Fatalf("batch %d: %+v", i, res)
+		}
+	}
+	snd.Close(time.Now().Add(30 * time.Second))
+	counts := map[int32]int{}
+	for _, m := range kafkatest.Consume(t, c.Bootstrap(), topic, batches*perBatch, time.Minute) {
+		counts[m.TopicPartition.Partition]++
+	}
+	t.Logf("records per partition: %v", counts)
+	const available = partitions - partitions/3
+	if len(counts) != available {
+		t.Fatalf("records went to %d partitions, want the %d with a leader: %v", len(counts), available, counts)
+	}
+	for p, n := range counts {
+		if n != batches/available*perBatch {
+			t.Errorf("partition %d has %d records, want %d: %v", p, n, batches/available*perBatch, counts)
+		}
+	}
+}
+
 // TestFullQueueFailsRecords: when librdkafka's queue is full (an operator
 // may bound it with rdkafka.queue.buffering.max.messages) and no broker is
 // up, producing fails the records that do not fit, for a retry, rather than

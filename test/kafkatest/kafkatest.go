@@ -239,6 +239,9 @@ func (c *Cluster) Bootstrap() string {
 	return strings.Join(s, ",")
 }
 
+// Addr is node id's (1..3) PLAINTEXT address.
+func (c *Cluster) Addr(id int) string { return addr(c.Ports[id-1]) }
+
 // StopNode stops node id (1..3) cleanly (controlled shutdown).
 func (c *Cluster) StopNode(id int) {
 	c.t.Helper()
@@ -304,13 +307,20 @@ func Main(m *testing.M) {
 // every partition has a leader. An existing topic is fine.
 func CreateTopic(t testing.TB, bootstrap, topic string, partitions int) {
 	t.Helper()
+	CreateTopicReplicas(t, bootstrap, topic, partitions, 0)
+}
+
+// CreateTopicReplicas is CreateTopic with replicas copies of each partition (0: the
+// broker's default).
+func CreateTopicReplicas(t testing.TB, bootstrap, topic string, partitions, replicas int) {
+	t.Helper()
 	admin := newAdmin(t, bootstrap)
 	defer admin.Close()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		res, err := admin.CreateTopics(ctx,
-			[]kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions}},
+			[]kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: replicas}},
 			kafka.SetAdminOperationTimeout(10*time.Second))
 		cancel()
 		if err == nil {
@@ -368,6 +378,25 @@ func waitLeaders(t testing.TB, admin *kafka.AdminClient, bootstrap, topic string
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Leaderless returns how many of topic's partitions have no leader in the metadata that
+// bootstrap (one broker's address, for its own view) gives.
+func Leaderless(t testing.TB, bootstrap, topic string) int {
+	t.Helper()
+	admin := newAdmin(t, bootstrap)
+	defer admin.Close()
+	md, err := admin.GetMetadata(&topic, false, 5000)
+	if err != nil {
+		t.Fatalf("kafkatest: metadata of %s from %s: %v", topic, bootstrap, err)
+	}
+	n := 0
+	for _, p := range md.Topics[topic].Partitions {
+		if p.Leader < 0 {
+			n++
+		}
+	}
+	return n
 }
 
 func topicReady(admin *kafka.AdminClient, topic string, partitions int) error {
