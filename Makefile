@@ -10,7 +10,7 @@ SO := build/out_gokafka.so
 LDFLAGS := -ldflags=-extldflags=-Wl,--exclude-libs,ALL
 # librdkafka's static TLS exceeds glibc's dlopen reserve (see README).
 export GLIBC_TUNABLES := glibc.rtld.optional_static_tls=65536
-CKG_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/confluentinc/confluent-kafka-go/v2)
+CKG := github.com/confluentinc/confluent-kafka-go/v2
 
 .PHONY: build test unit lint fuzz run bench clean header docs
 
@@ -19,9 +19,11 @@ build: $(SO)
 # rdkafka.h comes from the pinned confluent-kafka-go module (the librdkafka it
 # links); it is copied, not committed.
 header: rdk/rdkafka.h
+# The module's directory is looked up once it is downloaded: make expands a
+# recipe's lines before running the first.
 rdk/rdkafka.h: go.mod
-	$(GO) mod download github.com/confluentinc/confluent-kafka-go/v2
-	install -m 644 $(CKG_DIR)/kafka/librdkafka_vendor/rdkafka.h $@
+	$(GO) mod download $(CKG)
+	install -m 644 "$$($(GO) list -m -f '{{.Dir}}' $(CKG))/kafka/librdkafka_vendor/rdkafka.h" $@
 
 $(SO): rdk/rdkafka.h $(shell find . -name '*.go' -not -path './test/*') $(wildcard rdk/*.c rdk/*.h) go.mod go.sum
 	@mkdir -p build
