@@ -123,7 +123,8 @@ var Options = []Option{
 	{"Timestamp_Key", "string", "@timestamp", "Field that receives the record's time; off (or \"\") leaves it out.",
 		func(c *Config, v string) error {
 			c.TimestampKey = v
-			if v == "off" || v == `""` || v == "none" {
+			switch strings.ToLower(v) {
+			case "off", `""`, "none":
 				c.TimestampKey = ""
 			}
 			return nil
@@ -254,7 +255,11 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		return nil, &Error{Key: "Raw_Log_Key", Reason: "required with Format raw"}
 	}
 	if c.MaxBlock > c.FlushTimeout {
-		return nil, &Error{Key: "Max_Block", Value: g.Get("Max_Block"), Reason: "longer than Flush_Timeout"}
+		if g.Get("Max_Block") == "" { // its default shrinks to fit
+			c.MaxBlock = c.FlushTimeout
+		} else {
+			return nil, &Error{Key: "Max_Block", Value: g.Get("Max_Block"), Reason: fmt.Sprintf("longer than Flush_Timeout (%v)", c.FlushTimeout)}
+		}
 	}
 	if c.DLQTopic != "" && c.MessageMode == "batch" {
 		return nil, &Error{Key: "DLQ_Topic", Reason: "not supported with Message_Mode batch: a batch message holds records of many chunks and Kafka refuses it whole"}
@@ -262,6 +267,9 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	c.Rdkafka = c.producerDefaults()
 	for _, p := range rdkafkaProps {
 		if v := g.Get(RdkafkaPrefix + p); v != "" {
+			if reason := refused(p, v); reason != "" {
+				return nil, &Error{Key: RdkafkaPrefix + p, Value: v, Reason: reason}
+			}
 			c.Rdkafka = append(c.Rdkafka, Property{Key: p, Value: v, FromUser: true})
 		}
 	}
@@ -271,6 +279,21 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// refused says why librdkafka property key may not be set to v, or "": the
+// plugin acknowledges a flush on each record's delivery report and produces
+// outside transactions.
+func refused(key, v string) string {
+	switch key {
+	case "delivery.report.only.error":
+		if b, err := strconv.ParseBool(v); err == nil && b {
+			return "the plugin acknowledges a flush on every record's delivery report"
+		}
+	case "transactional.id":
+		return "the plugin does not produce in transactions"
+	}
+	return ""
 }
 
 // checkBatchSize makes a batch mode frame fit the message size limit (LZ4

@@ -89,6 +89,39 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	if _, err := Load(MapGetter{"Brokers": "x:1", "DLQ_Topic": "dead", "Message_Mode": "batch"}, nil); err == nil || !strings.HasPrefix(err.Error(), "DLQ_Topic: not supported") {
 		t.Errorf("DLQ_Topic in batch mode: %v", err)
 	}
+	// librdkafka properties the plugin depends on.
+	props := []string{"delivery.report.only.error", "transactional.id", "acks"}
+	for key, value := range map[string]string{"delivery.report.only.error": "true", "transactional.id": "tx-1"} {
+		_, err := Load(MapGetter{"Brokers": "x:1", RdkafkaPrefix + key: value}, props)
+		if err == nil || !strings.HasPrefix(err.Error(), RdkafkaPrefix+key+": ") || !strings.Contains(err.Error(), value) {
+			t.Errorf("rdkafka.%s=%s: error %v, want one naming the key and value", key, value, err)
+		}
+	}
+	if _, err := Load(MapGetter{"Brokers": "x:1", "rdkafka.delivery.report.only.error": "false", "rdkafka.acks": "1"}, props); err != nil {
+		t.Errorf("rdkafka.delivery.report.only.error false: %v", err)
+	}
+}
+
+// TestMaxBlockFitsFlushTimeout: Max_Block's default shrinks to a shorter
+// Flush_Timeout; a Max_Block given longer is refused, naming both.
+func TestMaxBlockFitsFlushTimeout(t *testing.T) {
+	c, err := Load(MapGetter{"Brokers": "x:1", "Flush_Timeout": "1s"}, nil)
+	if err != nil || c.MaxBlock != time.Second {
+		t.Errorf("Flush_Timeout 1s alone: Max_Block %v, error %v; want 1s, none", c.MaxBlock, err)
+	}
+	if _, err := Load(MapGetter{"Brokers": "x:1", "Flush_Timeout": "1s", "Max_Block": "1500ms"}, nil); err == nil ||
+		!strings.HasPrefix(err.Error(), `Max_Block: invalid value "1500ms"`) || !strings.Contains(err.Error(), "Flush_Timeout (1s)") {
+		t.Errorf("Max_Block over Flush_Timeout: %v", err)
+	}
+}
+
+// TestTimestampKeyOff: off, none and "" leave the timestamp out, in any case.
+func TestTimestampKeyOff(t *testing.T) {
+	for _, v := range []string{"off", "Off", "OFF", "none", "None", `""`} {
+		if c, err := Load(MapGetter{"Brokers": "x:1", "Timestamp_Key": v}, nil); err != nil || c.TimestampKey != "" {
+			t.Errorf("Timestamp_Key %s: %q, %v; want none", v, c.TimestampKey, err)
+		}
+	}
 }
 
 func TestUnits(t *testing.T) {
