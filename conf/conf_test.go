@@ -105,9 +105,10 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 // TestMaxBlockFitsFlushTimeout: Max_Block's default shrinks to a shorter
 // Flush_Timeout; a Max_Block given longer is refused, naming both.
 func TestMaxBlockFitsFlushTimeout(t *testing.T) {
-	c, err := Load(MapGetter{"Brokers": "x:1", "Flush_Timeout": "1s"}, nil)
-	if err != nil || c.MaxBlock != time.Second {
-		t.Errorf("Flush_Timeout 1s alone: Max_Block %v, error %v; want 1s, none", c.MaxBlock, err)
+	if c, err := Load(MapGetter{"Brokers": "x:1", "Flush_Timeout": "1s"}, nil); err != nil {
+		t.Errorf("Flush_Timeout 1s alone: %v", err)
+	} else if c.MaxBlock != time.Second {
+		t.Errorf("Flush_Timeout 1s alone: Max_Block %v, want 1s", c.MaxBlock)
 	}
 	if _, err := Load(MapGetter{"Brokers": "x:1", "Flush_Timeout": "1s", "Max_Block": "1500ms"}, nil); err == nil ||
 		!strings.HasPrefix(err.Error(), `Max_Block: invalid value "1500ms"`) || !strings.Contains(err.Error(), "Flush_Timeout (1s)") {
@@ -118,8 +119,10 @@ func TestMaxBlockFitsFlushTimeout(t *testing.T) {
 // TestTimestampKeyOff: off, none and "" leave the timestamp out, in any case.
 func TestTimestampKeyOff(t *testing.T) {
 	for _, v := range []string{"off", "Off", "OFF", "none", "None", `""`} {
-		if c, err := Load(MapGetter{"Brokers": "x:1", "Timestamp_Key": v}, nil); err != nil || c.TimestampKey != "" {
-			t.Errorf("Timestamp_Key %s: %q, %v; want none", v, c.TimestampKey, err)
+		if c, err := Load(MapGetter{"Brokers": "x:1", "Timestamp_Key": v}, nil); err != nil {
+			t.Errorf("Timestamp_Key %s: %v", v, err)
+		} else if c.TimestampKey != "" {
+			t.Errorf("Timestamp_Key %s: %q, want none", v, c.TimestampKey)
 		}
 	}
 }
