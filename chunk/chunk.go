@@ -275,7 +275,8 @@ func readTime(b []byte) (ns int64, marker bool, rest []byte, err error) {
 	case msgp.Float64Type, msgp.Float32Type:
 		var f float64
 		f, rest, err = msgp.ReadFloat64Bytes(b)
-		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > math.MaxInt64/1e9) {
+		// MaxInt64/1e9 rounds up as a float64, to 2^63/1e9: f*1e9 must stay below it.
+		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) >= math.MaxInt64/1e9) {
 			err = fmt.Errorf("timestamp %v out of range", f)
 		}
 		return int64(math.Round(f * 1e9)), false, rest, err

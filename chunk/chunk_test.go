@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
@@ -103,6 +104,7 @@ func TestMalformed(t *testing.T) {
 		"bad prefix":      {0x92, 0x01, 0xc1},
 		"huge int time":   append(msgp.AppendInt64(msgp.AppendArrayHeader(nil, 2), 1<<62), body("x")...),
 		"float time NaN":  append(msgp.AppendFloat64(msgp.AppendArrayHeader(nil, 2), nan()), body("x")...),
+		"float time max":  append(msgp.AppendFloat64(msgp.AppendArrayHeader(nil, 2), math.MaxInt64/1e9), body("x")...),
 		"missing body v1": msgp.AppendInt64(msgp.AppendArrayHeader(nil, 2), 1),
 	}
 	for name, bad := range cases {
@@ -116,6 +118,19 @@ func TestMalformed(t *testing.T) {
 		var cerr *Error
 		if more || !errors.As(err, &cerr) || cerr.Offset != len(good) || cerr.Record != 1 {
 			t.Errorf("%s: got more=%v err=%v, want an error at byte %d", name, more, err, len(good))
+		}
+	}
+}
+
+// float64(MaxInt64/1e9) is 2^63/1e9, out of range; the float below it is in.
+func TestFloatTimeBounds(t *testing.T) {
+	for _, f := range []float64{math.MaxInt64 / 1e9, -math.MaxInt64 / 1e9} {
+		if ns, _, _, err := readTime(msgp.AppendFloat64(nil, f)); err == nil {
+			t.Errorf("%v: got %d, want an error", f, ns)
+		}
+		below := math.Nextafter(f, 0)
+		if ns, _, _, err := readTime(msgp.AppendFloat64(nil, below)); err != nil || (ns > 0) != (f > 0) {
+			t.Errorf("%v: got %d, %v", below, ns, err)
 		}
 	}
 }

@@ -205,9 +205,13 @@ func (e *Encoder) appendTime(dst []byte, ns int64) []byte {
 func appendTimeText(dst []byte, ns int64, format string) []byte {
 	switch format {
 	case "double":
-		sec, frac := divmod(ns, 1e9)
-		dst = strconv.AppendInt(dst, sec, 10)
-		return appendFraction(append(dst, '.'), uint64(frac), 9)
+		// Sign and magnitude, as a float prints: -0.5 s is -0.500000000.
+		u := uint64(ns)
+		if ns < 0 {
+			dst, u = append(dst, '-'), -u
+		}
+		dst = strconv.AppendUint(dst, u/1e9, 10)
+		return appendFraction(append(dst, '.'), u%1e9, 9)
 	case "epoch_ms":
 		ms, _ := divmod(ns, 1e6)
 		return strconv.AppendInt(dst, ms, 10)

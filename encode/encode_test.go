@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -249,6 +250,60 @@ func TestNestedMapKeysBounded(t *testing.T) {
 		}
 		if _, err := e.Append(nil, &chunk.Record{Time: 1, Body: body}, "tag"); !errors.Is(err, errKeyText) {
 			t.Errorf("%s: got %v, want %v", format, err, errKeyText)
+		}
+	}
+}
+
+// Logfmt repeats a nested key path before every value inside it: a long
+// key over many small values must not blow up the output.
+func TestLogfmtKeyPathBounded(t *testing.T) {
+	e := mustEncoder(t, "logfmt", "", "")
+	long := string(bytes.Repeat([]byte{'k'}, 16<<10))
+	m := msgp.AppendMapHeader(msgp.AppendString(msgp.AppendMapHeader(nil, 1), long), 5000)
+	for i := range 5000 {
+		m = msgp.AppendInt(msgp.AppendString(m, strconv.Itoa(i%10)), 1)
+	}
+	a := msgp.AppendArrayHeader(msgp.AppendString(msgp.AppendMapHeader(nil, 1), long), 5000)
+	for range 5000 {
+		a = msgp.AppendNil(a)
+	}
+	for name, body := range map[string][]byte{"map": m, "array": a} {
+		got, err := e.Append(nil, &chunk.Record{Body: body}, "")
+		if !errors.Is(err, errKeyPath) || len(got) > 4*len(body) {
+			t.Errorf("%s: %d bytes from %d (%v), want %v", name, len(got), len(body), err, errKeyPath)
+		}
+	}
+	// Up to the bound, and a long key over a single value, are written as before.
+	edge := string(bytes.Repeat([]byte{'k'}, maxKeyPath-2))
+	body := msgp.AppendMapHeader(nil, 2)
+	body = msgp.AppendString(msgp.AppendMapHeader(msgp.AppendString(body, "a"), 1), edge)
+	body = msgp.AppendInt(msgp.AppendArrayHeader(body, 1), 7)
+	body = msgp.AppendString(msgp.AppendString(body, long), "v")
+	want := "a." + edge + ".0=7 " + long + "=v"
+	if got, err := e.Append(nil, &chunk.Record{Body: body}, ""); err != nil || string(got) != want {
+		t.Errorf("within the bound: got %.40s... (%v)", got, err)
+	}
+}
+
+// Timestamp_Format double writes the sign and magnitude of the time, as
+// msgpack's float does.
+func TestDoubleNegative(t *testing.T) {
+	body := msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "log"), "x")
+	for ns, want := range map[int64]string{
+		-500_000_000:   "-0.500000000",
+		-1_250_000_000: "-1.250000000",
+		-1:             "-0.000000001",
+		0:              "0.000000000",
+		1_500_000_000:  "1.500000000",
+		ts:             "1795341601.123456789",
+		math.MinInt64:  "-9223372036.854775808",
+		math.MaxInt64:  "9223372036.854775807",
+	} {
+		for format, text := range map[string]string{"json": `{"log":"x","ts":` + want + `}`, "logfmt": "log=x ts=" + want} {
+			got, err := mustEncoder(t, format, "ts", "double").Append(nil, &chunk.Record{Time: ns, Body: body}, "")
+			if err != nil || string(got) != text {
+				t.Errorf("%s %d: got %s (%v), want %s", format, ns, got, err, text)
+			}
 		}
 	}
 }

@@ -2,10 +2,19 @@ package encode
 
 import (
 	"encoding/base64"
+	"fmt"
 	"strconv"
 
 	"github.com/tinylib/msgp/msgp"
 )
+
+// maxKeyPath bounds the key path of a nested map or array in logfmt. The
+// path is repeated before every value inside it: without a bound, a long key
+// over many small values would make the output grow with the square of the
+// record.
+const maxKeyPath = 256
+
+var errKeyPath = fmt.Errorf("logfmt key path of a nested map or array is longer than %d bytes", maxKeyPath)
 
 // appendLogfmt writes a map as logfmt: key=value pairs separated by spaces,
 // nested maps and arrays flattened with dotted keys (kubernetes.pod_name,
@@ -83,7 +92,11 @@ func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *re
 	if depth > maxDepth {
 		return dst, b, errDepth
 	}
-	switch msgp.NextType(b) {
+	t := msgp.NextType(b)
+	if (t == msgp.MapType || t == msgp.ArrayType) && len(key) > maxKeyPath {
+		return dst, b, errKeyPath
+	}
+	switch t {
 	case msgp.MapType:
 		return appendLogfmtMap(dst, start, key, b, depth, nil, rm)
 	case msgp.ArrayType:
@@ -94,7 +107,7 @@ func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *re
 		return dst, rest, err
 	}
 	dst = appendLogfmtPair(dst, start, key)
-	switch msgp.NextType(b) {
+	switch t {
 	case msgp.StrType:
 		s, rest, err := msgp.ReadStringZC(b)
 		return appendLogfmtValue(dst, s), rest, err
