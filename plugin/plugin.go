@@ -52,6 +52,7 @@ type Instance struct {
 	staticHeaders []byte          // Header pairs, encoded once
 	batchMode     bool            // Message_Mode batch
 	newline       bool            // batch mode: each record ends with '\n' (NDJSON)
+	rawLines      bool            // batch mode, Format raw: a value ending with '\n' gets no other
 	states        sync.Pool       // *flushState
 	retries       *retryMemory
 }
@@ -148,6 +149,7 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 	in.acc.SetDeadLetterTopic(cfg.DLQTopic, cfg.MaxMessageBytes())
 	if in.batchMode = cfg.MessageMode == "batch"; in.batchMode {
 		in.newline = cfg.Format != "msgpack"
+		in.rawLines = cfg.Format == "raw"
 		in.acc.SetFrames(contentTypes[cfg.Format], cfg.KafkaTimestamp == "event")
 	}
 	if in.snd, err = sender.Start(in.acc, newProd, cfg.Producers, log); err != nil {
@@ -264,7 +266,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			continue
 		}
 		st.reader.EndBody(&rec, bodyLen)
-		if in.newline {
+		if in.newline && !(in.rawLines && len(s.Buf) > valueStart && s.Buf[len(s.Buf)-1] == '\n') {
 			s.Buf = append(s.Buf, '\n')
 		}
 		keyStart := len(s.Buf)
@@ -391,12 +393,12 @@ func (in *Instance) appendHeaders(dst []byte, st *flushState, rec *chunk.Record)
 	}
 	n, b, err := msgp.ReadMapHeaderBytes(rec.Metadata)
 	for i := uint32(0); err == nil && i < n; i++ {
-		var k []byte
-		if k, b, err = msgp.ReadMapKeyZC(b); err != nil {
+		var k, v []byte
+		var isStr bool
+		if k, v, isStr, err = ra.MapKey(b); err != nil {
 			break
 		}
-		v := b
-		if b, err = msgp.Skip(b); err == nil {
+		if b, err = msgp.Skip(v); err == nil && isStr {
 			dst = in.appendHeader(dst, st, k, v[:len(v)-len(b)])
 		}
 	}

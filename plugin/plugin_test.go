@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/gokafka/gokafka/accumulator"
+	"github.com/gokafka/gokafka/batch"
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/sender"
 	"github.com/gokafka/gokafka/test/fixture"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // fakeProducer acknowledges batches at once, failing the records whose value
@@ -744,5 +746,60 @@ func TestMakingAProducerHoldsUpNoFlush(t *testing.T) {
 	want := [][]string{{"a"}, {"b"}}
 	if got := m.logs(t); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("producers sent %q, want %q", got, want)
+	}
+}
+
+// TestNonStringKeys: an entry whose key is not a string, in the metadata
+// or the body, is skipped; the entries after it still count.
+func TestNonStringKeys(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Topics": "logs, orders", "Topic_Key": "$topic",
+		"Format": "raw", "Raw_Log_Key": "$log", "Metadata_Headers": "on"})
+	meta := msgp.AppendMapHeader(nil, 3)
+	meta = msgp.AppendString(msgp.AppendString(meta, "source"), "tail")
+	meta = msgp.AppendString(msgp.AppendInt(meta, 1), "one")
+	meta = msgp.AppendString(msgp.AppendString(meta, "stream"), "stdout")
+	body := msgp.AppendMapHeader(nil, 3)
+	body = msgp.AppendString(msgp.AppendInt(body, 1), "one")
+	body = msgp.AppendString(msgp.AppendString(body, "topic"), "orders")
+	body = msgp.AppendString(msgp.AppendString(body, "log"), "a")
+	data := msgp.AppendArrayHeader(msgp.AppendArrayHeader(nil, 2), 2)
+	data = msgp.AppendUint64(data, 1700000000)
+	data = append(append(data, meta...), body...)
+	if got := in.Flush(data, "t"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%s", got, sink)
+	}
+	want := []message{{"orders", "a", "", [][2]string{{"source", "tail"}, {"stream", "stdout"}}, 1700000000000}}
+	if fmt.Sprint(prod.msgs) != fmt.Sprint(want) {
+		t.Fatalf("got  %v\nwant %v", prod.msgs, want)
+	}
+}
+
+// TestBatchRawNewlines: in batch mode with Format raw, each record ends with
+// exactly one newline, whether its value had one or not; inner newlines stay.
+func TestBatchRawNewlines(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Message_Mode": "batch", "Format": "raw", "Raw_Log_Key": "$log"})
+	if got := in.Flush(chunkOf("hello\n", "world", "two\nlines\n", "\n", "last"), "t"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%s", got, sink)
+	}
+	if len(prod.msgs) != 1 {
+		t.Fatalf("%d messages, want 1", len(prod.msgs))
+	}
+	var contentType string
+	for _, kv := range prod.msgs[0].headers {
+		if kv[0] == batch.ContentTypeHeader {
+			contentType = kv[1]
+		}
+	}
+	var lines []string
+	if err := batch.Records([]byte(prod.msgs[0].value), contentType, func(r []byte) error {
+		lines = append(lines, string(r))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"hello", "world", "two", "lines", "", "last"}; !slices.Equal(lines, want) {
+		t.Fatalf("records %q, want %q", lines, want)
 	}
 }

@@ -100,22 +100,29 @@ func Field(m []byte, key string) ([]byte, bool) {
 		return nil, false
 	}
 	for i := uint32(0); i < n; i++ {
-		var k []byte
-		if k, b, err = msgp.ReadMapKeyZC(b); err != nil {
+		k, v, isStr, err := MapKey(b)
+		if err != nil {
 			return nil, false
 		}
-		if string(k) == key {
-			end, err := msgp.Skip(b)
-			if err != nil {
-				return nil, false
-			}
-			return b[:len(b)-len(end)], true
-		}
-		if b, err = msgp.Skip(b); err != nil {
+		if b, err = msgp.Skip(v); err != nil {
 			return nil, false
+		}
+		if isStr && string(k) == key {
+			return v[:len(v)-len(b)], true
 		}
 	}
 	return nil, false
+}
+
+// MapKey reads the key of a map entry at b and returns it with what follows
+// (the entry's value). A key that is neither str nor bin is skipped, isStr
+// false, as Fluent Bit skips such entries.
+func MapKey(b []byte) (key, rest []byte, isStr bool, err error) {
+	if key, rest, err = msgp.ReadMapKeyZC(b); err == nil {
+		return key, rest, true, nil
+	}
+	rest, err = msgp.Skip(b)
+	return nil, rest, false, err
 }
 
 func index(a []byte, i int) ([]byte, bool) {

@@ -76,3 +76,45 @@ func FuzzLookup(f *testing.F) {
 		}
 	})
 }
+
+// TestNonStringKeys: an entry whose key is not a string is skipped, at the
+// top level and in a nested map, as Fluent Bit's record accessor does.
+func TestNonStringKeys(t *testing.T) {
+	m := msgp.AppendMapHeader(nil, 4)
+	m = msgp.AppendString(msgp.AppendInt(m, 1), "one")
+	m = msgp.AppendString(msgp.AppendNil(m), "none")
+	m = msgp.AppendMapHeader(msgp.AppendString(m, "kubernetes"), 3)
+	m = msgp.AppendArrayHeader(msgp.AppendBool(msgp.AppendArrayHeader(m, 1), true), 0) // key [true], value []
+	m = msgp.AppendMapHeader(msgp.AppendFloat64(m, 2.5), 0)
+	m = msgp.AppendMapHeader(msgp.AppendString(m, "labels"), 1)
+	m = msgp.AppendString(msgp.AppendString(m, "app"), "web")
+	m = msgp.AppendString(msgp.AppendString(m, "topic"), "orders")
+	for path, want := range map[string]string{"$topic": "orders", "$kubernetes['labels']['app']": "web"} {
+		p, _ := Parse(path)
+		v, ok := p.Lookup(m)
+		if text, _ := AppendText(nil, v); !ok || string(text) != want {
+			t.Errorf("%s: got %q (found %v), want %q", path, text, ok, want)
+		}
+	}
+}
+
+// TestMalformedBodies: a lookup in a body that is not well-formed msgpack
+// ends as not found.
+func TestMalformedBodies(t *testing.T) {
+	p := Path{{Key: "topic"}}
+	for name, body := range map[string][]byte{
+		"empty":                        {},
+		"not a map":                    msgp.AppendString(nil, "topic"),
+		"entries missing":              msgp.AppendMapHeader(nil, 3),
+		"key truncated":                msgp.AppendString(msgp.AppendMapHeader(nil, 1), "topic")[:4],
+		"non-string key, then nothing": msgp.AppendInt(msgp.AppendMapHeader(nil, 2), 1),
+		"non-string key truncated":     msgp.AppendFloat64(msgp.AppendMapHeader(nil, 1), 1.5)[:4],
+		"non-string key, value cut":    msgp.AppendString(msgp.AppendInt(msgp.AppendMapHeader(nil, 2), 1), "one")[:4],
+		"value truncated":              msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "topic"), "orders")[:9],
+		"bad byte as key":              append([]byte{0x82, 0xc1, 0xa1, 'x'}, msgp.AppendString(msgp.AppendString(nil, "topic"), "orders")...),
+	} {
+		if v, ok := p.Lookup(body); ok {
+			t.Errorf("%s: found %x", name, v)
+		}
+	}
+}
