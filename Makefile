@@ -78,7 +78,7 @@ run: build kafka-up
 	python3 $(LOGGEN) --format docker --lines 5000 > $(RUN_DIR)/sample.log
 	@if command -v fluent-bit >/dev/null; then \
 		echo "run: through $$(command -v fluent-bit)"; \
-		GOKAFKA_SO=$(CURDIR)/$(SO) SAMPLE_LOG=$(CURDIR)/$(RUN_DIR)/sample.log KAFKA_BROKERS=$(KAFKA_BOOTSTRAP) \
+		SAMPLE_LOG=$(CURDIR)/$(RUN_DIR)/sample.log KAFKA_BROKERS=$(KAFKA_BOOTSTRAP) \
 		TOPIC=$(RUN_TOPIC) timeout -s TERM 15 fluent-bit -e $(CURDIR)/$(SO) -c examples/fluent-bit.conf || true; \
 	else \
 		echo "run: fluent-bit is not installed; through the C test host (test/host)"; \
