@@ -200,7 +200,7 @@ var Options = []Option{
 		duration(func(c *Config) *time.Duration { return &c.Linger }, 0, time.Minute)},
 	{"Buffer_Memory", "size", "64M", "Bound on the instance's buffered record bytes, sent or not yet acknowledged.",
 		size(func(c *Config) *int64 { return &c.BufferMemory }, 1<<20, 1<<40)},
-	{"Max_Block", "duration", "2s", "Longest a flush waits for buffer memory before it returns a retry.",
+	{"Max_Block", "duration", "2s", "Longest a flush waits for buffer memory before it returns a retry; at most Flush_Timeout (the default shrinks to it).",
 		duration(func(c *Config) *time.Duration { return &c.MaxBlock }, 0, time.Hour)},
 	{"Flush_Timeout", "duration", "4s", "Longest a flush waits for Kafka's acknowledgements before it returns a retry.",
 		duration(func(c *Config) *time.Duration { return &c.FlushTimeout }, 100*time.Millisecond, time.Hour)},
