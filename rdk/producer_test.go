@@ -245,11 +245,13 @@ func TestKeylessBatchesSkipLeaderlessPartitions(t *testing.T) {
 	c.StopNode(2)
 	// The producer starts once both nodes left know it: a partition it took
 	// for led by node 2 would hold its batch until node 2 is back.
-	for deadline := time.Now().Add(30 * time.Second); kafkatest.Leaderless(t, c.Addr(1), topic) != partitions/3 ||
-		kafkatest.Leaderless(t, c.Addr(3), topic) != partitions/3; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		seen1, seen3 := kafkatest.Leaderless(t, c.Addr(1), topic), kafkatest.Leaderless(t, c.Addr(3), topic)
+		if seen1 == partitions/3 && seen3 == partitions/3 {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("partitions without a leader: %d seen by node 1, %d by node 3; want %d",
-				kafkatest.Leaderless(t, c.Addr(1), topic), kafkatest.Leaderless(t, c.Addr(3), topic), partitions/3)
+			t.Fatalf("partitions without a leader: %d seen by node 1, %d by node 3; want %d", seen1, seen3, partitions/3)
 		}
 	}
 	cfg, err := conf.Load(conf.MapGetter{"Brokers": c.Bootstrap()}, nil)
