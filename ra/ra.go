@@ -159,7 +159,10 @@ func AppendText(dst, v []byte) ([]byte, bool) {
 	case msgp.UintType:
 		u, _, err := msgp.ReadUint64Bytes(v)
 		return strconv.AppendUint(dst, u, 10), err == nil
-	case msgp.Float64Type, msgp.Float32Type:
+	case msgp.Float32Type:
+		f, _, err := msgp.ReadFloat32Bytes(v)
+		return strconv.AppendFloat(dst, float64(f), 'g', -1, 32), err == nil
+	case msgp.Float64Type:
 		f, _, err := msgp.ReadFloat64Bytes(v)
 		return strconv.AppendFloat(dst, f, 'g', -1, 64), err == nil
 	case msgp.BoolType:

@@ -14,9 +14,10 @@ func record() []byte {
 	m = msgp.AppendString(msgp.AppendString(m, "app"), "web")
 	m = msgp.AppendString(msgp.AppendString(m, "app.kubernetes.io/name"), "shop")
 	m = msgp.AppendInt(msgp.AppendString(m, "restarts"), -3)
-	m = msgp.AppendArrayHeader(msgp.AppendString(m, "items"), 3)
+	m = msgp.AppendArrayHeader(msgp.AppendString(m, "items"), 4)
 	m = msgp.AppendFloat64(m, 1.5)
 	m = msgp.AppendBool(m, true)
+	m = msgp.AppendFloat32(m, 0.1)
 	return msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(m, 1), "k"), "v")
 }
 
@@ -25,7 +26,7 @@ func TestLookup(t *testing.T) {
 	for path, want := range map[string]string{
 		"$log": "hello", "log": "hello", "$kubernetes['labels']['app']": "web",
 		`$kubernetes["labels"]['app.kubernetes.io/name']`: "shop", "$kubernetes['restarts']": "-3",
-		"$items[0]": "1.5", "$items[1]": "true",
+		"$items[0]": "1.5", "$items[1]": "true", "$items[2]": "0.1", // a float32 at its own precision
 	} {
 		p, err := Parse(path)
 		if err != nil {
@@ -37,7 +38,7 @@ func TestLookup(t *testing.T) {
 			t.Errorf("%s: got %q (found %v, text %v), want %q", path, text, ok, isText, want)
 		}
 	}
-	for _, path := range []string{"$missing", "$log['x']", "$kubernetes['labels']['none']", "$items[7]", "$items[2]['x']", "$kubernetes[0]"} {
+	for _, path := range []string{"$missing", "$log['x']", "$kubernetes['labels']['none']", "$items[7]", "$items[3]['x']", "$kubernetes[0]"} {
 		p, _ := Parse(path)
 		if v, ok := p.Lookup(rec); ok {
 			t.Errorf("%s: found %x", path, v)
