@@ -10,6 +10,7 @@ package accumulator
 
 import (
 	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -116,9 +117,8 @@ type Accumulator struct {
 	used        int64 // bytes of buffers allocated, free or not
 	free        []*Batch
 	deques      map[key][]*Batch
-	flushing    int           // flushes waiting: every batch is ready
-	blocked     int           // appenders waiting for memory: every batch is ready
-	released    chan struct{} // closed and replaced when memory is released
+	flushing    int             // flushes waiting: every batch is ready
+	waiters     []chan struct{} // appenders waiting for memory, in turn (waitForMemory): every batch is ready
 	closed      bool
 	wake        chan struct{}
 	frames      *framing // batch mode, nil in record mode
@@ -137,7 +137,6 @@ func New(batchSize int, limit int64, linger time.Duration, alloc Allocator) *Acc
 		alloc:     alloc,
 		deques:    make(map[key][]*Batch),
 		delivered: make(map[string]int64),
-		released:  make(chan struct{}),
 		wake:      make(chan struct{}, 1),
 	}
 }
@@ -234,7 +233,7 @@ func (a *Accumulator) next(k key, b *Batch, size int, deadline time.Time) (*Batc
 	}
 	var err error
 	if a.frames != nil {
-		b, err = a.newFrameBatch(deadline)
+		b, err = a.newFrameBatch(size, deadline)
 	} else {
 		b, err = a.newBatch(size, deadline)
 	}
@@ -258,24 +257,28 @@ func (a *Accumulator) track(b *Batch, i int32, w *Waiter) {
 	w.pending++
 }
 
-// newBatch takes a pooled batch or allocates one, waiting for memory until
-// deadline; a.mu is held and released while waiting.
+// newBatch takes a pooled batch or allocates one, waiting for memory, in
+// turn after the appenders that waited first, until deadline; a.mu is held
+// and released while waiting.
 func (a *Accumulator) newBatch(size int, deadline time.Time) (*Batch, error) {
 	capacity := max(size+RecordOverhead, a.batchSize)
 	if int64(capacity) > a.limit {
 		return nil, ErrTooLarge
 	}
+	var turn chan struct{}
 	for {
-		if capacity == a.batchSize && len(a.free) > 0 {
+		switch {
+		case !a.myTurn(turn):
+		case capacity == a.batchSize && len(a.free) > 0:
 			b := a.free[len(a.free)-1]
 			a.free = a.free[:len(a.free)-1]
+			a.leave(turn)
 			return b, nil
-		}
-		if a.used+int64(capacity) <= a.limit {
+		case a.used+int64(capacity) <= a.limit:
 			a.used += int64(capacity)
+			a.leave(turn)
 			return &Batch{Buf: a.alloc.Alloc(capacity)}, nil
-		}
-		if capacity != a.batchSize && len(a.free) > 0 {
+		case capacity != a.batchSize && len(a.free) > 0:
 			// Give pooled buffers back to the budget for an odd-sized one.
 			b := a.free[len(a.free)-1]
 			a.free = a.free[:len(a.free)-1]
@@ -283,32 +286,63 @@ func (a *Accumulator) newBatch(size int, deadline time.Time) (*Batch, error) {
 			a.used -= int64(cap(b.Buf))
 			continue
 		}
-		if err := a.waitForMemory(deadline); err != nil {
+		var err error
+		if turn, err = a.waitForMemory(turn, deadline); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// waitForMemory waits until memory is released or deadline passes, when it
-// returns ErrMemoryTimeout; a.mu is held and released while waiting.
-func (a *Accumulator) waitForMemory(deadline time.Time) error {
+// myTurn reports whether the appender whose place in the queue of waiters
+// is turn (nil: not queued) may take memory: no one waits before it.
+func (a *Accumulator) myTurn(turn chan struct{}) bool {
+	return len(a.waiters) == 0 || a.waiters[0] == turn
+}
+
+// waitForMemory queues the appender at the end of the waiters unless it
+// has its place (turn) already, and waits until it is woken or deadline
+// passes, when it leaves the queue and returns ErrMemoryTimeout; a.mu is
+// held and released while waiting.
+func (a *Accumulator) waitForMemory(turn chan struct{}, deadline time.Time) (chan struct{}, error) {
 	wait := time.Until(deadline)
 	if wait <= 0 {
-		return ErrMemoryTimeout
+		a.leave(turn)
+		return nil, ErrMemoryTimeout
 	}
-	released := a.released
-	a.blocked++
+	if turn == nil {
+		turn = make(chan struct{}, 1)
+		a.waiters = append(a.waiters, turn)
+	}
 	a.signal()
 	a.mu.Unlock()
 	t := time.NewTimer(wait)
 	select {
-	case <-released:
+	case <-turn:
 	case <-t.C:
 	}
 	t.Stop()
 	a.mu.Lock()
-	a.blocked--
-	return nil
+	return turn, nil
+}
+
+// leave takes turn (nil: not queued) out of the waiters and wakes the
+// next one, as memory may be left.
+func (a *Accumulator) leave(turn chan struct{}) {
+	if turn == nil {
+		return
+	}
+	a.waiters = slices.DeleteFunc(a.waiters, func(c chan struct{}) bool { return c == turn })
+	a.wakeFirst()
+}
+
+// wakeFirst wakes the first waiter for memory, if any.
+func (a *Accumulator) wakeFirst() {
+	if len(a.waiters) > 0 {
+		select {
+		case a.waiters[0] <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // ErrMemoryTimeout means Buffer_Memory stayed full until the deadline.
@@ -331,7 +365,7 @@ func (a *Accumulator) DrainAll(lane int, dst []*Batch) []*Batch {
 func (a *Accumulator) drain(now time.Time, lane int, all bool, dst []*Batch) ([]*Batch, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	all = all || a.flushing > 0 || a.blocked > 0 || a.closed
+	all = all || a.flushing > 0 || len(a.waiters) > 0 || a.closed
 	var next time.Duration
 	for k, d := range a.deques {
 		if lane != AllLanes && k.lane != lane {
@@ -433,8 +467,7 @@ func (a *Accumulator) release(b *Batch) {
 		a.alloc.Free(b.Buf)
 		a.used -= int64(cap(b.Buf))
 	}
-	close(a.released)
-	a.released = make(chan struct{})
+	a.wakeFirst()
 }
 
 // Abort completes b with every record failed, retriably, for reason.
@@ -470,6 +503,7 @@ func (a *Accumulator) Close() {
 	if a.frames != nil {
 		a.closeFrames()
 	}
+	a.wakeFirst()
 	a.signal()
 }
 

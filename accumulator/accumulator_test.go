@@ -172,6 +172,36 @@ func TestMemoryBound(t *testing.T) {
 	}
 }
 
+// TestMemoryWaitersServedInTurn: an appender waiting for a large buffer
+// gets the memory released after it began to wait; appenders that come
+// later wait behind it instead of taking that memory piece by piece.
+func TestMemoryWaitersServedInTurn(t *testing.T) {
+	a := New(perBatch10, 3*perBatch10, time.Hour, GoAllocator{})
+	w := NewWaiter(30)
+	a.Append("t", -1, 0, staged(30, 98), w, far())
+	ready := a.DrainAll(AllLanes, nil) // the budget's three batches
+	select {
+	case <-a.Wake():
+	default:
+	}
+	large := make(chan error)
+	go func() { // needs two batches' memory
+		n, err := a.Append("large", -1, 0, stagedFrom(1, 1, 2*perBatch10-RecordOverhead-2), w, time.Now().Add(time.Second))
+		if n != 1 && err == nil {
+			err = fmt.Errorf("appended %d", n)
+		}
+		large <- err
+	}()
+	<-a.Wake() // it waits for memory
+	for i, b := range ready {
+		a.Complete(b, nil)
+		a.Append(fmt.Sprint("t", i), -1, 0, staged(10, 98), NewWaiter(10), time.Now().Add(20*time.Millisecond))
+	}
+	if err := <-large; err != nil {
+		t.Fatalf("the large record: %v", err)
+	}
+}
+
 func TestOversizedRecordGetsItsOwnBatch(t *testing.T) {
 	a := New(1000, 1<<20, time.Hour, GoAllocator{})
 	w := NewWaiter(100)

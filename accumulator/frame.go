@@ -157,60 +157,82 @@ type frame struct {
 // about 4:1.
 func (a *Accumulator) frameBuffer() int { return a.batchSize / 3 }
 
-// newFrameBatch reuses a sent batch, or starts a new one, waiting for
-// memory until deadline; a.mu is held and released while waiting. A sent
-// batch keeps its memory, so a waiting flush must look for one again after
-// each release rather than only for memory.
-func (a *Accumulator) newFrameBatch(deadline time.Time) (*Batch, error) {
-	size := a.frameBuffer()
+// frameTrailer is room kept in a frame's buffer for the frame's end and the
+// batch message's headers (see seal).
+const frameTrailer = 256
+
+// newFrameBatch reuses a sent batch, or starts a new one, with room for n
+// bytes of blocks, waiting for memory until deadline; a.mu is held and
+// released while waiting. A sent batch keeps its memory, so a waiting flush
+// must look for one again after each release rather than only for memory.
+func (a *Accumulator) newFrameBatch(n int, deadline time.Time) (*Batch, error) {
+	size := max(a.frameBuffer(), len(frameHeader)+n+frameTrailer)
 	if int64(size) > a.limit {
 		return nil, ErrTooLarge
 	}
+	var turn chan struct{}
 	for {
-		var b *Batch
-		if n := len(a.frames.free); n > 0 {
-			b = a.frames.free[n-1]
-			a.frames.free = a.frames.free[:n-1]
-			b.frame.raw, b.frame.first, b.frame.last = 0, 0, 0
-		} else if a.used+int64(size) <= a.limit {
-			a.used += int64(size)
-			b = &Batch{frame: &frame{}, Buf: make([]byte, 0, size)}
-		}
-		if b != nil {
+		free := a.frames.free
+		switch {
+		case !a.myTurn(turn):
+		case len(free) > 0:
+			b := free[len(free)-1]
+			a.frames.free = free[:len(free)-1]
 			b.Buf = append(b.Buf[:0], frameHeader...)
+			if !a.reserve(b, n, turn) {
+				a.used -= int64(cap(b.Buf)) // too small: give its memory back for a larger one
+				continue
+			}
+			b.frame.raw, b.frame.first, b.frame.last = 0, 0, 0
+			a.leave(turn)
 			return b, nil
+		case a.used+int64(size) <= a.limit:
+			a.used += int64(size)
+			a.leave(turn)
+			return &Batch{frame: &frame{}, Buf: append(make([]byte, 0, size), frameHeader...)}, nil
 		}
-		if err := a.waitForMemory(deadline); err != nil {
+		var err error
+		if turn, err = a.waitForMemory(turn, deadline); err != nil {
 			return nil, err
 		}
 	}
 }
 
+// reserve makes room in b's buffer for n more bytes and the frame's
+// trailer, growing it by half at least if the budget allows, else by what
+// is needed; false if the budget has no room for that, or if others wait
+// for memory before the caller, whose place among the waiters is turn.
+func (a *Accumulator) reserve(b *Batch, n int, turn chan struct{}) bool {
+	more := len(b.Buf) + n + frameTrailer - cap(b.Buf)
+	if more <= 0 {
+		return true
+	}
+	left := int(a.limit - a.used)
+	if more > left || !a.myTurn(turn) {
+		return false
+	}
+	more = max(more, min(cap(b.Buf)/2, left))
+	b.Buf = append(make([]byte, 0, cap(b.Buf)+more), b.Buf...)
+	a.used += int64(more)
+	return true
+}
+
 // appendSegments puts s's compressed segments into batches of key k, whose
 // newest batch is b (nil for none), on behalf of w. It returns how many
-// records went in: fewer than all means the deadline passed.
+// records went in: fewer than all means the deadline passed or, with
+// ErrTooLarge, that the next segment, one record (a segment of several is
+// at most a block, see Compress), can never fit.
 func (a *Accumulator) appendSegments(k key, b *Batch, s *Staged, w *Waiter, deadline time.Time) (int, error) {
 	n := 0
 	for _, seg := range s.segs {
-		if b == nil || b.full || b.frame.raw > 0 && b.frame.raw+seg.raw > a.batchSize {
+		if b == nil || b.full || b.frame.raw > 0 && b.frame.raw+seg.raw > a.batchSize || !a.reserve(b, len(seg.blocks), nil) {
 			var err error
-			if b, err = a.next(k, b, seg.raw, deadline); err != nil {
+			if b, err = a.next(k, b, len(seg.blocks), deadline); err != nil {
 				return n, err
 			}
 		}
 		f := b.frame
-		before := cap(b.Buf)
 		b.Buf = append(b.Buf, seg.blocks...)
-		if grown := cap(b.Buf) - before; grown > 0 {
-			a.used += int64(grown)
-			if a.used > a.limit {
-				// Records that compress worse than a frame's reservation
-				// grew it past the budget: no more appends to it, and the
-				// next batch waits for memory.
-				b.full = true
-				a.signal()
-			}
-		}
 		if f.raw == 0 {
 			f.first = seg.first
 		}

@@ -1,5 +1,7 @@
 package plugin
 
+import "time"
+
 // Murmur2 is the hash the Java client's default partitioner applies to
 // keys (Utils.murmur2): a key's partition is (Murmur2(key) & 0x7fffffff) %
 // partitions, in batch mode as in librdkafka's murmur2_random partitioner.
@@ -33,14 +35,15 @@ func Murmur2(data []byte) int32 {
 
 // partitionOf returns the partition batch mode puts a record in: by its
 // key, as the Java client would; -1 (the producer's choice) for records
-// without a key or when the topic's partitions are unknown.
-func (in *Instance) partitionOf(st *flushState, topic []byte, key []byte) int32 {
+// without a key or when the topic's partitions are unknown. A lookup of
+// the partitions waits until deadline at most.
+func (in *Instance) partitionOf(st *flushState, topic, key []byte, deadline time.Time) int32 {
 	if len(key) == 0 {
 		return -1
 	}
 	n, ok := st.partitions[string(topic)]
 	if !ok {
-		n = st.lane.Partitions(string(topic))
+		n = st.lane.Partitions(string(topic), deadline)
 		st.partitions[string(topic)] = n
 	}
 	if n <= 0 {

@@ -247,7 +247,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		partition := int32(-1)
 		if in.batchMode {
 			st.key = in.appendKey(st.key[:0], &rec)
-			partition = in.partitionOf(st, topic, st.key)
+			partition = in.partitionOf(st, topic, st.key, deadline)
 		}
 		s := st.stage(topic, partition)
 		valueStart := len(s.Buf)

@@ -9,3 +9,6 @@ func SetPartitionsMaxAge(d time.Duration) (restore func()) {
 	partitionsMaxAge = d
 	return func() { partitionsMaxAge = old }
 }
+
+// LiveBatches counts the C batches allocated and not yet freed.
+var LiveBatches = liveBatches

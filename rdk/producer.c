@@ -72,12 +72,15 @@ static void notify(gk_ctx *c, int event) {
 		pthread_cond_broadcast(&c->done_cond);
 }
 
-gk_batch *gk_batch_new(uint64_t id, uint32_t turn, int32_t n) {
+static int64_t live_batches; // allocated and not freed (atomic)
+
+int64_t gk_live_batches(void) { return __atomic_load_n(&live_batches, __ATOMIC_SEQ_CST); }
+
+gk_batch *gk_batch_new(int32_t n) {
 	gk_batch *b = calloc(1, sizeof(*b) + (size_t)n * sizeof(gk_batch *));
 	if (!b)
 		return NULL;
-	b->id = id;
-	b->turn = turn;
+	__atomic_add_fetch(&live_batches, 1, __ATOMIC_SEQ_CST);
 	b->remaining = n;
 	b->partition = -1;
 	for (int32_t i = 0; i < n; i++)
@@ -86,6 +89,7 @@ gk_batch *gk_batch_new(uint64_t id, uint32_t turn, int32_t n) {
 }
 
 void gk_batch_free(gk_batch *b) {
+	__atomic_sub_fetch(&live_batches, 1, __ATOMIC_SEQ_CST);
 	free(b->fail_idx);
 	free(b->fail_err);
 	free(b);
@@ -492,7 +496,7 @@ char *gk_properties(void) {
 int gk_partition_count(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int timeout_ms) {
 	const struct rd_kafka_metadata *md;
 	if (rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return -1;
+		return -2;
 	int n = -1;
 	if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		n = md->topics[0].partition_cnt;

@@ -47,8 +47,12 @@ void gk_ctx_free(gk_ctx *c);
 // waits makes librdkafka send at once rather than after linger.ms; with
 // batch_partitions, records without a key go to one partition per batch.
 void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c, int send_at_once, int batch_partitions);
-gk_batch *gk_batch_new(uint64_t id, uint32_t turn, int32_t n);
+// gk_batch_new makes the state of a batch of n records; the caller sets its
+// id and turn.
+gk_batch *gk_batch_new(int32_t n);
 void gk_batch_free(gk_batch *b);
+// gk_live_batches counts the batches allocated and not freed, for tests.
+int64_t gk_live_batches(void);
 void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partition,
 		const char *base, const gk_rec *recs, gk_batch *b);
 // gk_take moves up to max batches whose last report came to done and
@@ -68,8 +72,8 @@ char *gk_stats(gk_ctx *c); // a copy of the latest statistics JSON, or NULL
 int gk_start(gk_ctx *c, rd_kafka_t *rk);
 // gk_stop stops that thread; callbacks are no longer served.
 void gk_stop(gk_ctx *c);
-// gk_partition_count asks the cluster how many partitions a topic has; -1 on
-// failure.
+// gk_partition_count asks the cluster how many partitions a topic has; -1
+// when it cannot tell, -2 when it did not answer.
 int gk_partition_count(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int timeout_ms);
 
 #endif

@@ -263,7 +263,7 @@ func TestKeylessBatchesSkipLeaderlessPartitions(t *testing.T) {
 	// taken it, a moment after the metadata: until then the first batch
 	// could go to any partition.
 	lane := snd.Lane(-1)
-	if n := lane.Partitions(topic); n != partitions {
+	if n := lane.Partitions(topic, time.Now().Add(time.Second)); n != partitions {
 		t.Fatalf("%d partitions, want %d", n, partitions)
 	}
 	lane.Release()
@@ -349,6 +349,39 @@ func TestNoThreadsLeft(t *testing.T) {
 	}
 }
 
+// TestCloseFreesBatches: closing a producer with batches in flight (here
+// to no broker) returns them and frees their C state, which librdkafka
+// holds until it reports on their every record.
+func TestCloseFreesBatches(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := rdk.LiveBatches()
+	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+	w := accumulator.NewWaiter(10)
+	for partition := range 4 {
+		if got, err := acc.Append("t", int32(partition)-1, 0, staged(0, 10), w, time.Now().Add(time.Minute)); got != 10 || err != nil {
+			t.Fatal(got, err)
+		}
+	}
+	batches := acc.DrainAll(0, nil)
+	for _, b := range batches {
+		p.Produce(b)
+	}
+	left := p.Close()
+	for _, b := range left {
+		acc.Abort(b, "closed")
+	}
+	if len(left) != len(batches) || rdk.LiveBatches() != before {
+		t.Fatalf("%d of %d batches returned, %d C batches not freed", len(left), len(batches), rdk.LiveBatches()-before)
+	}
+}
+
 func threads(t *testing.T) int {
 	tasks, err := os.ReadDir(filepath.Join("/proc", fmt.Sprint(os.Getpid()), "task"))
 	if err != nil {
@@ -377,9 +410,9 @@ func TestPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		first := p.Partitions(topic)
+		first := p.Partitions(topic, start.Add(time.Minute))
 		firstTook := time.Since(start)
-		second := p.Partitions(topic)
+		second := p.Partitions(topic, start.Add(time.Minute))
 		p.Close()
 		if first != tc.want || second != tc.want {
 			t.Errorf("%s: %d then %d partitions, want %d", tc.brokers, first, second, tc.want)
@@ -387,6 +420,34 @@ func TestPartitions(t *testing.T) {
 		if firstTook > 3*time.Second {
 			t.Errorf("%s: asking took %v", tc.brokers, firstTook)
 		}
+	}
+}
+
+// TestPartitionsBounded: without a cluster, asking for a partition count
+// ends at the deadline given, and once the cluster did not answer, no other
+// topic is asked for a while: a flush of records for many new topics does
+// not wait a second for each.
+func TestPartitionsBounded(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now()
+	if n := p.Partitions("a", start.Add(100*time.Millisecond)); n != -1 {
+		t.Fatalf("%d partitions without a cluster", n)
+	}
+	for i := range 5 {
+		if n := p.Partitions(fmt.Sprint("t", i), time.Now().Add(time.Minute)); n != -1 {
+			t.Fatalf("%d partitions without a cluster", n)
+		}
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("asking for 6 topics took %v", took)
 	}
 }
 
@@ -407,12 +468,12 @@ func TestPartitionsRefreshed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if n := p.Partitions(topic); n != 2 {
+	if n := p.Partitions(topic, time.Now().Add(time.Minute)); n != 2 {
 		t.Fatalf("%d partitions, want 2", n)
 	}
 	kafkatest.AddPartitions(t, bootstrap, topic, 4)
-	n := p.Partitions(topic)
-	for deadline := time.Now().Add(30 * time.Second); n != 4 && time.Now().Before(deadline); n = p.Partitions(topic) {
+	n := p.Partitions(topic, time.Now().Add(time.Minute))
+	for deadline := time.Now().Add(30 * time.Second); n != 4 && time.Now().Before(deadline); n = p.Partitions(topic, deadline) {
 		if n != 2 {
 			t.Fatalf("%d partitions, want 2 until the new count is known", n)
 		}

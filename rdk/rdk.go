@@ -39,12 +39,16 @@ type Producer struct {
 	ctx *C.gk_ctx
 	log Logger
 
-	mu         sync.Mutex // guards topics, partitions, nextID and batches: any goroutine may produce
+	// mu guards topics, partitions, unanswered, closed, nextID and
+	// batches: any goroutine may produce.
+	mu         sync.Mutex
 	topics     map[string]*topicHandle
 	partitions map[string]partitionCount
-	refreshes  sync.WaitGroup // partition counts asked in the background
+	unanswered time.Time      // when the cluster last did not answer for a partition count
+	closed     bool           // Close began: no partition count is asked
+	lookups    sync.WaitGroup // partition counts being asked
 	nextID     uint64
-	batches    map[uint64]*accumulator.Batch // produced, not completed
+	batches    map[uint64]produced // not completed
 
 	wake        *os.File // readable when batches completed or events came (gk_start)
 	wakeBuf     [64]byte
@@ -111,7 +115,7 @@ func New(props []conf.Property, log Logger, causes *Causes) (*Producer, error) {
 		log:        log,
 		topics:     make(map[string]*topicHandle),
 		partitions: make(map[string]partitionCount),
-		batches:    make(map[uint64]*accumulator.Batch),
+		batches:    make(map[uint64]produced),
 		redact:     redact,
 		causes:     causes,
 	}
@@ -132,23 +136,29 @@ type topicHandle struct {
 	turn uint32
 }
 
+// produced is a batch handed to librdkafka and its C state, which Poll or
+// Wait frees when the batch completes, or else Close.
+type produced struct {
+	b  *accumulator.Batch
+	cb *C.gk_batch
+}
+
 // Produce hands every record of b to librdkafka in one C call.
 func (p *Producer) Produce(b *accumulator.Batch) {
-	p.mu.Lock()
-	t := p.topic(b.Topic)
-	var turn uint32
-	if b.Partition < 0 {
-		turn = t.turn
-		t.turn++
-	}
-	p.nextID++
-	id := p.nextID
-	p.batches[id] = b
-	p.mu.Unlock()
-	cb := C.gk_batch_new(C.uint64_t(id), C.uint32_t(turn), C.int32_t(len(b.Recs)))
+	cb := C.gk_batch_new(C.int32_t(len(b.Recs)))
 	if cb == nil {
 		panic("rdk: out of memory for a batch")
 	}
+	p.mu.Lock()
+	t := p.topic(b.Topic)
+	if b.Partition < 0 {
+		cb.turn = C.uint32_t(t.turn)
+		t.turn++
+	}
+	p.nextID++
+	cb.id = C.uint64_t(p.nextID)
+	p.batches[p.nextID] = produced{b, cb}
+	p.mu.Unlock()
 	C.gk_produce(p.rk, p.ctx, t.rkt, C.int32_t(b.Partition),
 		(*C.char)(unsafe.Pointer(unsafe.SliceData(b.Buf))),
 		(*C.gk_rec)(unsafe.Pointer(unsafe.SliceData(b.Recs))), cb)
@@ -173,44 +183,61 @@ func (p *Producer) topic(name string) *topicHandle {
 // after metadata.max.age.ms: keys then map to partitions added meanwhile.
 var partitionsMaxAge = 5 * time.Minute
 
+// unknownFor is how long a partition count the cluster could not tell
+// stays unknown without asking again; for as long after the cluster did not
+// answer, no topic is asked.
+const unknownFor = 10 * time.Second
+
 // Partitions returns how many partitions topic has, asking the cluster the
-// first time (for up to a second, so that a flush stays within its time);
-// -1 when it cannot tell, and then for the next 10 s without asking again.
-// A count older than partitionsMaxAge is used while it is asked again.
-func (p *Producer) Partitions(topic string) int {
+// first time for up to a second and never past deadline; -1 when it cannot
+// tell, and then for unknownFor without asking again. A count older than
+// partitionsMaxAge is used while it is asked again.
+func (p *Producer) Partitions(topic string, deadline time.Time) int {
+	wait := min(time.Until(deadline), time.Second)
 	p.mu.Lock()
 	known, ok := p.partitions[topic]
+	if !ok {
+		known.n = -1
+	}
+	refresh := known.n > 0 && !known.asking && time.Since(known.asked) > partitionsMaxAge
+	ask := known.n <= 0 && (!ok || time.Since(known.asked) >= unknownFor) && wait > 0 && time.Since(p.unanswered) >= unknownFor
+	if p.closed || !refresh && !ask {
+		p.mu.Unlock()
+		return known.n
+	}
 	rkt := p.topic(topic).rkt
-	refresh := ok && known.n > 0 && !known.asking && time.Since(known.asked) > partitionsMaxAge
+	p.lookups.Add(1) // Close waits for it
 	if refresh {
 		known.asking = true
 		p.partitions[topic] = known
-		p.refreshes.Add(1)
+		wait = time.Second
 	}
 	p.mu.Unlock()
-	switch {
-	case refresh:
+	if refresh {
 		go func() {
-			defer p.refreshes.Done()
-			p.askPartitions(topic, rkt, known.n)
+			defer p.lookups.Done()
+			p.askPartitions(topic, rkt, known.n, wait)
 		}()
 		return known.n
-	case ok && (known.n > 0 || time.Since(known.asked) < 10*time.Second):
-		return known.n
 	}
-	return p.askPartitions(topic, rkt, -1)
+	defer p.lookups.Done()
+	return p.askPartitions(topic, rkt, known.n, wait)
 }
 
-// askPartitions asks the cluster for topic's partition count and keeps it;
-// when the cluster cannot tell, the count known before (or -1) stays.
-func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, before int) int {
-	n := int(C.gk_partition_count(p.rk, rkt, 1000))
+// askPartitions asks the cluster for topic's partition count, waiting up to
+// wait, and keeps it; when the cluster cannot tell, the count known before
+// (or -1) stays.
+func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, before int, wait time.Duration) int {
+	n := int(C.gk_partition_count(p.rk, rkt, C.int(max(wait.Milliseconds(), 1))))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n == -2 {
+		p.unanswered = time.Now()
+	}
 	if n <= 0 {
 		n = before
 	}
-	p.mu.Lock()
 	p.partitions[topic] = partitionCount{n: n, asked: time.Now()}
-	p.mu.Unlock()
 	return n
 }
 
@@ -270,7 +297,7 @@ func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []se
 			}
 		}
 		p.mu.Lock()
-		b := p.batches[uint64(cb.id)]
+		b := p.batches[uint64(cb.id)].b
 		delete(p.batches, uint64(cb.id))
 		p.mu.Unlock()
 		C.gk_batch_free(cb)
@@ -339,7 +366,10 @@ func syslogToFluentBit(level int) int {
 // Close purges what librdkafka still holds and destroys the producer; the
 // batches it never completed are returned.
 func (p *Producer) Close() []*accumulator.Batch {
-	p.refreshes.Wait()
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.lookups.Wait()
 	C.gk_stop(p.ctx)
 	if p.wake != nil {
 		p.wake.Close()
@@ -350,18 +380,16 @@ func (p *Producer) Close() []*accumulator.Batch {
 	}
 	C.rd_kafka_destroy(p.rk)
 	p.logEvents()
-	// Reports that arrived are now unreachable: free what is queued.
-	for n := int(C.gk_take(p.ctx, &p.done[0], C.int(len(p.done)))); n > 0; n = int(C.gk_take(p.ctx, &p.done[0], C.int(len(p.done)))) {
-		for _, cb := range p.done[:n] {
-			C.gk_batch_free(cb)
-		}
-	}
-	C.gk_ctx_free(p.ctx)
+	// librdkafka is gone: no report comes any more, and the purged
+	// records' reports, queued for the stopped poll thread, were dropped.
+	// Free every batch not completed, reported on (queued in C) or not.
 	var left []*accumulator.Batch
-	for id, b := range p.batches {
-		left = append(left, b)
+	for id, pb := range p.batches {
+		C.gk_batch_free(pb.cb)
+		left = append(left, pb.b)
 		delete(p.batches, id)
 	}
+	C.gk_ctx_free(p.ctx)
 	return left
 }
 

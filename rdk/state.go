@@ -38,3 +38,6 @@ func (p *Producer) Statistics() []byte {
 	defer C.free(unsafe.Pointer(s))
 	return []byte(C.GoString(s))
 }
+
+// liveBatches counts the C batches allocated and not yet freed; for tests.
+func liveBatches() int { return int(C.gk_live_batches()) }

@@ -271,14 +271,21 @@ func (s *Sender) Statistics() [][]byte {
 }
 
 // Partitions returns how many partitions topic has, as the lane's producer
-// knows them, or -1 when it cannot tell.
-func (l *Lane) Partitions(topic string) int {
+// knows them, asking the cluster until deadline at most, or -1 when it
+// cannot tell. It asks without holding l.mu, so that replacing the producer
+// meanwhile does not wait for the answer: the producer answers -1 once
+// closed.
+func (l *Lane) Partitions(topic string, deadline time.Time) int {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if p, ok := l.prod.(interface{ Partitions(string) int }); ok && !l.closed {
-		return p.Partitions(topic)
+	p, ok := l.prod.(interface {
+		Partitions(string, time.Time) int
+	})
+	ok = ok && !l.closed
+	l.mu.RUnlock()
+	if !ok {
+		return -1
 	}
-	return -1
+	return p.Partitions(topic, deadline)
 }
 
 // Recreated counts the producers replaced after fatal errors.
