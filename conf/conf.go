@@ -69,6 +69,9 @@ type Config struct {
 	// Rdkafka holds librdkafka properties: the plugin's own settings first,
 	// then the operator's rdkafka.* keys, which win.
 	Rdkafka []Property
+	// Warnings name settings accepted that weaken delivery or metrics;
+	// Init logs them.
+	Warnings []string
 }
 
 // Header is a static Kafka header.
@@ -251,6 +254,9 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	if c.BatchSize > c.BufferMemory {
 		return nil, &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: "larger than Buffer_Memory"}
 	}
+	if c.IncludeTagKey && c.TagKey == c.TimestampKey {
+		return nil, &Error{Key: "Tag_Key", Value: c.TagKey, Reason: "the same field as Timestamp_Key: one would hide the other"}
+	}
 	if c.Format == "raw" && c.RawLogKey == nil {
 		return nil, &Error{Key: "Raw_Log_Key", Reason: "required with Format raw"}
 	}
@@ -269,6 +275,9 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		if v := g.Get(RdkafkaPrefix + p); v != "" {
 			if reason := refused(p, v); reason != "" {
 				return nil, &Error{Key: RdkafkaPrefix + p, Value: v, Reason: reason}
+			}
+			if risk := c.weakens(p, v); risk != "" {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("%s%s %s: %s", RdkafkaPrefix, p, v, risk))
 			}
 			c.Rdkafka = append(c.Rdkafka, Property{Key: p, Value: v, FromUser: true})
 		}
@@ -292,6 +301,27 @@ func refused(key, v string) string {
 		}
 	case "transactional.id":
 		return "the plugin does not produce in transactions"
+	}
+	return ""
+}
+
+// weakens says what setting librdkafka property key to v gives up of the
+// plugin's delivery promise or its metrics, or "": such settings are
+// accepted, and Init logs this.
+func (c *Config) weakens(key, v string) string {
+	switch key {
+	case "acks", "request.required.acks":
+		if v == "0" {
+			return "the broker confirms nothing, so a flush is acknowledged once its records are sent, and records the broker loses are not retried"
+		}
+	case "enable.idempotence":
+		if b, err := strconv.ParseBool(v); err == nil && !b {
+			return "a batch that is sent again can be written twice, and out of order"
+		}
+	case "statistics.interval.ms":
+		if v == "0" && c.MetricsListen != "" {
+			return "the broker metrics of Metrics_Listen stay empty"
+		}
 	}
 	return ""
 }

@@ -89,6 +89,12 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	if _, err := Load(MapGetter{"Brokers": "x:1", "DLQ_Topic": "dead", "Message_Mode": "batch"}, nil); err == nil || !strings.HasPrefix(err.Error(), "DLQ_Topic: not supported") {
 		t.Errorf("DLQ_Topic in batch mode: %v", err)
 	}
+	if _, err := Load(MapGetter{"Brokers": "x:1", "Include_Tag_Key": "on", "Tag_Key": "@timestamp"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Tag_Key") {
+		t.Errorf("Tag_Key the same as Timestamp_Key: %v", err)
+	}
+	if _, err := Load(MapGetter{"Brokers": "x:1", "Tag_Key": "@timestamp"}, nil); err != nil {
+		t.Errorf("Tag_Key without Include_Tag_Key: %v", err)
+	}
 	// librdkafka properties the plugin depends on.
 	props := []string{"delivery.report.only.error", "transactional.id", "acks"}
 	for key, value := range map[string]string{"delivery.report.only.error": "true", "transactional.id": "tx-1"} {
@@ -97,8 +103,41 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 			t.Errorf("rdkafka.%s=%s: error %v, want one naming the key and value", key, value, err)
 		}
 	}
-	if _, err := Load(MapGetter{"Brokers": "x:1", "rdkafka.delivery.report.only.error": "false", "rdkafka.acks": "1"}, props); err != nil {
+	if c, err := Load(MapGetter{"Brokers": "x:1", "rdkafka.delivery.report.only.error": "false", "rdkafka.acks": "1"}, props); err != nil {
 		t.Errorf("rdkafka.delivery.report.only.error false: %v", err)
+	} else if len(c.Warnings) != 0 {
+		t.Errorf("acks 1: warnings %q", c.Warnings)
+	}
+}
+
+// TestWarnings: librdkafka settings that weaken delivery or the metrics are
+// accepted, each with a warning naming it.
+func TestWarnings(t *testing.T) {
+	props := []string{"acks", "request.required.acks", "enable.idempotence", "statistics.interval.ms"}
+	for _, tc := range []struct {
+		keys map[string]string
+		want []string // each warning's start
+	}{
+		{map[string]string{"rdkafka.acks": "0", "rdkafka.enable.idempotence": "false"}, []string{"rdkafka.acks 0: ", "rdkafka.enable.idempotence false: "}},
+		{map[string]string{"rdkafka.request.required.acks": "0"}, []string{"rdkafka.request.required.acks 0: "}},
+		{map[string]string{"rdkafka.statistics.interval.ms": "0", "Metrics_Listen": "127.0.0.1:2021"}, []string{"rdkafka.statistics.interval.ms 0: "}},
+		{map[string]string{"rdkafka.statistics.interval.ms": "0"}, nil}, // no metrics to lose
+		{map[string]string{"rdkafka.acks": "all", "rdkafka.enable.idempotence": "true"}, nil},
+	} {
+		tc.keys["Brokers"] = "x:1"
+		c, err := Load(MapGetter(tc.keys), props)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.keys, err)
+		}
+		if len(c.Warnings) != len(tc.want) {
+			t.Errorf("%v: warnings %q, want %d", tc.keys, c.Warnings, len(tc.want))
+			continue
+		}
+		for i, w := range tc.want {
+			if !strings.HasPrefix(c.Warnings[i], w) {
+				t.Errorf("%v: warning %q, want it to start %q", tc.keys, c.Warnings[i], w)
+			}
+		}
 	}
 }
 
