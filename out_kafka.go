@@ -57,11 +57,13 @@ import "C"
 import (
 	"cmp"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"sync"
 	"unsafe"
 
 	"github.com/fluent/fluent-bit-go/output"
+	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/metrics"
 	"github.com/gokafka/gokafka/plugin"
@@ -176,25 +178,37 @@ func instance(ctx unsafe.Pointer) *running {
 }
 
 //export FLBPluginFlushCtx
-func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) (ret int) {
+func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) int {
+	return flush(ctx, unsafe.Slice((*byte)(data), int(length)), C.GoString(tag))
+}
+
+// flush ships a chunk through the instance of ctx. Without one (its Init
+// failed, or it has exited), the chunk is dropped and said so on stderr:
+// there is no instance to log through.
+func flush(ctx unsafe.Pointer, data []byte, tag string) (ret int) {
 	r := instance(ctx)
 	if r == nil {
+		n, cr, rec := 0, chunk.NewReader(data), chunk.Record{}
+		for more, _ := cr.Next(&rec); more; more, _ = cr.Next(&rec) {
+			n++
+		}
+		fmt.Fprintf(os.Stderr, "[gokafka] chunk of %d records (tag %s) dropped: flushed to an instance that is not running (its Init failed, or it has exited)\n", n, tag)
 		return output.FLB_ERROR
 	}
 	in := r.in
 	defer recoverTo(in.Logger(), &ret, output.FLB_RETRY)
 	plugin.NoteHostThread()
-	return in.Flush(unsafe.Slice((*byte)(data), int(length)), C.GoString(tag))
+	return in.Flush(data, tag)
 }
 
 //export FLBPluginExitCtx
 func FLBPluginExitCtx(ctx unsafe.Pointer) (ret int) {
-	r := instance(ctx)
-	if r == nil {
+	v, ok := contexts.LoadAndDelete(uintptr(ctx)) // at most one Exit per instance
+	if !ok {
 		return output.FLB_OK
 	}
+	r := v.(*running)
 	defer recoverTo(r.in.Logger(), &ret, output.FLB_ERROR)
-	contexts.Delete(uintptr(ctx))
 	if r.stopMetrics != nil {
 		r.stopMetrics() // before Exit: a scrape must not read a stopped producer
 	}

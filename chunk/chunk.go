@@ -2,8 +2,10 @@
 //
 // A chunk is a run of msgpack values, each [[time, metadata], body] (Fluent
 // Bit 2.1+) or [time, body]; time is an EventTime (ext type 0), an integer or
-// a float. Group markers (EventTime seconds 0xFFFFFFFF and 0xFFFFFFFE) are
-// not records and are skipped.
+// a float. Group markers, times of -1 and -2 seconds as Fluent Bit's log
+// event decoder reads them (EventTime seconds 0xFFFFFFFF and 0xFFFFFFFE with
+// 0 ns; an unsigned integer or a float whose whole seconds, as int64, are -1
+// or -2), are not records and are skipped.
 package chunk
 
 import (
@@ -19,6 +21,9 @@ type Record struct {
 	Time     int64  // Unix nanoseconds
 	Metadata []byte // msgpack map, nil in the [time, body] layout
 	Body     []byte // one msgpack value, normally a map
+	// TimeErr says why the timestamp cannot be read (Time is then 0): the
+	// record is whole, but to be dropped.
+	TimeErr error
 }
 
 // Error says where a chunk stopped making sense.
@@ -52,7 +57,8 @@ func NewReader(data []byte) *Reader { return &Reader{data: data, rest: data} }
 func (r *Reader) Reset(data []byte) { *r = Reader{data: data, rest: data} }
 
 // Next fills rec with the next record; it returns false at the end of the
-// chunk or with an *Error where decoding failed.
+// chunk or with an *Error where decoding failed. A record whose timestamp
+// cannot be read but whose entry is well formed comes with rec.TimeErr set.
 func (r *Reader) Next(rec *Record) (bool, error) { return r.next(rec, true) }
 
 // NextOpen is Next for a caller that walks each record's body anyway, as
@@ -128,7 +134,7 @@ func (r *Reader) read(rec *Record, delimit bool) (marker bool, err error) {
 	if n != 2 {
 		return false, fmt.Errorf("entry is an array of %d, want 2", n)
 	}
-	rec.Metadata = nil
+	rec.Metadata, rec.TimeErr = nil, nil
 	if msgp.NextType(b) == msgp.ArrayType {
 		// [[time, metadata], body]
 		if n, b, err = readArrayHeader(b); err != nil {
@@ -137,7 +143,7 @@ func (r *Reader) read(rec *Record, delimit bool) (marker bool, err error) {
 		if n < 1 {
 			return false, fmt.Errorf("empty header array")
 		}
-		if rec.Time, marker, b, err = readTime(b); err != nil {
+		if rec.Time, marker, rec.TimeErr, b, err = readTime(b); err != nil {
 			return false, err
 		}
 		for i := uint32(1); i < n; i++ {
@@ -151,7 +157,7 @@ func (r *Reader) read(rec *Record, delimit bool) (marker bool, err error) {
 				rec.Metadata = start[:len(start)-len(b)]
 			}
 		}
-	} else if rec.Time, marker, b, err = readTime(b); err != nil {
+	} else if rec.Time, marker, rec.TimeErr, b, err = readTime(b); err != nil {
 		return false, err
 	}
 	if !delimit && !marker {
@@ -257,29 +263,80 @@ const (
 	groupEnd   = 0xFFFFFFFE
 )
 
-// readTime reads an EventTime, integer or float timestamp.
-func readTime(b []byte) (ns int64, marker bool, rest []byte, err error) {
-	if len(b) >= 10 && b[0] == 0xd7 && b[1] == 0 { // fixext8, type 0: EventTime
-		sec := binary.BigEndian.Uint32(b[2:])
-		nsec := binary.BigEndian.Uint32(b[6:])
-		return int64(sec)*1e9 + int64(nsec), sec == groupStart || sec == groupEnd, b[10:], nil
-	}
-	switch msgp.NextType(b) {
-	case msgp.IntType, msgp.UintType:
-		var s int64
-		s, rest, err = msgp.ReadInt64Bytes(b)
-		if err == nil && (s > math.MaxInt64/int64(1e9) || s < math.MinInt64/int64(1e9)) {
-			err = fmt.Errorf("timestamp %d out of range", s)
+// readTime reads the timestamp at the start of b as Fluent Bit's log event
+// decoder does. timeErr says why a timestamp that msgpack delimits cannot
+// be read; err, that it is malformed.
+func readTime(b []byte) (ns int64, marker bool, timeErr error, rest []byte, err error) {
+	if len(b) >= 10 && b[0] == 0xd7 && b[1] == 0 { // fixext8 EventTime, the usual
+		if sec := binary.BigEndian.Uint32(b[2:]); sec < groupEnd {
+			return int64(sec)*1e9 + int64(binary.BigEndian.Uint32(b[6:])), false, nil, b[10:], nil
 		}
-		return s * 1e9, false, rest, err
+	}
+	if rest, err = skip(b); err != nil {
+		return 0, false, nil, b, err
+	}
+	ns, marker, timeErr = parseTime(b[:len(b)-len(rest)])
+	return ns, marker, timeErr, rest, nil
+}
+
+// parseTime reads the timestamp v, one whole msgpack value.
+func parseTime(v []byte) (ns int64, marker bool, err error) {
+	if d := eventTimeData(v); d != nil {
+		sec, nsec := binary.BigEndian.Uint32(d), binary.BigEndian.Uint32(d[4:])
+		if sec == groupStart || sec == groupEnd {
+			if nsec != 0 {
+				return 0, false, fmt.Errorf("EventTime of a group marker with %d ns", nsec)
+			}
+			return 0, true, nil
+		}
+		return int64(sec)*1e9 + int64(nsec), false, nil
+	}
+	var sec int64
+	switch msgp.NextType(v) {
+	case msgp.UintType:
+		u, _, _ := msgp.ReadUint64Bytes(v)
+		sec = int64(u) // as Fluent Bit's time_t: 2^64-1 is -1, a group start
+	case msgp.IntType:
+		if sec, _, _ = msgp.ReadInt64Bytes(v); sec < 0 {
+			return 0, false, fmt.Errorf("negative integer timestamp %d", sec)
+		}
 	case msgp.Float64Type, msgp.Float32Type:
-		var f float64
-		f, rest, err = msgp.ReadFloat64Bytes(b)
+		f, _, _ := msgp.ReadFloat64Bytes(v)
 		// MaxInt64/1e9 rounds up as a float64, to 2^63/1e9: f*1e9 must stay below it.
-		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) >= math.MaxInt64/1e9) {
-			err = fmt.Errorf("timestamp %v out of range", f)
+		if math.IsNaN(f) || math.Abs(f) >= math.MaxInt64/1e9 {
+			return 0, false, fmt.Errorf("timestamp %v out of range", f)
 		}
-		return int64(math.Round(f * 1e9)), false, rest, err
+		if sec = int64(f); sec >= 0 { // whole seconds, as Fluent Bit's time_t
+			return int64(math.Round(f * 1e9)), false, nil
+		}
+	default:
+		return 0, false, fmt.Errorf("timestamp of type %v, want EventTime, integer or float", msgp.NextType(v))
 	}
-	return 0, false, b, fmt.Errorf("timestamp of type %v, want EventTime, integer or float", msgp.NextType(b))
+	switch {
+	case sec == -1 || sec == -2:
+		return 0, true, nil
+	case sec < 0 || sec > math.MaxInt64/int64(1e9):
+		return 0, false, fmt.Errorf("timestamp %d s out of range", sec)
+	}
+	return sec * 1e9, false, nil
+}
+
+// eventTimeData returns the 8 bytes of v if it is an EventTime: ext type 0 with
+// 8 bytes, in any ext encoding, as msgpack-c reads it; else nil.
+func eventTimeData(v []byte) []byte {
+	h := 0 // header length
+	switch v[0] {
+	case 0xd7: // fixext8
+		h = 2
+	case 0xc7: // ext8
+		h = 3
+	case 0xc8: // ext16
+		h = 4
+	case 0xc9: // ext32
+		h = 6
+	}
+	if h == 0 || len(v) != h+8 || v[h-1] != 0 {
+		return nil
+	}
+	return v[h:]
 }

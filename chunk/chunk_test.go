@@ -98,13 +98,11 @@ func TestMalformed(t *testing.T) {
 		"truncated":       good[:len(good)-2],
 		"not an array":    msgp.AppendString(nil, "x"),
 		"three elements":  msgp.AppendArrayHeader(nil, 3),
-		"string time":     append(msgp.AppendString(msgp.AppendArrayHeader(nil, 2), "now"), body("x")...),
+		"cut time":        {0x92, 0xcb, 0x41, 0xd9},
+		"cut header time": {0x92, 0x92, 0xc7, 8, 0, 0, 0},
 		"absurd length":   {0x92, 0xd7, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0xdf, 0xff, 0xff, 0xff, 0xff},
 		"empty header":    append(msgp.AppendArrayHeader(msgp.AppendArrayHeader(nil, 2), 0), body("x")...),
 		"bad prefix":      {0x92, 0x01, 0xc1},
-		"huge int time":   append(msgp.AppendInt64(msgp.AppendArrayHeader(nil, 2), 1<<62), body("x")...),
-		"float time NaN":  append(msgp.AppendFloat64(msgp.AppendArrayHeader(nil, 2), nan()), body("x")...),
-		"float time max":  append(msgp.AppendFloat64(msgp.AppendArrayHeader(nil, 2), math.MaxInt64/1e9), body("x")...),
 		"missing body v1": msgp.AppendInt64(msgp.AppendArrayHeader(nil, 2), 1),
 	}
 	for name, bad := range cases {
@@ -122,15 +120,94 @@ func TestMalformed(t *testing.T) {
 	}
 }
 
-// float64(MaxInt64/1e9) is 2^63/1e9, out of range; the float below it is in.
-func TestFloatTimeBounds(t *testing.T) {
-	for _, f := range []float64{math.MaxInt64 / 1e9, -math.MaxInt64 / 1e9} {
-		if ns, _, _, err := readTime(msgp.AppendFloat64(nil, f)); err == nil {
-			t.Errorf("%v: got %d, want an error", f, ns)
+// ext returns an EventTime of sec and nsec in the ext encoding head (type 0
+// and 8 bytes follow).
+func ext(head []byte, sec, nsec uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(append(head, 0), sec), nsec)
+}
+
+// TestTimes: the timestamps Fluent Bit's log event decoder reads, and its
+// group markers: -1 and -2 whole seconds, as int64.
+func TestTimes(t *testing.T) {
+	const marker = -1
+	for name, tc := range map[string]struct {
+		ts   []byte
+		want int64
+	}{
+		"fixext8":          {ext([]byte{0xd7}, 1700000000, 5), 1700000000000000005},
+		"ext8":             {ext([]byte{0xc7, 8}, 1700000000, 5), 1700000000000000005},
+		"ext16":            {ext([]byte{0xc8, 0, 8}, 1700000000, 5), 1700000000000000005},
+		"ext32":            {ext([]byte{0xc9, 0, 0, 0, 8}, 1700000000, 5), 1700000000000000005},
+		"EventTime max":    {ext([]byte{0xd7}, groupEnd-1, 999999999), (groupEnd-1)*1e9 + 999999999},
+		"group start":      {ext([]byte{0xd7}, groupStart, 0), marker},
+		"group end ext8":   {ext([]byte{0xc7, 8}, groupEnd, 0), marker},
+		"uint":             {msgp.AppendUint64(nil, 1700000000), 1700000000e9},
+		"zero":             {msgp.AppendInt64(nil, 0), 0},
+		"uint64 max":       {msgp.AppendUint64(nil, math.MaxUint64), marker},
+		"uint64 max-1":     {msgp.AppendUint64(nil, math.MaxUint64-1), marker},
+		"float32":          {msgp.AppendFloat32(nil, 1.5), 1500000000},
+		"float -0.5":       {msgp.AppendFloat64(nil, -0.5), -500000000},
+		"float -1":         {msgp.AppendFloat64(nil, -1), marker},
+		"float -1.5":       {msgp.AppendFloat64(nil, -1.5), marker},
+		"float -2.9":       {msgp.AppendFloat64(nil, -2.9), marker},
+		"float below max":  {msgp.AppendFloat64(nil, math.Nextafter(math.MaxInt64/1e9, 0)), 9223372036854774784},
+		"int below max":    {msgp.AppendInt64(nil, math.MaxInt64/int64(1e9)), math.MaxInt64 / int64(1e9) * 1e9},
+		"uint as int form": {[]byte{0xd3, 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0}, 1700000000e9},
+	} {
+		for _, layout := range []int{1, 2} {
+			data := msgp.AppendArrayHeader(nil, 2)
+			if layout == 2 {
+				data = msgp.AppendArrayHeader(data, 2)
+				data = msgp.AppendMapHeader(append(data, tc.ts...), 0)
+			} else {
+				data = append(data, tc.ts...)
+			}
+			data = append(data, body("x")...)
+			recs := readAll(t, data)
+			switch {
+			case tc.want == marker && len(recs) != 0:
+				t.Errorf("%s, layout %d: %d records, want a group marker", name, layout, len(recs))
+			case tc.want != marker && (len(recs) != 1 || recs[0].Time != tc.want || recs[0].TimeErr != nil):
+				t.Errorf("%s, layout %d: %+v, want time %d", name, layout, recs, tc.want)
+			}
 		}
-		below := math.Nextafter(f, 0)
-		if ns, _, _, err := readTime(msgp.AppendFloat64(nil, below)); err != nil || (ns > 0) != (f > 0) {
-			t.Errorf("%v: got %d, %v", below, ns, err)
+	}
+}
+
+// TestUnreadableTime: a record whose timestamp cannot be read, in a well
+// formed entry, comes with TimeErr; the records after it are read.
+func TestUnreadableTime(t *testing.T) {
+	good := v2(nil, 1, 0, false, body("ok"))
+	for name, ts := range map[string][]byte{
+		"milliseconds":        msgp.AppendInt64(nil, 1700000000000),
+		"negative int":        msgp.AppendInt64(nil, -5),
+		"uint 2^63":           msgp.AppendUint64(nil, 1<<63),
+		"NaN":                 msgp.AppendFloat64(nil, nan()),
+		"infinity":            msgp.AppendFloat64(nil, math.Inf(1)),
+		"float max":           msgp.AppendFloat64(nil, math.MaxInt64/1e9),
+		"float -max":          msgp.AppendFloat64(nil, -math.MaxInt64/1e9),
+		"float -3":            msgp.AppendFloat64(nil, -3),
+		"string":              msgp.AppendString(nil, "2024-01-01"),
+		"nil":                 msgp.AppendNil(nil),
+		"map":                 body("x"),
+		"ext type 1":          {0xd7, 1, 0, 0, 0, 1, 0, 0, 0, 0},
+		"fixext4":             {0xd6, 0, 0, 0, 0, 1},
+		"ext8 of 9 bytes":     {0xc7, 9, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0},
+		"marker with nanosec": ext([]byte{0xd7}, groupStart, 1),
+	} {
+		for _, layout := range []int{1, 2} {
+			bad := msgp.AppendArrayHeader(nil, 2)
+			if layout == 2 {
+				bad = msgp.AppendMapHeader(append(msgp.AppendArrayHeader(bad, 2), ts...), 0)
+			} else {
+				bad = append(bad, ts...)
+			}
+			data := append(append(append(append([]byte{}, good...), bad...), body("bad")...), good...)
+			recs := readAll(t, data)
+			if len(recs) != 3 || recs[0].TimeErr != nil || recs[2].TimeErr != nil || recs[1].TimeErr == nil ||
+				recs[1].Time != 0 || !bytes.Equal(recs[1].Body, body("bad")) || !bytes.Equal(recs[2].Body, body("ok")) {
+				t.Errorf("%s, layout %d: %+v, want the second record with a TimeErr", name, layout, recs)
+			}
 		}
 	}
 }
@@ -219,7 +296,8 @@ func FuzzNextOpen(f *testing.F) {
 			if !more1 {
 				return
 			}
-			if rec1.Time != rec2.Time || !bytes.Equal(rec1.Metadata, rec2.Metadata) || !bytes.Equal(rec1.Body, rec2.Body) {
+			if rec1.Time != rec2.Time || (rec1.TimeErr == nil) != (rec2.TimeErr == nil) ||
+				!bytes.Equal(rec1.Metadata, rec2.Metadata) || !bytes.Equal(rec1.Body, rec2.Body) {
 				t.Fatalf("record %d: %+v, open %+v", i, rec1, rec2)
 			}
 		}

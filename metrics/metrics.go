@@ -31,7 +31,7 @@ type Source interface {
 var (
 	descDelivered    = desc("records_delivered_total", "Records Kafka acknowledged.", "topic")
 	descRetried      = desc("records_retried_total", "Records in chunks handed back to Fluent Bit for a retry.")
-	descFailed       = desc("records_failed_total", "Records dropped: Kafka can never take them, or they cannot be encoded.")
+	descFailed       = desc("records_failed_total", "Records dropped: Kafka can never take them, they cannot be encoded, or their timestamp cannot be read.")
 	descDeadLettered = desc("records_dead_lettered_total", "Records Kafka refused for good, sent to DLQ_Topic.")
 	descRerouted     = desc("records_rerouted_total", "Records sent to the default topic because Topic_Key gave no allowed topic.")
 	descSkipped      = desc("records_skipped_total", "Records skipped by the raw format for lack of Raw_Log_Key.")

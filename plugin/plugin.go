@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/gokafka/gokafka/accumulator"
 	"github.com/gokafka/gokafka/chunk"
@@ -65,10 +66,6 @@ var contentTypes = map[string]string{
 	"raw":     "text/plain",
 }
 
-// rememberedChunks bounds the chunks whose per-record state an instance
-// keeps for their retries (about a byte per record each).
-const rememberedChunks = 4096
-
 // flushState is the reusable scratch space of one flush.
 type flushState struct {
 	reader   chunk.Reader
@@ -84,19 +81,27 @@ type flushState struct {
 	lane       *sender.Lane
 	scratch    []byte // header values as text
 	// unencodable lists the records that cannot be encoded (or, in raw
-	// format, have no Raw_Log_Key), to be marked dropped.
+	// format, have no Raw_Log_Key, or have no readable timestamp), to be
+	// marked dropped.
 	unencodable []int
+	bytes       int // of the stages' buffers in topics
 }
 
 type topicStage struct {
 	name      string
 	partition int32
 	used      bool
+	bytes     int // the capacity of its buffers counted in flushState.bytes
 	accumulator.Staged
 }
 
-// maxStagedTopics bounds the topics a flushState remembers between flushes.
-const maxStagedTopics = 256
+// A flushState keeps the stages of at most maxStagedTopics topics and
+// maxStagedBytes of their buffers between flushes: enough for a flush of a
+// large chunk, while a burst of dynamic topics pins no more.
+const (
+	maxStagedTopics = 256
+	maxStagedBytes  = 8 << 20
+)
 
 // reset empties st for a flush through lane.
 func (st *flushState) reset(lane *sender.Lane) {
@@ -104,11 +109,14 @@ func (st *flushState) reset(lane *sender.Lane) {
 	for _, t := range st.order {
 		t.used = false
 		t.Reset()
+		n := cap(t.Buf) + cap(t.Recs)*int(unsafe.Sizeof(accumulator.Rec{})) + cap(t.Idx)*4
+		st.bytes += n - t.bytes
+		t.bytes = n
 	}
 	st.order, st.unencodable, st.last = st.order[:0], st.unencodable[:0], nil
 	clear(st.partitions)
-	if len(st.topics) > maxStagedTopics {
-		st.topics = make(map[string]*topicStage)
+	if len(st.topics) > maxStagedTopics || st.bytes > maxStagedBytes {
+		st.topics, st.bytes = make(map[string]*topicStage), 0
 	}
 }
 
@@ -155,9 +163,12 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 	if in.snd, err = sender.Start(in.acc, newProd, cfg.Producers, log); err != nil {
 		return nil, err
 	}
-	in.retries = newRetryMemory(rememberedChunks)
+	in.retries = newRetryMemory(rememberedRecords)
 	in.states.New = func() any {
 		return &flushState{topics: make(map[string]*topicStage), partitions: make(map[string]int)}
+	}
+	for _, w := range cfg.Warnings {
+		in.Log(LevelWarn, "%s", w)
 	}
 	return in, nil
 }
@@ -186,8 +197,9 @@ func (in *Instance) Log(level int, format string, args ...any) {
 }
 
 // Flush ships every record of data and returns OK once Kafka acknowledged
-// them all; Retry when some failed for now or the timeout passed; Error for
-// a malformed chunk, after shipping the records before the fault. A retry of
+// them all; Retry when some failed for now or the timeout passed. In a
+// malformed chunk, the records before the fault are shipped likewise, and
+// Flush returns Error once they are all acknowledged or dropped. A retry of
 // a chunk (the same bytes) sends only the records Kafka did not take, once
 // those of the earlier attempt still in flight have been reported.
 func (in *Instance) Flush(data []byte, tag string) int {
@@ -197,21 +209,37 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	var key uint64
 	keyed := !in.retries.empty()
 	var w *accumulator.Waiter
-	earlierLane := -1
+	laneIndex := -1
 	if keyed {
-		key = in.retries.key(data)
-		w, earlierLane = in.retries.take(key)
+		key = in.retries.key(tag, data)
+		w, laneIndex = in.retries.take(key)
 	}
+	// The export turns a panic into Retry: the waiter goes to the retry, as
+	// on any Retry, else it would send again what Kafka took. The waiter's
+	// records are all in a state a retry handles: not sent, or in a batch
+	// and counted as pending (under the accumulator's lock), or reported.
+	defer func() {
+		if r := recover(); r != nil {
+			if w != nil {
+				if !keyed {
+					key = in.retries.key(tag, data)
+				}
+				in.retries.put(key, w, laneIndex)
+			}
+			panic(r)
+		}
+	}()
 	// A retry takes its earlier attempt's lane: it waits for the records
 	// still in flight there, and sends the rest after them.
-	lane := in.snd.Lane(earlierLane)
+	lane := in.snd.Lane(laneIndex)
 	defer lane.Release()
+	laneIndex = lane.Index()
 	if w != nil {
 		before, ok := lane.Wait(w, deadline)
 		in.logFailures(before) // reported since the earlier attempt returned
 		if !ok {
 			in.count(w, before, 0)
-			in.retries.put(key, w, lane.Index())
+			in.retries.put(key, w, laneIndex)
 			in.Stats.Retried.Add(int64(w.Len()))
 			in.Log(LevelWarn, "retry of a chunk of %d records: %d from the earlier attempt still unacknowledged after %v; chunk will be retried",
 				w.Len(), before.InFlight, in.cfg.FlushTimeout)
@@ -223,9 +251,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	defer in.states.Put(st)
 	st.reset(lane)
 	st.reader.Reset(data)
-	records, skipped, rerouted, resent := 0, 0, 0, 0
+	records, skipped, rerouted, resent, badTimes := 0, 0, 0, 0, 0
 	var rec chunk.Record
-	var decodeErr error
+	var decodeErr, badTime error
 	for ; ; records++ {
 		// The encoder walks each body anyway and tells the reader where it
 		// ends (EndBody); lookups before that see the body and what follows.
@@ -239,6 +267,16 @@ func (in *Instance) Flush(data []byte, tag string) int {
 				continue
 			}
 			resent++
+		}
+		if rec.TimeErr != nil {
+			if decodeErr = st.reader.SkipBody(&rec); decodeErr != nil {
+				break
+			}
+			if badTimes++; badTime == nil {
+				badTime = fmt.Errorf("record %d: %w", records, rec.TimeErr)
+			}
+			st.unencodable = append(st.unencodable, records)
+			continue
 		}
 		topic, ok := in.topic(st, &rec)
 		if !ok {
@@ -303,8 +341,12 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		in.Stats.Skipped.Add(int64(skipped))
 		in.Log(LevelWarn, "%d of %d records have no %s and were skipped", skipped, records, in.cfg.RawLogKey)
 	}
+	if badTimes > 0 {
+		in.Log(LevelError, "%d of %d records of chunk (tag %s) have a timestamp that cannot be read and were dropped; the first, %v",
+			badTimes, records, tag, badTime)
+	}
 
-	appendErr := in.append(st, lane.Index(), w, records, start)
+	appendErr := in.append(st, laneIndex, w, records, start)
 	lane.SendAll()
 	res, acked := lane.Wait(w, deadline)
 	in.logFailures(res)
@@ -313,9 +355,6 @@ func (in *Instance) Flush(data []byte, tag string) int {
 
 	code := OK
 	switch {
-	case decodeErr != nil:
-		in.Log(LevelError, "%v; the %d records before it were sent (%d acknowledged), the chunk is dropped", decodeErr, records, res.Delivered)
-		return Error
 	case appendErr != nil:
 		in.Log(LevelWarn, "%v; chunk will be retried", appendErr)
 		code = Retry
@@ -328,12 +367,21 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	case newlyDropped > 0:
 		in.Log(LevelError, "%d of %d records of the chunk can never be delivered and were dropped; %d delivered", newlyDropped, records, res.Delivered)
 	}
+	if decodeErr != nil {
+		settled := res.Delivered + res.DeadLettered + res.Permanent
+		then := "chunk will be retried for them, then dropped"
+		if code != Retry {
+			then, code = "the chunk is dropped", Error
+		}
+		in.Log(LevelError, "%v; the %d records before it were sent: %d delivered, %d dead-lettered, %d dropped, %d to send again; %s",
+			decodeErr, records, res.Delivered, res.DeadLettered, res.Permanent, records-settled, then)
+	}
 	if code == Retry {
 		in.Stats.Retried.Add(int64(records))
 		if !keyed {
-			key = in.retries.key(data)
+			key = in.retries.key(tag, data)
 		}
-		in.retries.put(key, w, lane.Index())
+		in.retries.put(key, w, laneIndex)
 	}
 	in.Log(LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
 	return code

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/gokafka/gokafka/accumulator"
 	"github.com/gokafka/gokafka/batch"
@@ -156,6 +157,23 @@ func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Inst
 	return in, sink
 }
 
+// TestConfigWarnings: settings that weaken delivery are logged at start.
+func TestConfigWarnings(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "rdkafka.acks": "0"}, []string{"acks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &logSink{}
+	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Exit()
+	if want := fmt.Sprintf("%d rdkafka.acks 0: the broker confirms nothing", LevelWarn); !strings.Contains(sink.String(), want) {
+		t.Errorf("log:\n%s\nwant a line starting %q", sink, want)
+	}
+}
+
 func chunkOf(msgs ...string) []byte {
 	var recs []fixture.Record
 	for _, m := range msgs {
@@ -212,6 +230,112 @@ func TestMalformedChunk(t *testing.T) {
 	}
 	if len(prod.sent) != 2 || !strings.Contains(sink.String(), "malformed chunk at byte") {
 		t.Fatalf("sent %d; log:\n%s", len(prod.sent), sink)
+	}
+}
+
+// TestMalformedChunkRetriesRecordsBeforeTheFault: records before the fault
+// that failed for now are retried; the chunk is dropped once they are all
+// settled.
+func TestMalformedChunkRetriesRecordsBeforeTheFault(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Timestamp_Key": "off"})
+	data := append(chunkOf("a", "flaky b", "permanent c"), 0x92, 0xc1)
+	if got := in.Flush(data, "t"); got != Retry {
+		t.Fatalf("Flush = %d, want Retry; log:\n%s", got, sink)
+	}
+	if !strings.Contains(sink.String(), "the 3 records before it were sent: 1 delivered, 0 dead-lettered, 1 dropped, 1 to send again; chunk will be retried for them, then dropped") {
+		t.Fatalf("log:\n%s", sink)
+	}
+	if got := in.Flush(data, "t"); got != Error {
+		t.Fatalf("retry: Flush = %d, want Error; log:\n%s", got, sink)
+	}
+	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"flaky b"}]` || in.Stats.Delivered.Load() != 2 || in.Stats.Failed.Load() != 1 ||
+		!strings.Contains(sink.String(), "the 3 records before it were sent: 2 delivered, 0 dead-lettered, 1 dropped, 0 to send again; the chunk is dropped") {
+		t.Fatalf("sent %q, delivered %d, failed %d; log:\n%s", prod.sent, in.Stats.Delivered.Load(), in.Stats.Failed.Load(), sink)
+	}
+}
+
+// TestUnreadableTimestamp: a record whose timestamp cannot be read is
+// dropped, logged and counted; the rest of the chunk is delivered.
+func TestUnreadableTimestamp(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Timestamp_Key": "off"})
+	data := msgp.AppendArrayHeader(chunkOf("a"), 2)
+	data = msgp.AppendInt64(data, 1700000000000) // milliseconds
+	data = msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(data, 1), "log"), "ms")
+	data = append(data, chunkOf("c")...)
+	if got := in.Flush(data, "t"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%s", got, sink)
+	}
+	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"c"}]` || in.Stats.Failed.Load() != 1 ||
+		!strings.Contains(sink.String(), "1 of 3 records of chunk (tag t) have a timestamp that cannot be read and were dropped; the first, record 1: timestamp 1700000000000 s out of range") {
+		t.Fatalf("sent %q, failed %d; log:\n%s", prod.sent, in.Stats.Failed.Load(), sink)
+	}
+}
+
+// TestPanicKeepsRetryState: a flush that panics after sending (the export
+// then returns Retry) leaves its records' states to the retry, which sends
+// only what Kafka did not take.
+func TestPanicKeepsRetryState(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "Timestamp_Key": "off"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := &fakeProducer{}
+	var panicked atomic.Bool
+	log := func(level int, msg string) {
+		if strings.Contains(msg, "not delivered") && !panicked.Swap(true) {
+			panic("logger failed")
+		}
+	}
+	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Exit()
+	chunk := chunkOf("a", "flaky b")
+	func() {
+		defer func() {
+			if r := recover(); r != "logger failed" {
+				t.Fatalf("recovered %v", r)
+			}
+		}()
+		in.Flush(chunk, "t")
+	}()
+	if got := in.Flush(chunk, "t"); got != OK {
+		t.Fatalf("retry: Flush = %d", got)
+	}
+	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"flaky b"}]` {
+		t.Fatalf("each record must reach Kafka once: %q", prod.sent)
+	}
+}
+
+// TestStagesMemoryIsBounded: a flushState keeps a large chunk's stage for
+// the next flush, but not the stages of many topics beyond maxStagedBytes.
+func TestStagesMemoryIsBounded(t *testing.T) {
+	st := &flushState{topics: make(map[string]*topicStage), partitions: make(map[string]int)}
+	kept := func() (n int) {
+		for _, s := range st.topics {
+			n += cap(s.Buf)
+		}
+		return n
+	}
+	big := make([]byte, 3<<20)
+	for i := range 2 {
+		st.reset(nil)
+		s := st.stage([]byte("logs"), -1)
+		if i == 1 && cap(s.Buf) < len(big) {
+			t.Fatalf("the stage of the previous flush has %d bytes, want it kept", cap(s.Buf))
+		}
+		s.Buf = append(s.Buf, big...)
+	}
+	for i := range 10 {
+		st.reset(nil)
+		s := st.stage(fmt.Appendf(nil, "topic-%d", i), -1)
+		s.Buf = append(s.Buf, big...)
+		if n := kept(); n > maxStagedBytes+2*len(big) {
+			t.Fatalf("flush %d: stages hold %d bytes", i, n)
+		}
 	}
 }
 
@@ -377,17 +501,22 @@ func TestRetrySendsOnlyWhatKafkaDidNotTake(t *testing.T) {
 	}
 }
 
+// TestRetryMemoryIsBounded: the memory keeps the newest chunks whose
+// records, with chunkCost each, fit its bound, and holds no waiter once
+// taken.
 func TestRetryMemoryIsBounded(t *testing.T) {
-	m := newRetryMemory(3)
+	m := newRetryMemory(3 * (1000 + chunkCost))
+	var taken []weak.Pointer[accumulator.Waiter]
 	for i := range 10 {
-		m.put(uint64(i), accumulator.NewWaiter(1), i%2)
+		m.put(uint64(i), accumulator.NewWaiter(1000), i%2)
 		if i%2 == 0 {
 			w, lane := m.take(uint64(i))
+			taken = append(taken, weak.Make(w))
 			m.put(uint64(i), w, lane) // put again: stays the newest
 		}
 	}
-	if m.len() != 3 {
-		t.Fatalf("want the 3 newest chunks, have %d", m.len())
+	if m.len() != 3 || m.records != 3*(1000+chunkCost) {
+		t.Fatalf("want the 3 newest chunks, have %d (%d records)", m.len(), m.records)
 	}
 	for i := 9; i >= 6; i-- {
 		w, lane := m.take(uint64(i))
@@ -395,8 +524,28 @@ func TestRetryMemoryIsBounded(t *testing.T) {
 			t.Fatalf("chunk %d: waiter %v, lane %d", i, w != nil, lane)
 		}
 	}
-	if len(m.order) > 2*3+16 {
-		t.Fatalf("order grew to %d", len(m.order))
+	runtime.GC()
+	for i, p := range taken {
+		if p.Value() != nil {
+			t.Fatalf("waiter of chunk %d still held, %d records counted, %d entries", 2*i, m.records, m.order.Len())
+		}
+	}
+}
+
+// TestRetryMemoryKeysTag: the same bytes under another tag are another
+// chunk, whose flush sends every record.
+func TestRetryMemoryKeysTag(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Timestamp_Key": "off"})
+	chunk := chunkOf("flaky a", "b")
+	if got := in.Flush(chunk, "one"); got != Retry {
+		t.Fatalf("Flush = %d, want Retry", got)
+	}
+	if got := in.Flush(chunk, "two"); got != OK {
+		t.Fatalf("other tag: Flush = %d; log:\n%s", got, sink)
+	}
+	if fmt.Sprint(prod.sent) != `[{"log":"b"} {"log":"flaky a"} {"log":"b"}]` || in.retries.len() != 1 {
+		t.Fatalf("sent %q, %d chunks remembered; log:\n%s", prod.sent, in.retries.len(), sink)
 	}
 }
 

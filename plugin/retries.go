@@ -1,37 +1,58 @@
 package plugin
 
 import (
+	"container/list"
 	"hash/maphash"
 	"sync"
 
 	"github.com/gokafka/gokafka/accumulator"
 )
 
+// rememberedRecords bounds the records whose state the retry memory keeps,
+// about a byte each: some 4 MiB, the records of hundreds of 2 MiB chunks.
+// A chunk counts for chunkCost records more, the memory of its waiter and
+// entries.
+const (
+	rememberedRecords = 4 << 20
+	chunkCost         = 256
+)
+
 // retryMemory remembers the waiters of chunks whose flush returned Retry,
-// keyed by a hash of the chunk's bytes (Fluent Bit retries the same bytes),
-// so that the retry skips what Kafka took, waits for what is still in
-// flight, and sends only the rest. It holds at most max chunks; beyond that
-// the oldest is forgotten and its retry sends every record again.
+// keyed by a hash of the chunk's tag and bytes (Fluent Bit retries the same
+// bytes), so that the retry skips what Kafka took, waits for what is still
+// in flight, and sends only the rest. Beyond max records the oldest chunks
+// are forgotten, and their retries send every record again. Two chunks of
+// the same tag with the same bytes are one chunk to it: while one waits
+// for its retry, the other is taken for that retry and sends only the
+// records the first did not deliver.
 type retryMemory struct {
-	seed  maphash.Seed
-	max   int
-	mu    sync.Mutex
-	byKey map[uint64]remembered
-	order []remembered // in the order put; entries taken or put again since are stale
-	seq   uint64
+	seed    maphash.Seed
+	max     int
+	mu      sync.Mutex
+	byKey   map[uint64]*list.Element // of *remembered
+	order   list.List                // oldest first
+	records int                      // of the chunks remembered, with chunkCost each
 }
 
 type remembered struct {
-	key, seq uint64
-	w        *accumulator.Waiter
-	lane     int // where the chunk's records were sent
+	key  uint64
+	w    *accumulator.Waiter
+	lane int // where the chunk's records were sent
 }
 
 func newRetryMemory(max int) *retryMemory {
-	return &retryMemory{seed: maphash.MakeSeed(), max: max, byKey: make(map[uint64]remembered)}
+	return &retryMemory{seed: maphash.MakeSeed(), max: max, byKey: make(map[uint64]*list.Element)}
 }
 
-func (m *retryMemory) key(data []byte) uint64 { return maphash.Bytes(m.seed, data) }
+// key identifies the chunk data of tag.
+func (m *retryMemory) key(tag string, data []byte) uint64 {
+	var h maphash.Hash
+	h.SetSeed(m.seed)
+	h.WriteString(tag)
+	h.WriteByte(0) // a tag is a C string: it has no 0 byte
+	h.Write(data)
+	return h.Sum64()
+}
 
 // empty reports whether no chunk is remembered, so most flushes skip hashing.
 func (m *retryMemory) empty() bool {
@@ -45,38 +66,35 @@ func (m *retryMemory) empty() bool {
 func (m *retryMemory) take(key uint64) (*accumulator.Waiter, int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r, ok := m.byKey[key]
+	e, ok := m.byKey[key]
 	if !ok {
 		return nil, -1
 	}
-	delete(m.byKey, key)
+	r := m.remove(e)
 	return r.w, r.lane
 }
 
 // put remembers w for the chunk with key, sent through lane, forgetting
-// the oldest chunks beyond max.
+// the oldest chunks beyond max records.
 func (m *retryMemory) put(key uint64, w *accumulator.Waiter, lane int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.seq++
-	r := remembered{key, m.seq, w, lane}
-	m.byKey[key] = r
-	m.order = append(m.order, r)
-	for len(m.byKey) > m.max {
-		if old := m.order[0]; m.byKey[old.key].seq == old.seq {
-			delete(m.byKey, old.key)
-		}
-		m.order = m.order[1:]
+	if e, ok := m.byKey[key]; ok {
+		m.remove(e)
 	}
-	if len(m.order) > 2*m.max+16 { // drop stale entries
-		live := m.order[:0]
-		for _, o := range m.order {
-			if m.byKey[o.key].seq == o.seq {
-				live = append(live, o)
-			}
-		}
-		m.order = live
+	m.byKey[key] = m.order.PushBack(&remembered{key, w, lane})
+	m.records += w.Len() + chunkCost
+	for m.records > m.max {
+		m.remove(m.order.Front())
 	}
+}
+
+// remove forgets the chunk of e; m.mu is held.
+func (m *retryMemory) remove(e *list.Element) *remembered {
+	r := m.order.Remove(e).(*remembered)
+	delete(m.byKey, r.key)
+	m.records -= r.w.Len() + chunkCost
+	return r
 }
 
 // len is the number of chunks remembered.

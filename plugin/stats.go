@@ -9,7 +9,7 @@ import (
 type Stats struct {
 	Delivered    atomic.Int64 // acknowledged by Kafka
 	Retried      atomic.Int64 // in chunks handed back to Fluent Bit for a retry
-	Failed       atomic.Int64 // dropped: Kafka can never take them, or they cannot be encoded
+	Failed       atomic.Int64 // dropped: Kafka can never take them, they cannot be encoded, or their timestamp cannot be read
 	DeadLettered atomic.Int64 // refused by Kafka for good and sent to DLQ_Topic
 	Rerouted     atomic.Int64 // sent to the default topic because Topic_Key gave no allowed topic
 	Skipped      atomic.Int64 // raw format records without Raw_Log_Key

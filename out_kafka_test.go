@@ -1,0 +1,87 @@
+package main
+
+import (
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gokafka/gokafka/accumulator"
+	"github.com/gokafka/gokafka/conf"
+	"github.com/gokafka/gokafka/plugin"
+	"github.com/gokafka/gokafka/sender"
+	"github.com/gokafka/gokafka/test/fixture"
+)
+
+// idleProducer never gets a batch: the tests here send nothing.
+type idleProducer struct{}
+
+func (idleProducer) Produce(*accumulator.Batch) {}
+func (idleProducer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
+	time.Sleep(time.Millisecond)
+	return dst
+}
+func (p idleProducer) Wait(timeout time.Duration, dst []sender.Completion) []sender.Completion {
+	return p.Poll(timeout, dst)
+}
+func (idleProducer) Wake()                       {}
+func (idleProducer) Interrupt()                  {}
+func (idleProducer) Close() []*accumulator.Batch { return nil }
+func (idleProducer) Fatal() error                { return nil }
+
+// TestExitOnce: ExitCtx calls for one context, even at the same time, stop
+// its instance once and all return FLB_OK.
+func TestExitOnce(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3000 { // Load then Delete lost this race within a few hundred rounds
+		var mu sync.Mutex
+		var logged []string
+		log := func(level int, msg string) {
+			mu.Lock()
+			defer mu.Unlock()
+			logged = append(logged, msg)
+		}
+		in, err := plugin.New("gokafka.0", cfg, func() (sender.Producer, error) { return idleProducer{}, nil }, accumulator.GoAllocator{}, new(plugin.Stats), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		contexts.Store(uintptr(0), &running{in: in}) // the nil context: C.free(nil) does nothing
+		start, rets := make(chan struct{}), make(chan int, 8)
+		for range cap(rets) {
+			go func() {
+				<-start
+				rets <- FLBPluginExitCtx(nil)
+			}()
+		}
+		close(start)
+		for range cap(rets) {
+			if ret := <-rets; ret != 1 {
+				t.Fatalf("round %d: ExitCtx = %d; log: %q", round, ret, logged)
+			}
+		}
+	}
+}
+
+// TestFlushUnknownContext: a chunk for a context with no instance is
+// dropped, and stderr says so.
+func TestFlushUnknownContext(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	recs := []fixture.Record{{Body: []fixture.KV{{Key: "log", Value: "a"}}}, {Body: []fixture.KV{{Key: "log", Value: "b"}}}}
+	ret := flush(nil, fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})[0], "app.logs")
+	os.Stderr = stderr
+	w.Close()
+	out, _ := io.ReadAll(r)
+	if ret != 0 || !strings.Contains(string(out), "chunk of 2 records (tag app.logs) dropped: flushed to an instance that is not running") {
+		t.Fatalf("flush = %d, stderr %q", ret, out)
+	}
+}
