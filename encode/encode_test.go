@@ -27,11 +27,14 @@ func mustEncoder(t testing.TB, format, key, tsFormat string) *Encoder {
 }
 
 func TestJSONValues(t *testing.T) {
-	m := msgp.AppendMapHeader(nil, 12)
+	m := msgp.AppendMapHeader(nil, 15)
 	m = msgp.AppendString(msgp.AppendString(m, "log"), "héllo \"wörld\"\n\t\\ 日本 🚀\x01")
 	m = msgp.AppendInt64(msgp.AppendString(m, "neg"), -42)
 	m = msgp.AppendUint64(msgp.AppendString(m, "big"), math.MaxUint64)
 	m = msgp.AppendFloat64(msgp.AppendString(m, "f"), 1.5)
+	m = msgp.AppendFloat64(msgp.AppendString(m, "whole"), 1500000) // stays a float, as Fluent Bit writes it
+	m = msgp.AppendFloat32(msgp.AppendString(m, "f32"), -2)
+	m = msgp.AppendFloat64(msgp.AppendString(m, "huge"), 1e300)
 	m = msgp.AppendFloat64(msgp.AppendString(m, "nan"), math.NaN())
 	m = msgp.AppendFloat32(msgp.AppendString(m, "inf"), float32(math.Inf(1)))
 	m = msgp.AppendBool(msgp.AppendString(m, "ok"), true)
@@ -47,7 +50,7 @@ func TestJSONValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"log":"héllo \"wörld\"\n\t\\ 日本 🚀\u0001","neg":-42,"big":18446744073709551615,"f":1.5,` +
+	want := `{"log":"héllo \"wörld\"\n\t\\ 日本 🚀\u0001","neg":-42,"big":18446744073709551615,"f":1.5,"whole":1500000.0,"f32":-2.0,"huge":1e+300,` +
 		`"nan":null,"inf":null,"ok":true,"nil":null,"bin":"AAEC/w==","arr":[1,{"k":"v"}],"bad":"a` + "\ufffd\ufffd" + `b","7":"int key"}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
@@ -197,6 +200,39 @@ func TestShaping(t *testing.T) {
 	e, _ := New(Options{Format: "raw", RawKey: paths(t, "$message")[0]})
 	if _, err := e.Append(nil, rec, ""); err != ErrNoRawKey {
 		t.Errorf("raw without the field: %v", err)
+	}
+}
+
+// TestLogfmtValues: empty maps and arrays keep their key; binary values,
+// base64 padded with '=', are quoted.
+func TestLogfmtValues(t *testing.T) {
+	m := msgp.AppendMapHeader(nil, 4)
+	m = msgp.AppendString(msgp.AppendString(m, "log"), "x")
+	m = msgp.AppendMapHeader(msgp.AppendString(m, "labels"), 0)
+	m = msgp.AppendArrayHeader(msgp.AppendString(m, "items"), 0)
+	m = msgp.AppendBytes(msgp.AppendString(m, "bin"), []byte{0xfb, 0xff})
+	got, err := mustEncoder(t, "logfmt", "", "").Append(nil, &chunk.Record{Body: m}, "")
+	if want := `log=x labels={} items=[] bin="+/8="`; err != nil || string(got) != want {
+		t.Fatalf("got  %s (%v)\nwant %s", got, err, want)
+	}
+}
+
+// TestRemovedFieldLeavesRoomForExtra: removing a record's field of the
+// Timestamp_Key's (or Tag_Key's) name lets the plugin add its own.
+func TestRemovedFieldLeavesRoomForExtra(t *testing.T) {
+	m := msgp.AppendMapHeader(nil, 3)
+	m = msgp.AppendString(msgp.AppendString(m, "log"), "x")
+	m = msgp.AppendString(msgp.AppendString(m, "ts"), "old")
+	m = msgp.AppendString(msgp.AppendString(m, "tag"), "old")
+	for format, want := range map[string]string{"json": `{"log":"x","ts":1795341601123,"tag":"kube.x"}`, "logfmt": "log=x ts=1795341601123 tag=kube.x"} {
+		e, err := New(Options{Format: format, TimestampKey: "ts", TimestampFormat: "epoch_ms", TagKey: "tag", Remove: paths(t, "$ts", "$tag")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.Append(nil, &chunk.Record{Time: ts, Body: m}, "kube.x")
+		if err != nil || string(got) != want {
+			t.Errorf("%s:\ngot  %s (%v)\nwant %s", format, got, err, want)
+		}
 	}
 }
 

@@ -117,16 +117,18 @@ func (r *removal) child(key []byte) (sub *removal, drop bool) {
 	return c, c.children == nil
 }
 
-// stringKey reads the string key at the start of b, notes it among the
-// extras and looks it up among the removals; when drop, the entry's value is
-// skipped too, so rest follows the whole entry.
+// stringKey reads the string key at the start of b and looks it up among
+// the removals; when drop, the entry's value is skipped too, so rest
+// follows the whole entry, else the key is noted among the extras (a field
+// removed leaves room for the extra field of its name).
 func stringKey(b []byte, x *extras, rm *removal) (k []byte, sub *removal, drop bool, rest []byte, err error) {
 	if k, b, err = readString(b); err != nil {
 		return nil, nil, false, b, err
 	}
-	x.see(k)
 	if sub, drop = rm.child(k); drop {
 		b, err = msgp.Skip(b)
+	} else {
+		x.see(k)
 	}
 	return k, sub, drop, b, err
 }

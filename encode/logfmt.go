@@ -98,9 +98,15 @@ func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *re
 	}
 	switch t {
 	case msgp.MapType:
+		if n, rest, err := msgp.ReadMapHeaderBytes(b); err == nil && n == 0 {
+			return append(appendLogfmtPair(dst, start, key), "{}"...), rest, nil // kept visible
+		}
 		return appendLogfmtMap(dst, start, key, b, depth, nil, rm)
 	case msgp.ArrayType:
 		n, rest, err := msgp.ReadArrayHeaderBytes(b)
+		if err == nil && n == 0 {
+			return append(appendLogfmtPair(dst, start, key), "[]"...), rest, nil
+		}
 		for i := uint32(0); err == nil && i < n; i++ {
 			dst, rest, err = appendLogfmtValueAt(dst, start, strconv.AppendUint(append(key, '.'), uint64(i), 10), rest, depth+1, nil)
 		}
@@ -113,7 +119,7 @@ func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *re
 		return appendLogfmtValue(dst, s), rest, err
 	case msgp.BinType:
 		v, rest, err := msgp.ReadBytesZC(b)
-		return base64.StdEncoding.AppendEncode(dst, v), rest, err
+		return appendLogfmtValue(dst, base64.StdEncoding.AppendEncode(nil, v)), rest, err // quoted when padded with '='
 	case msgp.NilType:
 		return dst, b[1:], nil
 	}
