@@ -12,7 +12,7 @@ LDFLAGS := -ldflags=-extldflags=-Wl,--exclude-libs,ALL
 export GLIBC_TUNABLES := glibc.rtld.optional_static_tls=65536
 CKG := github.com/confluentinc/confluent-kafka-go/v2
 
-.PHONY: build test unit lint fuzz run bench clean header docs
+.PHONY: build test unit lint deps fuzz run bench clean header docs
 
 build: $(SO)
 
@@ -27,11 +27,16 @@ rdk/rdkafka.h: go.mod
 
 $(SO): rdk/rdkafka.h $(shell find . -name '*.go' -not -path './test/*') $(wildcard rdk/*.c rdk/*.h) go.mod go.sum
 	@mkdir -p build
-	$(GO) build -buildmode=c-shared $(LDFLAGS) -o $@ .
+	$(GO) build -buildmode=c-shared -buildvcs=false $(LDFLAGS) -o $@ .
 
 include test/kafka/kafka.mk
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# The Go modules and the linter, fetched ahead (.ci/run tries again on a network error).
+deps:
+	$(GO) mod download
+	$(GO) install $(STATICCHECK)
 
 # Formatting, vet and staticcheck; fails on any finding.
 lint: rdk/rdkafka.h

@@ -758,13 +758,22 @@ func (m *producerMaker) logs(t *testing.T) [][]string {
 
 // hold makes producer i hold its reports, and waits up to 10 s until it
 // holds n.
-func (m *producerMaker) hold(t *testing.T, i, n int) {
+// hold has producer i hold its reports from now on; set before the flush
+// starts, so that none is reported before.
+func (m *producerMaker) hold(i int) {
 	m.mu.Lock()
 	p := m.made[i]
 	m.mu.Unlock()
 	p.mu.Lock()
 	p.hold = true
 	p.mu.Unlock()
+}
+
+// held waits until producer i holds n reports.
+func (m *producerMaker) held(t *testing.T, i, n int) {
+	m.mu.Lock()
+	p := m.made[i]
+	m.mu.Unlock()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		p.mu.Lock()
 		held := len(p.held)
@@ -805,8 +814,9 @@ func TestFlushesAtOnceGetTheirOwnProducer(t *testing.T) {
 			}
 		}
 		waiting := make(chan int)
+		m.hold(0)
 		go func() { waiting <- in.Flush(chunkOf("a1", "a2", "a3"), "t") }()
-		m.hold(t, 0, 1)
+		m.held(t, 0, 1)
 		other := make(chan int)
 		go func() { other <- in.Flush(chunkOf("b1", "b2"), "t") }()
 		if producers == 2 {
@@ -842,8 +852,9 @@ func TestRetryTakesItsEarlierLane(t *testing.T) {
 	in := m.instance(t, conf.MapGetter{})
 	defer in.Exit()
 	first := make(chan int)
+	m.hold(0)
 	go func() { first <- in.Flush(chunkOf("b"), "t") }()
-	m.hold(t, 0, 1)
+	m.held(t, 0, 1)
 	retried := chunkOf("a1", "flaky a2")
 	if got := in.Flush(retried, "t"); got != Retry { // the second producer's; a2 fails once
 		t.Fatalf("Flush = %d, want a retry", got)
@@ -868,8 +879,9 @@ func TestMakingAProducerHoldsUpNoFlush(t *testing.T) {
 	in := m.instance(t, conf.MapGetter{})
 	defer in.Exit()
 	first := make(chan int)
+	m.hold(0)
 	go func() { first <- in.Flush(chunkOf("a"), "t") }()
-	m.hold(t, 0, 1)
+	m.held(t, 0, 1)
 	second := make(chan int)
 	go func() { second <- in.Flush(chunkOf("b"), "t") }()
 	<-m.atGate // the second flush makes the second producer

@@ -259,8 +259,10 @@ func TestRetry(t *testing.T) {
 func TestHotReload(t *testing.T) {
 	ca, cb := chunks("ra", 30), chunks("rb", 30)
 	res, ev, outs := run(t, Options{ReloadAfter: 10, Instances: []Instance{
-		{Chunks: ca, Keys: [][2]string{{"Delay", "2"}}},
-		{Chunks: cb, Keys: [][2]string{{"Workers", "2"}, {"Delay", "2"}}},
+		// Flushes of 10 ms: neither instance ends before the reload, even
+		// when the engine thread stalls.
+		{Chunks: ca, Keys: [][2]string{{"Delay", "10"}}},
+		{Chunks: cb, Keys: [][2]string{{"Workers", "2"}, {"Delay", "10"}}},
 	}})
 	wantEvents(t, ev, "preregister 0", "register", "init a", "init b", "prerun 1", "prerun 1",
 		"preregister 1", "register", "preexit 1", "exit a", "preexit 1", "exit b", "unregister",
@@ -285,7 +287,7 @@ func TestHotReload(t *testing.T) {
 
 func TestSignalStopsWithinGrace(t *testing.T) {
 	cs := chunks("s", 500)
-	res, ev, outs := run(t, Options{SignalAfter: 300 * time.Millisecond, Grace: 2 * time.Second,
+	res, ev, outs := run(t, Options{SignalAfter: time.Second, Grace: 2 * time.Second,
 		Instances: []Instance{{Chunks: cs, Keys: [][2]string{{"Workers", "2"}, {"Delay", "20"}}}}})
 	s := res.Instances[0]
 	if s.OK == 0 || s.OK >= 500 || s.Flushes != s.OK || res.Wall > 3 {

@@ -112,7 +112,7 @@ func BuildPlugin(t testing.TB, pkgDir, out string) string {
 	}
 	// Build under a temporary name: another test binary may load the old one.
 	tmp := filepath.Join(filepath.Dir(out), fmt.Sprintf(".tmp%d-%s", os.Getpid(), filepath.Base(out)))
-	cmd := exec.Command("go", "build", "-buildmode=c-shared",
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-buildvcs=false",
 		"-ldflags=-extldflags=-Wl,--exclude-libs,ALL", "-o", tmp, pkgDir)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -76,10 +76,16 @@ fetch() {
 			echo "kafka.sh: resolving Apache Kafka jars into $DIST" >&2
 			rm -rf "$DIST"
 			mkdir -p "$DIST"
-			mvn -B -f "$HERE/pom.xml" -Dmaven.repo.local="$CACHE/m2" \
-				dependency:copy-dependencies -DincludeScope=runtime \
-				-DoutputDirectory="$DIST/libs" >"$CACHE/mvn.log" 2>&1 ||
-				die "mvn failed; last lines of $CACHE/mvn.log:"$'\n'"$(tail -n 30 "$CACHE/mvn.log")"
+			# Three tries: Maven Central can fail a request now and then.
+			local try
+			for try in 1 2 3; do
+				mvn -B -f "$HERE/pom.xml" -Dmaven.repo.local="$CACHE/m2" \
+					dependency:copy-dependencies -DincludeScope=runtime \
+					-DoutputDirectory="$DIST/libs" >"$CACHE/mvn.log" 2>&1 && break
+				((try < 3)) || die "mvn failed 3 times; last lines of $CACHE/mvn.log:"$'\n'"$(tail -n 30 "$CACHE/mvn.log")"
+				echo "kafka.sh: mvn failed (try $try of 3), trying again" >&2
+				sleep 5
+			done
 			touch "$DIST/libs.done"
 		fi
 		train_cds
@@ -305,7 +311,9 @@ wait_ready() {
 	offset=$(<"$dir/kafka.log.offset")
 	port=$(plain_port "$dir")
 	local deadline=$((SECONDS + START_TIMEOUT))
-	until tail -c +$((offset + 1)) "$dir/kafka.log" | grep -q 'Kafka Server started'; do
+	# grep reads the whole tail, not a pipe: tail would die of SIGPIPE once grep -q quit early,
+	# failing the check under pipefail.
+	until grep -q 'Kafka Server started' < <(tail -c +$((offset + 1)) "$dir/kafka.log"); do
 		broker_pid "$dir" >/dev/null || start_failed "$dir" "the broker exited"
 		((SECONDS < deadline)) || start_failed "$dir" "not started after $START_TIMEOUT s"
 		sleep 0.1
