@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -112,6 +113,9 @@ type Accumulator struct {
 	linger    time.Duration
 	limit     int64
 	alloc     Allocator
+	// acknowledged counts the records Kafka acknowledged, for a flush to
+	// tell whether Kafka answered while it waited.
+	acknowledged atomic.Int64
 
 	mu          sync.Mutex
 	used        int64 // bytes of buffers allocated, free or not
@@ -441,8 +445,12 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 		a.sendToDeadLetter(b, moved)
 	}
 	a.delivered[b.Topic] += acked
+	a.acknowledged.Add(acked)
 	a.release(b)
 }
+
+// Acknowledged counts the records Kafka acknowledged so far.
+func (a *Accumulator) Acknowledged() int64 { return a.acknowledged.Load() }
 
 // DeliveredByTopic returns how many records Kafka acknowledged, by topic.
 func (a *Accumulator) DeliveredByTopic() map[string]int64 {

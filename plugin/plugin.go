@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -56,7 +57,17 @@ type Instance struct {
 	rawLines      bool            // batch mode, Format raw: a value ending with '\n' gets no other
 	states        sync.Pool       // *flushState
 	retries       *retryMemory
+	// stalledAt is the acknowledged count (accumulator.Acknowledged) when a
+	// flush waited Flush_Timeout and Kafka acknowledged nothing, -1 before:
+	// while the count stays there, flushes wait stalledWait at most.
+	stalledAt atomic.Int64
 }
+
+// stalledWait bounds a flush while Kafka acknowledges nothing (the cluster
+// unreachable, or refusing the producer): with Workers 0 a waiting flush
+// stalls all of Fluent Bit, and at shutdown Fluent Bit runs every flush
+// queued to its workers after Grace, one Flush_Timeout each.
+const stalledWait = time.Second
 
 // contentTypes are the media types of batch mode's records, by Format.
 var contentTypes = map[string]string{
@@ -164,6 +175,7 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 		return nil, err
 	}
 	in.retries = newRetryMemory(rememberedRecords)
+	in.stalledAt.Store(-1)
 	in.states.New = func() any {
 		return &flushState{topics: make(map[string]*topicStage), partitions: make(map[string]int)}
 	}
@@ -205,7 +217,12 @@ func (in *Instance) Log(level int, format string, args ...any) {
 func (in *Instance) Flush(data []byte, tag string) int {
 	start := time.Now()
 	defer func() { in.Stats.Flushes.Observe(time.Since(start)) }()
-	deadline := start.Add(in.cfg.FlushTimeout)
+	acknowledged := in.acc.Acknowledged()
+	wait := in.cfg.FlushTimeout
+	if acknowledged == in.stalledAt.Load() {
+		wait = min(wait, stalledWait)
+	}
+	deadline := start.Add(wait)
 	var key uint64
 	keyed := !in.retries.empty()
 	var w *accumulator.Waiter
@@ -242,7 +259,8 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			in.retries.put(key, w, laneIndex)
 			in.Stats.Retried.Add(int64(w.Len()))
 			in.Log(LevelWarn, "retry of a chunk of %d records: %d from the earlier attempt still unacknowledged after %v; chunk will be retried",
-				w.Len(), before.InFlight, in.cfg.FlushTimeout)
+				w.Len(), before.InFlight, wait)
+			in.noteStall(acknowledged, wait)
 			return Retry
 		}
 	}
@@ -346,7 +364,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			badTimes, records, tag, badTime)
 	}
 
-	appendErr := in.append(st, laneIndex, w, records, start)
+	appendErr := in.append(st, laneIndex, w, records, start, start.Add(min(in.cfg.MaxBlock, wait)))
 	lane.SendAll()
 	res, acked := lane.Wait(w, deadline)
 	in.logFailures(res)
@@ -359,7 +377,8 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		in.Log(LevelWarn, "%v; chunk will be retried", appendErr)
 		code = Retry
 	case !acked:
-		in.Log(LevelWarn, "flush timed out after %v: %d of %d records acknowledged; chunk will be retried", in.cfg.FlushTimeout, res.Delivered, records)
+		in.Log(LevelWarn, "flush timed out after %v: %d of %d records acknowledged; chunk will be retried", wait, res.Delivered, records)
+		in.noteStall(acknowledged, wait)
 		code = Retry
 	case res.Retriable > 0:
 		in.Log(LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
@@ -467,11 +486,22 @@ func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []b
 	return accumulator.AppendHeader(dst, name, text)
 }
 
+// noteStall notes, after a flush that waited wait in vain, whether Kafka
+// acknowledged nothing since the flush began with acknowledged: then the
+// next flushes wait stalledWait at most, until Kafka acknowledges a record.
+func (in *Instance) noteStall(acknowledged int64, wait time.Duration) {
+	if in.acc.Acknowledged() != acknowledged || in.stalledAt.Swap(acknowledged) == acknowledged {
+		return
+	}
+	if wait > stalledWait {
+		in.Log(LevelWarn, "Kafka acknowledged nothing for %v: flushes wait at most %v until it does", wait, stalledWait)
+	}
+}
+
 // append moves the staged records of every topic into the accumulator's
-// batches of lane, waiting for memory up to Max_Block. Records too large
-// for Buffer_Memory are dropped; running out of time is an error.
-func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, records int, start time.Time) error {
-	deadline := start.Add(min(in.cfg.MaxBlock, in.cfg.FlushTimeout))
+// batches of lane, waiting for memory until deadline (Max_Block). Records
+// too large for Buffer_Memory are dropped; running out of time is an error.
+func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, records int, start, deadline time.Time) error {
 	for _, t := range st.order {
 		in.acc.Compress(&t.Staged, true)
 		for s := t.Staged; len(s.Recs) > 0; {

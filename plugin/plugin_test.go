@@ -221,6 +221,35 @@ func TestFlushTimeout(t *testing.T) {
 	}
 }
 
+// TestStalledKafkaShortensFlushes: after a flush waited Flush_Timeout with
+// nothing acknowledged, flushes wait at most stalledWait, until Kafka
+// acknowledges a record again.
+func TestStalledKafkaShortensFlushes(t *testing.T) {
+	prod := &fakeProducer{hold: true}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Flush_Timeout": "1500ms", "Max_Block": "100ms"})
+	for _, msgs := range [][]string{{"a", "b"}, {"c"}} {
+		if got := in.Flush(chunkOf(msgs...), "t"); got != Retry {
+			t.Fatalf("Flush = %d, want Retry", got)
+		}
+	}
+	for _, line := range []string{
+		"flush timed out after 1.5s: 0 of 2 records acknowledged",
+		"Kafka acknowledged nothing for 1.5s: flushes wait at most 1s until it does",
+		"flush timed out after 1s: 0 of 1 records acknowledged",
+	} {
+		if !strings.Contains(sink.String(), line) {
+			t.Fatalf("log:\n%s\nwant %q", sink, line)
+		}
+	}
+	prod.release()
+	if got := in.Flush(chunkOf("c"), "t"); got != OK { // the retry: waits for c
+		t.Fatalf("retry = %d; log:\n%s", got, sink)
+	}
+	if in.acc.Acknowledged() != 3 || in.stalledAt.Load() == 3 {
+		t.Fatalf("%d acknowledged, stalled at %d: flushes would still wait 1s at most", in.acc.Acknowledged(), in.stalledAt.Load())
+	}
+}
+
 func TestMalformedChunk(t *testing.T) {
 	prod := &fakeProducer{}
 	in, sink := newInstance(t, prod, conf.MapGetter{})
