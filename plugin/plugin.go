@@ -546,5 +546,5 @@ func (in *Instance) BrokerStatistics() [][]byte { return in.snd.Statistics() }
 // stops the producer.
 func (in *Instance) Exit() {
 	in.snd.Close(time.Now().Add(in.cfg.FlushTimeout))
-	in.Log(LevelDebug, "stopped")
+	in.Log(LevelInfo, "stopped: Kafka acknowledged %d records since Init", in.acc.Acknowledged())
 }

@@ -157,8 +157,9 @@ func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Inst
 	return in, sink
 }
 
-// TestConfigWarnings: settings that weaken delivery are logged at start.
-func TestConfigWarnings(t *testing.T) {
+// TestStartAndStopLogs: settings that weaken delivery are logged at start,
+// and the records Kafka acknowledged at the end.
+func TestStartAndStopLogs(t *testing.T) {
 	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "rdkafka.acks": "0"}, []string{"acks"})
 	if err != nil {
 		t.Fatal(err)
@@ -168,9 +169,17 @@ func TestConfigWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := in.Flush(chunkOf("a", "b"), "t"); got != OK {
+		t.Fatalf("Flush = %d", got)
+	}
 	in.Exit()
-	if want := fmt.Sprintf("%d rdkafka.acks 0: the broker confirms nothing", LevelWarn); !strings.Contains(sink.String(), want) {
-		t.Errorf("log:\n%s\nwant a line starting %q", sink, want)
+	for _, want := range []string{
+		fmt.Sprintf("%d rdkafka.acks 0: the broker confirms nothing", LevelWarn),
+		fmt.Sprintf("%d stopped: Kafka acknowledged 2 records since Init", LevelInfo),
+	} {
+		if !strings.Contains(sink.String(), want) {
+			t.Errorf("log:\n%s\nwant a line starting %q", sink, want)
+		}
 	}
 }
 
