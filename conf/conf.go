@@ -205,7 +205,7 @@ var Options = []Option{
 		size(func(c *Config) *int64 { return &c.BufferMemory }, 1<<20, 1<<40)},
 	{"Max_Block", "duration", "2s", "Longest a flush waits for buffer memory before it returns a retry; at most Flush_Timeout (the default shrinks to it).",
 		duration(func(c *Config) *time.Duration { return &c.MaxBlock }, 0, time.Hour)},
-	{"Flush_Timeout", "duration", "4s", "Longest a flush waits for Kafka's acknowledgements before it returns a retry; 1s at most while Kafka acknowledges nothing.",
+	{"Flush_Timeout", "duration", "4s", "Longest a flush waits for Kafka's acknowledgements before it returns a retry; 250ms at most while Kafka acknowledges nothing.",
 		duration(func(c *Config) *time.Duration { return &c.FlushTimeout }, 100*time.Millisecond, time.Hour)},
 	{"Compression", "enum", "lz4", "Compression codec: none, gzip, snappy, lz4 or zstd.",
 		enum(func(c *Config) *string { return &c.Compression }, "none", "gzip", "snappy", "lz4", "zstd")},

@@ -67,7 +67,7 @@ type Instance struct {
 // unreachable, or refusing the producer): with Workers 0 a waiting flush
 // stalls all of Fluent Bit, and at shutdown Fluent Bit runs every flush
 // queued to its workers after Grace, one Flush_Timeout each.
-const stalledWait = time.Second
+const stalledWait = 250 * time.Millisecond
 
 // contentTypes are the media types of batch mode's records, by Format.
 var contentTypes = map[string]string{
@@ -542,9 +542,14 @@ func (in *Instance) DeliveredByTopic() map[string]int64 { return in.acc.Delivere
 // (JSON), nil for one that has none.
 func (in *Instance) BrokerStatistics() [][]byte { return in.snd.Statistics() }
 
-// Exit sends what is buffered, waits up to Flush_Timeout for Kafka, and
-// stops the producer.
+// Exit sends what is buffered, waits up to Flush_Timeout for Kafka (while
+// Kafka acknowledges nothing, stalledWait: the chunks of what is left were
+// handed back to Fluent Bit for a retry), and stops the producer.
 func (in *Instance) Exit() {
-	in.snd.Close(time.Now().Add(in.cfg.FlushTimeout))
-	in.Log(LevelInfo, "stopped: Kafka acknowledged %d records since Init", in.acc.Acknowledged())
+	wait := in.cfg.FlushTimeout
+	if in.acc.Acknowledged() == in.stalledAt.Load() {
+		wait = min(wait, stalledWait)
+	}
+	in.snd.Close(time.Now().Add(wait))
+	in.Log(LevelInfo, "stopped: Kafka acknowledged %d records since Init (Exit waited %v at most)", in.acc.Acknowledged(), wait)
 }

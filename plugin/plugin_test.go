@@ -175,7 +175,7 @@ func TestStartAndStopLogs(t *testing.T) {
 	in.Exit()
 	for _, want := range []string{
 		fmt.Sprintf("%d rdkafka.acks 0: the broker confirms nothing", LevelWarn),
-		fmt.Sprintf("%d stopped: Kafka acknowledged 2 records since Init", LevelInfo),
+		fmt.Sprintf("%d stopped: Kafka acknowledged 2 records since Init (Exit waited 4s at most)", LevelInfo),
 	} {
 		if !strings.Contains(sink.String(), want) {
 			t.Errorf("log:\n%s\nwant a line starting %q", sink, want)
@@ -243,8 +243,8 @@ func TestStalledKafkaShortensFlushes(t *testing.T) {
 	}
 	for _, line := range []string{
 		"flush timed out after 1.5s: 0 of 2 records acknowledged",
-		"Kafka acknowledged nothing for 1.5s: flushes wait at most 1s until it does",
-		"flush timed out after 1s: 0 of 1 records acknowledged",
+		"Kafka acknowledged nothing for 1.5s: flushes wait at most 250ms until it does",
+		"flush timed out after 250ms: 0 of 1 records acknowledged",
 	} {
 		if !strings.Contains(sink.String(), line) {
 			t.Fatalf("log:\n%s\nwant %q", sink, line)
@@ -255,7 +255,28 @@ func TestStalledKafkaShortensFlushes(t *testing.T) {
 		t.Fatalf("retry = %d; log:\n%s", got, sink)
 	}
 	if in.acc.Acknowledged() != 3 || in.stalledAt.Load() == 3 {
-		t.Fatalf("%d acknowledged, stalled at %d: flushes would still wait 1s at most", in.acc.Acknowledged(), in.stalledAt.Load())
+		t.Fatalf("%d acknowledged, stalled at %d: flushes would still wait 250ms at most", in.acc.Acknowledged(), in.stalledAt.Load())
+	}
+}
+
+// TestStalledKafkaShortensExit: while Kafka acknowledges nothing, Exit
+// waits stalledWait at most for what is buffered.
+func TestStalledKafkaShortensExit(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "Flush_Timeout": "1s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &logSink{}
+	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return &fakeProducer{hold: true}, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := in.Flush(chunkOf("a"), "t"); got != Retry {
+		t.Fatalf("Flush = %d, want Retry", got)
+	}
+	in.Exit()
+	if want := "stopped: Kafka acknowledged 0 records since Init (Exit waited 250ms at most)"; !strings.Contains(sink.String(), want) {
+		t.Fatalf("log:\n%s\nwant %q", sink, want)
 	}
 }
 
