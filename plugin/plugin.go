@@ -260,7 +260,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			in.Stats.Retried.Add(int64(w.Len()))
 			in.Log(LevelWarn, "retry of a chunk of %d records: %d from the earlier attempt still unacknowledged after %v; chunk will be retried",
 				w.Len(), before.InFlight, wait)
-			in.noteStall(acknowledged, wait)
+			in.noteStall(acknowledged, start)
 			return Retry
 		}
 	}
@@ -303,7 +303,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		partition := int32(-1)
 		if in.batchMode {
 			st.key = in.appendKey(st.key[:0], &rec)
-			partition = in.partitionOf(st, topic, st.key, deadline)
+			partition = in.partitionOf(st, topic, st.key, start.Add(in.cfg.FlushTimeout)) // not shortened while stalled: a lookup fails for 10 s
 		}
 		s := st.stage(topic, partition)
 		valueStart := len(s.Buf)
@@ -375,10 +375,11 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	switch {
 	case appendErr != nil:
 		in.Log(LevelWarn, "%v; chunk will be retried", appendErr)
+		in.noteStall(acknowledged, start)
 		code = Retry
 	case !acked:
 		in.Log(LevelWarn, "flush timed out after %v: %d of %d records acknowledged; chunk will be retried", wait, res.Delivered, records)
-		in.noteStall(acknowledged, wait)
+		in.noteStall(acknowledged, start)
 		code = Retry
 	case res.Retriable > 0:
 		in.Log(LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
@@ -486,16 +487,16 @@ func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []b
 	return accumulator.AppendHeader(dst, name, text)
 }
 
-// noteStall notes, after a flush that waited wait in vain, whether Kafka
-// acknowledged nothing since the flush began with acknowledged: then the
-// next flushes wait stalledWait at most, until Kafka acknowledges a record.
-func (in *Instance) noteStall(acknowledged int64, wait time.Duration) {
-	if in.acc.Acknowledged() != acknowledged || in.stalledAt.Swap(acknowledged) == acknowledged {
+// noteStall notes, after a flush that began at start with acknowledged
+// and waited in vain (for acknowledgements or for memory), whether Kafka
+// acknowledged nothing for stalledWait at least since: then the next
+// flushes wait stalledWait at most, until Kafka acknowledges a record.
+func (in *Instance) noteStall(acknowledged int64, start time.Time) {
+	waited := time.Since(start)
+	if waited < stalledWait || in.acc.Acknowledged() != acknowledged || in.stalledAt.Swap(acknowledged) == acknowledged {
 		return
 	}
-	if wait > stalledWait {
-		in.Log(LevelWarn, "Kafka acknowledged nothing for %v: flushes wait at most %v until it does", wait, stalledWait)
-	}
+	in.Log(LevelWarn, "Kafka acknowledged nothing for %v: flushes wait at most %v until it does", waited.Round(100*time.Millisecond), stalledWait)
 }
 
 // append moves the staged records of every topic into the accumulator's

@@ -259,6 +259,33 @@ func TestStalledKafkaShortensFlushes(t *testing.T) {
 	}
 }
 
+// TestStalledKafkaNotedWhileMemoryIsFull: a flush that waited Max_Block for
+// memory in vain, with nothing acknowledged meanwhile, notes the stall too.
+func TestStalledKafkaNotedWhileMemoryIsFull(t *testing.T) {
+	prod := &fakeProducer{hold: true}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Flush_Timeout": "2s", "Max_Block": "300ms", "Buffer_Memory": "1M", "Batch_Size": "1K"})
+	filling := make(chan int)
+	go func() { filling <- in.Flush(chunkOf(strings.Repeat("x", 600<<10)), "t") }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		prod.mu.Lock()
+		held := len(prod.held)
+		prod.mu.Unlock()
+		if held > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the large record was not produced")
+		}
+	}
+	if got := in.Flush(chunkOf(strings.Repeat("y", 600<<10)), "t"); got != Retry {
+		t.Fatalf("Flush = %d, want Retry", got)
+	}
+	if in.stalledAt.Load() != 0 || !strings.Contains(sink.String(), "buffer memory full") {
+		t.Errorf("stalled at %d; log:\n%s", in.stalledAt.Load(), sink)
+	}
+	<-filling
+}
+
 // TestStalledKafkaShortensExit: while Kafka acknowledges nothing, Exit
 // waits stalledWait at most for what is buffered.
 func TestStalledKafkaShortensExit(t *testing.T) {

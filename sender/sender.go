@@ -273,8 +273,8 @@ func (s *Sender) Statistics() [][]byte {
 // Partitions returns how many partitions topic has, as the lane's producer
 // knows them, asking the cluster until deadline at most, or -1 when it
 // cannot tell. It asks without holding l.mu, so that replacing the producer
-// meanwhile does not wait for the answer: the producer answers -1 once
-// closed.
+// meanwhile does not wait for the answer: once closed, the producer
+// answers with what it knew, asking nothing.
 func (l *Lane) Partitions(topic string, deadline time.Time) int {
 	l.mu.RLock()
 	p, ok := l.prod.(interface {
