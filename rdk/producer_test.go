@@ -360,10 +360,9 @@ func TestNoThreadsLeft(t *testing.T) {
 	}
 }
 
-// TestCloseFreesBatches: closing a producer with batches in flight (here
-// to no broker) returns them and frees their C state, which librdkafka
-// holds until it reports on their every record.
-func TestCloseFreesBatches(t *testing.T) {
+// producerToNowhere makes a producer of the plugin's settings for a broker
+// that is not there.
+func producerToNowhere(t *testing.T) *rdk.Producer {
 	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -372,6 +371,14 @@ func TestCloseFreesBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// TestCloseFreesBatches: closing a producer with batches in flight (here
+// to no broker) returns them and frees their C state, which librdkafka
+// holds until it reports on their every record.
+func TestCloseFreesBatches(t *testing.T) {
+	p := producerToNowhere(t)
 	before := rdk.LiveBatches()
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
 	w := accumulator.NewWaiter(10)
@@ -439,14 +446,7 @@ func TestPartitions(t *testing.T) {
 // topic is asked for a while: a flush of records for many new topics does
 // not wait a second for each.
 func TestPartitionsBounded(t *testing.T) {
-	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := producerToNowhere(t)
 	defer p.Close()
 	start := time.Now()
 	if n := p.Partitions("a", start.Add(100*time.Millisecond)); n != -1 {
