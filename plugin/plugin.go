@@ -58,8 +58,8 @@ type Instance struct {
 	states        sync.Pool       // *flushState
 	retries       *retryMemory
 	// stalledAt is the acknowledged count (accumulator.Acknowledged) when a
-	// flush waited Flush_Timeout and Kafka acknowledged nothing, -1 before:
-	// while the count stays there, flushes wait stalledWait at most.
+	// flush waited in vain and Kafka acknowledged nothing (noteStall), -1
+	// before: while the count stays there, waits are stalledWait at most.
 	stalledAt atomic.Int64
 }
 
@@ -218,10 +218,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	start := time.Now()
 	defer func() { in.Stats.Flushes.Observe(time.Since(start)) }()
 	acknowledged := in.acc.Acknowledged()
-	wait := in.cfg.FlushTimeout
-	if acknowledged == in.stalledAt.Load() {
-		wait = min(wait, stalledWait)
-	}
+	wait := in.longestWait(acknowledged)
 	deadline := start.Add(wait)
 	var key uint64
 	keyed := !in.retries.empty()
@@ -231,6 +228,13 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		key = in.retries.key(tag, data)
 		w, laneIndex = in.retries.take(key)
 	}
+	// remember keeps w for the chunk's retry.
+	remember := func() {
+		if !keyed {
+			key, keyed = in.retries.key(tag, data), true
+		}
+		in.retries.put(key, w, laneIndex)
+	}
 	// The export turns a panic into Retry: the waiter goes to the retry, as
 	// on any Retry, else it would send again what Kafka took. The waiter's
 	// records are all in a state a retry handles: not sent, or in a batch
@@ -238,10 +242,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	defer func() {
 		if r := recover(); r != nil {
 			if w != nil {
-				if !keyed {
-					key = in.retries.key(tag, data)
-				}
-				in.retries.put(key, w, laneIndex)
+				remember()
 			}
 			panic(r)
 		}
@@ -256,7 +257,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		in.logFailures(before) // reported since the earlier attempt returned
 		if !ok {
 			in.count(w, before, 0)
-			in.retries.put(key, w, laneIndex)
+			remember()
 			in.Stats.Retried.Add(int64(w.Len()))
 			in.Log(LevelWarn, "retry of a chunk of %d records: %d from the earlier attempt still unacknowledged after %v; chunk will be retried",
 				w.Len(), before.InFlight, wait)
@@ -398,10 +399,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	}
 	if code == Retry {
 		in.Stats.Retried.Add(int64(records))
-		if !keyed {
-			key = in.retries.key(tag, data)
-		}
-		in.retries.put(key, w, laneIndex)
+		remember()
 	}
 	in.Log(LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
 	return code
@@ -487,6 +485,16 @@ func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []b
 	return accumulator.AppendHeader(dst, name, text)
 }
 
+// longestWait is how long a flush that began with acknowledged, or Exit,
+// waits for Kafka: Flush_Timeout, or stalledWait while Kafka acknowledges
+// nothing.
+func (in *Instance) longestWait(acknowledged int64) time.Duration {
+	if acknowledged == in.stalledAt.Load() {
+		return min(in.cfg.FlushTimeout, stalledWait)
+	}
+	return in.cfg.FlushTimeout
+}
+
 // noteStall notes, after a flush that began at start with acknowledged
 // and waited in vain (for acknowledgements or for memory), whether Kafka
 // acknowledged nothing for stalledWait at least since: then the next
@@ -547,10 +555,7 @@ func (in *Instance) BrokerStatistics() [][]byte { return in.snd.Statistics() }
 // Kafka acknowledges nothing, stalledWait: the chunks of what is left were
 // handed back to Fluent Bit for a retry), and stops the producer.
 func (in *Instance) Exit() {
-	wait := in.cfg.FlushTimeout
-	if in.acc.Acknowledged() == in.stalledAt.Load() {
-		wait = min(wait, stalledWait)
-	}
+	wait := in.longestWait(in.acc.Acknowledged())
 	in.snd.Close(time.Now().Add(wait))
 	in.Log(LevelInfo, "stopped: Kafka acknowledged %d records since Init (Exit waited %v at most)", in.acc.Acknowledged(), wait)
 }
