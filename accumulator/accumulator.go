@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Rec locates one record in a batch's buffer: its value at Off, then its key
@@ -56,16 +57,70 @@ type Batch struct {
 	spans   []span
 	created time.Time
 	full    bool
+	held    int // bytes of Buf's capacity kept for what C holds of the records (Cost)
 }
 
-// RecordOverhead is what librdkafka keeps per message beside its bytes
-// (its message struct and allocation); batches leave that much room per
-// record unused, so that Buffer_Memory bounds librdkafka's memory too.
-const RecordOverhead = 192
+// What C holds per record beside the bytes of its batch, which batches
+// leave unused in their buffer so that Buffer_Memory bounds librdkafka's
+// memory too (measured with glibc's malloc statistics on x86-64, librdkafka
+// 2.15, producing 20000 records at once to no broker):
+//
+//   - RecordOverhead: librdkafka's message, one allocation of
+//     rd_kafka_msg_t (about 180 bytes) with a copy of the key, plus malloc's
+//     8-byte header, rounded up to 16 (192 bytes without a key: at most the
+//     key's length + 203); the batch's 8-byte slot for it (producer.h); and
+//     up to 16 bytes of failure arrays should it fail.
+//   - HeadersOverhead: a record with headers has an rd_kafka_headers_t and
+//     its list of 4 pointers, two allocations (112 bytes measured).
+//   - HeaderOverhead, per header: rd_kafka_header_add allocates an
+//     rd_kafka_header_t (40 bytes) followed by the name and the value, each
+//     with a nul, rounded as above: at most its name and value + 65 bytes;
+//     the list of pointers doubles beyond 4, at most 16 bytes more a header
+//     (measured: 80 bytes a header of 10-byte name and value, 976 for 10).
+//
+// The copies of the key and the headers come on top: a record's cost (see
+// Cost) counts its key and headers twice, the second time for C's copy,
+// whose length covers what their encoding here adds (6 bytes a header).
+// The value is not copied: librdkafka points into the batch.
+const (
+	RecordOverhead  = 232
+	HeadersOverhead = 112
+	HeaderOverhead  = 80
+)
 
-// fits reports room for one more record of size bytes.
-func (b *Batch) fits(size int) bool {
-	return len(b.Buf)+size+(len(b.Recs)+1)*RecordOverhead <= cap(b.Buf)
+// Cost is the memory that a record takes from Buffer_Memory, in its batch
+// and in C; headers are its encoded headers (AppendHeader).
+func Cost(r Rec, headers []byte) int {
+	c := int(r.Size()+r.KeyLen+r.HdrLen) + RecordOverhead
+	if n := countHeaders(headers); n > 0 {
+		c += HeadersOverhead + n*HeaderOverhead
+	}
+	return c
+}
+
+// countHeaders counts the headers in h as the C producer reads them (it
+// stops at the first one cut short).
+func countHeaders(h []byte) int {
+	n := 0
+	for len(h) >= 6 {
+		nlen := int(h[0]) | int(h[1])<<8
+		if len(h)-2 < nlen+4 {
+			break
+		}
+		h = h[2+nlen:]
+		vlen := int(h[0]) | int(h[1])<<8 | int(h[2])<<16 | int(h[3])<<24
+		if len(h)-4 < vlen {
+			break
+		}
+		h = h[4+vlen:]
+		n++
+	}
+	return n
+}
+
+// fits reports room for one more record of cost bytes (Cost).
+func (b *Batch) fits(cost int) bool {
+	return len(b.Buf)+b.held+cost <= cap(b.Buf)
 }
 
 // span says that n consecutive records of a batch belong to waiter w.
@@ -98,6 +153,10 @@ func (GoAllocator) Free([]byte)        {}
 // ErrTooLarge is returned for a record that could never fit the memory budget.
 var ErrTooLarge = errors.New("record larger than Buffer_Memory")
 
+// ErrClosed is returned by Append once the accumulator is closed: the
+// records left are not buffered, for a retry.
+var ErrClosed = errors.New("output stopping: records not buffered")
+
 type key struct {
 	topic     string
 	partition int32
@@ -117,18 +176,19 @@ type Accumulator struct {
 	// tell whether Kafka answered while it waited.
 	acknowledged atomic.Int64
 
-	mu          sync.Mutex
-	used        int64 // bytes of buffers allocated, free or not
-	free        []*Batch
-	deques      map[key][]*Batch
-	flushing    int             // flushes waiting: every batch is ready
-	waiters     []chan struct{} // appenders waiting for memory, in turn (waitForMemory): every batch is ready
-	closed      bool
-	wake        chan struct{}
-	frames      *framing // batch mode, nil in record mode
-	dlq         string   // dead-letter topic, "" for none
-	dlqMaxBytes int
-	delivered   map[string]int64 // records acknowledged, by topic
+	mu           sync.Mutex
+	used         int64 // bytes of buffers allocated, free or not
+	free         []*Batch
+	deques       map[key][]*Batch
+	flushing     int             // flushes waiting: every batch is ready
+	waiters      []chan struct{} // appenders waiting for memory, in turn (waitForMemory): every batch is ready
+	closed       bool
+	wake         chan struct{}
+	frames       *framing         // batch mode, nil in record mode
+	dlq          string           // dead-letter topic, "" for none
+	maxMessage   int              // the producer's message size limit, 0 if not known (SetDeadLetterTopic)
+	batchHeaders []byte           // batch mode: the operator's headers, encoded (SetBatchHeaders)
+	delivered    map[string]int64 // records acknowledged, by topic
 }
 
 // New returns an Accumulator of batchSize-byte batches under a budget of
@@ -186,6 +246,18 @@ func (s *Staged) Reset() {
 	s.Buf, s.Recs, s.Idx, s.segs, s.cut = s.Buf[:0], s.Recs[:0], s.Idx[:0], s.segs[:0], 0
 }
 
+// Footprint is the memory s keeps for reuse: its buffers' capacity, batch
+// mode's compressed segments included.
+func (s *Staged) Footprint() int {
+	n := cap(s.Buf) + cap(s.Recs)*int(unsafe.Sizeof(Rec{})) + cap(s.Idx)*4
+	for _, seg := range s.segs[:cap(s.segs)] {
+		if seg != nil {
+			n += cap(seg.blocks)
+		}
+	}
+	return n
+}
+
 // Skip drops the first n records (in batch mode, whole segments of them).
 func (s *Staged) Skip(n int) {
 	s.Recs, s.Idx = s.Recs[n:], s.Idx[n:]
@@ -199,11 +271,15 @@ func (s *Staged) Skip(n int) {
 // behalf of w, waiting for memory until deadline. It returns how many
 // records went in; fewer than all means the deadline passed (or, with
 // ErrTooLarge, that record s.Recs[n] can never fit and was skipped: the
-// caller counts it).
+// caller counts it). Once the accumulator is closed, no record goes in
+// (ErrClosed): nothing would send it.
 func (a *Accumulator) Append(topic string, partition int32, lane int, s *Staged, w *Waiter, deadline time.Time) (int, error) {
 	k := key{topic, partition, lane}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.closed {
+		return 0, ErrClosed
+	}
 	var b *Batch // the deque's last batch
 	if d := a.deques[k]; len(d) > 0 {
 		b = d[len(d)-1]
@@ -212,16 +288,17 @@ func (a *Accumulator) Append(topic string, partition int32, lane int, s *Staged,
 		return a.appendSegments(k, b, s, w, deadline)
 	}
 	for i, r := range s.Recs {
-		size := int(r.Size())
-		if b == nil || b.full || !b.fits(size) {
+		cost := Cost(r, s.Buf[r.Off+r.Len+r.KeyLen:r.Off+r.Size()])
+		if b == nil || b.full || !b.fits(cost) {
 			var err error
-			if b, err = a.next(k, b, size, deadline); err != nil {
+			if b, err = a.next(k, b, cost, deadline); err != nil {
 				return i, err
 			}
 		}
 		rec := r
 		rec.Off = uint32(len(b.Buf))
 		b.Buf = append(b.Buf, s.Buf[r.Off:r.Off+r.Size()]...)
+		b.held += cost - int(r.Size())
 		b.Recs = append(b.Recs, rec)
 		a.track(b, s.Idx[i], w)
 	}
@@ -229,7 +306,8 @@ func (a *Accumulator) Append(topic string, partition int32, lane int, s *Staged,
 }
 
 // next closes b, the newest batch of key k (nil for none), to appends and
-// starts the key's next batch, for a record (or segment) of size bytes.
+// starts the key's next batch, for a record of size bytes (Cost), or a
+// segment of size bytes of blocks.
 func (a *Accumulator) next(k key, b *Batch, size int, deadline time.Time) (*Batch, error) {
 	if b != nil && !b.full {
 		b.full = true
@@ -252,43 +330,64 @@ func (a *Accumulator) next(k key, b *Batch, size int, deadline time.Time) (*Batc
 // track makes record i of w's chunk, just appended to b, b's newest.
 func (a *Accumulator) track(b *Batch, i int32, w *Waiter) {
 	b.idx = append(b.idx, i)
+	b.addSpan(w)
 	w.state[i] = InFlight
+	w.pending++
+}
+
+// addSpan counts b's newest record in w's span.
+func (b *Batch) addSpan(w *Waiter) {
 	if n := len(b.spans); n > 0 && b.spans[n-1].w == w {
 		b.spans[n-1].n++
 	} else {
 		b.spans = append(b.spans, span{w, 1})
 	}
-	w.pending++
 }
 
-// newBatch takes a pooled batch or allocates one, waiting for memory, in
-// turn after the appenders that waited first, until deadline; a.mu is held
-// and released while waiting.
-func (a *Accumulator) newBatch(size int, deadline time.Time) (*Batch, error) {
-	capacity := max(size+RecordOverhead, a.batchSize)
+// newBatch takes a pooled batch or allocates one for a record of cost
+// bytes (Cost), waiting for memory until deadline (obtain).
+func (a *Accumulator) newBatch(cost int, deadline time.Time) (*Batch, error) {
+	capacity := max(cost, a.batchSize)
 	if int64(capacity) > a.limit {
 		return nil, ErrTooLarge
 	}
-	var turn chan struct{}
-	for {
-		switch {
-		case !a.myTurn(turn):
-		case capacity == a.batchSize && len(a.free) > 0:
+	return a.obtain(deadline, func() *Batch {
+		if capacity == a.batchSize && len(a.free) > 0 {
 			b := a.free[len(a.free)-1]
 			a.free = a.free[:len(a.free)-1]
-			a.leave(turn)
-			return b, nil
-		case a.used+int64(capacity) <= a.limit:
-			a.used += int64(capacity)
-			a.leave(turn)
-			return &Batch{Buf: a.alloc.Alloc(capacity)}, nil
-		case capacity != a.batchSize && len(a.free) > 0:
-			// Give pooled buffers back to the budget for an odd-sized one.
+			return b
+		}
+		// Give pooled buffers back to the budget for an odd-sized one.
+		for capacity != a.batchSize && len(a.free) > 0 && a.used+int64(capacity) > a.limit {
 			b := a.free[len(a.free)-1]
 			a.free = a.free[:len(a.free)-1]
 			a.alloc.Free(b.Buf)
 			a.used -= int64(cap(b.Buf))
-			continue
+		}
+		if a.used+int64(capacity) > a.limit {
+			return nil
+		}
+		a.used += int64(capacity)
+		return &Batch{Buf: a.alloc.Alloc(capacity)}
+	})
+}
+
+// obtain returns the batch that get finds (nil: none now), asking it in
+// turn after the appenders that waited first, again each time memory may
+// have been freed, until deadline; ErrClosed once the accumulator closes.
+// a.mu is held and released while waiting.
+func (a *Accumulator) obtain(deadline time.Time, get func() *Batch) (*Batch, error) {
+	var turn chan struct{} // the place among the waiters, nil until queued
+	for {
+		if a.closed {
+			a.leave(turn)
+			return nil, ErrClosed
+		}
+		if a.myTurn(turn) {
+			if b := get(); b != nil {
+				a.leave(turn)
+				return b, nil
+			}
 		}
 		var err error
 		if turn, err = a.waitForMemory(turn, deadline); err != nil {
@@ -432,7 +531,7 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 			// its records are dropped.
 			if f != nil && f.Permanent && a.dlq != "" && !b.DeadLetter && b.frame == nil {
 				moved = append(moved, deadLetter{j, s.w, f})
-				s.w.example(FailedRecord{Topic: b.Topic, Size: int(b.Recs[j].Len), Reason: f.Reason, Permanent: true, ToDeadLetter: true})
+				s.w.example(FailedRecord{Topic: b.Topic, Size: b.size(j), Reason: f.Reason, Permanent: true, ToDeadLetter: true})
 				continue
 			}
 			if f == nil {
@@ -464,7 +563,7 @@ func (a *Accumulator) DeliveredByTopic() map[string]int64 {
 }
 
 func (a *Accumulator) release(b *Batch) {
-	b.Recs, b.idx, b.spans, b.full, b.DeadLetter = b.Recs[:0], b.idx[:0], b.spans[:0], false, false
+	b.Recs, b.idx, b.spans, b.full, b.DeadLetter, b.held = b.Recs[:0], b.idx[:0], b.spans[:0], false, false, 0
 	switch {
 	case b.frame != nil:
 		a.releaseFrame(b)
@@ -498,7 +597,8 @@ func (a *Accumulator) Batches() int {
 	return n
 }
 
-// Close makes every batch ready, for the last drain, and stops pooling.
+// Close makes every batch ready, for the last drain, and stops pooling;
+// Append takes no more records.
 func (a *Accumulator) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -26,8 +26,9 @@ func stagedFrom(first, n, size int) *Staged {
 
 func far() time.Time { return time.Now().Add(time.Hour) }
 
-// perBatch10 is a batch size that holds 10 records of 100 bytes.
-const perBatch10 = 10 * (100 + RecordOverhead)
+// perBatch10 is a batch size that holds 10 records of 100 bytes (98 and
+// a 2-byte key, counted twice: see Cost).
+const perBatch10 = 10 * (102 + RecordOverhead)
 
 func TestBatchesBoundedBySize(t *testing.T) {
 	a := New(perBatch10, 1<<20, time.Hour, GoAllocator{})
@@ -186,7 +187,7 @@ func TestMemoryWaitersServedInTurn(t *testing.T) {
 	}
 	large := make(chan error)
 	go func() { // needs two batches' memory
-		n, err := a.Append("large", -1, 0, stagedFrom(1, 1, 2*perBatch10-RecordOverhead-2), w, time.Now().Add(time.Second))
+		n, err := a.Append("large", -1, 0, stagedFrom(1, 1, 2*perBatch10-RecordOverhead-4), w, time.Now().Add(time.Second))
 		if n != 1 && err == nil {
 			err = fmt.Errorf("appended %d", n)
 		}
@@ -208,7 +209,7 @@ func TestOversizedRecordGetsItsOwnBatch(t *testing.T) {
 	a.Append("t", -1, 0, staged(1, 5000), w, far())
 	a.Close()
 	ready, _ := a.Drain(time.Now(), AllLanes, nil)
-	if want := 5002 + RecordOverhead; len(ready) != 1 || cap(ready[0].Buf) != want || a.Used() != int64(want) {
+	if want := 5004 + RecordOverhead; len(ready) != 1 || cap(ready[0].Buf) != want || a.Used() != int64(want) {
 		t.Fatalf("batches %d, used %d", len(ready), a.Used())
 	}
 	a.Complete(ready[0], nil)
@@ -254,4 +255,65 @@ func TestConcurrentAppends(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestCostCountsKeyAndHeaders: a record takes from a batch its bytes plus
+// what C holds for it: a copy of its key and headers, its message, and per
+// header librdkafka's struct (Cost).
+func TestCostCountsKeyAndHeaders(t *testing.T) {
+	s := &Staged{}
+	for i := range 100 {
+		start := len(s.Buf)
+		s.Buf = fmt.Appendf(s.Buf, "%098d", i)
+		keyStart := len(s.Buf)
+		s.Buf = append(s.Buf, "key of fifty bytes..............................."...)
+		hdrStart := len(s.Buf)
+		s.Buf = AppendHeader(s.Buf, []byte("name"), []byte("value"))
+		s.Buf = AppendHeader(s.Buf, []byte("trace"), []byte("0af7651916cd43dd8448eb211c80319c"))
+		s.Add(i, start, keyStart, hdrStart, 0)
+	}
+	r := s.Recs[0]
+	inBatch, inC := int(r.Size()), int(r.KeyLen+r.HdrLen)+RecordOverhead+HeadersOverhead+2*HeaderOverhead
+	if got := Cost(r, s.Buf[r.Off+r.Len+r.KeyLen:r.Off+r.Size()]); got != inBatch+inC {
+		t.Fatalf("cost %d, want %d", got, inBatch+inC)
+	}
+	a := New(10*(inBatch+inC), 1<<20, time.Hour, GoAllocator{})
+	if n, err := a.Append("t", -1, 0, s, NewWaiter(100), far()); n != 100 || err != nil {
+		t.Fatal(n, err)
+	}
+	for i, b := range a.DrainAll(AllLanes, nil) {
+		if len(b.Recs) != 10 {
+			t.Fatalf("batch %d holds %d records, want 10", i, len(b.Recs))
+		}
+	}
+}
+
+// TestAppendAfterCloseRefused: once closed, the accumulator takes no
+// records, and an Append waiting for memory gives up at once: nothing
+// would send them.
+func TestAppendAfterCloseRefused(t *testing.T) {
+	a := New(perBatch10, perBatch10, time.Hour, GoAllocator{})
+	w := NewWaiter(20)
+	waited := make(chan error)
+	go func() {
+		_, err := a.Append("t", -1, 0, staged(20, 98), w, far()) // the second batch waits
+		waited <- err
+	}()
+	<-a.Wake()
+	a.Close()
+	select {
+	case err := <-waited:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("waiting Append: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Append waiting for memory still waits after Close")
+	}
+	ready := a.DrainAll(AllLanes, nil)
+	if n, err := a.Append("t", -1, 0, stagedFrom(10, 10, 98), NewWaiter(20), far()); n != 0 || !errors.Is(err, ErrClosed) {
+		t.Fatalf("appended %d (%v) after Close", n, err)
+	}
+	if a.Batches() != 0 || len(ready) != 1 {
+		t.Fatalf("%d batches drained, %d left", len(ready), a.Batches())
+	}
 }

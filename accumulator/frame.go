@@ -86,6 +86,60 @@ type framing struct {
 	eventTime   bool     // a batch message's timestamp is its last event time, not 0
 	segment     int      // raw bytes of a segment: frameBlock, or Batch_Size if smaller
 	free        []*Batch // sent batches, with their frame and buffer, for reuse
+	// trailer is the room kept in a frame's buffer after its blocks: for
+	// the frame's end and the message's headers (seal), and for what C
+	// holds of the message (Cost: its struct and its copy of the headers).
+	trailer int
+	// maxFrame bounds a frame's start and blocks, so that the message
+	// stays within the producer's message size limit; 0 for none known.
+	maxFrame int
+}
+
+// messageOverhead is what a message takes on the wire beside its value and
+// headers, within message.max.bytes: librdkafka 2.15 counts a record's
+// largest framing (36 bytes, RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD), and the
+// batch that holds a lone message adds its own header (61 bytes).
+const messageOverhead = 128
+
+// maxTimeLen bounds an event time in RFC 3339 (with milliseconds), over
+// int64's range of them: years of up to 9 digits and a sign.
+const maxTimeLen = 40
+
+// appendBatchHeaders appends the headers of a batch message of records records
+// whose event times run from first to last, ms; the operator's last.
+func (a *Accumulator) appendBatchHeaders(dst []byte, records int, first, last int64) []byte {
+	dst = AppendHeader(dst, []byte(HeaderContentType), []byte(a.frames.contentType))
+	dst = AppendHeader(dst, []byte(HeaderContentEncoding), []byte("lz4"))
+	dst = AppendHeader(dst, []byte(HeaderRecords), strconv.AppendInt(nil, int64(records), 10))
+	dst = AppendHeader(dst, []byte(HeaderFirstTime), time.UnixMilli(first).UTC().AppendFormat(nil, time.RFC3339Nano))
+	dst = AppendHeader(dst, []byte(HeaderLastTime), time.UnixMilli(last).UTC().AppendFormat(nil, time.RFC3339Nano))
+	return append(dst, a.batchHeaders...)
+}
+
+// SetBatchHeaders gives the operator's headers (encoded with AppendHeader),
+// which every batch message carries after the batch mode headers.
+func (a *Accumulator) SetBatchHeaders(pairs []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.batchHeaders = slices.Clone(pairs)
+	a.frameLimits()
+}
+
+// frameLimits sets the trailer and maxFrame of batch mode, for the
+// headers at their longest; a.mu is held.
+func (a *Accumulator) frameLimits() {
+	f := a.frames
+	if f == nil {
+		return
+	}
+	h := a.appendBatchHeaders(nil, 0, 0, 0)
+	// At their longest: a count of 19 digits, times of maxTimeLen.
+	n := len(h) + 18 + 2*(maxTimeLen-len("1970-01-01T00:00:00Z"))
+	f.trailer = len(frameEnd) + n + Cost(Rec{HdrLen: uint32(n)}, h) - n
+	f.maxFrame = 0
+	if a.maxMessage > 0 {
+		f.maxFrame = max(a.maxMessage-messageOverhead-len(frameEnd)-n, 1)
+	}
 }
 
 // SetFrames turns batch mode on: contentType is the records' media type;
@@ -97,6 +151,7 @@ func (a *Accumulator) SetFrames(contentType string, eventTime bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.frames = &framing{contentType: contentType, eventTime: eventTime, segment: min(frameBlock, a.batchSize)}
+	a.frameLimits()
 }
 
 // Compress, in batch mode, compresses the records staged in s since the
@@ -157,58 +212,45 @@ type frame struct {
 // about 4:1.
 func (a *Accumulator) frameBuffer() int { return a.batchSize / 3 }
 
-// frameTrailer is room kept in a frame's buffer for the frame's end and the
-// batch message's headers (see seal).
-const frameTrailer = 256
-
 // newFrameBatch reuses a sent batch, or starts a new one, with room for n
-// bytes of blocks, waiting for memory until deadline; a.mu is held and
-// released while waiting. A sent batch keeps its memory, so a waiting flush
-// must look for one again after each release rather than only for memory.
+// bytes of blocks, waiting for memory until deadline (obtain). A sent batch
+// keeps its memory, so a waiting flush must look for one again after each
+// release rather than only for memory.
 func (a *Accumulator) newFrameBatch(n int, deadline time.Time) (*Batch, error) {
-	size := max(a.frameBuffer(), len(frameHeader)+n+frameTrailer)
+	size := max(a.frameBuffer(), len(frameHeader)+n+a.frames.trailer)
 	if int64(size) > a.limit {
 		return nil, ErrTooLarge
 	}
-	var turn chan struct{}
-	for {
-		free := a.frames.free
-		switch {
-		case !a.myTurn(turn):
-		case len(free) > 0:
+	return a.obtain(deadline, func() *Batch {
+		for free := a.frames.free; len(free) > 0; free = a.frames.free {
 			b := free[len(free)-1]
 			a.frames.free = free[:len(free)-1]
 			b.Buf = append(b.Buf[:0], frameHeader...)
-			if !a.reserve(b, n, turn) {
-				a.used -= int64(cap(b.Buf)) // too small: give its memory back for a larger one
-				continue
+			if a.reserve(b, n, true) {
+				b.frame.raw, b.frame.first, b.frame.last = 0, 0, 0
+				return b
 			}
-			b.frame.raw, b.frame.first, b.frame.last = 0, 0, 0
-			a.leave(turn)
-			return b, nil
-		case a.used+int64(size) <= a.limit:
-			a.used += int64(size)
-			a.leave(turn)
-			return &Batch{frame: &frame{}, Buf: append(make([]byte, 0, size), frameHeader...)}, nil
+			a.used -= int64(cap(b.Buf)) // too small: give its memory back for a larger one
 		}
-		var err error
-		if turn, err = a.waitForMemory(turn, deadline); err != nil {
-			return nil, err
+		if a.used+int64(size) > a.limit {
+			return nil
 		}
-	}
+		a.used += int64(size)
+		return &Batch{frame: &frame{}, Buf: append(make([]byte, 0, size), frameHeader...)}
+	})
 }
 
 // reserve makes room in b's buffer for n more bytes and the frame's
 // trailer, growing it by half at least if the budget allows, else by what
-// is needed; false if the budget has no room for that, or if others wait
-// for memory before the caller, whose place among the waiters is turn.
-func (a *Accumulator) reserve(b *Batch, n int, turn chan struct{}) bool {
-	more := len(b.Buf) + n + frameTrailer - cap(b.Buf)
+// is needed; false if the budget has no room for that, or if it is not the
+// caller's turn to take memory (inTurn false: others wait for memory first).
+func (a *Accumulator) reserve(b *Batch, n int, inTurn bool) bool {
+	more := len(b.Buf) + n + a.frames.trailer - cap(b.Buf)
 	if more <= 0 {
 		return true
 	}
 	left := int(a.limit - a.used)
-	if more > left || !a.myTurn(turn) {
+	if more > left || !inTurn {
 		return false
 	}
 	more = max(more, min(cap(b.Buf)/2, left))
@@ -225,7 +267,7 @@ func (a *Accumulator) reserve(b *Batch, n int, turn chan struct{}) bool {
 func (a *Accumulator) appendSegments(k key, b *Batch, s *Staged, w *Waiter, deadline time.Time) (int, error) {
 	n := 0
 	for _, seg := range s.segs {
-		if b == nil || b.full || b.frame.raw > 0 && b.frame.raw+seg.raw > a.batchSize || !a.reserve(b, len(seg.blocks), nil) {
+		if b == nil || b.full || b.frame.raw > 0 && !a.frameFits(b, seg) || !a.reserve(b, len(seg.blocks), a.myTurn(nil)) {
 			var err error
 			if b, err = a.next(k, b, len(seg.blocks), deadline); err != nil {
 				return n, err
@@ -246,8 +288,24 @@ func (a *Accumulator) appendSegments(k key, b *Batch, s *Staged, w *Waiter, dead
 	return n, nil
 }
 
+// frameFits reports whether segment seg may join b's frame: Batch_Size
+// bounds the frame's records, uncompressed, and the message size limit the
+// frame itself. Incompressible records, or many small segments (a block
+// each, with its size), make a frame larger than its records.
+func (a *Accumulator) frameFits(b *Batch, seg *segment) bool {
+	if b.frame.raw+seg.raw > a.batchSize {
+		return false
+	}
+	return a.frames.maxFrame == 0 || len(b.Buf)+len(seg.blocks) <= a.frames.maxFrame
+}
+
 // seal closes b's frame and makes b one Kafka message: the frame, then the
 // batch headers. a.mu is held.
+//
+// It pins the buffer, which librdkafka references from C once the batch is
+// produced: every sealed batch must come back through Complete (or Abort),
+// whose releaseFrame unpins it; a sealed batch lost on the way keeps its
+// buffer pinned, and its memory, for good.
 func (a *Accumulator) seal(b *Batch) {
 	f := b.frame
 	if f == nil || b.sealed {
@@ -256,18 +314,13 @@ func (a *Accumulator) seal(b *Batch) {
 	before := cap(b.Buf)
 	b.Buf = append(b.Buf, frameEnd...)
 	n := len(b.Buf)
-	h := AppendHeader(nil, []byte(HeaderContentType), []byte(a.frames.contentType))
-	h = AppendHeader(h, []byte(HeaderContentEncoding), []byte("lz4"))
-	h = AppendHeader(h, []byte(HeaderRecords), strconv.AppendInt(nil, int64(len(b.idx)), 10))
-	h = AppendHeader(h, []byte(HeaderFirstTime), time.UnixMilli(f.first).UTC().AppendFormat(nil, time.RFC3339Nano))
-	h = AppendHeader(h, []byte(HeaderLastTime), time.UnixMilli(f.last).UTC().AppendFormat(nil, time.RFC3339Nano))
-	b.Buf = append(b.Buf, h...)
+	b.Buf = a.appendBatchHeaders(b.Buf, len(b.idx), f.first, f.last)
 	a.used += int64(cap(b.Buf) - before)
 	ts := int64(0)
 	if a.frames.eventTime {
 		ts = f.last
 	}
-	b.Recs = append(b.Recs[:0], Rec{Off: 0, Len: uint32(n), HdrLen: uint32(len(h)), TimeMs: ts})
+	b.Recs = append(b.Recs[:0], Rec{Off: 0, Len: uint32(n), HdrLen: uint32(len(b.Buf) - n), TimeMs: ts})
 	f.pin.Pin(&b.Buf[0])
 	b.sealed = true
 }

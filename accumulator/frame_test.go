@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -258,5 +259,82 @@ func TestFrameTooLarge(t *testing.T) {
 	}
 	if used := a.Used(); used > limit {
 		t.Fatalf("%d bytes used, over the %d of the budget", used, limit)
+	}
+}
+
+// TestFrameWithinMessageLimit: a frame of many small segments (a block
+// each) of records that do not compress grows past its records' bytes; the
+// batch closes before its message passes the message size limit, which
+// librdkafka would refuse for good, though Batch_Size (at the largest conf
+// allows for it) is not reached.
+func TestFrameWithinMessageLimit(t *testing.T) {
+	const maxMessage = 1000000
+	a := New((maxMessage-4096)*255/256, 8<<20, time.Hour, GoAllocator{})
+	a.SetDeadLetterTopic("", maxMessage)
+	a.SetFrames("application/x-ndjson", false)
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := NewWaiter(30000)
+	for i := range 30000 { // a flush each: one segment, one block
+		line := make([]byte, 40)
+		for j := range line {
+			line[j] = byte(rng.IntN(256))
+		}
+		line[39] = '\n'
+		if n, err := a.Append("t", 0, 0, bigRecord(a, i, line[:39]), w, far()); n != 1 || err != nil {
+			t.Fatal(n, err)
+		}
+	}
+	a.Close()
+	ready, _ := a.Drain(time.Now(), AllLanes, nil)
+	for i, b := range ready {
+		// librdkafka's check: value, headers and a record's framing.
+		if size := int(b.Recs[0].Size()) + 36; size > maxMessage {
+			t.Errorf("batch %d of %d: a message of %d bytes, over message.max.bytes %d", i, len(ready), size, maxMessage)
+		}
+		a.Complete(b, nil)
+	}
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 30000 || len(ready) < 2 {
+		t.Fatalf("%+v in %d batches", res, len(ready))
+	}
+}
+
+// TestBatchHeaders: a batch message carries the operator's headers after
+// the batch mode ones; the longest times fit the room kept for them.
+func TestBatchHeaders(t *testing.T) {
+	a := New(10000, 1<<20, time.Hour, GoAllocator{})
+	a.SetFrames("application/x-ndjson", true)
+	static := AppendHeader(AppendHeader(nil, []byte("env"), []byte("prod")), []byte("team"), []byte("logs"))
+	a.SetBatchHeaders(static)
+	w := NewWaiter(3)
+	if n, err := a.Append("t", 0, 0, framed(a, 0, 3, 10), w, far()); n != 3 || err != nil {
+		t.Fatal(n, err)
+	}
+	ready := a.DrainAll(AllLanes, nil)
+	r := ready[0].Recs[0]
+	h := ready[0].Buf[r.Off+r.Len : r.Off+r.Size()]
+	if !bytes.HasSuffix(h, static) || countHeaders(h) != 7 {
+		t.Fatalf("%d headers %q, want the 5 of batch mode then %q", countHeaders(h), h, static)
+	}
+	a.Complete(ready[0], nil)
+	for _, ms := range []int64{math.MinInt64, math.MaxInt64, -1, 253402300799999} {
+		if s := time.UnixMilli(ms).UTC().Format(time.RFC3339Nano); len(s) > maxTimeLen {
+			t.Errorf("%d ms: %q is longer than %d", ms, s, maxTimeLen)
+		}
+	}
+}
+
+// A stage's footprint counts its compressed segments, kept for the next
+// flush, beside its buffers.
+func TestStagedFootprintCountsSegments(t *testing.T) {
+	a := New(1<<20, 8<<20, time.Hour, GoAllocator{})
+	a.SetFrames("application/x-ndjson", true)
+	s := framed(a, 0, 2000, 150)
+	blocks := 0
+	for _, seg := range s.segs {
+		blocks += cap(seg.blocks)
+	}
+	s.Reset()
+	if blocks == 0 || s.Footprint() < cap(s.Buf)+blocks {
+		t.Fatalf("footprint %d, buffer %d, segments %d", s.Footprint(), cap(s.Buf), blocks)
 	}
 }

@@ -12,3 +12,12 @@ func SetPartitionsMaxAge(d time.Duration) (restore func()) {
 
 // LiveBatches counts the C batches allocated and not yet freed.
 var LiveBatches = liveBatches
+
+// FailAllocs makes the next n allocations of failure arrays in C fail.
+var FailAllocs = failAllocs
+
+// Permanent reports the librdkafka error codes that no retry can cure.
+var Permanent = permanent
+
+// MallocInUse returns the bytes of C memory allocated now (main arena).
+var MallocInUse = mallocInUse

@@ -95,25 +95,45 @@ void gk_batch_free(gk_batch *b) {
 	free(b);
 }
 
-// settle counts one report for record idx of b; err 0 means delivered.
+static int fail_allocs; // failure-array allocations to fail, for tests (atomic)
+
+void gk_fail_allocs(int n) { __atomic_store_n(&fail_allocs, n, __ATOMIC_SEQ_CST); }
+
+// grow_failures makes room for one more failure in b's arrays; 0 when there
+// is no memory for it. c->mu is held.
+static int grow_failures(gk_batch *b) {
+	if (b->nfail < b->capfail)
+		return 1;
+	int n = __atomic_load_n(&fail_allocs, __ATOMIC_SEQ_CST);
+	while (n > 0 && !__atomic_compare_exchange_n(&fail_allocs, &n, n - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		;
+	if (n > 0)
+		return 0;
+	int32_t cap = b->capfail ? b->capfail * 2 : 16;
+	int32_t *fi = realloc(b->fail_idx, cap * sizeof(int32_t));
+	if (!fi)
+		return 0;
+	b->fail_idx = fi;
+	int32_t *fe = realloc(b->fail_err, cap * sizeof(int32_t));
+	if (!fe)
+		return 0;
+	b->fail_err = fe;
+	b->capfail = cap;
+	return 1;
+}
+
+// settle counts one report for record idx of b; err 0 means delivered. A
+// failure that cannot be recorded marks the batch (unrecorded), so that it
+// never passes for an acknowledgement.
 static void settle(gk_ctx *c, gk_batch *b, int32_t idx, int err) {
 	if (err) {
 		pthread_mutex_lock(&c->mu);
-		if (b->nfail == b->capfail) {
-			int32_t cap = b->capfail ? b->capfail * 2 : 16;
-			int32_t *fi = realloc(b->fail_idx, cap * sizeof(int32_t));
-			int32_t *fe = fi ? realloc(b->fail_err, cap * sizeof(int32_t)) : NULL;
-			if (fi)
-				b->fail_idx = fi;
-			if (fe) {
-				b->fail_err = fe;
-				b->capfail = cap;
-			}
-		}
-		if (b->nfail < b->capfail) {
+		if (grow_failures(b)) {
 			b->fail_idx[b->nfail] = idx;
 			b->fail_err[b->nfail] = err;
 			b->nfail++;
+		} else if (!b->unrecorded) {
+			b->unrecorded = err;
 		}
 		pthread_mutex_unlock(&c->mu);
 	}

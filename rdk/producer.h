@@ -26,6 +26,10 @@ typedef struct gk_batch {
 	int32_t partition;         // of its records without a key, -1 until the first (atomic)
 	int32_t nfail, capfail;
 	int32_t *fail_idx, *fail_err;
+	// unrecorded is the error code of a failure that could not be recorded
+	// (no memory for the arrays), 0 if none: then no record of the batch
+	// may be taken for acknowledged (rdk.go fails them all for a retry).
+	int32_t unrecorded;
 	struct gk_batch *next_done;
 	struct gk_batch *slots[];  // slots[i] = this; &slots[i] is message i's opaque
 } gk_batch;
@@ -51,6 +55,9 @@ void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c, int send_at_once, int b
 // id and turn.
 gk_batch *gk_batch_new(int32_t n);
 void gk_batch_free(gk_batch *b);
+// gk_fail_allocs makes the next n allocations of failure arrays fail, for
+// tests.
+void gk_fail_allocs(int n);
 // gk_live_batches counts the batches allocated and not freed, for tests.
 int64_t gk_live_batches(void);
 void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partition,

@@ -3,12 +3,16 @@ package rdk_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/gokafka/gokafka/accumulator"
 	"github.com/gokafka/gokafka/conf"
@@ -43,6 +47,15 @@ func staged(first, n int) *accumulator.Staged {
 		start := len(s.Buf)
 		s.Buf = fmt.Appendf(s.Buf, "record %d", i)
 		s.Add(i-first, start, len(s.Buf), len(s.Buf), 0)
+	}
+	return s
+}
+
+// stagedFrom is staged for records first to first+n-1 of one chunk.
+func stagedFrom(first, n int) *accumulator.Staged {
+	s := staged(first, n)
+	for i := range s.Idx {
+		s.Idx[i] += int32(first)
 	}
 	return s
 }
@@ -177,7 +190,7 @@ func TestKeylessBatchesTakeTurns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const partitions, batches, perBatch = 3, 5, 300 // batches per topic
+	const partitions, batches, perBatch = 3, 5, 200 // batches per topic; a batch of 64 KiB holds 270 records
 	for _, byOperator := range []bool{false, true} {
 		topics := []string{kafkatest.UniqueTopic(t) + "-a", kafkatest.UniqueTopic(t) + "-b"}
 		for _, name := range topics {
@@ -349,8 +362,8 @@ func TestNoThreadsLeft(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.Poll(50*time.Millisecond, nil)
-		if left := p.Close(); len(left) != 0 {
-			t.Fatalf("%d batches left", len(left))
+		if done, left := p.Close(); len(done)+len(left) != 0 {
+			t.Fatalf("%d batches completed, %d left", len(done), len(left))
 		}
 	}
 	// Go may keep an OS thread or two of its own; librdkafka starts several
@@ -375,15 +388,16 @@ func producerToNowhere(t *testing.T) *rdk.Producer {
 }
 
 // TestCloseFreesBatches: closing a producer with batches in flight (here
-// to no broker) returns them and frees their C state, which librdkafka
-// holds until it reports on their every record.
+// to no broker) returns each of them once, completed (their records purged
+// from librdkafka's queues fail for a retry) or not, and frees their C
+// state, which librdkafka holds until it reports on their every record.
 func TestCloseFreesBatches(t *testing.T) {
 	p := producerToNowhere(t)
 	before := rdk.LiveBatches()
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-	w := accumulator.NewWaiter(10)
+	w := accumulator.NewWaiter(40)
 	for partition := range 4 {
-		if got, err := acc.Append("t", int32(partition)-1, 0, staged(0, 10), w, time.Now().Add(time.Minute)); got != 10 || err != nil {
+		if got, err := acc.Append("t", int32(partition)-1, 0, stagedFrom(partition*10, 10), w, time.Now().Add(time.Minute)); got != 10 || err != nil {
 			t.Fatal(got, err)
 		}
 	}
@@ -391,12 +405,189 @@ func TestCloseFreesBatches(t *testing.T) {
 	for _, b := range batches {
 		p.Produce(b)
 	}
-	left := p.Close()
+	done, left := p.Close()
+	for _, c := range done {
+		acc.Complete(c.Batch, c.Failures)
+	}
 	for _, b := range left {
 		acc.Abort(b, "closed")
 	}
-	if len(left) != len(batches) || rdk.LiveBatches() != before {
-		t.Fatalf("%d of %d batches returned, %d C batches not freed", len(left), len(batches), rdk.LiveBatches()-before)
+	if len(done)+len(left) != len(batches) || rdk.LiveBatches() != before {
+		t.Fatalf("%d completed and %d unreported of %d batches, %d C batches not freed", len(done), len(left), len(batches), rdk.LiveBatches()-before)
+	}
+	if res, ok := acc.Wait(w, time.Now(), accumulator.Sleep); !ok || res.Retriable != 40 {
+		t.Fatalf("%+v, want all 40 failed for a retry", res)
+	}
+}
+
+// TestCloseReturnsAcknowledged: closing a producer after Kafka
+// acknowledged a batch whose reports no Poll or Wait took yet returns the
+// batch completed, with its records delivered, not as unreported (which
+// the sender would fail for a retry, and send again).
+func TestCloseReturnsAcknowledged(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 1)
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+	w := accumulator.NewWaiter(10)
+	if got, err := acc.Append(topic, -1, 0, staged(0, 10), w, time.Now().Add(time.Minute)); got != 10 || err != nil {
+		t.Fatal(got, err)
+	}
+	for _, b := range acc.DrainAll(0, nil) {
+		p.Produce(b)
+	}
+	if msgs := kafkatest.Consume(t, bootstrap, topic, 10, 30*time.Second); len(msgs) != 10 {
+		t.Fatalf("%d messages in the topic, want 10", len(msgs))
+	}
+	time.Sleep(time.Second) // for the report, which nobody polls
+	done, left := p.Close()
+	for _, c := range done {
+		acc.Complete(c.Batch, c.Failures)
+	}
+	for _, b := range left {
+		acc.Abort(b, "closed")
+	}
+	if res, _ := acc.Wait(w, time.Now(), accumulator.Sleep); res.Delivered != 10 || acc.Acknowledged() != 10 {
+		t.Fatalf("Kafka holds the 10 records; %d batches completed, %d unreported: %+v", len(done), len(left), res)
+	}
+}
+
+// TestUnrecordedFailureFailsBatch: a failure that C has no memory to
+// record fails every record of its batch not otherwise failed, for a
+// retry, rather than passing for an acknowledgement. Here the queue holds
+// 10 records, the other 90 fail at once, and the first failure finds no
+// memory.
+func TestUnrecordedFailureFailsBatch(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1", "rdkafka.queue.buffering.max.messages": "10"}, []string{"queue.buffering.max.messages"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+	w := accumulator.NewWaiter(100)
+	if got, err := acc.Append("t", -1, 0, staged(0, 100), w, time.Now().Add(time.Minute)); got != 100 || err != nil {
+		t.Fatal(got, err)
+	}
+	batches := acc.DrainAll(0, nil)
+	rdk.FailAllocs(1)
+	for _, b := range batches {
+		p.Produce(b)
+	}
+	rdk.FailAllocs(0)
+	done, left := p.Close() // the queued 10 are purged: the batch completes
+	for _, c := range done {
+		acc.Complete(c.Batch, c.Failures)
+	}
+	for _, b := range left {
+		acc.Abort(b, "closed")
+	}
+	if res, _ := acc.Wait(w, time.Now(), accumulator.Sleep); len(done) != 1 || res.Delivered != 0 || res.Retriable != 100 {
+		t.Fatalf("%d batches completed: %+v, want all 100 records failed for a retry", len(done), res)
+	}
+}
+
+// TestPermanentErrors: the errors that no retry can cure drop a record (or
+// send it to the dead-letter topic); others are retried.
+func TestPermanentErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err       kafka.ErrorCode
+		permanent bool
+	}{
+		{kafka.ErrMsgSizeTooLarge, true},
+		{kafka.ErrInvalidTimestamp, true}, // outside log.message.timestamp.before/after.max.ms
+		{kafka.ErrUnsupportedForMessageFormat, true},
+		{kafka.ErrPolicyViolation, true},
+		{kafka.ErrNotLeaderForPartition, false},
+		{kafka.ErrRequestTimedOut, false},
+		{kafka.ErrMsgTimedOut, false},
+		{kafka.ErrPurgeQueue, false},
+		{kafka.ErrQueueFull, false},
+	} {
+		if got := rdk.Permanent(int(tc.err)); got != tc.permanent {
+			t.Errorf("%v: permanent %v, want %v", tc.err, got, tc.permanent)
+		}
+	}
+}
+
+// TestBatchBoundsCMemory: what librdkafka allocates for a batch's records
+// (messages, with copies of their keys and headers) and the batch's C state
+// fit in the room the accumulator leaves in the batch's buffer, so that
+// Buffer_Memory bounds C's memory too. It counts with glibc's malloc
+// statistics, in a process of its own with every thread's allocations in
+// one arena.
+func TestBatchBoundsCMemory(t *testing.T) {
+	const oneArena = "glibc.malloc.arena_max=1"
+	if tunables := os.Getenv("GLIBC_TUNABLES"); !strings.Contains(tunables, oneArena) {
+		if tunables != "" {
+			tunables += ":"
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBatchBoundsCMemory$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "GLIBC_TUNABLES="+tunables+oneArena)
+		out, err := cmd.CombinedOutput()
+		t.Logf("in a process of its own:\n%s", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if rdk.MallocInUse() < 0 {
+		t.Skip("no mallinfo2 (glibc < 2.33)")
+	}
+	runtime.LockOSThread() // the allocations of one thread, between the counts
+	defer runtime.UnlockOSThread()
+	for _, shape := range []struct{ key, headers, name, value int }{
+		{0, 0, 0, 0}, {1, 0, 0, 0}, {100, 0, 0, 0}, {0, 1, 1, 1}, {0, 3, 12, 40}, {16, 10, 8, 8}, {0, 2, 10, 1000},
+	} {
+		p := producerToNowhere(t)
+		acc := accumulator.New(256<<10, 64<<20, 0, rdk.Allocator{})
+		const n = 5000
+		s := &accumulator.Staged{}
+		for i := range n {
+			start := len(s.Buf)
+			s.Buf = fmt.Appendf(s.Buf, "record %d", i)
+			keyStart := len(s.Buf)
+			s.Buf = append(s.Buf, strings.Repeat("k", shape.key)...)
+			hdrStart := len(s.Buf)
+			for range shape.headers {
+				s.Buf = accumulator.AppendHeader(s.Buf, []byte(strings.Repeat("n", shape.name)), []byte(strings.Repeat("v", shape.value)))
+			}
+			s.Add(i, start, keyStart, hdrStart, 0)
+		}
+		w := accumulator.NewWaiter(n)
+		if got, err := acc.Append("t", -1, 0, s, w, time.Now().Add(time.Minute)); got != n || err != nil {
+			t.Fatal(got, err)
+		}
+		batches := acc.DrainAll(0, nil)
+		p.Produce(batches[len(batches)-1]) // the topic's handle is made
+		b := batches[0]                    // full: the next record did not fit
+		before := rdk.MallocInUse()
+		p.Produce(b)
+		inC := rdk.MallocInUse() - before
+		if len(b.Buf)+inC > cap(b.Buf) {
+			t.Errorf("key %d, %d headers of %d+%d bytes: %d records take %d bytes of a %d-byte batch and %d in C, %d a record more than it leaves",
+				shape.key, shape.headers, shape.name, shape.value, len(b.Recs), len(b.Buf), cap(b.Buf), inC, (len(b.Buf)+inC-cap(b.Buf))/len(b.Recs))
+		} else {
+			t.Logf("key %d, %d headers of %d+%d bytes: %d records, %d bytes in C, %d a record; %d bytes left",
+				shape.key, shape.headers, shape.name, shape.value, len(b.Recs), inC, inC/len(b.Recs), cap(b.Buf)-len(b.Buf)-inC)
+		}
+		done, left := p.Close()
+		for _, c := range done {
+			acc.Complete(c.Batch, c.Failures)
+		}
+		for _, b := range append(left, batches[1:len(batches)-1]...) {
+			acc.Abort(b, "closed")
+		}
 	}
 }
 

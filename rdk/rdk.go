@@ -291,8 +291,8 @@ func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []se
 				failures[i] = accumulator.Failure{
 					Index:     int(idx[i]),
 					Err:       int(errs[i]),
-					Reason:    C.GoString(C.rd_kafka_err2str(C.rd_kafka_resp_err_t(errs[i]))),
-					Permanent: permanent(C.rd_kafka_resp_err_t(errs[i])),
+					Reason:    errorText(int(errs[i])),
+					Permanent: permanent(int(errs[i])),
 				}
 			}
 		}
@@ -300,15 +300,40 @@ func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []se
 		b := p.batches[uint64(cb.id)].b
 		delete(p.batches, uint64(cb.id))
 		p.mu.Unlock()
+		if cb.unrecorded != 0 {
+			failures = failUnrecorded(failures, len(b.Recs), int(cb.unrecorded))
+		}
 		C.gk_batch_free(cb)
 		dst = append(dst, sender.Completion{Batch: b, Failures: failures})
 	}
 	return dst
 }
 
+// failUnrecorded adds to the failures recorded of a batch of n records a
+// retriable one for every other record: C could not record a failure (out
+// of memory), so which record it was is unknown, and none may pass for
+// acknowledged. err is the failure's error code.
+func failUnrecorded(failures []accumulator.Failure, n, err int) []accumulator.Failure {
+	recorded := make([]bool, n)
+	for _, f := range failures {
+		recorded[f.Index] = true
+	}
+	reason := "delivery report not recorded (out of memory): " + errorText(err)
+	for i, r := range recorded {
+		if !r {
+			failures = append(failures, accumulator.Failure{Index: i, Err: err, Reason: reason})
+		}
+	}
+	return failures
+}
+
+func errorText(code int) string {
+	return C.GoString(C.rd_kafka_err2str(C.rd_kafka_resp_err_t(code)))
+}
+
 // permanent reports errors that no retry of the same record can cure.
-func permanent(err C.rd_kafka_resp_err_t) bool {
-	switch err {
+func permanent(code int) bool {
+	switch C.rd_kafka_resp_err_t(code) {
 	case C.RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
 		C.RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
 		C.RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
@@ -316,6 +341,13 @@ func permanent(err C.rd_kafka_resp_err_t) bool {
 		C.RD_KAFKA_RESP_ERR_INVALID_MSG,
 		C.RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
 		C.RD_KAFKA_RESP_ERR_POLICY_VIOLATION,
+		// The timestamp is outside the topic's
+		// log.message.timestamp.before/after.max.ms (Kafka 4: an event
+		// time more than an hour ahead).
+		C.RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP,
+		// The topic's message format predates what the record needs
+		// (headers: v2, Kafka 0.11).
+		C.RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT,
 		C.RD_KAFKA_RESP_ERR__BAD_MSG,
 		C.RD_KAFKA_RESP_ERR__INVALID_ARG:
 		return true
@@ -363,9 +395,12 @@ func syslogToFluentBit(level int) int {
 	return 4
 }
 
-// Close purges what librdkafka still holds and destroys the producer; the
-// batches it never completed are returned.
-func (p *Producer) Close() []*accumulator.Batch {
+// Close purges what librdkafka still holds and destroys the producer. It
+// returns the batches whose every record was reported on, with their
+// outcome (reports counted in C that no Poll or Wait took yet: Kafka may
+// have acknowledged them), and apart from those the batches librdkafka
+// never completed, of which nothing is known.
+func (p *Producer) Close() ([]sender.Completion, []*accumulator.Batch) {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
@@ -375,14 +410,26 @@ func (p *Producer) Close() []*accumulator.Batch {
 		p.wake.Close()
 	}
 	C.rd_kafka_purge(p.rk, C.RD_KAFKA_PURGE_F_QUEUE|C.RD_KAFKA_PURGE_F_INFLIGHT)
+	// Serve, on this thread, the reports that came since the poll thread
+	// stopped and those of the records just purged (failed for a retry), so
+	// that as many batches as possible complete with what Kafka said.
+	C.rd_kafka_poll(p.rk, 0)
 	for _, t := range p.topics {
 		C.rd_kafka_topic_destroy(t.rkt)
 	}
 	C.rd_kafka_destroy(p.rk)
 	p.logEvents()
-	// librdkafka is gone: no report comes any more, and the purged
-	// records' reports, queued for the stopped poll thread, were dropped.
-	// Free every batch not completed, reported on (queued in C) or not.
+	// librdkafka is gone: no report comes any more. The batches whose last
+	// report came wait in C; every other one was reported on in part or
+	// not at all.
+	var done []sender.Completion
+	for {
+		n := int(C.gk_take(p.ctx, &p.done[0], C.int(len(p.done))))
+		if n == 0 {
+			break
+		}
+		done = p.completions(p.done[:n], done)
+	}
 	var left []*accumulator.Batch
 	for id, pb := range p.batches {
 		C.gk_batch_free(pb.cb)
@@ -390,7 +437,7 @@ func (p *Producer) Close() []*accumulator.Batch {
 		delete(p.batches, id)
 	}
 	C.gk_ctx_free(p.ctx)
-	return left
+	return done, left
 }
 
 // Properties lists every librdkafka configuration property name.

@@ -1,7 +1,21 @@
 package rdk
 
 /*
+#include <dlfcn.h>
 #include "producer.h"
+
+// gk_malloc_in_use returns the bytes glibc's malloc has handed out and not
+// taken back (its main arena's, with the chunks it mapped), or -1 without
+// mallinfo2 (glibc < 2.33), which is looked up at run time so that the
+// plugin does not require it; for tests.
+static long long gk_malloc_in_use(void) {
+	struct info { size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; };
+	struct info (*mallinfo2)(void) = (struct info (*)(void))dlsym(RTLD_DEFAULT, "mallinfo2");
+	if (!mallinfo2)
+		return -1;
+	struct info m = mallinfo2();
+	return (long long)(m.uordblks + m.hblkhd);
+}
 */
 import "C"
 
@@ -41,3 +55,12 @@ func (p *Producer) Statistics() []byte {
 
 // liveBatches counts the C batches allocated and not yet freed; for tests.
 func liveBatches() int { return int(C.gk_live_batches()) }
+
+// failAllocs makes the next n allocations of a batch's failure arrays in C
+// fail, as when memory runs out; for tests.
+func failAllocs(n int) { C.gk_fail_allocs(C.int(n)) }
+
+// mallocInUse returns the bytes of C memory allocated now, as glibc's main
+// arena counts them (run with GLIBC_TUNABLES=glibc.malloc.arena_max=1 to
+// count every thread's), or -1 when it cannot tell; for tests.
+func mallocInUse() int { return int(C.gk_malloc_in_use()) }

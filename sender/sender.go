@@ -36,8 +36,10 @@ type Producer interface {
 	// Interrupt ends the Poll in progress, and every later one, at once:
 	// the poll loop is stopping.
 	Interrupt()
-	// Close stops the producer and returns the batches it never completed.
-	Close() []*accumulator.Batch
+	// Close stops the producer. It returns the batches whose outcome it
+	// knows and no Poll or Wait returned yet (their last report came
+	// meanwhile), and apart from them the batches it never completed.
+	Close() (done []Completion, unreported []*accumulator.Batch)
 	// Fatal returns an error when the producer can send no more.
 	Fatal() error
 }
@@ -84,6 +86,7 @@ type Lane struct {
 	sending    sync.Mutex   // held while producing: by a flush in SendAll, or the send loop
 	waiting    sync.Mutex   // held by the flush waiting in Producer.Wait
 	waitBuf    []Completion // that flush's
+	awaiting   atomic.Bool  // a flush waits in the producer (holds waiting)
 	flushes    int          // flushes using the lane now; guarded by s.lanesMu
 	fatalSince time.Time    // when recreating the producer first failed (send loop)
 }
@@ -232,6 +235,10 @@ func (l *Lane) await(done <-chan struct{}, deadline time.Time) {
 		return
 	}
 	defer l.waiting.Unlock()
+	// Set before done is looked at: a completion that the poll loop makes
+	// after this either closes done before the look or wakes the Wait.
+	l.awaiting.Store(true)
+	defer l.awaiting.Store(false)
 	for {
 		select {
 		case <-done:
@@ -249,8 +256,8 @@ func (l *Lane) await(done <-chan struct{}, deadline time.Time) {
 			return
 		}
 		l.waitBuf = l.prod.Wait(min(left, pollInterval), l.waitBuf[:0])
+		l.s.complete(l.waitBuf) // under l.mu, as the poll loop: Close drains after
 		l.mu.RUnlock()
-		l.s.complete(l.waitBuf)
 	}
 }
 
@@ -307,12 +314,19 @@ func (s *Sender) recreate(l *Lane, cause error) {
 	old := l.prod
 	l.prod = prod
 	l.mu.Unlock()
-	left := old.Close() // no flush uses old now; closing it may wait up to a second
+	done, left := old.Close() // no flush uses old now; closing it may wait up to a second
 	l.fatalSince = time.Time{}
 	s.recreated.Add(1)
 	s.log(2, fmt.Sprintf("producer %d failed (%v); made a new one, %d batches in flight will be retried", l.index+1, cause, len(left)))
-	for _, b := range left {
-		s.acc.Abort(b, "producer replaced after a fatal error")
+	s.complete(done)
+	s.abort(left, "producer replaced after a fatal error")
+}
+
+// abort completes batches produced and never reported on as failed, for a
+// retry.
+func (s *Sender) abort(batches []*accumulator.Batch, reason string) {
+	for _, b := range batches {
+		s.acc.Abort(b, reason)
 		s.inflight.Add(-1)
 	}
 }
@@ -363,7 +377,9 @@ func (s *Sender) pollLoop(l *Lane) {
 		done = l.prod.Poll(pollInterval, done[:0])
 		if len(done) > 0 {
 			s.complete(done)
-			l.prod.Wake()
+			if l.awaiting.Load() { // else a Wake would end the next Wait at once, for nothing
+				l.prod.Wake()
+			}
 		}
 		l.mu.RUnlock()
 	}
@@ -378,8 +394,9 @@ func (s *Sender) complete(done []Completion) {
 }
 
 // Close sends what the accumulator holds and waits for its delivery reports
-// until deadline, then stops the producers; batches still unreported then
-// are completed as failed, so their memory is freed.
+// until deadline, then stops the producers: batches whose reports came
+// meanwhile are completed with them, those still unreported as failed, so
+// their memory is freed. The accumulator takes no records from Close on.
 func (s *Sender) Close(deadline time.Time) {
 	s.acc.Close()
 	for time.Now().Before(deadline) && (s.inflight.Load() > 0 || s.acc.Batches() > 0) {
@@ -396,7 +413,7 @@ func (s *Sender) Close(deadline time.Time) {
 		l.mu.RUnlock()
 	}
 	s.wg.Wait()
-	left, _ := s.acc.Drain(time.Now(), accumulator.AllLanes, nil)
+	done := make([][]Completion, len(lanes))
 	unreported := make([][]*accumulator.Batch, len(lanes))
 	var closing sync.WaitGroup
 	for i, l := range lanes { // at once: each may wait up to a second
@@ -404,14 +421,20 @@ func (s *Sender) Close(deadline time.Time) {
 			l.mu.Lock() // a flush waiting in Producer.Wait leaves it first
 			l.closed = true
 			l.mu.Unlock()
-			unreported[i] = l.prod.Close()
+			done[i], unreported[i] = l.prod.Close()
 		})
 	}
 	closing.Wait()
-	for _, u := range unreported {
-		left = append(left, u...)
+	for i := range lanes {
+		s.complete(done[i])
+		s.abort(unreported[i], stopped)
 	}
-	for _, b := range left {
-		s.acc.Abort(b, "plugin stopped before Kafka acknowledged it")
+	// Batches never produced: left when the deadline passed, or made by
+	// those completions for the dead-letter topic. The accumulator takes
+	// no records since its Close, so none comes after.
+	for _, b := range s.acc.DrainAll(accumulator.AllLanes, nil) {
+		s.acc.Abort(b, stopped)
 	}
 }
+
+const stopped = "plugin stopped before Kafka acknowledged it"

@@ -1,6 +1,10 @@
 package sender
 
 import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,10 +31,12 @@ func (p *slowCluster) Wait(timeout time.Duration, dst []Completion) []Completion
 	return p.Poll(timeout, dst)
 }
 
-func (p *slowCluster) Wake()                       {}
-func (p *slowCluster) Interrupt()                  { close(p.interrupted) }
-func (p *slowCluster) Close() []*accumulator.Batch { return nil }
-func (p *slowCluster) Fatal() error                { return nil }
+func (p *slowCluster) Wake()      {}
+func (p *slowCluster) Interrupt() { close(p.interrupted) }
+func (p *slowCluster) Close() ([]Completion, []*accumulator.Batch) {
+	return nil, nil
+}
+func (p *slowCluster) Fatal() error { return nil }
 
 func (p *slowCluster) Partitions(string, time.Time) int {
 	p.asked <- struct{}{}
@@ -69,5 +75,188 @@ func TestPartitionsLeaveTheLane(t *testing.T) {
 	close(p.answer)
 	if n := <-answered; n != 3 {
 		t.Fatalf("%d partitions, want 3", n)
+	}
+}
+
+// recorder is a producer without a cluster: Poll reports the batches
+// produced, as acknowledged, once report is set; Close returns the batches
+// produced and not reported, as acknowledged when acked is set (their
+// reports came meanwhile), else as unreported.
+type recorder struct {
+	mu          sync.Mutex
+	produced    []*accumulator.Batch
+	report      bool
+	acked       bool
+	fatal       error
+	wakes       atomic.Int32
+	interrupted chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{interrupted: make(chan struct{})} }
+
+func (p *recorder) Produce(b *accumulator.Batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.produced = append(p.produced, b)
+}
+
+func (p *recorder) Poll(timeout time.Duration, dst []Completion) []Completion {
+	select {
+	case <-p.interrupted:
+	case <-time.After(min(timeout, 10*time.Millisecond)):
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.report {
+		for _, b := range p.produced {
+			dst = append(dst, Completion{Batch: b})
+		}
+		p.produced = nil
+	}
+	return dst
+}
+
+func (p *recorder) Wait(timeout time.Duration, dst []Completion) []Completion {
+	return p.Poll(timeout, dst)
+}
+
+func (p *recorder) Wake()      { p.wakes.Add(1) }
+func (p *recorder) Interrupt() { close(p.interrupted) }
+
+func (p *recorder) Close() (done []Completion, unreported []*accumulator.Batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.produced {
+		if p.acked {
+			done = append(done, Completion{Batch: b})
+		} else {
+			unreported = append(unreported, b)
+		}
+	}
+	p.produced = nil
+	return done, unreported
+}
+
+func (p *recorder) Fatal() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fatal
+}
+
+// staged is n records of a chunk for the accumulator.
+func staged(n int) *accumulator.Staged {
+	s := &accumulator.Staged{}
+	for i := range n {
+		start := len(s.Buf)
+		s.Buf = fmt.Appendf(s.Buf, "record %d", i)
+		s.Add(i, start, len(s.Buf), len(s.Buf), 0)
+	}
+	return s
+}
+
+// produce appends n records for lane 0 and produces them.
+func produce(t *testing.T, acc *accumulator.Accumulator, s *Sender, n int) *accumulator.Waiter {
+	t.Helper()
+	w := accumulator.NewWaiter(n)
+	if got, err := acc.Append("t", -1, 0, staged(n), w, time.Now().Add(time.Minute)); got != n || err != nil {
+		t.Fatal(got, err)
+	}
+	l := s.Lane(0)
+	l.SendAll()
+	l.Release()
+	return w
+}
+
+// TestCloseCompletesReported: batches whose reports came before the
+// producers closed count as Kafka reported them (here acknowledged), not
+// as failed for a retry, which would send them again; and batches never
+// reported fail for a retry.
+func TestCloseCompletesReported(t *testing.T) {
+	for _, acked := range []bool{true, false} {
+		p := newRecorder()
+		p.acked = acked
+		acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+		s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := produce(t, acc, s, 10)
+		s.Close(time.Now())
+		res, ok := acc.Wait(w, time.Now(), accumulator.Sleep)
+		if want := 10 * btoi(acked); !ok || res.Delivered != want || res.Retriable != 10-want || acc.Acknowledged() != int64(want) {
+			t.Errorf("acknowledged before Close %v: %+v, %d acknowledged", acked, res, acc.Acknowledged())
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestRecreateCompletesReported: when a producer is replaced after a fatal
+// error, its batches whose reports came meanwhile count as acknowledged.
+func TestRecreateCompletesReported(t *testing.T) {
+	first := newRecorder()
+	first.acked = true
+	prods := []*recorder{first, newRecorder()}
+	var made atomic.Int32
+	newProd := func() (Producer, error) { return prods[min(made.Add(1)-1, 1)], nil }
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	s, err := Start(acc, newProd, 1, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(time.Now())
+	w := produce(t, acc, s, 10)
+	first.mu.Lock()
+	first.fatal = errors.New("fenced")
+	first.mu.Unlock()
+	res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep) // the send loop looks every second
+	if !ok || res.Delivered != 10 || s.Recreated() != 1 {
+		t.Fatalf("%+v, %d producers replaced", res, s.Recreated())
+	}
+}
+
+// TestPollWakesOnlyAWaiter: the poll loop wakes a flush waiting in the
+// producer after it completes batches, and no Wait when none waits (the
+// next would end at once, for nothing).
+func TestPollWakesOnlyAWaiter(t *testing.T) {
+	p := newRecorder()
+	p.report = true
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(time.Now())
+	for i := range 3 {
+		w := produce(t, acc, s, 10)
+		if res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep); !ok || res.Delivered != 10 {
+			t.Fatalf("flush %d: %+v", i, res)
+		}
+	}
+	if n := p.wakes.Load(); n != 0 {
+		t.Fatalf("%d wakes with no flush waiting in the producer", n)
+	}
+}
+
+// TestAppendAfterClose: once the sender closed, the accumulator takes no
+// records (nothing would send them): the flush retries them.
+func TestAppendAfterClose(t *testing.T) {
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	s, err := Start(acc, func() (Producer, error) { return newRecorder(), nil }, 1, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close(time.Now())
+	w := accumulator.NewWaiter(10)
+	if n, err := acc.Append("t", -1, 0, staged(10), w, time.Now().Add(time.Minute)); n != 0 || !errors.Is(err, accumulator.ErrClosed) {
+		t.Fatalf("appended %d (%v) after Close", n, err)
+	}
+	if res, ok := acc.Wait(w, time.Now(), accumulator.Sleep); !ok || res.InFlight != 0 || acc.Batches() != 0 {
+		t.Fatalf("%+v, %d batches left", res, acc.Batches())
 	}
 }

@@ -226,8 +226,8 @@ func thin(cfg *conf.Config, topic string, in *reader, memory int64, batchSize in
 	for inflight > 0 {
 		collect(100 * time.Millisecond)
 	}
-	if left := prod.Close(); len(left) > 0 {
-		return res, fmt.Errorf("%d batches never completed", len(left))
+	if done, left := prod.Close(); len(done)+len(left) > 0 {
+		return res, fmt.Errorf("%d batches never completed", len(done)+len(left))
 	}
 	res.WallS = time.Since(start).Seconds()
 	for _, b := range free {
