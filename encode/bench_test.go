@@ -5,6 +5,7 @@ import (
 
 	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/test/benchdata"
+	"github.com/tinylib/msgp/msgp"
 )
 
 // records decodes a chunk of n generated docker container log records.
@@ -105,5 +106,30 @@ func BenchmarkTimestamp(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = e.appendTime(buf[:0], ts)
+	}
+}
+
+// BenchmarkNestedCollidingKeys: 200 nested maps whose keys share the
+// duplicate filter's bits (same length, first and last bytes) around a
+// large array: the quick writing compares keys, and walks no value again.
+func BenchmarkNestedCollidingKeys(b *testing.B) {
+	v := msgp.AppendArrayHeader(nil, 20000)
+	for range 20000 {
+		v = msgp.AppendInt(msgp.AppendInt(msgp.AppendArrayHeader(v, 2), 1), 2)
+	}
+	for range 200 {
+		m := append(msgp.AppendString(msgp.AppendMapHeader(nil, 6), "child"), v...)
+		for _, k := range []string{"a1b", "a2b", "a3b", "a4b", "a5b"} {
+			m = msgp.AppendInt(msgp.AppendString(m, k), 1)
+		}
+		v = m
+	}
+	b.SetBytes(int64(len(v)))
+	var dst []byte
+	for b.Loop() {
+		var err error
+		if dst, err = AppendJSON(dst[:0], v); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 type Options struct {
 	Format          string // json, msgpack, raw or logfmt
 	TimestampKey    string // "" leaves the time out
-	TimestampFormat string // double, epoch_ms, epoch_ns, iso8601 or iso8601_ns
+	TimestampFormat string // double, epoch, epoch_ms, epoch_ns, iso8601, iso8601_ns or java_sql_timestamp
 	TagKey          string // "" leaves the tag out
 	RawKey          ra.Path
 	Remove          []ra.Path
@@ -50,7 +50,7 @@ func New(o Options) (*Encoder, error) {
 		return nil, fmt.Errorf("unknown format %q", o.Format)
 	}
 	switch o.TimestampFormat {
-	case "double", "epoch_ms", "epoch_ns", "iso8601", "iso8601_ns":
+	case "double", "epoch", "epoch_ms", "epoch_ns", "iso8601", "iso8601_ns", "java_sql_timestamp":
 	default:
 		if o.TimestampKey != "" {
 			return nil, fmt.Errorf("unknown timestamp format %q", o.TimestampFormat)
@@ -123,6 +123,18 @@ func (e *Encoder) appendRaw(dst, body []byte) ([]byte, error) {
 // raw and returns what follows it. On error out is dst with perhaps more
 // after it.
 func (e *Encoder) appendBody(dst []byte, rec *chunk.Record, tag string) (out, rest []byte, err error) {
+	out, rest, err = e.appendValue(dst, rec, tag, nil)
+	if err == errDup { // a key repeated: written again, carefully
+		d := getDedup()
+		out, rest, err = e.appendValue(dst, rec, tag, d)
+		putDedup(d)
+	}
+	return out, rest, err
+}
+
+// appendValue is appendBody, with d for a record that repeats a map key
+// (see dedup.go).
+func (e *Encoder) appendValue(dst []byte, rec *chunk.Record, tag string, d *dedup) (out, rest []byte, err error) {
 	if msgp.NextType(rec.Body) != msgp.MapType {
 		switch e.o.Format {
 		case "msgpack":
@@ -131,16 +143,16 @@ func (e *Encoder) appendBody(dst []byte, rec *chunk.Record, tag string) (out, re
 		case "logfmt":
 			return dst, rec.Body, errors.New("logfmt needs a map body")
 		}
-		return appendJSON(dst, rec.Body, 0)
+		return appendJSON(dst, rec.Body, 0, d)
 	}
 	x := extras{e: e, time: rec.Time, tag: tag}
 	switch e.o.Format {
 	case "json":
-		return appendMap(dst, rec.Body, 0, &x, e.remove)
+		return appendMap(dst, rec.Body, 0, &x, e.remove, d)
 	case "msgpack":
 		return appendMsgpackMap(dst, rec.Body, 0, &x, e.remove)
 	}
-	return appendLogfmt(dst, rec.Body, &x, e.remove)
+	return appendLogfmt(dst, rec.Body, &x, e.remove, d)
 }
 
 // whole returns dst if the encoding used up the record's body, else dst cut
@@ -179,23 +191,24 @@ func (e *Encoder) appendTime(dst []byte, ns int64) []byte {
 	if e.jsonISO != 0 {
 		return append(AppendISO8601(append(dst, '"'), ns, e.jsonISO), '"')
 	}
-	if e.o.Format == "msgpack" {
-		switch e.o.TimestampFormat {
+	switch f := e.o.TimestampFormat; e.o.Format {
+	case "msgpack":
+		switch f {
 		case "double":
 			return msgp.AppendFloat64(dst, float64(ns)/1e9)
-		case "epoch_ms":
-			ms, _ := divmod(ns, 1e6)
-			return msgp.AppendInt64(dst, ms)
-		case "epoch_ns":
-			return msgp.AppendInt64(dst, ns)
+		case "epoch", "epoch_ms", "epoch_ns":
+			return msgp.AppendInt64(dst, epoch(ns, f))
 		}
 		var buf [40]byte
-		return msgp.AppendStringFromBytes(dst, appendTimeText(buf[:0], ns, e.o.TimestampFormat))
-	}
-	switch e.o.TimestampFormat {
-	case "iso8601", "iso8601_ns":
-		if e.o.Format == "json" {
-			return append(appendTimeText(append(dst, '"'), ns, e.o.TimestampFormat), '"')
+		return msgp.AppendStringFromBytes(dst, appendTimeText(buf[:0], ns, f))
+	case "json":
+		if f == "java_sql_timestamp" {
+			return append(appendTimeText(append(dst, '"'), ns, f), '"')
+		}
+	case "logfmt":
+		if f == "java_sql_timestamp" { // a space inside
+			var buf [40]byte
+			return appendString(dst, appendTimeText(buf[:0], ns, f))
 		}
 	}
 	return appendTimeText(dst, ns, e.o.TimestampFormat)
@@ -212,16 +225,34 @@ func appendTimeText(dst []byte, ns int64, format string) []byte {
 		}
 		dst = strconv.AppendUint(dst, u/1e9, 10)
 		return appendFraction(append(dst, '.'), u%1e9, 9)
-	case "epoch_ms":
-		ms, _ := divmod(ns, 1e6)
-		return strconv.AppendInt(dst, ms, 10)
-	case "epoch_ns":
-		return strconv.AppendInt(dst, ns, 10)
+	case "epoch", "epoch_ms", "epoch_ns":
+		return strconv.AppendInt(dst, epoch(ns, format), 10)
 	case "iso8601":
 		return AppendISO8601(dst, ns, 6)
+	case "java_sql_timestamp":
+		// Fluent Bit's "%Y-%m-%d %H:%M:%S" and ".%06" microseconds:
+		// 2006-01-02 15:04:05.000000, UTC.
+		n := len(dst)
+		dst = AppendISO8601(dst, ns, 6)
+		dst[n+len(dateLayout)-1] = ' '
+		return dst[:len(dst)-1] // no Z
 	default:
 		return AppendISO8601(dst, ns, 9)
 	}
+}
+
+// epoch returns ns in whole seconds, milliseconds or nanoseconds since
+// 1970 for format epoch, epoch_ms or epoch_ns, rounded down.
+func epoch(ns int64, format string) int64 {
+	switch format {
+	case "epoch":
+		s, _ := divmod(ns, 1e9)
+		return s
+	case "epoch_ms":
+		ms, _ := divmod(ns, 1e6)
+		return ms
+	}
+	return ns
 }
 
 // divmod divides rounding toward negative infinity, so times before 1970

@@ -51,7 +51,7 @@ func TestJSONValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"log":"héllo \"wörld\"\n\t\\ 日本 🚀\u0001","neg":-42,"big":18446744073709551615,"f":1.5,"whole":1500000.0,"f32":-2.0,"huge":1e+300,` +
-		`"nan":null,"inf":null,"ok":true,"nil":null,"bin":"AAEC/w==","arr":[1,{"k":"v"}],"bad":"a` + "\ufffd\ufffd" + `b","7":"int key"}`
+		`"nan":null,"inf":null,"ok":true,"nil":null,"bin":"\u0000\u0001\u0002` + "\ufffd" + `","arr":[1,{"k":"v"}],"bad":"a` + "\ufffd\ufffd" + `b","7":"int key"}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
@@ -123,13 +123,32 @@ func TestErrorsLeaveDst(t *testing.T) {
 func FuzzJSON(f *testing.F) {
 	f.Add(msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "log"), "x\xff"))
 	f.Add([]byte{0x92, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1, 0xd7, 0, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add(pack(nil, obj{{"a", 1}, {"b", obj{{"x", 1}, {bin("x"), 2}}}, {"a", 3}}))
+	f.Add(pack(nil, wideObj()))
 	e := mustEncoder(f, "json", "@timestamp", "iso8601_ns")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, err := e.Append(nil, &chunk.Record{Time: 1, Body: body}, "tag")
+		rec := &chunk.Record{Time: 1, Body: body}
+		out, err := e.Append(nil, rec, "tag")
 		if err == nil && !json.Valid(out) {
 			t.Fatalf("invalid JSON %q from %x", out, body)
 		}
+		checkCareful(t, e, rec)
 	})
+}
+
+// checkCareful: the careful writing of a record that repeats a key writes
+// what the quick one does for a record that does not.
+func checkCareful(t *testing.T, e *Encoder, rec *chunk.Record) {
+	quick, rest, err := e.appendValue(nil, rec, "tag", nil)
+	d := getDedup()
+	careful, rest2, err2 := e.appendValue(nil, rec, "tag", d)
+	putDedup(d)
+	if err == nil && (err2 != nil || string(quick) != string(careful) || len(rest) != len(rest2)) {
+		t.Fatalf("quick %q, careful %q (%v) from %x", quick, careful, err2, rec.Body)
+	}
+	if err2 == errDup || err != nil && err != errDup && err2 == nil {
+		t.Fatalf("quick: %v; careful: %v, from %x", err, err2, rec.Body)
+	}
 }
 
 func BenchmarkJSON(b *testing.B) {
@@ -203,8 +222,8 @@ func TestShaping(t *testing.T) {
 	}
 }
 
-// TestLogfmtValues: empty maps and arrays keep their key; binary values,
-// base64 padded with '=', are quoted.
+// TestLogfmtValues: empty maps and arrays keep their key; binary values
+// are text, quoted as strings are when not plain.
 func TestLogfmtValues(t *testing.T) {
 	m := msgp.AppendMapHeader(nil, 4)
 	m = msgp.AppendString(msgp.AppendString(m, "log"), "x")
@@ -212,7 +231,7 @@ func TestLogfmtValues(t *testing.T) {
 	m = msgp.AppendArrayHeader(msgp.AppendString(m, "items"), 0)
 	m = msgp.AppendBytes(msgp.AppendString(m, "bin"), []byte{0xfb, 0xff})
 	got, err := mustEncoder(t, "logfmt", "", "").Append(nil, &chunk.Record{Body: m}, "")
-	if want := `log=x labels={} items=[] bin="+/8="`; err != nil || string(got) != want {
+	if want := `log=x labels={} items=[] bin="` + "\ufffd\ufffd" + `"`; err != nil || string(got) != want {
 		t.Fatalf("got  %s (%v)\nwant %s", got, err, want)
 	}
 }
@@ -257,12 +276,17 @@ func TestMsgpackShaping(t *testing.T) {
 
 func FuzzLogfmtAndMsgpack(f *testing.F) {
 	f.Add(kube())
+	f.Add(pack(nil, obj{{"a", 1}, {"b", obj{{"x", 1}, {bin("x"), 2}}}, {"a", 3}, {"", 4}}))
+	f.Add(pack(nil, wideObj()))
 	rm := []ra.Path{{{Key: "kubernetes"}, {Key: "labels"}}, {{Key: "log"}}}
 	lf, _ := New(Options{Format: "logfmt", TimestampKey: "t", TimestampFormat: "epoch_ms", Remove: rm})
 	mp, _ := New(Options{Format: "msgpack", TimestampKey: "t", TimestampFormat: "iso8601", TagKey: "tag", Remove: rm})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := &chunk.Record{Time: 1, Body: body}
 		lf.Append(nil, rec, "tag")
+		if msgp.NextType(body) == msgp.MapType {
+			checkCareful(t, lf, rec)
+		}
 		if out, err := mp.Append(nil, rec, "tag"); err == nil {
 			if rest, err := msgp.Skip(out); err != nil || len(rest) != 0 {
 				t.Fatalf("msgpack output %x is not one value (%v)", out, err)

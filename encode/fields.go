@@ -117,18 +117,36 @@ func (r *removal) child(key []byte) (sub *removal, drop bool) {
 	return c, c.children == nil
 }
 
-// stringKey reads the string key at the start of b and looks it up among
-// the removals; when drop, the entry's value is skipped too, so rest
-// follows the whole entry, else the key is noted among the extras (a field
-// removed leaves room for the extra field of its name).
-func stringKey(b []byte, x *extras, rm *removal) (k []byte, sub *removal, drop bool, rest []byte, err error) {
-	if k, b, err = readString(b); err != nil {
-		return nil, nil, false, b, err
+// textKey reads the text key (str or bin) at the start of b and looks it
+// up among the removals; when drop, the entry's value is skipped too, so
+// rest follows the whole entry, else the key is noted among the extras (a
+// field removed leaves room for the extra field of its name) and in f, if
+// not nil, which returns errDup for a key the map may have already.
+func textKey(b []byte, x *extras, rm *removal, f *filter) (k []byte, sub *removal, drop bool, rest []byte, err error) {
+	// readKey, with the fixstr of readString inline.
+	if len(b) > 0 && b[0]&0xe0 == 0xa0 && 1+int(b[0]&0x1f) <= len(b) {
+		end := 1 + int(b[0]&0x1f)
+		k, b = b[1:end], b[end:]
+	} else {
+		if len(b) > 0 && b[0] >= 0xc4 && b[0] <= 0xc6 {
+			k, b, err = msgp.ReadBytesZC(b)
+		} else {
+			k, b, err = readString(b)
+		}
+		if err != nil {
+			return nil, nil, false, b, err
+		}
 	}
 	if sub, drop = rm.child(k); drop {
 		b, err = msgp.Skip(b)
-	} else {
-		x.see(k)
+		return k, sub, drop, b, err
+	}
+	x.see(k)
+	if f != nil {
+		if f.set != nil {
+			return k, sub, drop, b, f.set.add(k)
+		}
+		err = f.note(k)
 	}
 	return k, sub, drop, b, err
 }

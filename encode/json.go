@@ -27,8 +27,9 @@ const maxKeyText = 4096
 var errKeyText = fmt.Errorf("a map key that is not a string is longer than %d bytes as JSON", maxKeyText)
 
 // appendJSON appends the JSON form of the msgpack value at the start of b and
-// returns the bytes after it.
-func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
+// returns the bytes after it. With d nil, a map that repeats a key returns
+// errDup.
+func appendJSON(dst, b []byte, depth int, d *dedup) ([]byte, []byte, error) {
 	if depth > maxDepth {
 		return dst, b, errDepth
 	}
@@ -48,7 +49,7 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 		}
 		return appendString(dst, s), b, nil
 	case lead >= 0x80 && lead <= 0x8f, lead == 0xde, lead == 0xdf: // map
-		return appendMap(dst, b, depth, nil, nil)
+		return appendMap(dst, b, depth, nil, nil, d)
 	case lead >= 0x90 && lead <= 0x9f, lead == 0xdc, lead == 0xdd: // array
 		var n uint32
 		if n, b, err = msgp.ReadArrayHeaderBytes(b); err != nil {
@@ -59,7 +60,7 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			if dst, b, err = appendJSON(dst, b, depth+1); err != nil {
+			if dst, b, err = appendJSON(dst, b, depth+1, d); err != nil {
 				return dst, b, err
 			}
 		}
@@ -86,12 +87,12 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 		var f float64
 		f, b, err = msgp.ReadFloat64Bytes(b)
 		return appendFloat(dst, f, 64), b, err
-	case lead >= 0xc4 && lead <= 0xc6: // bin
+	case lead >= 0xc4 && lead <= 0xc6: // bin: text, as Fluent Bit writes it
 		var v []byte
 		if v, b, err = msgp.ReadBytesZC(b); err != nil {
 			return dst, b, err
 		}
-		return appendBase64(dst, v), b, nil
+		return appendString(dst, v), b, nil
 	case lead >= 0xd4 && lead <= 0xd8, lead >= 0xc7 && lead <= 0xc9: // ext
 		var typ int8
 		var data []byte
@@ -108,59 +109,86 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 }
 
 // appendMap writes a msgpack map as a JSON object, leaving out the keys rm
-// removes and adding the extra fields the map does not have.
-func appendMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte, []byte, error) {
+// removes and adding the extra fields the map does not have. A key the map
+// repeats is written once (see dedup.go): with d nil, a map that may
+// repeat one returns errDup.
+func appendMap(dst, b []byte, depth int, x *extras, rm *removal, d *dedup) ([]byte, []byte, error) {
+	wide := wideMap(b)
 	n, b, err := msgp.ReadMapHeaderBytes(b)
 	if err != nil {
 		return dst, b, err
 	}
 	dst = append(dst, '{')
-	first := true
+	first := len(dst)
+	f := filter{entries: b}
+	fp := &f
+	if d != nil {
+		fp = nil
+		d.open(n, b)
+	} else if wide {
+		f.set = getKeySet(n, len(b))
+	}
 	for i := uint32(0); i < n; i++ {
 		var sub *removal
-		if isStr(b) {
-			var k []byte
+		var k []byte
+		sep, key := len(dst), -1 // key: the offset of k in f.entries, if text
+		if isText(b) {
 			var drop bool
-			if k, sub, drop, b, err = stringKey(b, x, rm); err != nil {
-				return dst, b, err
+			if k, sub, drop, b, err = textKey(b, x, rm, fp); err != nil {
+				break
 			} else if drop {
 				continue
 			}
-			if !first {
+			key = len(f.entries) - len(b) - len(k)
+			if sep > first {
 				dst = append(dst, ',')
 			}
 			dst = appendString(dst, k)
 		} else {
-			if !first {
+			if sep > first {
 				dst = append(dst, ',')
 			}
-			if dst, b, err = appendKey(dst, b, depth); err != nil {
-				return dst, b, err
+			if dst, b, err = appendKey(dst, b, depth, d); err != nil {
+				break
 			}
 		}
-		first = false
 		dst = append(dst, ':')
 		switch {
 		case sub != nil && msgp.NextType(b) == msgp.MapType:
-			dst, b, err = appendMap(dst, b, depth+1, nil, sub)
+			dst, b, err = appendMap(dst, b, depth+1, nil, sub, d)
 		case isStr(b): // the common value, without appendJSON's dispatch
 			var s []byte
 			if s, b, err = readString(b); err == nil {
 				dst = appendString(dst, s)
 			}
 		default:
-			dst, b, err = appendJSON(dst, b, depth+1)
+			dst, b, err = appendJSON(dst, b, depth+1, d)
 		}
 		if err != nil {
-			return dst, b, err
+			break
 		}
+		if d != nil {
+			start := sep
+			if sep > first {
+				start++ // after the comma
+			}
+			d.add(key, len(k), sep, start, len(dst))
+		}
+	}
+	if f.set != nil {
+		keySets.Put(f.set)
+	}
+	if err != nil {
+		return dst, b, err
+	}
+	if d != nil {
+		dst = d.close(dst, first, ',')
 	}
 	for i := 0; i < x.len(); i++ {
 		if !x.seen[i] {
-			if !first {
+			if len(dst) > first {
 				dst = append(dst, ',')
 			}
-			first = false
 			dst = append(dst, x.field(i).json...)
 			dst = x.appendValue(dst, i)
 		}
@@ -183,14 +211,11 @@ func isStr(b []byte) bool {
 	return len(b) > 0 && (b[0] >= 0xa0 && b[0] <= 0xbf || b[0] == 0xd9 || b[0] == 0xda || b[0] == 0xdb)
 }
 
-// appendKey writes a non-string map key as a JSON string of its JSON form.
-func appendKey(dst, b []byte, depth int) ([]byte, []byte, error) {
-	if len(b) > 0 && b[0] >= 0xc4 && b[0] <= 0xc6 { // bin keys are text in practice
-		v, rest, err := msgp.ReadBytesZC(b)
-		return appendString(dst, v), rest, err
-	}
+// appendKey writes a map key that is not text (str or bin) as a JSON string
+// of its JSON form.
+func appendKey(dst, b []byte, depth int, d *dedup) ([]byte, []byte, error) {
 	start := len(dst)
-	dst, b, err := appendJSON(dst, b, depth+1)
+	dst, b, err := appendJSON(dst, b, depth+1, d)
 	if err != nil {
 		return dst, b, err
 	}
@@ -449,6 +474,11 @@ func runeLen(s []byte) int {
 
 // AppendJSON appends the JSON form of the one msgpack value v.
 func AppendJSON(dst, v []byte) ([]byte, error) {
-	out, rest, err := appendJSON(dst, v, 0)
+	out, rest, err := appendJSON(dst, v, 0, nil)
+	if err == errDup {
+		d := getDedup()
+		out, rest, err = appendJSON(dst, v, 0, d)
+		putDedup(d)
+	}
 	return whole(out, len(dst), rest, err)
 }

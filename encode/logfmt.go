@@ -1,7 +1,6 @@
 package encode
 
 import (
-	"encoding/base64"
 	"fmt"
 	"strconv"
 
@@ -18,11 +17,12 @@ var errKeyPath = fmt.Errorf("logfmt key path of a nested map or array is longer 
 
 // appendLogfmt writes a map as logfmt: key=value pairs separated by spaces,
 // nested maps and arrays flattened with dotted keys (kubernetes.pod_name,
-// items.0), the extra fields last.
-func appendLogfmt(dst, b []byte, x *extras, rm *removal) ([]byte, []byte, error) {
+// items.0), the extra fields last. A map that repeats a key is written as
+// appendMap does.
+func appendLogfmt(dst, b []byte, x *extras, rm *removal, d *dedup) ([]byte, []byte, error) {
 	var prefix [256]byte
 	start := len(dst)
-	dst, b, err := appendLogfmtMap(dst, start, prefix[:0], b, 0, x, rm)
+	dst, b, err := appendLogfmtMap(dst, start, prefix[:0], b, 0, x, rm, d)
 	if err != nil {
 		return dst, b, err
 	}
@@ -50,45 +50,75 @@ func appendLogfmtPair(dst []byte, start int, key []byte) []byte {
 	return append(dst, '=')
 }
 
-func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extras, rm *removal) ([]byte, []byte, error) {
+// appendLogfmtMap writes the entries of a map at depth, their keys after
+// prefix and a dot (the top-level map's, at depth 0, alone). A key the map
+// repeats is written as appendMap writes it.
+func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extras, rm *removal, d *dedup) ([]byte, []byte, error) {
+	wide := wideMap(b)
 	n, b, err := msgp.ReadMapHeaderBytes(b)
 	if err != nil {
 		return dst, b, err
 	}
+	f := filter{entries: b}
+	fp := &f
+	if d != nil {
+		fp = nil
+		d.open(n, b)
+	} else if wide {
+		f.set = getKeySet(n, len(b))
+	}
 	for i := uint32(0); i < n; i++ {
 		var k []byte
 		var sub *removal
-		if isStr(b) {
+		sep, key := len(dst), -1 // key: the offset of k in f.entries, if text
+		if isText(b) {
 			var drop bool
-			if k, sub, drop, b, err = stringKey(b, x, rm); err != nil {
-				return dst, b, err
+			if k, sub, drop, b, err = textKey(b, x, rm, fp); err != nil {
+				break
 			} else if drop {
 				continue
 			}
+			key = len(f.entries) - len(b) - len(k)
 		} else {
-			var key []byte
-			if key, b, err = appendKey(nil, b, depth); err != nil {
-				return dst, b, err
+			var text []byte
+			if text, b, err = appendKey(nil, b, depth, d); err != nil {
+				break
 			}
-			k = key[1 : len(key)-1] // the key's JSON text, unquoted
+			k = text[1 : len(text)-1] // the key's JSON text, unquoted
 		}
-		if dst, b, err = appendLogfmtValueAt(dst, start, keyPath(prefix, k), b, depth+1, sub); err != nil {
-			return dst, b, err
+		path := prefix
+		if depth > 0 {
+			path = append(path, '.')
 		}
+		path = append(path, k...)
+		if dst, b, err = appendLogfmtValueAt(dst, start, path, b, depth+1, sub, d); err != nil {
+			break
+		}
+		if d != nil {
+			from := sep
+			if len(dst) > sep && sep > start {
+				from++ // after the space
+			}
+			d.add(key, len(k), sep, from, len(dst))
+		}
+	}
+	if f.set != nil {
+		keySets.Put(f.set)
+	}
+	if err != nil {
+		return dst, b, err
+	}
+	if d != nil {
+		dst = d.close(dst, start, ' ')
 	}
 	return dst, b, nil
 }
 
-func keyPath(prefix, k []byte) []byte {
-	if len(prefix) == 0 {
-		return append(prefix, k...)
-	}
-	return append(append(prefix, '.'), k...)
-}
-
 // appendLogfmtValueAt writes the value at the start of b under key,
-// flattening maps and arrays; the record's text starts at dst[start].
-func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *removal) ([]byte, []byte, error) {
+// flattening maps and arrays; the record's text starts at dst[start]. A
+// value without a key, that of a top-level key "", is left out: logfmt has
+// no way to write it.
+func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *removal, d *dedup) ([]byte, []byte, error) {
 	if depth > maxDepth {
 		return dst, b, errDepth
 	}
@@ -98,32 +128,35 @@ func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *re
 	}
 	switch t {
 	case msgp.MapType:
-		if n, rest, err := msgp.ReadMapHeaderBytes(b); err == nil && n == 0 {
-			return append(appendLogfmtPair(dst, start, key), "{}"...), rest, nil // kept visible
+		before := len(dst)
+		dst, rest, err := appendLogfmtMap(dst, start, key, b, depth, nil, rm, d)
+		if err == nil && len(dst) == before && len(key) > 0 { // empty, or emptied by Remove_Keys: kept visible
+			dst = append(appendLogfmtPair(dst, start, key), "{}"...)
 		}
-		return appendLogfmtMap(dst, start, key, b, depth, nil, rm)
+		return dst, rest, err
 	case msgp.ArrayType:
 		n, rest, err := msgp.ReadArrayHeaderBytes(b)
-		if err == nil && n == 0 {
+		if err == nil && n == 0 && len(key) > 0 {
 			return append(appendLogfmtPair(dst, start, key), "[]"...), rest, nil
 		}
 		for i := uint32(0); err == nil && i < n; i++ {
-			dst, rest, err = appendLogfmtValueAt(dst, start, strconv.AppendUint(append(key, '.'), uint64(i), 10), rest, depth+1, nil)
+			dst, rest, err = appendLogfmtValueAt(dst, start, strconv.AppendUint(append(key, '.'), uint64(i), 10), rest, depth+1, nil, d)
 		}
+		return dst, rest, err
+	}
+	if len(key) == 0 {
+		rest, err := msgp.Skip(b)
 		return dst, rest, err
 	}
 	dst = appendLogfmtPair(dst, start, key)
 	switch t {
-	case msgp.StrType:
-		s, rest, err := msgp.ReadStringZC(b)
+	case msgp.StrType, msgp.BinType: // bin as text, as in JSON
+		s, rest, err := readKey(b)
 		return appendLogfmtValue(dst, s), rest, err
-	case msgp.BinType:
-		v, rest, err := msgp.ReadBytesZC(b)
-		return appendLogfmtValue(dst, base64.StdEncoding.AppendEncode(nil, v)), rest, err // quoted when padded with '='
 	case msgp.NilType:
 		return dst, b[1:], nil
 	}
-	return appendJSON(dst, b, depth) // numbers, booleans, ext
+	return appendJSON(dst, b, depth, d) // numbers, booleans, ext
 }
 
 // appendLogfmtValue writes s bare when it is safe, else quoted as a JSON

@@ -4,6 +4,8 @@ import "github.com/tinylib/msgp/msgp"
 
 // appendMsgpackMap copies a msgpack map, leaving out the keys rm removes and
 // adding the extra fields the map lacks; untouched maps are copied whole.
+// Keys a map repeats stay as they are, every copy (Remove_Keys removes them
+// all), as Fluent Bit passes its msgpack on.
 func appendMsgpackMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte, []byte, error) {
 	if depth > maxDepth {
 		return dst, b, errDepth
@@ -17,8 +19,8 @@ func appendMsgpackMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte,
 	p := entries
 	for i := uint32(0); i < n; i++ {
 		var drop bool
-		if isStr(p) {
-			if _, _, drop, p, err = stringKey(p, x, rm); err != nil {
+		if isText(p) {
+			if _, _, drop, p, err = textKey(p, x, rm, nil); err != nil {
 				return dst, b, err
 			}
 		} else if p, err = msgp.Skip(p); err != nil {
@@ -41,9 +43,9 @@ func appendMsgpackMap(dst, b []byte, depth int, x *extras, rm *removal) ([]byte,
 			start := p
 			var sub *removal
 			var drop bool
-			if isStr(p) {
+			if isText(p) {
 				var k []byte
-				k, p, _ = msgp.ReadStringZC(p)
+				k, p, _ = readKey(p)
 				sub, drop = rm.child(k)
 			} else {
 				p, _ = msgp.Skip(p)

@@ -93,31 +93,37 @@ func (p Path) Lookup(body []byte) ([]byte, bool) {
 	return v, true
 }
 
-// Field returns the value of key in the msgpack map m.
+// Field returns the value of key in the msgpack map m: that of its last
+// copy when the map repeats the key, as Fluent Bit's record accessor looks
+// a key up from the map's end.
 func Field(m []byte, key string) ([]byte, bool) {
 	n, b, err := msgp.ReadMapHeaderBytes(m)
 	if err != nil {
 		return nil, false
 	}
+	var found []byte
+	ok := false
 	for i := uint32(0); i < n; i++ {
-		k, v, isStr, err := MapKey(b)
+		k, v, isText, err := MapKey(b)
 		if err != nil {
 			return nil, false
 		}
 		if b, err = msgp.Skip(v); err != nil {
 			return nil, false
 		}
-		if isStr && string(k) == key {
-			return v[:len(v)-len(b)], true
+		if isText && string(k) == key {
+			found, ok = v[:len(v)-len(b)], true
 		}
 	}
-	return nil, false
+	return found, ok
 }
 
 // MapKey reads the key of a map entry at b and returns it with what follows
-// (the entry's value). A key that is neither str nor bin is skipped, isStr
-// false, as Fluent Bit skips such entries.
-func MapKey(b []byte) (key, rest []byte, isStr bool, err error) {
+// (the entry's value). A str key and a bin key are alike, both text,
+// isText true. A key of another type is skipped, isText false, as Fluent
+// Bit skips such entries (Fluent Bit skips bin keys too; here they are
+// text, as in topics, keys and headers).
+func MapKey(b []byte) (key, rest []byte, isText bool, err error) {
 	if key, rest, err = msgp.ReadMapKeyZC(b); err == nil {
 		return key, rest, true, nil
 	}

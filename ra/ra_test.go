@@ -119,3 +119,35 @@ func TestMalformedBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateKeys: a key a map repeats gives its last copy's value, at
+// any depth, as Fluent Bit's record accessor looks keys up from a map's
+// end; str and bin keys are alike.
+func TestDuplicateKeys(t *testing.T) {
+	m := msgp.AppendMapHeader(nil, 6)
+	m = msgp.AppendString(msgp.AppendString(m, "topic"), "a")
+	m = msgp.AppendString(msgp.AppendString(m, "log"), "x")
+	m = msgp.AppendMapHeader(msgp.AppendString(m, "k"), 2)
+	m = msgp.AppendString(msgp.AppendString(m, "app"), "first map")
+	m = msgp.AppendString(msgp.AppendString(m, "tier"), "1")
+	m = msgp.AppendString(msgp.AppendString(m, "topic"), "b")
+	m = msgp.AppendMapHeader(msgp.AppendString(m, "k"), 3)
+	m = msgp.AppendString(msgp.AppendString(m, "app"), "web")
+	m = msgp.AppendString(msgp.AppendBytes(m, []byte("app")), "shop") // a bin key
+	m = msgp.AppendString(msgp.AppendInt(m, 1), "not text")
+	m = msgp.AppendString(msgp.AppendBytes(m, []byte("key")), "bin key")
+	for path, want := range map[string]string{"$topic": "b", "$log": "x", "$k['app']": "shop", "$key": "bin key"} {
+		p, _ := Parse(path)
+		v, ok := p.Lookup(m)
+		if text, _ := AppendText(nil, v); !ok || string(text) != want {
+			t.Errorf("%s: got %q (found %v), want %q", path, text, ok, want)
+		}
+	}
+	// Only the last map of the key is looked in.
+	for _, path := range []string{"$k['tier']", "$k['missing']"} {
+		p, _ := Parse(path)
+		if v, ok := p.Lookup(m); ok {
+			t.Errorf("%s: found %x", path, v)
+		}
+	}
+}
