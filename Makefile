@@ -74,26 +74,36 @@ bench: rdk/rdkafka.h
 	GOKAFKA_LOGGEN=$(abspath $(LOGGEN)) $(GO) test ./test/bench -run '^$$' -bench . -benchtime 1x -timeout 30m
 
 # The plugin end to end: a local broker, sample container logs through Fluent
-# Bit when it is installed, else through the C test host, then a few of the
-# messages read back from Kafka.
+# Bit when it is installed, else through the C test host, into a topic of
+# this run's own; it fails unless every record comes back, and prints a few.
 RUN_DIR := build/run
 RUN_TOPIC ?= gokafka-demo
+RUN_LINES ?= 5000
+CONSUME = $(GO) run ./test/cmd/consume -brokers $(KAFKA_BOOTSTRAP) -n 3 -want $(RUN_LINES) -timeout 60s
 run: build kafka-up
 	@mkdir -p $(RUN_DIR)
-	python3 $(LOGGEN) --format docker --lines 5000 > $(RUN_DIR)/sample.log
-	@if command -v fluent-bit >/dev/null; then \
-		echo "run: through $$(command -v fluent-bit)"; \
-		SAMPLE_LOG=$(CURDIR)/$(RUN_DIR)/sample.log KAFKA_BROKERS=$(KAFKA_BOOTSTRAP) \
-		TOPIC=$(RUN_TOPIC) timeout -s TERM 15 fluent-bit -e $(CURDIR)/$(SO) -c examples/fluent-bit.conf || true; \
+	python3 $(LOGGEN) --format docker --lines $(RUN_LINES) > $(RUN_DIR)/sample.log
+	@topic=$(RUN_TOPIC)-$$(date +%s); \
+	if command -v fluent-bit >/dev/null; then \
+		echo "run: through $$(command -v fluent-bit) into topic $$topic (its log: $(RUN_DIR)/fluent-bit.log)"; \
+		SAMPLE_LOG=$(CURDIR)/$(RUN_DIR)/sample.log KAFKA_BROKERS=$(KAFKA_BOOTSTRAP) TOPIC=$$topic \
+			fluent-bit -e $(CURDIR)/$(SO) -c examples/fluent-bit.conf > $(RUN_DIR)/fluent-bit.log 2>&1 & fb=$$!; \
+		sleep 2; \
+		if kill -0 $$fb 2>/dev/null; then $(CONSUME) -topic $$topic; rc=$$?; else rc=1; fi; \
+		kill -TERM $$fb 2>/dev/null; wait $$fb; fbrc=$$?; \
+		if [ $$rc -ne 0 ] || [ $$fbrc -ne 0 ]; then \
+			echo "run: failed (Fluent Bit exited with $$fbrc); its log:"; tail -n 30 $(RUN_DIR)/fluent-bit.log; exit 1; \
+		fi; \
+		grep 'Kafka acknowledged' $(RUN_DIR)/fluent-bit.log; \
 	else \
-		echo "run: fluent-bit is not installed; through the C test host (test/host)"; \
+		echo "run: fluent-bit is not installed; through the C test host (test/host) into topic $$topic"; \
 		$(GO) run ./test/cmd/mkchunks -in $(RUN_DIR)/sample.log -format docker -o $(RUN_DIR)/sample.chunks && \
 		gcc -O2 -Wall -o $(RUN_DIR)/gokafka-host test/host/host.c -ldl -lpthread && \
 		printf '[OUTPUT]\n    Name gokafka\n    Brokers %s\n    Topics %s\n    Chunks %s\n' \
-			$(KAFKA_BOOTSTRAP) $(RUN_TOPIC) $(RUN_DIR)/sample.chunks > $(RUN_DIR)/host.conf && \
-		$(RUN_DIR)/gokafka-host -q -p $(SO) -c $(RUN_DIR)/host.conf; \
+			$(KAFKA_BOOTSTRAP) $$topic $(RUN_DIR)/sample.chunks > $(RUN_DIR)/host.conf && \
+		$(RUN_DIR)/gokafka-host -q -p $(SO) -c $(RUN_DIR)/host.conf && \
+		$(CONSUME) -topic $$topic; \
 	fi
-	$(GO) run ./test/cmd/consume -brokers $(KAFKA_BOOTSTRAP) -topic $(RUN_TOPIC) -n 3
 
 # docs/options.md from conf.Options.
 docs:

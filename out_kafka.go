@@ -56,6 +56,7 @@ import "C"
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -114,7 +115,12 @@ func recoverTo(log plugin.Logger, ret *int, code int) {
 }
 
 //export FLBPluginPreRegister
-func FLBPluginPreRegister(hotReload C.int) C.int {
+func FLBPluginPreRegister(hotReload C.int) (ret C.int) {
+	defer func() {
+		if recover() != nil {
+			ret = -1
+		}
+	}()
 	mu.Lock()
 	instances = 0
 	mu.Unlock()
@@ -138,37 +144,57 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 	instances++
 	mu.Unlock()
 	log := hostLogger((*C.struct_gk_plugin)(p), "[output:gokafka:"+name+"] ")
-	defer recoverTo(log, &ret, output.FLB_ERROR)
+	var r *running
+	defer recoverTo(log, &ret, output.FLB_ERROR) // also of the cleanup below
+	defer func() {
+		if ret != output.FLB_OK && r != nil {
+			r.stop() // started, then Init failed or panicked: Fluent Bit never exits it
+		}
+	}()
+	fail := func(err error) int {
+		log(plugin.LevelError, fmt.Sprintf("configuration error: %v", err))
+		return output.FLB_ERROR
+	}
 
 	cfg, err := conf.Load(getter{p}, rdkProps())
-	if err == nil {
-		causes := rdk.NewCauses()
-		newProducer := func() (sender.Producer, error) {
-			prod, err := rdk.New(cfg.Rdkafka, rdk.Logger(log), causes)
-			if err != nil {
-				return nil, err
-			}
-			return prod, nil
+	if err != nil {
+		return fail(err)
+	}
+	causes := rdk.NewCauses()
+	newProducer := func() (sender.Producer, error) {
+		prod, err := rdk.New(cfg.Rdkafka, rdk.Logger(log), causes)
+		if err != nil {
+			return nil, err
 		}
-		var in *plugin.Instance
-		if in, err = plugin.New(name, cfg, newProducer, rdk.Allocator{}, new(plugin.Stats), log); err == nil {
-			r := &running{in: in}
-			if cfg.MetricsListen != "" {
-				label := cmp.Or(cfg.MetricsInstance, name)
-				if r.stopMetrics, err = metrics.Register(cfg.MetricsListen, label, in.Stats, in); err != nil {
-					in.Exit()
-					err = fmt.Errorf("Metrics_Listen: %w", err)
-				}
+		return prod, nil
+	}
+	in, err := plugin.New(cfg, newProducer, rdk.Allocator{}, new(plugin.Stats), log)
+	if err != nil {
+		return fail(err)
+	}
+	r = &running{in: in}
+	if cfg.MetricsListen != "" {
+		label := cmp.Or(cfg.MetricsInstance, name)
+		if r.stopMetrics, err = metrics.Register(cfg.MetricsListen, label, in.Stats, in); err != nil {
+			key := "Metrics_Listen"
+			if errors.Is(err, metrics.ErrLabelUsed) {
+				key = "Metrics_Instance"
 			}
-			if err == nil {
-				contexts.Store(uintptr(C.gk_set_context((*C.struct_gk_plugin)(p))), r)
-				in.Log(plugin.LevelInfo, "brokers=%s topics=%v format=%s", cfg.Brokers, cfg.Topics, cfg.Format)
-				return output.FLB_OK
-			}
+			return fail(fmt.Errorf("%s: %w", key, err))
 		}
 	}
-	log(plugin.LevelError, fmt.Sprintf("configuration error: %v", err))
-	return output.FLB_ERROR
+	in.Log(plugin.LevelInfo, "brokers=%s topics=%v format=%s", cfg.Brokers, cfg.Topics, cfg.Format)
+	contexts.Store(uintptr(C.gk_set_context((*C.struct_gk_plugin)(p))), r)
+	return output.FLB_OK
+}
+
+// stop stops the metrics, then the instance: a scrape must not read a
+// stopped producer.
+func (r *running) stop() {
+	if r.stopMetrics != nil {
+		r.stopMetrics()
+	}
+	r.in.Exit()
 }
 
 func instance(ctx unsafe.Pointer) *running {
@@ -188,6 +214,7 @@ func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) i
 func flush(ctx unsafe.Pointer, data []byte, tag string) (ret int) {
 	r := instance(ctx)
 	if r == nil {
+		defer recoverTo(nil, &ret, output.FLB_ERROR)
 		n, cr, rec := 0, chunk.NewReader(data), chunk.Record{}
 		for more, _ := cr.Next(&rec); more; more, _ = cr.Next(&rec) {
 			n++
@@ -209,12 +236,21 @@ func FLBPluginExitCtx(ctx unsafe.Pointer) (ret int) {
 	}
 	r := v.(*running)
 	defer recoverTo(r.in.Logger(), &ret, output.FLB_ERROR)
-	if r.stopMetrics != nil {
-		r.stopMetrics() // before Exit: a scrape must not read a stopped producer
-	}
-	r.in.Exit()
+	r.stop()
 	C.free(ctx)
+	if noneRunning() {
+		plugin.ForgetHostThreads()
+	}
 	return output.FLB_OK
+}
+
+func noneRunning() bool {
+	none := true
+	contexts.Range(func(_, _ any) bool {
+		none = false
+		return false
+	})
+	return none
 }
 
 //export FLBPluginUnregister

@@ -26,10 +26,10 @@ func (idleProducer) Poll(timeout time.Duration, dst []sender.Completion) []sende
 func (p idleProducer) Wait(timeout time.Duration, dst []sender.Completion) []sender.Completion {
 	return p.Poll(timeout, dst)
 }
-func (idleProducer) Wake()                       {}
-func (idleProducer) Interrupt()                  {}
-func (idleProducer) Close() []*accumulator.Batch { return nil }
-func (idleProducer) Fatal() error                { return nil }
+func (idleProducer) Wake()                                              {}
+func (idleProducer) Interrupt()                                         {}
+func (idleProducer) Close() ([]sender.Completion, []*accumulator.Batch) { return nil, nil }
+func (idleProducer) Fatal() error                                       { return nil }
 
 // TestExitOnce: ExitCtx calls for one context, even at the same time, stop
 // its instance once and all return FLB_OK.
@@ -46,7 +46,7 @@ func TestExitOnce(t *testing.T) {
 			defer mu.Unlock()
 			logged = append(logged, msg)
 		}
-		in, err := plugin.New("gokafka.0", cfg, func() (sender.Producer, error) { return idleProducer{}, nil }, accumulator.GoAllocator{}, new(plugin.Stats), log)
+		in, err := plugin.New(cfg, func() (sender.Producer, error) { return idleProducer{}, nil }, accumulator.GoAllocator{}, new(plugin.Stats), log)
 		if err != nil {
 			t.Fatal(err)
 		}

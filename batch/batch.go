@@ -1,6 +1,9 @@
 // Package batch reads the messages gokafka writes in batch mode: each value
 // is an LZ4 frame of records, newline-delimited (JSON, logfmt, raw) or a
-// msgpack stream, as the message's content-type header says.
+// msgpack stream, as the message's content-type header says. JSON and logfmt
+// records hold no newline; a raw record keeps those inside its text, so it
+// reads as several lines, and the gokafka.records header counts records,
+// not lines.
 package batch
 
 import (

@@ -7,6 +7,7 @@ package conf
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -132,20 +133,23 @@ var Options = []Option{
 			}
 			return nil
 		}},
-	{"Timestamp_Format", "enum", "iso8601_ns", "Format of Timestamp_Key: double, epoch_ms, epoch_ns, iso8601 (µs) or iso8601_ns.",
-		enum(func(c *Config) *string { return &c.TimestampFormat }, "double", "epoch_ms", "epoch_ns", "iso8601", "iso8601_ns")},
+	{"Timestamp_Format", "enum", "iso8601_ns", "Format of Timestamp_Key: double, epoch (s), epoch_ms, epoch_ns, iso8601 (µs), iso8601_ns or java_sql_timestamp (2006-01-02 15:04:05.000000).",
+		enum(func(c *Config) *string { return &c.TimestampFormat }, "double", "epoch", "epoch_ms", "epoch_ns", "iso8601", "iso8601_ns", "java_sql_timestamp")},
 	{"Kafka_Timestamp", "enum", "event", "Kafka message timestamp: the record's event time (in batch mode the last record's), or the produce time.",
 		enum(func(c *Config) *string { return &c.KafkaTimestamp }, "event", "produce")},
 	{"Include_Tag_Key", "bool", "off", "Add the Fluent Bit tag to each record under Tag_Key.",
 		boolean(func(c *Config) *bool { return &c.IncludeTagKey })},
 	{"Tag_Key", "string", "tag", "Field that receives the tag when Include_Tag_Key is on.",
 		func(c *Config, v string) error { c.TagKey = v; return nil }},
-	{"Remove_Keys", "list", "", "Record accessors of fields left out of the value, e.g. the routing fields: $topic, $kubernetes['labels'].",
+	{"Remove_Keys", "list", "", "Record accessors of fields left out of the value, e.g. the routing fields: $topic, $kubernetes['labels'] (map fields; an array index is refused).",
 		func(c *Config, v string) error {
 			for _, p := range splitList(v) {
 				path, err := ra.Parse(p)
 				if err != nil {
 					return err
+				}
+				if slices.ContainsFunc(path, func(s ra.Segment) bool { return s.IsIndex }) {
+					return fmt.Errorf("%s: removing array elements is not supported", p)
 				}
 				c.RemoveKeys = append(c.RemoveKeys, path)
 			}
@@ -162,7 +166,7 @@ var Options = []Option{
 				return nil
 			})
 		}},
-	{"Header_Key", "list", "", "Headers from fields: comma-separated `name $path` pairs; a missing field sends no header.",
+	{"Header_Key", "list", "", "Headers from fields: comma-separated `name $path` pairs; a missing or null field sends no header.",
 		func(c *Config, v string) error {
 			return eachPair(v, "$path", func(name, value string) error {
 				path, err := ra.Parse(value)
@@ -197,12 +201,12 @@ var Options = []Option{
 		func(c *Config, v string) error { c.MetricsInstance = v; return nil }},
 	{"Message_Mode", "enum", "record", "record: one Kafka message per record; batch: one per batch, an LZ4 frame of its records (NDJSON, or a msgpack stream).",
 		enum(func(c *Config) *string { return &c.MessageMode }, "record", "batch")},
-	{"Batch_Size", "size", "1M", "Bytes of records gathered per topic before a batch is sent.",
+	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic before a batch is sent.",
 		size(func(c *Config) *int64 { return &c.BatchSize }, minBatchSize, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
 		duration(func(c *Config) *time.Duration { return &c.Linger }, 0, time.Minute)},
-	{"Buffer_Memory", "size", "64M", "Bound on the instance's buffered record bytes, sent or not yet acknowledged.",
-		size(func(c *Config) *int64 { return &c.BufferMemory }, 1<<20, 1<<40)},
+	{"Buffer_Memory", "size", "64MiB", "Bound on the instance's buffered record bytes, sent or not yet acknowledged.",
+		size(func(c *Config) *int64 { return &c.BufferMemory }, 1e6, 1<<40)},
 	{"Max_Block", "duration", "2s", "Longest a flush waits for buffer memory before it returns a retry; at most Flush_Timeout (the default shrinks to it).",
 		duration(func(c *Config) *time.Duration { return &c.MaxBlock }, 0, time.Hour)},
 	{"Flush_Timeout", "duration", "4s", "Longest a flush waits for Kafka's acknowledgements before it returns a retry; 250ms at most while Kafka acknowledges nothing.",
@@ -216,7 +220,7 @@ var Options = []Option{
 }
 
 // minBatchSize is Batch_Size's lower bound.
-const minBatchSize = 1 << 10
+const minBatchSize = 1000
 
 // Error names the key whose value was refused.
 type Error struct {
@@ -267,8 +271,16 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			return nil, &Error{Key: "Max_Block", Value: g.Get("Max_Block"), Reason: fmt.Sprintf("longer than Flush_Timeout (%v)", c.FlushTimeout)}
 		}
 	}
-	if c.DLQTopic != "" && c.MessageMode == "batch" {
-		return nil, &Error{Key: "DLQ_Topic", Reason: "not supported with Message_Mode batch: a batch message holds records of many chunks and Kafka refuses it whole"}
+	if c.MessageMode == "batch" {
+		const many = "not supported with Message_Mode batch: a batch message holds records of many chunks"
+		switch {
+		case c.DLQTopic != "":
+			return nil, &Error{Key: "DLQ_Topic", Reason: many + " and Kafka refuses it whole"}
+		case c.HeaderKeys != nil:
+			return nil, &Error{Key: "Header_Key", Reason: many + ", and its headers are the batch's (static Header pairs are sent)"}
+		case c.MetadataHeaders:
+			return nil, &Error{Key: "Metadata_Headers", Reason: many + ", and its headers are the batch's (static Header pairs are sent)"}
+		}
 	}
 	c.Rdkafka = c.producerDefaults()
 	for _, p := range rdkafkaProps {
@@ -296,13 +308,30 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 func refused(key, v string) string {
 	switch key {
 	case "delivery.report.only.error":
-		if b, err := strconv.ParseBool(v); err == nil && b {
+		if b, ok := rdkafkaBool(v); ok && b {
 			return "the plugin acknowledges a flush on every record's delivery report"
 		}
 	case "transactional.id":
 		return "the plugin does not produce in transactions"
 	}
 	return ""
+}
+
+// rdkafkaBool reads a boolean property value as librdkafka does: true, t
+// or 1, false, f or 0, in any case; ok is false for anything else, which
+// librdkafka refuses.
+func rdkafkaBool(v string) (b, ok bool) {
+	for _, t := range []string{"true", "t", "1"} {
+		if strings.EqualFold(v, t) {
+			return true, true
+		}
+	}
+	for _, f := range []string{"false", "f", "0"} {
+		if strings.EqualFold(v, f) {
+			return false, true
+		}
+	}
+	return false, false
 }
 
 // weakens says what setting librdkafka property key to v gives up of the
@@ -315,7 +344,7 @@ func (c *Config) weakens(key, v string) string {
 			return "the broker confirms nothing, so a flush is acknowledged once its records are sent, and records the broker loses are not retried"
 		}
 	case "enable.idempotence":
-		if b, err := strconv.ParseBool(v); err == nil && !b {
+		if b, ok := rdkafkaBool(v); ok && !b {
 			return "a batch that is sent again can be written twice, and out of order"
 		}
 	case "statistics.interval.ms":

@@ -39,7 +39,7 @@ func TestValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(c.Topics) != 2 || c.Topics[1] != "audit" || c.Format != "msgpack" || c.TimestampKey != "" ||
-		c.BatchSize != 512<<10 || c.BufferMemory != 1<<30 || c.Linger != 20*time.Millisecond ||
+		c.BatchSize != 512e3 || c.BufferMemory != 1e9 || c.Linger != 20*time.Millisecond ||
 		c.MaxBlock != 500*time.Millisecond || c.FlushTimeout != 3*time.Second || c.Compression != "zstd" {
 		t.Fatalf("values: %+v", c)
 	}
@@ -86,8 +86,13 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	if _, err := Load(MapGetter{"Brokers": "x:1", "Max_Block": "10s"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Max_Block") {
 		t.Errorf("Max_Block over Flush_Timeout: %v", err)
 	}
-	if _, err := Load(MapGetter{"Brokers": "x:1", "DLQ_Topic": "dead", "Message_Mode": "batch"}, nil); err == nil || !strings.HasPrefix(err.Error(), "DLQ_Topic: not supported") {
-		t.Errorf("DLQ_Topic in batch mode: %v", err)
+	for key, value := range map[string]string{"DLQ_Topic": "dead", "Header_Key": "app $app", "Metadata_Headers": "on"} {
+		if _, err := Load(MapGetter{"Brokers": "x:1", key: value, "Message_Mode": "batch"}, nil); err == nil || !strings.HasPrefix(err.Error(), key+": not supported") {
+			t.Errorf("%s in batch mode: %v", key, err)
+		}
+	}
+	if _, err := Load(MapGetter{"Brokers": "x:1", "Remove_Keys": "$a, $b[0]"}, nil); err == nil || err.Error() != `Remove_Keys: invalid value "$a, $b[0]": $b[0]: removing array elements is not supported` {
+		t.Errorf("Remove_Keys with an index: %v", err)
 	}
 	if _, err := Load(MapGetter{"Brokers": "x:1", "Include_Tag_Key": "on", "Tag_Key": "@timestamp"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Tag_Key") {
 		t.Errorf("Tag_Key the same as Timestamp_Key: %v", err)
@@ -97,7 +102,9 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	}
 	// librdkafka properties the plugin depends on.
 	props := []string{"delivery.report.only.error", "transactional.id", "acks"}
-	for key, value := range map[string]string{"delivery.report.only.error": "true", "transactional.id": "tx-1"} {
+	for _, kv := range [][2]string{{"delivery.report.only.error", "true"}, {"delivery.report.only.error", "tRue"},
+		{"delivery.report.only.error", "T"}, {"delivery.report.only.error", "1"}, {"transactional.id", "tx-1"}} {
+		key, value := kv[0], kv[1] // librdkafka reads booleans in any case
 		_, err := Load(MapGetter{"Brokers": "x:1", RdkafkaPrefix + key: value}, props)
 		if err == nil || !strings.HasPrefix(err.Error(), RdkafkaPrefix+key+": ") || !strings.Contains(err.Error(), value) {
 			t.Errorf("rdkafka.%s=%s: error %v, want one naming the key and value", key, value, err)
@@ -120,6 +127,8 @@ func TestWarnings(t *testing.T) {
 	}{
 		{map[string]string{"rdkafka.acks": "0", "rdkafka.enable.idempotence": "false"}, []string{"rdkafka.acks 0: ", "rdkafka.enable.idempotence false: "}},
 		{map[string]string{"rdkafka.request.required.acks": "0"}, []string{"rdkafka.request.required.acks 0: "}},
+		{map[string]string{"rdkafka.enable.idempotence": "fAlse"}, []string{"rdkafka.enable.idempotence fAlse: "}},
+		{map[string]string{"rdkafka.enable.idempotence": "f"}, []string{"rdkafka.enable.idempotence f: "}},
 		{map[string]string{"rdkafka.statistics.interval.ms": "0", "Metrics_Listen": "127.0.0.1:2021"}, []string{"rdkafka.statistics.interval.ms 0: "}},
 		{map[string]string{"rdkafka.statistics.interval.ms": "0"}, nil}, // no metrics to lose
 		{map[string]string{"rdkafka.acks": "all", "rdkafka.enable.idempotence": "true"}, nil},
@@ -167,12 +176,13 @@ func TestTimestampKeyOff(t *testing.T) {
 }
 
 func TestUnits(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "100": 100, "1k": 1024, "64M": 64 << 20, "2 MiB": 2 << 20, "1G": 1 << 30, "10KB": 10 << 10} {
+	for in, want := range map[string]int64{"0": 0, "100": 100, "1k": 1000, "64M": 64e6, "1.5M": 1.5e6, "2 MiB": 2 << 20, "1G": 1e9,
+		"10KB": 10e3, "512KiB": 512 << 10, "1gib": 1 << 30, "7B": 7} {
 		if got, err := ParseSize(in); err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "M", "-1", "1.5M", "1T", "99999999999G"} {
+	for _, bad := range []string{"", "M", "-1", "1T", "99999999999G", "1e3", "0x10", "NaN", "Inf", "1_000"} {
 		if _, err := ParseSize(bad); err == nil {
 			t.Errorf("ParseSize(%q) accepted", bad)
 		}
@@ -185,8 +195,13 @@ func TestUnits(t *testing.T) {
 	if _, err := ParseDuration("5"); err == nil {
 		t.Error("a bare number was accepted as a duration")
 	}
-	if FormatSize(64<<20) != "64M" || FormatSize(1000) != "1000" {
-		t.Error("FormatSize")
+	for n, want := range map[int64]string{64 << 20: "64MiB", 1 << 10: "1KiB", 64e6: "64M", 1000: "1K", 1001: "1001", 1 << 30: "1GiB", 2e9: "2G"} {
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %s, want %s", n, got, want)
+		}
+		if back, err := ParseSize(FormatSize(n)); err != nil || back != n {
+			t.Errorf("ParseSize(FormatSize(%d)) = %d, %v", n, back, err)
+		}
 	}
 }
 

@@ -10,7 +10,7 @@ func Markdown() string {
 	var b strings.Builder
 	b.WriteString("# gokafka options\n\n")
 	b.WriteString("Generated from `conf.Options` by `make docs`; a test fails when this file is stale.\n")
-	b.WriteString("Sizes take K, M, G suffixes (powers of 1024); durations need a unit (`500ms`, `2s`).\n\n")
+	b.WriteString("Sizes take K, M, G suffixes (powers of 1000, as Fluent Bit reads sizes) or KiB, MiB, GiB (powers of 1024), and decimals (`1.5M`); durations need a unit (`500ms`, `2s`).\n\n")
 	b.WriteString("| Key | Type | Default | Description |\n|---|---|---|---|\n")
 	for _, o := range Options {
 		def := "`" + o.Default + "`"

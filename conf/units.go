@@ -7,18 +7,20 @@ import (
 	"time"
 )
 
+// sizeUnits are the size suffixes: K, M and G count powers of 1000, as
+// Fluent Bit's own sizes do (flb_utils_size_to_bytes); KiB, MiB and GiB
+// powers of 1024.
 var sizeUnits = []struct {
 	suffix string
 	mult   int64
 }{
-	{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30},
-	{"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30},
-	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30},
+	{"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10},
+	{"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3},
+	{"G", 1e9}, {"M", 1e6}, {"K", 1e3},
 	{"B", 1},
 }
 
-// ParseSize reads a byte size: 1048576, 512K, 64M, 1G, 64MiB (units are
-// powers of 1024, as in Fluent Bit).
+// ParseSize reads a byte size: 1048576, 512K, 1.5M, 1G, 64MiB.
 func ParseSize(v string) (int64, error) {
 	s := strings.ToUpper(strings.TrimSpace(v))
 	mult := int64(1)
@@ -28,24 +30,24 @@ func ParseSize(v string) (int64, error) {
 			break
 		}
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("not a size (use bytes or a K, M, G suffix, e.g. 64M)")
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(n >= 0 && n*float64(mult) < 1<<62) || strings.ContainsAny(s, "EXPINF_") {
+		return 0, fmt.Errorf("not a size (use bytes, or a K, M, G, KiB, MiB or GiB suffix, e.g. 64M)")
 	}
-	return n * mult, nil
+	return int64(n * float64(mult)), nil
 }
 
-// FormatSize writes a size the way ParseSize reads it.
+// FormatSize writes a size the way ParseSize reads it, in its largest
+// whole unit.
 func FormatSize(n int64) string {
-	for _, u := range []struct {
-		s string
-		m int64
-	}{{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
-		if n >= u.m && n%u.m == 0 {
-			return strconv.FormatInt(n/u.m, 10) + u.s
+	out, best := strconv.FormatInt(n, 10), n
+	for _, u := range sizeUnits {
+		if len(u.suffix) != 2 && n >= u.mult && n%u.mult == 0 && n/u.mult < best {
+			best = n / u.mult
+			out = strconv.FormatInt(best, 10) + strings.Replace(u.suffix, "IB", "iB", 1)
 		}
 	}
-	return strconv.FormatInt(n, 10)
+	return out
 }
 
 // ParseDuration reads a duration with a unit (5ms, 2s, 1m30s); a bare number

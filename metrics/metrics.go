@@ -146,6 +146,10 @@ func (m *monotonic) observe(v int64) int64 {
 // retire keeps the last value: the next one counts from zero.
 func (m *monotonic) retire() { m.base, m.last = m.base+m.last, 0 }
 
+// ErrLabelUsed is Register's error for an instance label that a running
+// instance has on the same address.
+var ErrLabelUsed = errors.New("instance label already used")
+
 // Register shows stats and src under the label instance at
 // http://addr/metrics, starting the listener for addr unless another
 // instance already did. An instance that takes the label of one that
@@ -168,7 +172,7 @@ func Register(addr, instance string, stats *plugin.Stats, src Source) (unregiste
 	_, taken := ep.live[instance]
 	ep.mu.Unlock()
 	if taken {
-		return nil, fmt.Errorf("instance label %q is already used on %s", instance, addr)
+		return nil, fmt.Errorf("%w: %q on %s", ErrLabelUsed, instance, addr)
 	}
 	if ep.refs == 0 {
 		if err := ep.listen(); err != nil {

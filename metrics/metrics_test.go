@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -228,7 +229,7 @@ func TestReregistration(t *testing.T) {
 	var old plugin.Stats
 	f := &fakeSource{}
 	unreg := register(t, addr, "gokafka.0", &old, f)
-	if _, err := Register(addr, "gokafka.0", new(plugin.Stats), &fakeSource{}); err == nil || !strings.Contains(err.Error(), "already used") {
+	if _, err := Register(addr, "gokafka.0", new(plugin.Stats), &fakeSource{}); !errors.Is(err, ErrLabelUsed) {
 		t.Errorf("a label in use taken again: %v", err)
 	}
 	f.deliver("a", 100)

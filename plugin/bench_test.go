@@ -71,7 +71,7 @@ func (p *instantProducer) receive(timer **time.Timer, kick chan struct{}, timeou
 	}
 }
 
-func (p *instantProducer) Close() []*accumulator.Batch { return nil }
+func (p *instantProducer) Close() ([]sender.Completion, []*accumulator.Batch) { return nil, nil }
 
 func (p *instantProducer) Fatal() error { return nil }
 
@@ -88,7 +88,7 @@ func benchInstance(tb testing.TB, keys ...string) *Instance {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return newInstantProducer(), nil }, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
+	in, err := New(cfg, func() (sender.Producer, error) { return newInstantProducer(), nil }, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
 	if err != nil {
 		tb.Fatal(err)
 	}

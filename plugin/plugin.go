@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/gokafka/gokafka/accumulator"
 	"github.com/gokafka/gokafka/chunk"
@@ -41,7 +40,6 @@ type Logger func(level int, msg string)
 
 // Instance is one [OUTPUT] section's state.
 type Instance struct {
-	Name  string
 	Stats *Stats
 
 	cfg           *conf.Config
@@ -59,7 +57,8 @@ type Instance struct {
 	retries       *retryMemory
 	// stalledAt is the acknowledged count (accumulator.Acknowledged) when a
 	// flush waited in vain and Kafka acknowledged nothing (noteStall), -1
-	// before: while the count stays there, waits are stalledWait at most.
+	// when not stalled: while the count stays there, waits are stalledWait
+	// at most; the first flush or Exit to see it moved ends the stall.
 	stalledAt atomic.Int64
 }
 
@@ -95,7 +94,29 @@ type flushState struct {
 	// format, have no Raw_Log_Key, or have no readable timestamp), to be
 	// marked dropped.
 	unencodable []int
+	tooLarge    int // records dropped as larger than Buffer_Memory
 	bytes       int // of the stages' buffers in topics
+}
+
+// dropped counts a chunk's records that a flush drops for one cause, and
+// keeps the first one's error for the log.
+type dropped struct {
+	n     int
+	first error
+}
+
+func (d *dropped) add(record int, err error) {
+	if d.n++; d.first == nil {
+		d.first = fmt.Errorf("record %d: %w", record, err)
+	}
+}
+
+// log logs, when d has records, that they were dropped because they are
+// what says.
+func (d *dropped) log(in *Instance, records int, tag, what string) {
+	if d.n > 0 {
+		in.Log(LevelError, "%d of %d records of chunk (tag %s) %s and were dropped; the first, %v", d.n, records, tag, what, d.first)
+	}
 }
 
 type topicStage struct {
@@ -120,11 +141,11 @@ func (st *flushState) reset(lane *sender.Lane) {
 	for _, t := range st.order {
 		t.used = false
 		t.Reset()
-		n := cap(t.Buf) + cap(t.Recs)*int(unsafe.Sizeof(accumulator.Rec{})) + cap(t.Idx)*4
+		n := t.Footprint()
 		st.bytes += n - t.bytes
 		t.bytes = n
 	}
-	st.order, st.unencodable, st.last = st.order[:0], st.unencodable[:0], nil
+	st.order, st.unencodable, st.tooLarge, st.last = st.order[:0], st.unencodable[:0], 0, nil
 	clear(st.partitions)
 	if len(st.topics) > maxStagedTopics || st.bytes > maxStagedBytes {
 		st.topics, st.bytes = make(map[string]*topicStage), 0
@@ -152,12 +173,12 @@ func (st *flushState) stage(topic []byte, partition int32) *accumulator.Staged {
 
 // New starts an instance that produces through the producers newProd makes
 // and counts into stats (which may outlive it, across a hot reload).
-func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocator, stats *Stats, log Logger) (*Instance, error) {
+func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocator, stats *Stats, log Logger) (*Instance, error) {
 	enc, err := NewEncoder(cfg)
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{Name: name, Stats: stats, cfg: cfg, log: log, enc: enc, defaultTopic: []byte(cfg.Topics[0]), allowed: map[string]bool{}}
+	in := &Instance{Stats: stats, cfg: cfg, log: log, enc: enc, defaultTopic: []byte(cfg.Topics[0]), allowed: map[string]bool{}}
 	for _, t := range cfg.Topics {
 		in.allowed[t] = true
 	}
@@ -170,6 +191,7 @@ func New(name string, cfg *conf.Config, newProd sender.NewProducer, alloc accumu
 		in.newline = cfg.Format != "msgpack"
 		in.rawLines = cfg.Format == "raw"
 		in.acc.SetFrames(contentTypes[cfg.Format], cfg.KafkaTimestamp == "event")
+		in.acc.SetBatchHeaders(in.staticHeaders)
 	}
 	if in.snd, err = sender.Start(in.acc, newProd, cfg.Producers, log); err != nil {
 		return nil, err
@@ -220,7 +242,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	acknowledged := in.acc.Acknowledged()
 	wait := in.longestWait(acknowledged)
 	deadline := start.Add(wait)
-	var key uint64
+	var key chunkKey
 	keyed := !in.retries.empty()
 	var w *accumulator.Waiter
 	laneIndex := -1
@@ -228,12 +250,18 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		key = in.retries.key(tag, data)
 		w, laneIndex = in.retries.take(key)
 	}
-	// remember keeps w for the chunk's retry.
+	// remember keeps w for the chunk's retry, once: a concurrent retry
+	// may have taken it since.
+	remembered := false
 	remember := func() {
+		if remembered {
+			return
+		}
 		if !keyed {
 			key, keyed = in.retries.key(tag, data), true
 		}
 		in.retries.put(key, w, laneIndex)
+		remembered = true
 	}
 	// The export turns a panic into Retry: the waiter goes to the retry, as
 	// on any Retry, else it would send again what Kafka took. The waiter's
@@ -256,7 +284,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		before, ok := lane.Wait(w, deadline)
 		in.logFailures(before) // reported since the earlier attempt returned
 		if !ok {
-			in.count(w, before, 0)
+			in.count(w, before, 0, 0)
 			remember()
 			in.Stats.Retried.Add(int64(w.Len()))
 			in.Log(LevelWarn, "retry of a chunk of %d records: %d from the earlier attempt still unacknowledged after %v; chunk will be retried",
@@ -270,9 +298,10 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	defer in.states.Put(st)
 	st.reset(lane)
 	st.reader.Reset(data)
-	records, skipped, rerouted, resent, badTimes := 0, 0, 0, 0, 0
+	records, skipped, rerouted, resent := 0, 0, 0, 0
+	var badTimes, unencodable dropped
 	var rec chunk.Record
-	var decodeErr, badTime error
+	var decodeErr error
 	for ; ; records++ {
 		// The encoder walks each body anyway and tells the reader where it
 		// ends (EndBody); lookups before that see the body and what follows.
@@ -291,9 +320,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			if decodeErr = st.reader.SkipBody(&rec); decodeErr != nil {
 				break
 			}
-			if badTimes++; badTime == nil {
-				badTime = fmt.Errorf("record %d: %w", records, rec.TimeErr)
-			}
+			badTimes.add(records, rec.TimeErr)
 			st.unencodable = append(st.unencodable, records)
 			continue
 		}
@@ -317,7 +344,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			if errors.Is(err, encode.ErrNoRawKey) {
 				skipped++
 			} else {
-				in.Log(LevelError, "record %d of chunk (tag %s) cannot be encoded, dropped: %v", records, tag, err)
+				unencodable.add(records, err)
 			}
 			st.unencodable = append(st.unencodable, records)
 			continue
@@ -360,17 +387,14 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		in.Stats.Skipped.Add(int64(skipped))
 		in.Log(LevelWarn, "%d of %d records have no %s and were skipped", skipped, records, in.cfg.RawLogKey)
 	}
-	if badTimes > 0 {
-		in.Log(LevelError, "%d of %d records of chunk (tag %s) have a timestamp that cannot be read and were dropped; the first, %v",
-			badTimes, records, tag, badTime)
-	}
+	badTimes.log(in, records, tag, "have a timestamp that cannot be read")
+	unencodable.log(in, records, tag, "cannot be encoded")
 
 	appendErr := in.append(st, laneIndex, w, records, start, start.Add(min(in.cfg.MaxBlock, wait)))
 	lane.SendAll()
 	res, acked := lane.Wait(w, deadline)
 	in.logFailures(res)
-	newlyDropped := res.Permanent - w.Counted.Permanent - skipped
-	in.count(w, res, skipped)
+	in.count(w, res, len(st.unencodable)+st.tooLarge, skipped)
 
 	code := OK
 	switch {
@@ -385,8 +409,6 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	case res.Retriable > 0:
 		in.Log(LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
 		code = Retry
-	case newlyDropped > 0:
-		in.Log(LevelError, "%d of %d records of the chunk can never be delivered and were dropped; %d delivered", newlyDropped, records, res.Delivered)
 	}
 	if decodeErr != nil {
 		settled := res.Delivered + res.DeadLettered + res.Permanent
@@ -406,12 +428,18 @@ func (in *Instance) Flush(data []byte, tag string) int {
 }
 
 // count adds what changed in w's result since it was last counted to the
-// statistics; skipped records are counted apart from the failed ones.
-func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, skipped int) {
+// statistics, and logs how many records Kafka refused for good meanwhile.
+// own is how many the flush dropped itself, each logged by its cause;
+// skipped of them had no Raw_Log_Key, and are counted apart.
+func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, own, skipped int) {
+	refused := res.Permanent - w.Counted.Permanent - own
 	in.Stats.Delivered.Add(int64(res.Delivered - w.Counted.Delivered))
 	in.Stats.Failed.Add(int64(res.Permanent - w.Counted.Permanent - skipped))
 	in.Stats.DeadLettered.Add(int64(res.DeadLettered - w.Counted.DeadLettered))
 	w.Counted = res
+	if refused > 0 {
+		in.Log(LevelError, "%d of %d records of the chunk can never be delivered and were dropped; %d delivered", refused, w.Len(), res.Delivered)
+	}
 }
 
 // topic returns the record's topic; ok is false when Topic_Key is set but
@@ -472,10 +500,13 @@ func (in *Instance) appendHeaders(dst []byte, st *flushState, rec *chunk.Record)
 }
 
 // appendHeader adds header name with the msgpack value v as text (JSON for
-// maps and arrays).
+// maps and arrays); a nil value adds none, as a missing field.
 func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []byte {
 	text, ok := ra.AppendText(st.scratch[:0], v)
 	if !ok {
+		if msgp.NextType(v) == msgp.NilType {
+			return dst
+		}
 		var err error
 		if text, err = encode.AppendJSON(st.scratch[:0], v); err != nil {
 			return dst
@@ -489,8 +520,12 @@ func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []b
 // waits for Kafka: Flush_Timeout, or stalledWait while Kafka acknowledges
 // nothing.
 func (in *Instance) longestWait(acknowledged int64) time.Duration {
-	if acknowledged == in.stalledAt.Load() {
+	at := in.stalledAt.Load()
+	if acknowledged == at {
 		return min(in.cfg.FlushTimeout, stalledWait)
+	}
+	if at >= 0 && in.stalledAt.CompareAndSwap(at, -1) {
+		in.Log(LevelInfo, "Kafka acknowledges records again: flushes wait up to Flush_Timeout (%v)", in.cfg.FlushTimeout)
 	}
 	return in.cfg.FlushTimeout
 }
@@ -521,6 +556,7 @@ func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, reco
 				in.Log(LevelError, "record of %d bytes for topic %s is larger than Buffer_Memory, dropped", s.Recs[0].Len, t.name)
 				in.acc.Drop(w, int(s.Idx[0]))
 				s.Skip(1)
+				st.tooLarge++
 			case err != nil:
 				return fmt.Errorf("%v after %v: %d of %d records not buffered", err, time.Since(start).Round(time.Millisecond), len(s.Recs), records)
 			}
@@ -557,5 +593,5 @@ func (in *Instance) BrokerStatistics() [][]byte { return in.snd.Statistics() }
 func (in *Instance) Exit() {
 	wait := in.longestWait(in.acc.Acknowledged())
 	in.snd.Close(time.Now().Add(wait))
-	in.Log(LevelInfo, "stopped: Kafka acknowledged %d records since Init (Exit waited %v at most)", in.acc.Acknowledged(), wait)
+	in.Log(LevelInfo, "stopped: Kafka acknowledged %d records since Init (Exit waited %v at most for acknowledgements)", in.acc.Acknowledged(), wait)
 }

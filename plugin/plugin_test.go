@@ -121,7 +121,7 @@ func (p *fakeProducer) Wake() {}
 
 func (p *fakeProducer) Interrupt() {}
 
-func (p *fakeProducer) Close() []*accumulator.Batch { return nil }
+func (p *fakeProducer) Close() ([]sender.Completion, []*accumulator.Batch) { return nil, nil }
 
 func (p *fakeProducer) Fatal() error { return nil }
 
@@ -149,7 +149,7 @@ func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Inst
 		t.Fatal(err)
 	}
 	sink := &logSink{}
-	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
+	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestStartAndStopLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &logSink{}
-	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
+	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestStartAndStopLogs(t *testing.T) {
 	in.Exit()
 	for _, want := range []string{
 		fmt.Sprintf("%d rdkafka.acks 0: the broker confirms nothing", LevelWarn),
-		fmt.Sprintf("%d stopped: Kafka acknowledged 2 records since Init (Exit waited 4s at most)", LevelInfo),
+		fmt.Sprintf("%d stopped: Kafka acknowledged 2 records since Init (Exit waited 4s at most for acknowledgements)", LevelInfo),
 	} {
 		if !strings.Contains(sink.String(), want) {
 			t.Errorf("log:\n%s\nwant a line starting %q", sink, want)
@@ -254,8 +254,9 @@ func TestStalledKafkaShortensFlushes(t *testing.T) {
 	if got := in.Flush(chunkOf("c"), "t"); got != OK { // the retry: waits for c
 		t.Fatalf("retry = %d; log:\n%s", got, sink)
 	}
-	if in.acc.Acknowledged() != 3 || in.stalledAt.Load() == 3 {
-		t.Fatalf("%d acknowledged, stalled at %d: flushes would still wait 250ms at most", in.acc.Acknowledged(), in.stalledAt.Load())
+	if got := in.Flush(chunkOf("d"), "t"); got != OK || in.acc.Acknowledged() != 4 || in.stalledAt.Load() != -1 ||
+		!strings.Contains(sink.String(), "Kafka acknowledges records again: flushes wait up to Flush_Timeout (1.5s)") {
+		t.Fatalf("Flush = %d, %d acknowledged, stalled at %d; log:\n%s", got, in.acc.Acknowledged(), in.stalledAt.Load(), sink)
 	}
 }
 
@@ -294,7 +295,7 @@ func TestStalledKafkaShortensExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &logSink{}
-	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return &fakeProducer{hold: true}, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
+	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{hold: true}, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +303,7 @@ func TestStalledKafkaShortensExit(t *testing.T) {
 		t.Fatalf("Flush = %d, want Retry", got)
 	}
 	in.Exit()
-	if want := "stopped: Kafka acknowledged 0 records since Init (Exit waited 250ms at most)"; !strings.Contains(sink.String(), want) {
+	if want := "stopped: Kafka acknowledged 0 records since Init (Exit waited 250ms at most for acknowledgements)"; !strings.Contains(sink.String(), want) {
 		t.Fatalf("log:\n%s\nwant %q", sink, want)
 	}
 }
@@ -354,8 +355,51 @@ func TestUnreadableTimestamp(t *testing.T) {
 		t.Fatalf("Flush = %d; log:\n%s", got, sink)
 	}
 	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"c"}]` || in.Stats.Failed.Load() != 1 ||
-		!strings.Contains(sink.String(), "1 of 3 records of chunk (tag t) have a timestamp that cannot be read and were dropped; the first, record 1: timestamp 1700000000000 s out of range") {
+		!strings.Contains(sink.String(), "1 of 3 records of chunk (tag t) have a timestamp that cannot be read and were dropped; the first, record 1: timestamp 1700000000000 s out of range") ||
+		strings.Contains(sink.String(), "can never be delivered") { // Kafka refused nothing
 		t.Fatalf("sent %q, failed %d; log:\n%s", prod.sent, in.Stats.Failed.Load(), sink)
+	}
+}
+
+// TestRefusedCountOnRetry: the records Kafka refuses for good are counted
+// in the log also when the chunk is retried for others; its retry does not
+// count them again.
+func TestRefusedCountOnRetry(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Timestamp_Key": "off"})
+	var msgs []string
+	for i := range 15 {
+		msgs = append(msgs, fmt.Sprintf("permanent %d", i))
+	}
+	data := chunkOf(append(msgs, "flaky x", "ok")...)
+	if got := in.Flush(data, "t"); got != Retry {
+		t.Fatalf("Flush = %d, want Retry; log:\n%s", got, sink)
+	}
+	if got := in.Flush(data, "t"); got != OK {
+		t.Fatalf("retry: Flush = %d, want OK; log:\n%s", got, sink)
+	}
+	if n := strings.Count(sink.String(), "records of the chunk can never be delivered"); n != 1 ||
+		!strings.Contains(sink.String(), "15 of 17 records of the chunk can never be delivered and were dropped; 1 delivered") || in.Stats.Failed.Load() != 15 {
+		t.Fatalf("%d lines of refused records, failed %d; log:\n%s", n, in.Stats.Failed.Load(), sink)
+	}
+}
+
+// TestUnencodableRecordsLogOnce: records the encoder cannot write are
+// dropped with one log line for the chunk, however many they are.
+func TestUnencodableRecordsLogOnce(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Timestamp_Key": "off", "Format": "logfmt"})
+	var data []byte
+	for range 50 { // a body that is not a map
+		data = msgp.AppendString(msgp.AppendInt64(msgp.AppendArrayHeader(data, 2), 1700000000), "not a map")
+	}
+	data = append(data, chunkOf("ok")...)
+	if got := in.Flush(data, "t"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%s", got, sink)
+	}
+	if n := strings.Count(sink.String(), "\n"); fmt.Sprint(prod.sent) != `[log=ok]` || in.Stats.Failed.Load() != 50 || n > 2 ||
+		!strings.Contains(sink.String(), "50 of 51 records of chunk (tag t) cannot be encoded and were dropped; the first, record 0: ") {
+		t.Fatalf("sent %q, failed %d, %d log lines:\n%s", prod.sent, in.Stats.Failed.Load(), n, sink)
 	}
 }
 
@@ -374,7 +418,7 @@ func TestPanicKeepsRetryState(t *testing.T) {
 			panic("logger failed")
 		}
 	}
-	in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), log)
+	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +510,7 @@ func TestShaping(t *testing.T) {
 	recs := []fixture.Record{
 		{Time: time.UnixMilli(1000), Metadata: []fixture.KV{{Key: "source", Value: "tail"}}, Body: []fixture.KV{{Key: "log", Value: "a"}, kube("shop", "web-1"), {Key: "n", Value: int64(7)}}},
 		{Time: time.UnixMilli(2000), Body: []fixture.KV{{Key: "log", Value: "b"}, kube("elsewhere", "web-2")}},
-		{Time: time.UnixMilli(3000), Body: []fixture.KV{{Key: "log", Value: "c"}}},
+		{Time: time.UnixMilli(3000), Body: []fixture.KV{{Key: "log", Value: "c"}, {Key: "n", Value: nil}}}, // a nil field sends no header
 	}
 	if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})[0], "kube.x"); got != OK {
 		t.Fatalf("Flush = %d; log:\n%s", got, sink)
@@ -476,7 +520,7 @@ func TestShaping(t *testing.T) {
 			[][2]string{{"env", "prod"}, {"team", "core"}, {"app", "web"}, {"n", "7"}, {"source", "tail"}}, 1000},
 		{"logs", `{"log":"b","kubernetes":{"namespace_name":"elsewhere","pod_name":"web-2"},"tag":"kube.x"}`, "web-2",
 			[][2]string{{"env", "prod"}, {"team", "core"}, {"app", "web"}}, 2000},
-		{"logs", `{"log":"c","tag":"kube.x"}`, "nokey", [][2]string{{"env", "prod"}, {"team", "core"}}, 3000},
+		{"logs", `{"log":"c","n":null,"tag":"kube.x"}`, "nokey", [][2]string{{"env", "prod"}, {"team", "core"}}, 3000},
 	}
 	// Batches of different topics may be sent in any order.
 	sort.Slice(prod.msgs, func(i, j int) bool { return prod.msgs[i].timeMs < prod.msgs[j].timeMs })
@@ -582,8 +626,8 @@ func TestRetrySendsOnlyWhatKafkaDidNotTake(t *testing.T) {
 	if !strings.Contains(sink.String(), "2 already acknowledged or dropped, sending 2 again") || in.Stats.Delivered.Load() != 4 {
 		t.Fatalf("delivered %d; log:\n%s", in.Stats.Delivered.Load(), sink)
 	}
-	if in.retries.len() != 0 {
-		t.Fatalf("%d chunks still remembered", in.retries.len())
+	if len(in.retries.byKey) != 0 {
+		t.Fatalf("%d chunks still remembered", len(in.retries.byKey))
 	}
 }
 
@@ -594,18 +638,18 @@ func TestRetryMemoryIsBounded(t *testing.T) {
 	m := newRetryMemory(3 * (1000 + chunkCost))
 	var taken []weak.Pointer[accumulator.Waiter]
 	for i := range 10 {
-		m.put(uint64(i), accumulator.NewWaiter(1000), i%2)
+		m.put(chunkKey{sum: uint64(i)}, accumulator.NewWaiter(1000), i%2)
 		if i%2 == 0 {
-			w, lane := m.take(uint64(i))
+			w, lane := m.take(chunkKey{sum: uint64(i)})
 			taken = append(taken, weak.Make(w))
-			m.put(uint64(i), w, lane) // put again: stays the newest
+			m.put(chunkKey{sum: uint64(i)}, w, lane) // put again: stays the newest
 		}
 	}
-	if m.len() != 3 || m.records != 3*(1000+chunkCost) {
-		t.Fatalf("want the 3 newest chunks, have %d (%d records)", m.len(), m.records)
+	if len(m.byKey) != 3 || m.records != 3*(1000+chunkCost) {
+		t.Fatalf("want the 3 newest chunks, have %d (%d records)", len(m.byKey), m.records)
 	}
 	for i := 9; i >= 6; i-- {
-		w, lane := m.take(uint64(i))
+		w, lane := m.take(chunkKey{sum: uint64(i)})
 		if i >= 7 && (w == nil || lane != i%2) || i == 6 && (w != nil || lane != -1) {
 			t.Fatalf("chunk %d: waiter %v, lane %d", i, w != nil, lane)
 		}
@@ -630,8 +674,8 @@ func TestRetryMemoryKeysTag(t *testing.T) {
 	if got := in.Flush(chunk, "two"); got != OK {
 		t.Fatalf("other tag: Flush = %d; log:\n%s", got, sink)
 	}
-	if fmt.Sprint(prod.sent) != `[{"log":"b"} {"log":"flaky a"} {"log":"b"}]` || in.retries.len() != 1 {
-		t.Fatalf("sent %q, %d chunks remembered; log:\n%s", prod.sent, in.retries.len(), sink)
+	if fmt.Sprint(prod.sent) != `[{"log":"b"} {"log":"flaky a"} {"log":"b"}]` || len(in.retries.byKey) != 1 {
+		t.Fatalf("sent %q, %d chunks remembered; log:\n%s", prod.sent, len(in.retries.byKey), sink)
 	}
 }
 
@@ -664,7 +708,7 @@ func TestExitLeavesNoGoroutines(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		cfg, _ := conf.Load(conf.MapGetter{"Brokers": "x:1"}, nil)
 		prod := &fakeProducer{}
-		in, err := New("gokafka.0", cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
+		in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -726,7 +770,7 @@ func TestFatalProducerReplacedBetweenFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &logSink{}
-	in, err := New("gokafka.0", cfg, newProd, accumulator.GoAllocator{}, new(Stats), sink.log)
+	in, err := New(cfg, newProd, accumulator.GoAllocator{}, new(Stats), sink.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -879,7 +923,7 @@ func (m *producerMaker) instance(t *testing.T, keys conf.MapGetter) *Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := New("gokafka.0", cfg, m.make, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
+	in, err := New(cfg, m.make, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,3 +37,18 @@ func NoteHostThread() {
 	callers.tids[tid] = true
 	runtime.GOMAXPROCS(callers.base + len(callers.tids))
 }
+
+// ForgetHostThreads puts GOMAXPROCS back to its default and forgets the
+// threads counted: the export calls it when the last instance has exited,
+// so that a hot reload's new engine and worker threads count anew rather
+// than on top of the exited ones.
+func ForgetHostThreads() {
+	if callers.fixed {
+		return
+	}
+	callers.Lock()
+	defer callers.Unlock()
+	clear(callers.tids)
+	runtime.SetDefaultGOMAXPROCS()
+	callers.base = runtime.GOMAXPROCS(0)
+}

@@ -34,3 +34,37 @@ func TestNoteHostThreadRaisesGOMAXPROCS(t *testing.T) {
 		}
 	}
 }
+
+func TestForgetHostThreadsCountsAnew(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	callers.Lock()
+	saved := callers.tids
+	callers.tids, callers.base, callers.fixed = map[int]bool{}, before, false
+	callers.Unlock()
+	t.Cleanup(func() {
+		callers.Lock()
+		callers.tids = saved
+		callers.Unlock()
+		runtime.GOMAXPROCS(before)
+	})
+	noteOnNewThread := func() int {
+		done := make(chan int)
+		go func() {
+			runtime.LockOSThread() // the thread exits with the goroutine
+			NoteHostThread()
+			done <- runtime.GOMAXPROCS(0)
+		}()
+		return <-done
+	}
+
+	// Two hot reloads, each with a new thread: its P replaces the exited one's.
+	for reload := range 3 {
+		if got := noteOnNewThread(); got != before+1 {
+			t.Fatalf("after reload %d: GOMAXPROCS %d with one live host thread, want %d", reload, got, before+1)
+		}
+		ForgetHostThreads()
+		if got := runtime.GOMAXPROCS(0); got != before {
+			t.Fatalf("after the last Exit: GOMAXPROCS %d, want the default %d", got, before)
+		}
+	}
+}

@@ -29,29 +29,35 @@ type retryMemory struct {
 	seed    maphash.Seed
 	max     int
 	mu      sync.Mutex
-	byKey   map[uint64]*list.Element // of *remembered
-	order   list.List                // oldest first
-	records int                      // of the chunks remembered, with chunkCost each
+	byKey   map[chunkKey]*list.Element // of *remembered
+	order   list.List                  // oldest first
+	records int                        // of the chunks remembered, with chunkCost each
+}
+
+// chunkKey identifies a chunk: a hash of its tag and bytes, and its size.
+type chunkKey struct {
+	sum  uint64
+	size int
 }
 
 type remembered struct {
-	key  uint64
+	key  chunkKey
 	w    *accumulator.Waiter
 	lane int // where the chunk's records were sent
 }
 
 func newRetryMemory(max int) *retryMemory {
-	return &retryMemory{seed: maphash.MakeSeed(), max: max, byKey: make(map[uint64]*list.Element)}
+	return &retryMemory{seed: maphash.MakeSeed(), max: max, byKey: make(map[chunkKey]*list.Element)}
 }
 
 // key identifies the chunk data of tag.
-func (m *retryMemory) key(tag string, data []byte) uint64 {
+func (m *retryMemory) key(tag string, data []byte) chunkKey {
 	var h maphash.Hash
 	h.SetSeed(m.seed)
 	h.WriteString(tag)
 	h.WriteByte(0) // a tag is a C string: it has no 0 byte
 	h.Write(data)
-	return h.Sum64()
+	return chunkKey{h.Sum64(), len(data)}
 }
 
 // empty reports whether no chunk is remembered, so most flushes skip hashing.
@@ -63,7 +69,7 @@ func (m *retryMemory) empty() bool {
 
 // take removes and returns the waiter of the chunk with key and its lane,
 // if any; else nil and -1.
-func (m *retryMemory) take(key uint64) (*accumulator.Waiter, int) {
+func (m *retryMemory) take(key chunkKey) (*accumulator.Waiter, int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.byKey[key]
@@ -76,7 +82,7 @@ func (m *retryMemory) take(key uint64) (*accumulator.Waiter, int) {
 
 // put remembers w for the chunk with key, sent through lane, forgetting
 // the oldest chunks beyond max records.
-func (m *retryMemory) put(key uint64, w *accumulator.Waiter, lane int) {
+func (m *retryMemory) put(key chunkKey, w *accumulator.Waiter, lane int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.byKey[key]; ok {
@@ -95,11 +101,4 @@ func (m *retryMemory) remove(e *list.Element) *remembered {
 	delete(m.byKey, r.key)
 	m.records -= r.w.Len() + chunkCost
 	return r
-}
-
-// len is the number of chunks remembered.
-func (m *retryMemory) len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.byKey)
 }

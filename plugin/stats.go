@@ -18,11 +18,11 @@ type Stats struct {
 
 // FlushBuckets are the upper bounds, in seconds, of the flush duration
 // histogram.
-var FlushBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+var FlushBuckets = [...]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // Histogram counts flush durations into FlushBuckets without locks.
 type Histogram struct {
-	counts [14]atomic.Uint64 // one per bucket, then +Inf
+	counts [len(FlushBuckets) + 1]atomic.Uint64 // one per bucket, then +Inf
 	sumNs  atomic.Int64
 }
 

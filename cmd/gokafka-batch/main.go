@@ -21,7 +21,7 @@ import (
 func main() {
 	brokers := flag.String("brokers", "127.0.0.1:29092", "bootstrap servers")
 	topic := flag.String("topic", "", "topic to read from its beginning")
-	n := flag.Int("n", 0, "stop after n messages (0: at the end of every partition)")
+	n := flag.Int("n", 0, "stop after n messages, or at the end of every partition if sooner (0: at the end)")
 	file := flag.String("file", "", "read concatenated message values from this file instead")
 	ctype := flag.String("type", "application/x-ndjson", "content type of the file's records")
 	flag.Parse()
@@ -67,8 +67,8 @@ func header(m *kafka.Message, name string) string {
 	return ""
 }
 
-// consume reads topic from the beginning of every partition to its end (or
-// n messages) and calls fn with each message.
+// consume reads topic from the beginning of every partition to its end, or
+// n messages if n > 0 and sooner, and calls fn with each message.
 func consume(brokers, topic string, n int, fn func(*kafka.Message) error) error {
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{
 		"bootstrap.servers": brokers, "group.id": fmt.Sprintf("gokafka-batch-%d", time.Now().UnixNano()),
@@ -102,7 +102,7 @@ func consume(brokers, topic string, n int, fn func(*kafka.Message) error) error 
 				return err
 			}
 		case kafka.PartitionEOF:
-			if eof[e.Partition] = true; n == 0 && len(eof) == len(parts) {
+			if eof[e.Partition] = true; len(eof) == len(parts) {
 				return nil
 			}
 		case kafka.Error:

@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +32,7 @@ func header(m *kafka.Message, name string) string {
 
 // TestBatchMode: 100k records in batch mode, keyed by stream, through the
 // host and the real broker. Every message is an LZ4 frame of NDJSON whose
-// headers count its records; decoded with the batch package every record
+// headers count its records (and carry the static Header); decoded with the batch package every record
 // comes back field for field, in the partition its key's murmur2 picks; the
 // concatenated values decompress with the stock lz4 tool to the same lines.
 func TestBatchMode(t *testing.T) {
@@ -42,7 +44,7 @@ func TestBatchMode(t *testing.T) {
 	kafkatest.CreateTopic(t, bootstrap, topic, partitions)
 	res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
 		Keys: keys("Brokers", bootstrap, "Topics", topic, "Message_Mode", "batch", "Message_Key_Field", "$stream",
-			"Workers", "2", "Batch_Size", "256K"),
+			"Workers", "2", "Batch_Size", "256K", "Header", "env prod"),
 		Chunks: fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2}),
 	}}})
 	if s := res.Instances[0]; s.OK != s.Chunks {
@@ -58,7 +60,7 @@ func TestBatchMode(t *testing.T) {
 	var lines [][]byte
 	got, bad := 0, 0
 	for _, m := range msgs {
-		if header(m, "content-type") != "application/x-ndjson" || header(m, "content-encoding") != "lz4" || m.Key != nil {
+		if header(m, "content-type") != "application/x-ndjson" || header(m, "content-encoding") != "lz4" || header(m, "env") != "prod" || m.Key != nil {
 			t.Fatalf("message headers %v, key %q", m.Headers, m.Key)
 		}
 		n := 0
@@ -116,10 +118,30 @@ func TestBatchMode(t *testing.T) {
 	if want := append(bytes.Join(lines, []byte{'\n'}), '\n'); !bytes.Equal(out, want) {
 		t.Errorf("lz4 -dc gave %d bytes, the messages' records are %d", len(out), len(want))
 	}
-	// So does the project's command.
-	cmd := exec.Command("go", "run", "./cmd/gokafka-batch", "-file", path)
-	cmd.Dir = hostrun.RepoRoot(t)
-	if out2, err := cmd.Output(); err != nil || !bytes.Equal(out2, out) {
+	// So does the project's command, from the file and from the topic: to
+	// its end, asked for more messages than it holds, or for one.
+	cmdPath := filepath.Join(t.TempDir(), "gokafka-batch")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", cmdPath, "./cmd/gokafka-batch")
+	build.Dir = hostrun.RepoRoot(t)
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building gokafka-batch: %v\n%s", err, b)
+	}
+	if out2, err := exec.Command(cmdPath, "-file", path).Output(); err != nil || !bytes.Equal(out2, out) {
 		t.Errorf("gokafka-batch -file: %v, %d bytes", err, len(out2))
+	}
+	sorted := func(b []byte) string {
+		l := strings.Split(string(b), "\n")
+		slices.Sort(l)
+		return strings.Join(l, "\n")
+	}
+	for _, n := range []int{0, len(msgs) + 1} {
+		out2, err := exec.Command(cmdPath, "-brokers", bootstrap, "-topic", topic, "-n", strconv.Itoa(n)).Output()
+		if err != nil || sorted(out2) != sorted(out) { // partitions' messages interleave in any order
+			t.Errorf("gokafka-batch -topic -n %d: %v, %d bytes for %d", n, err, len(out2), len(out))
+		}
+	}
+	one, err := exec.Command(cmdPath, "-brokers", bootstrap, "-topic", topic, "-n", "1").Output()
+	if lines := bytes.Count(one, []byte{'\n'}); err != nil || lines == 0 || lines >= len(recs) {
+		t.Errorf("gokafka-batch -n 1: %v, %d lines", err, lines)
 	}
 }

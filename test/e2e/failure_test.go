@@ -55,14 +55,14 @@ func hostInBackground(t *testing.T, o hostrun.Options) <-chan hostrun.Result {
 
 // streamDisturbed runs the host over chunks on its own goroutine, with
 // keys plus failureKeys, while disturb acts on the broker from the test's
-// goroutine; then it counts, by tally, what reached topic: 0 lost is
-// required, duplicates are the caller's to judge.
-func streamDisturbed(t *testing.T, bootstrap, topic string, recs []fixture.Record, chunks [][]byte, extra []string, disturb func()) (res hostrun.Result, dups int) {
+// goroutine; then it counts, by tally, what reached topic: 0 lost and at
+// most maxDups duplicates are required.
+func streamDisturbed(t *testing.T, bootstrap, topic string, recs []fixture.Record, chunks [][]byte, extra []string, maxDups int, disturb func()) hostrun.Result {
 	done := hostInBackground(t, hostrun.Options{Plugin: pluginSO(t), Instances: []hostrun.Instance{{
 		Keys: keys(append(append([]string{"Brokers", bootstrap, "Topics", topic}, extra...), failureKeys...)...), Chunks: chunks,
 	}}})
 	disturb()
-	res = <-done
+	res := <-done
 	s := res.Sum(0)
 	lost, dups := tally(t, recs, unbatched(t, kafkatest.ConsumeAll(t, bootstrap, topic, 5*time.Minute)))
 	t.Logf("%d records in; %d chunks, %d flushes, %d retries; peak RSS %d MiB; %d lost, %d duplicates",
@@ -70,10 +70,10 @@ func streamDisturbed(t *testing.T, bootstrap, topic string, recs []fixture.Recor
 	if res.ExitCode != 0 || s.OK != s.Chunks {
 		t.Errorf("host exit %d, %+v; stderr:\n%s", res.ExitCode, s, hostrun.Tail(res.Stderr, 30))
 	}
-	if lost != 0 {
-		t.Errorf("%d records lost", lost)
+	if lost != 0 || dups > maxDups {
+		t.Errorf("%d records lost, %d duplicated (at most %d expected)", lost, dups, maxDups)
 	}
-	return res, dups
+	return res
 }
 
 // unbatched returns msgs with each batch mode message replaced by one message
@@ -96,21 +96,16 @@ func unbatched(t *testing.T, msgs []*kafka.Message) []*kafka.Message {
 	return out
 }
 
-// tally counts, by the unique "time" field of docker records, how many of
-// recs came back from msgs, lost and duplicated.
+// tally counts how many of recs came back from msgs, each compared whole
+// with the plugin's JSON of it (expectedJSON), lost and duplicated; a
+// message that is none of them fails the test.
 func tally(t *testing.T, recs []fixture.Record, msgs []*kafka.Message) (lost, dups int) {
 	want := make(map[string]int, len(recs))
 	for _, r := range recs {
-		v, _ := fixture.Get(r.Body, "time")
-		want[v.(string)] = 0
+		want[string(expectedJSON(r))] = 0
 	}
 	for _, m := range msgs {
-		i := bytes.Index(m.Value, []byte(`"time":"`))
-		if i < 0 {
-			t.Fatalf("message without a time field: %s", m.Value)
-		}
-		rest := m.Value[i+8:]
-		key := string(rest[:bytes.IndexByte(rest, '"')])
+		key := string(m.Value)
 		n, ok := want[key]
 		if !ok {
 			t.Fatalf("unexpected message %s", m.Value)
@@ -180,11 +175,12 @@ func TestBatchModeBrokerFrozen(t *testing.T) {
 
 // streamThroughFreeze streams chunks into a new topic of b, with keys extra,
 // and freezes b for d once the topic holds after messages. Some flushes must
-// have been retried, and no record lost or duplicated.
+// have been retried, and no record lost or duplicated: the retries wait for
+// the records still in flight.
 func streamThroughFreeze(t *testing.T, b *kafkatest.Broker, recs []fixture.Record, chunks [][]byte, extra []string, after int64, d time.Duration) {
 	topic := kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, b.Bootstrap(), topic, 6)
-	res, dups := streamDisturbed(t, b.Bootstrap(), topic, recs, chunks, extra, func() {
+	res := streamDisturbed(t, b.Bootstrap(), topic, recs, chunks, extra, 0, func() {
 		waitForMessages(t, b.Bootstrap(), topic, after, time.Minute)
 		b.Freeze()
 		t.Logf("broker frozen for %v", d)
@@ -192,20 +188,21 @@ func streamThroughFreeze(t *testing.T, b *kafkatest.Broker, recs []fixture.Recor
 		b.Thaw()
 		t.Log("broker resumed")
 	})
-	if dups != 0 || res.Sum(0).Retry == 0 {
-		t.Errorf("%d duplicated, %d retries: want 0 duplicates after retries", dups, res.Sum(0).Retry)
+	if res.Sum(0).Retry == 0 {
+		t.Error("no flush was retried: the freeze did not hit the stream")
 	}
 }
 
 // TestBrokerKilledTwice: the broker is killed (SIGKILL) and restarted twice
-// while 1M records stream through Workers 2: 0 lost; duplicates are counted
-// (a record whose acknowledgement died with the broker is sent again).
+// while 1M records stream through Workers 2: 0 lost. Duplicates are bounded:
+// runs here give about one chunk's records (0.15 %), cause not found yet
+// (README).
 func TestBrokerKilledTwice(t *testing.T) {
 	b := kafkatest.StartBroker(t, kafkatest.Options{})
 	recs, chunks := millionRecords(t)
 	topic := kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, b.Bootstrap(), topic, 6)
-	streamDisturbed(t, b.Bootstrap(), topic, recs, chunks, nil, func() {
+	streamDisturbed(t, b.Bootstrap(), topic, recs, chunks, nil, len(recs)/100, func() {
 		for _, at := range []int64{100000, 400000} {
 			waitForMessages(t, b.Bootstrap(), topic, at, 2*time.Minute)
 			b.Kill()
@@ -265,10 +262,15 @@ func TestDeadLetterTopic(t *testing.T) {
 func expectedJSON(rec fixture.Record) []byte {
 	var b bytes.Buffer
 	b.WriteByte('{')
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the plugin writes <, > and & as they are
 	for _, kv := range rec.Body {
-		k, _ := json.Marshal(kv.Key)
-		v, _ := json.Marshal(kv.Value)
-		fmt.Fprintf(&b, "%s:%s,", k, v)
+		enc.Encode(kv.Key)
+		b.Truncate(b.Len() - 1) // Encode's newline
+		b.WriteByte(':')
+		enc.Encode(kv.Value)
+		b.Truncate(b.Len() - 1)
+		b.WriteByte(',')
 	}
 	fmt.Fprintf(&b, `"@timestamp":"%s"}`, encode.AppendISO8601(nil, rec.Time.UnixNano(), 9))
 	return b.Bytes()
@@ -285,10 +287,10 @@ func TestHotReload(t *testing.T) {
 	kafkatest.CreateTopic(t, bootstrap, topic, 3)
 	chunks := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})
 	res := hostrun.Run(t, hostrun.Options{Plugin: so, ReloadAfter: len(chunks) / 2, Instances: []hostrun.Instance{{
-		Keys: keys("Brokers", bootstrap, "Topics", topic, "Workers", "2", "Log_Level", "debug"), Chunks: chunks,
+		Keys: keys("Brokers", bootstrap, "Topics", topic, "Workers", "2", "Log_Level", "debug", "Rate", "20"), Chunks: chunks,
 	}}})
 	s := res.Sum(0)
-	if len(res.Instances) != 2 || s.OK != s.Chunks || int(s.Chunks) != len(chunks) {
+	if len(res.Instances) != 2 || s.OK != s.Chunks-s.Requeued || int(s.OK) != len(chunks) || res.Instances[1].OK == 0 {
 		t.Fatalf("want the chunks split over two generations, all OK: %+v", res.Instances)
 	}
 	if n := strings.Count(res.Stderr, "] stopped"); n != 2 {
@@ -298,13 +300,14 @@ func TestHotReload(t *testing.T) {
 }
 
 // TestClusterNodeBounce: a three-node cluster (replication 3, min ISR 2),
-// acks=all; a node is stopped and started again mid-stream: 0 lost.
+// acks=all; a node is stopped and started again mid-stream: 0 lost, 0
+// duplicates.
 func TestClusterNodeBounce(t *testing.T) {
 	c := kafkatest.StartCluster(t)
 	recs := containerLogs(t, "docker", 300000)
 	topic := kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, c.Bootstrap(), topic, 6)
-	streamDisturbed(t, c.Bootstrap(), topic, recs, fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2}), []string{"Rate", "10"}, func() {
+	streamDisturbed(t, c.Bootstrap(), topic, recs, fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2}), []string{"Rate", "10"}, 0, func() {
 		waitForMessages(t, c.Bootstrap(), topic, 30000, time.Minute)
 		c.StopNode(2)
 		t.Log("node 2 stopped")
@@ -325,7 +328,7 @@ func TestOutageMemoryBound(t *testing.T) {
 	topic := kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, b.Bootstrap(), topic, 6)
 	chunksPerSec := float64(len(chunks)) * rate / float64(len(recs))
-	res, _ := streamDisturbed(t, b.Bootstrap(), topic, recs, chunks, []string{"Buffer_Memory", "64M", "Rate", fmt.Sprintf("%.2f", chunksPerSec)}, func() {
+	res := streamDisturbed(t, b.Bootstrap(), topic, recs, chunks, []string{"Buffer_Memory", "64M", "Rate", fmt.Sprintf("%.2f", chunksPerSec)}, 0, func() {
 		waitForMessages(t, b.Bootstrap(), topic, 5*rate, time.Minute)
 		b.Stop()
 		t.Log("broker stopped for 60 s")

@@ -1,13 +1,21 @@
-package conf
+// Package examples checks the configurations the project ships: every
+// gokafka output in deploy/, examples/, README.md and docs/.
+package examples
 
 import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/gokafka/gokafka/conf"
+	"github.com/gokafka/gokafka/rdk"
 )
 
 // coreKeys are the [OUTPUT] keys Fluent Bit's core reads itself for every
@@ -20,13 +28,14 @@ var coreKeys = []string{
 }
 
 // accepted reports whether key is read by the plugin (conf.Options or an
-// rdkafka.<property> key) or by Fluent Bit itself.
+// rdkafka.<property> key naming a librdkafka property) or by Fluent Bit
+// itself.
 func accepted(key string) bool {
 	k := strings.ToLower(key)
-	if strings.HasPrefix(k, RdkafkaPrefix) && len(k) > len(RdkafkaPrefix) {
-		return true
+	if p, ok := strings.CutPrefix(k, conf.RdkafkaPrefix); ok {
+		return slices.Contains(rdkProps(), p)
 	}
-	for _, o := range Options {
+	for _, o := range conf.Options {
 		if strings.EqualFold(o.Name, key) {
 			return true
 		}
@@ -39,19 +48,21 @@ func accepted(key string) bool {
 	return false
 }
 
+var rdkProps = sync.OnceValue(rdk.Properties)
+
 // exampleKey is one key of a gokafka output section of an example.
 type exampleKey struct {
-	Name  string
-	Where string // file:line
+	Name, Value string
+	Where       string // file:line
 }
 
 // TestExampleKeys: every key of every gokafka output in deploy/ (classic and
 // YAML Fluent Bit configurations, also when a Kubernetes manifest embeds
 // them), in examples/, and in the ```ini blocks of README.md and docs/ is one
-// the plugin or Fluent Bit reads, so an operator who copies an example gets a
-// working configuration.
+// the plugin, librdkafka or Fluent Bit reads, and the plugin's Init takes its
+// values, so an operator who copies an example gets a working configuration.
 func TestExampleKeys(t *testing.T) {
-	root := ".."
+	root := "../.."
 	var files []string
 	for _, pattern := range []string{"deploy/*", "deploy/*/*", "examples/*", "README.md", "docs/*.md"} {
 		m, err := filepath.Glob(filepath.Join(root, pattern))
@@ -68,10 +79,12 @@ func TestExampleKeys(t *testing.T) {
 		if err != nil {
 			continue // a directory
 		}
-		secs := exampleOutputs(rel, string(data))
-		for _, s := range secs {
+		for _, s := range exampleOutputs(rel, string(data)) {
 			outputs[s.kind]++
 			keys = append(keys, s.keys...)
+			if _, err := conf.Load(s.getter(), rdkProps()); err != nil {
+				t.Errorf("the gokafka output at %s fails Init: %v", s.keys[0].Where, err)
+			}
 		}
 	}
 	t.Logf("gokafka outputs found: %v, %d keys", outputs, len(keys))
@@ -106,6 +119,27 @@ func TestExampleKeys(t *testing.T) {
 type exampleOutput struct {
 	kind string // classic, yaml or readme
 	keys []exampleKey
+}
+
+// envVar is a ${NAME} reference, which Fluent Bit replaces from its
+// environment.
+var envVar = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
+
+// getter reads the section's keys as Init would, each ${NAME} replaced by a
+// value valid for its key; a snippet without Brokers gets one.
+func (o exampleOutput) getter() conf.MapGetter {
+	g := conf.MapGetter{"Brokers": "kafka:9092"}
+	for _, k := range o.keys {
+		stand := "value"
+		if strings.EqualFold(k.Name, "Brokers") {
+			stand = "kafka:9092"
+		}
+		g[strings.ToLower(k.Name)] = envVar.ReplaceAllString(k.Value, stand)
+	}
+	if _, ok := g["brokers"]; ok {
+		delete(g, "Brokers")
+	}
+	return g
 }
 
 // exampleOutputs finds the gokafka outputs of the file at path with content
@@ -175,7 +209,7 @@ func classicOutputs(path, data string, first int, kind string) []exampleOutput {
 		if strings.EqualFold(key, "name") && strings.EqualFold(strings.TrimSpace(value), "gokafka") {
 			gokafka = true
 		}
-		cur.keys = append(cur.keys, exampleKey{key, path + ":" + strconv.Itoa(n)})
+		cur.keys = append(cur.keys, exampleKey{key, strings.TrimSpace(value), path + ":" + strconv.Itoa(n)})
 	}
 	flush()
 	return out
@@ -230,7 +264,7 @@ func yamlOutputs(path, data string) []exampleOutput {
 			if strings.EqualFold(key, "name") && strings.EqualFold(value, "gokafka") {
 				gokafka = true
 			}
-			cur.keys = append(cur.keys, exampleKey{key, path + ":" + strconv.Itoa(i+1)})
+			cur.keys = append(cur.keys, exampleKey{key, value, path + ":" + strconv.Itoa(i+1)})
 		}
 		flush()
 	}
@@ -306,7 +340,14 @@ func TestExampleExtraction(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", c.path, got, c.want)
 		}
 	}
-	for key, want := range map[string]bool{"Brokers": true, "RDKAFKA.sasl.password": true, "rdkafka.": false,
+	bad := exampleOutputs("bad.conf", "[OUTPUT]\n    Name gokafka\n    Brokers ${B}\n    Topics ${T}\n    Batch_Size lots\n")
+	if len(bad) != 1 || bad[0].getter().Get("Brokers") != "kafka:9092" || bad[0].getter().Get("Topics") != "value" {
+		t.Fatalf("bad.conf: %+v", bad)
+	}
+	if _, err := conf.Load(bad[0].getter(), rdkProps()); err == nil || !strings.HasPrefix(err.Error(), "Batch_Size: ") {
+		t.Errorf("Batch_Size lots: %v", err)
+	}
+	for key, want := range map[string]bool{"Brokers": true, "RDKAFKA.sasl.password": true, "rdkafka.": false, "rdkafka.acsk": false,
 		"Retry_Limit": true, "storage.total_limit_size": true, "tls.verify": true, "net.keepalive": true, "Bad_Key": false} {
 		if accepted(key) != want {
 			t.Errorf("accepted(%q) = %v", key, !want)

@@ -8,6 +8,13 @@
  *
  * Exit codes: 0 ok, 1 usage, 2 config/load/register failure, 3 init failure,
  * 4 shutdown hang (watchdog).
+ *
+ * Shutdown, as Fluent Bit 5.1 (flb_engine.c, flb_output_thread.c): dispatch of new
+ * chunks stops, due retries run at once, the engine waits up to the grace for the
+ * tasks it dispatched; then each worker thread runs every task already queued to it
+ * (the stop message comes after them in its pipe) before it is joined, without a
+ * timeout. Tasks still in the engine (Workers 0 flushes not yet started, retries)
+ * are never run: "abandoned", or "requeued" to the new instances on hot reload.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -29,7 +36,9 @@
 #include <unistd.h>
 
 #define CO_STACK (64 * 1024) /* Fluent Bit v5.1 coroutine stack */
-#define QMAX 1               /* new chunks queued per executor beyond the running one */
+#define TASK_MAX 16384       /* live tasks per engine: Fluent Bit's task map limit
+                                (FLB_CONFIG_DEFAULT_TASK_MAP_SIZE_LIMIT); nothing else bounds
+                                the tasks dispatched to an output's workers */
 #define POLL 0.05            /* longest sleep between state checks, seconds */
 #define QUARANTINE 256       /* flushed chunk copies kept inaccessible before munmap */
 
@@ -98,6 +107,7 @@ struct inst { /* the opaque o_ins handed to the plugin */
     int nex, rr, inflight, nretries;
     struct task *retries;
     long chunks, flushes, ok, retry, error, dropped;
+    long abandoned, requeued; /* dispatched, never finished: discarded / handed to the next generation */
     double max_ms;
 };
 
@@ -433,26 +443,26 @@ static struct task *pop(struct exec *e) {
     return t;
 }
 
-/* Next executor in round-robin order (with room for a new chunk if need_room). */
-static struct exec *pick(struct inst *in, int need_room) {
-    for (int k = 0; k < in->nex; k++) {
-        struct exec *e = &in->ex[(in->rr + k) % in->nex];
-        if (!need_room || e->qlen < QMAX) {
-            in->rr = (in->rr + k + 1) % in->nex;
-            return e;
-        }
-    }
-    return NULL;
+/* Next executor in round-robin order, busy or not, as flb_tp_thread_get_rr. */
+static struct exec *pick(struct inst *in) {
+    struct exec *e = &in->ex[in->rr];
+    in->rr = (in->rr + 1) % in->nex;
+    return e;
 }
+
+static long outstanding(struct gen *g);
 
 static int new_chunk_ready(struct section *s, double now) {
     if (s->nrequeue) return 1;
     return s->next < s->nchunks && (s->rate <= 0 || now >= t_start + s->offered / s->rate);
 }
 
-/* Hands due retries and (unless draining) new chunks to executors. */
+/* Hands due retries and (unless draining) new chunks to executors: every ready
+ * chunk at once, as Fluent Bit's flush tick, while the engine has fewer than
+ * TASK_MAX live tasks. */
 static int dispatch(struct gen *g, double now) {
     int n = 0;
+    long live = outstanding(g);
     for (int i = 0; i < nsec; i++) {
         struct inst *in = &g->in[i];
         for (struct task **pp = &in->retries; *pp;) {
@@ -460,14 +470,13 @@ static int dispatch(struct gen *g, double now) {
             if (draining || t->due <= now) {
                 *pp = t->next;
                 in->nretries--;
-                push(pick(in, 0), t);
+                push(pick(in), t);
                 n++;
             } else {
                 pp = &t->next;
             }
         }
-        struct exec *e;
-        while (!draining && new_chunk_ready(in->sec, now) && (e = pick(in, 1))) {
+        while (!draining && live < TASK_MAX && new_chunk_ready(in->sec, now)) {
             struct section *s = in->sec;
             struct task *t = xcalloc(1, sizeof(*t));
             if (s->nrequeue) {
@@ -476,8 +485,9 @@ static int dispatch(struct gen *g, double now) {
                 t->chunk = s->next++;
                 s->offered++;
             }
-            push(e, t);
+            push(pick(in), t);
             in->chunks++;
+            live++;
             n++;
         }
     }
@@ -492,7 +502,7 @@ static double next_wake(struct gen *g, double now) {
         for (struct task *r = g->in[i].retries; r; r = r->next)
             if (r->due < t) t = r->due;
         if (s->rate > 0 && s->next < s->nchunks) {
-            /* A chunk already due waits for a free worker, whose end (serve) wakes the engine. */
+            /* A chunk already due waits for a free task slot, whose end (serve) wakes the engine. */
             double due = t_start + s->offered / s->rate;
             if (due > now && due < t) t = due;
         }
@@ -625,6 +635,7 @@ static void serve(struct gen *g, struct exec *e) {
     int ret = run_flush(g, e->in, t, &ms);
     pthread_mutex_lock(&mu);
     complete(e->in, t, ret, ms);
+    if (g->quit && wd_deadline > 0) wd_deadline = now_s() + grace + 10; /* progress: not a hang */
     pthread_cond_broadcast(&cv);
 }
 
@@ -638,17 +649,24 @@ static void *worker_main(void *arg) {
         if (e->head) serve(g, e);
         else wait_until(&cv, &mu, next_wake(g, now));
     }
+    /* Stopped: as Fluent Bit's worker, run every task that reached this worker
+     * before the stop message; nothing new comes (nobody dispatches after quit).
+     * A retry asked for now is never scheduled (the engine is gone): abandoned. */
+    while (e->head) serve(g, e);
     pthread_mutex_unlock(&mu);
     return NULL;
 }
 
-/* Fluent Bit joins workers without a timeout; we only detect a hang. */
+/* Fluent Bit joins workers without a timeout; we only detect a hang: armed when
+ * the engine stops (grace+10 s), pushed back by each flush that ends after that,
+ * so a worker running a long queue of flushes is not a hang but one flush (or
+ * Exit) stuck for grace+10 s is. */
 static void *watchdog_main(void *arg) {
     (void)arg;
     pthread_mutex_lock(&mu);
     for (;;) {
         if (wd_deadline > 0 && now_s() >= wd_deadline) {
-            fprintf(stderr, "HANG: shutdown exceeded grace+10s\n");
+            fprintf(stderr, "HANG: shutdown exceeded grace+10s without a flush ending\n");
             _exit(4);
         }
         wait_until(&ctl_cv, &mu, now_s() + POLL);
@@ -719,17 +737,25 @@ static void *engine_main(void *arg) {
         if (e) serve(g, e);
         else wait_until(&cv, &mu, next_wake(g, now));
     }
-    g->quit = 1;
+    g->quit = 1; /* workers run what is queued to them, then end */
     wd_deadline = now_s() + grace + 10; /* disarmed by main after Unregister */
     pthread_cond_broadcast(&cv);
     int hot = reloading;
+    long queued = 0;
+    for (int i = 0; i < nsec; i++)
+        for (int w = 0; g->in[i].sec->workers > 0 && w < g->in[i].nex; w++) queued += g->in[i].ex[w].qlen;
+    if (queued)
+        fprintf(stderr, "[host] stopping: %ld task(s) queued to worker threads run before they are joined\n",
+                queued);
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < nsec; i++)
         for (int w = 0; g->in[i].sec->workers > 0 && w < g->in[i].nex; w++)
             pthread_join(g->in[i].ex[w].th, NULL);
 
     pthread_mutex_lock(&mu);
-    for (int i = 0; i < nsec; i++) { /* leftovers: back to storage on reload, else abandoned */
+    /* Leftovers (Workers 0 flushes the engine never started, retries not run):
+     * back to storage on reload, else abandoned; Fluent Bit never runs them. */
+    for (int i = 0; i < nsec; i++) {
         struct inst *in = &g->in[i];
         struct task *t;
         for (int w = 0; w < in->nex; w++)
@@ -739,10 +765,18 @@ static void *engine_main(void *arg) {
             }
         while ((t = in->retries)) {
             in->retries = t->next;
-            if (hot) in->sec->requeue[in->sec->nrequeue++] = t->chunk;
+            if (hot) {
+                in->sec->requeue[in->sec->nrequeue++] = t->chunk;
+                in->requeued++;
+            } else {
+                in->abandoned++;
+            }
             free(t);
         }
         in->nretries = 0;
+        if (in->abandoned + in->requeued)
+            fprintf(stderr, "[host] %s: %ld dispatched chunk(s) never finished: %s\n", in->name,
+                    in->abandoned + in->requeued, hot ? "requeued for the new instance" : "abandoned");
     }
     while (hot && !reload_registered) /* the new registration comes first */
         wait_until(&cv, &mu, now_s() + POLL);
@@ -776,7 +810,8 @@ static void usage(void) {
             "      after its start (default 0); wall_s starts then\n"
             "  -R  hot reload once after N chunks are done\n"
             "  -q  no per-flush lines on stderr\n"
-            "Prints one JSON line per instance and a summary line on stdout.\n"
+            "Prints one JSON line per instance and a summary line on stdout; per instance\n"
+            "chunks = ok + dropped + abandoned (never finished at shutdown) + requeued (hot reload).\n"
             "Exit: 0 ok, 1 usage, 2 config/load/register error, 3 init failed, 4 shutdown hang.\n");
     exit(1);
 }
@@ -883,9 +918,10 @@ int main(int argc, char **argv) {
         for (int i = 0; i < nsec; i++) {
             struct inst *in = &gens[g].in[i];
             printf("{\"instance\":%d,\"gen\":%d,\"name\":\"%s\",\"chunks\":%ld,\"flushes\":%ld,\"ok\":%ld,"
-                   "\"retry\":%ld,\"error\":%ld,\"dropped\":%ld,\"max_flush_ms\":%.3f}\n",
+                   "\"retry\":%ld,\"error\":%ld,\"dropped\":%ld,\"abandoned\":%ld,\"requeued\":%ld,"
+                   "\"max_flush_ms\":%.3f}\n",
                    i, g, in->name, in->chunks, in->flushes, in->ok, in->retry, in->error, in->dropped,
-                   in->max_ms);
+                   in->abandoned, in->requeued, in->max_ms);
         }
     printf("{\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"wall_s\":%.3f,\"maxrss_kb\":%ld,\"exit\":\"ok\"}\n",
            ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6,

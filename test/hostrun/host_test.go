@@ -134,6 +134,17 @@ func checkExact(t *testing.T, cs [][]byte, outs ...probeOut) {
 	}
 }
 
+// checkAccounted checks that every chunk dispatched to each instance ended
+// one way: OK, dropped, abandoned or requeued.
+func checkAccounted(t *testing.T, res Result) {
+	t.Helper()
+	for _, s := range res.Instances {
+		if s.Chunks != s.OK+s.Dropped+s.Abandoned+s.Requeued {
+			t.Fatalf("instance %d gen %d: chunks != ok+dropped+abandoned+requeued: %+v", s.Instance, s.Gen, s)
+		}
+	}
+}
+
 func TestLifecycleTwoInstances(t *testing.T) {
 	ca, cb := chunks("a", 20), chunks("b", 25)
 	res, ev, outs := run(t, Options{Instances: []Instance{
@@ -144,7 +155,8 @@ func TestLifecycleTwoInstances(t *testing.T) {
 		"preexit 0", "exit a", "preexit 0", "exit b", "unregister")
 	for i, n := range []int64{20, 25} {
 		s := res.Instances[i]
-		if s.Name != fmt.Sprintf("probe.%d", i) || s.Chunks != n || s.Flushes != n || s.OK != n || s.Dropped != 0 {
+		if s.Name != fmt.Sprintf("probe.%d", i) || s.Chunks != n || s.Flushes != n || s.OK != n || s.Dropped != 0 ||
+			s.Abandoned+s.Requeued != 0 {
 			t.Fatalf("instance %d stats %+v", i, s)
 		}
 	}
@@ -244,6 +256,7 @@ func TestRetry(t *testing.T) {
 			if s.Flushes != c.flushes || s.OK != c.ok || s.Retry != c.retry || s.Error != c.err || s.Dropped != c.drop {
 				t.Fatalf("stats %+v", s)
 			}
+			checkAccounted(t, res)
 			o := readOuts(t, outs[0])[0]
 			want, _ := hashes(cs)
 			for h := range want {
@@ -259,10 +272,11 @@ func TestRetry(t *testing.T) {
 func TestHotReload(t *testing.T) {
 	ca, cb := chunks("ra", 30), chunks("rb", 30)
 	res, ev, outs := run(t, Options{ReloadAfter: 10, Instances: []Instance{
-		// Flushes of 10 ms: neither instance ends before the reload, even
-		// when the engine thread stalls.
-		{Chunks: ca, Keys: [][2]string{{"Delay", "10"}}},
-		{Chunks: cb, Keys: [][2]string{{"Workers", "2"}, {"Delay", "10"}}},
+		// Chunks arrive at 100/s (every ready chunk is dispatched at once,
+		// as in Fluent Bit) and flushes take 10 ms: neither instance ends
+		// before the reload, even when the engine thread stalls.
+		{Chunks: ca, Keys: [][2]string{{"Delay", "10"}, {"Rate", "100"}}},
+		{Chunks: cb, Keys: [][2]string{{"Workers", "2"}, {"Delay", "10"}, {"Rate", "100"}}},
 	}})
 	wantEvents(t, ev, "preregister 0", "register", "init a", "init b", "prerun 1", "prerun 1",
 		"preregister 1", "register", "preexit 1", "exit a", "preexit 1", "exit b", "unregister",
@@ -276,28 +290,103 @@ func TestHotReload(t *testing.T) {
 			t.Fatalf("instance %d: Exit called %d times, want 2 (old and new)", i, len(o))
 		}
 		checkExact(t, cs, o...)
-		if s := res.Sum(i); s.OK != 30 || s.Dropped != 0 {
+		if s := res.Sum(i); s.OK != 30 || s.Dropped+s.Abandoned != 0 || s.Chunks-s.Requeued != 30 {
 			t.Fatalf("instance %d stats %+v", i, s)
 		}
 		if res.Instances[2+i].Gen != 1 || res.Instances[2+i].OK == 0 {
 			t.Fatalf("new instance %d flushed nothing: %+v", i, res.Instances[2+i])
 		}
 	}
+	checkAccounted(t, res)
 }
 
+// TestSignalStopsWithinGrace: at SIGTERM new chunks are no longer dispatched
+// (the input stops), but as in Fluent Bit every chunk already dispatched to a
+// worker thread runs, after the grace if need be: chunks arrive at 400/s,
+// twice what 2 workers flush, so at the signal a queue has built up that
+// the grace does not drain, and shutdown takes the grace plus its flushes.
 func TestSignalStopsWithinGrace(t *testing.T) {
 	cs := chunks("s", 500)
-	res, ev, outs := run(t, Options{SignalAfter: time.Second, Grace: 2 * time.Second,
-		Instances: []Instance{{Chunks: cs, Keys: [][2]string{{"Workers", "2"}, {"Delay", "20"}}}}})
+	const delay, workers = 0.020, 2
+	res, ev, outs := run(t, Options{SignalAfter: time.Second, Grace: time.Second,
+		Instances: []Instance{{Chunks: cs, Keys: [][2]string{{"Workers", "2"}, {"Delay", "20"}, {"Rate", "400"}}}}})
 	s := res.Instances[0]
-	if s.OK == 0 || s.OK >= 500 || s.Flushes != s.OK || res.Wall > 3 {
+	checkAccounted(t, res)
+	// Nothing dispatched is lost, and what was not dispatched is not run.
+	if s.Chunks >= 500 || s.OK != s.Chunks || s.Flushes != s.OK || s.Abandoned != 0 {
 		t.Fatalf("stats %+v, wall %.2fs", s, res.Wall)
+	}
+	if !strings.Contains(res.Stderr, "task(s) queued to worker threads run before they are joined") {
+		t.Fatalf("no queue left at the end of the grace; stats %+v, wall %.2fs", s, res.Wall)
+	}
+	// Past signal + grace (wall_s starts a little after the signal's clock),
+	// and at least the flush time of everything dispatched, shared by the
+	// workers; not much more.
+	ideal := float64(s.OK) * delay / workers
+	if res.Wall < 1.8 || res.Wall < 0.95*ideal || res.Wall > 2*ideal+2 {
+		t.Fatalf("wall %.2fs for %d flushes of %.0f ms on %d workers; stats %+v", res.Wall, s.OK, delay*1000, workers, s)
 	}
 	if ev[len(ev)-1] != "unregister" || readOuts(t, outs[0])[0].Flushes != s.Flushes {
 		t.Fatalf("events %q", ev)
 	}
 	if !strings.Contains(res.Stderr, "caught signal 15") {
 		t.Fatalf("stderr:\n%s", res.Stderr)
+	}
+}
+
+// TestSignalRunsQueuedFlushes: the reviewer's case. Two workers, flushes of
+// 3 s, four chunks: each worker runs one and has one queued. SIGTERM at
+// 0.5 s, grace 1 s: Fluent Bit's workers still run their queued task before
+// they are joined, so all four are flushed and shutdown takes about 6 s.
+func TestSignalRunsQueuedFlushes(t *testing.T) {
+	cs := chunks("q", 4)
+	res, ev, outs := run(t, Options{SignalAfter: 500 * time.Millisecond, Grace: time.Second,
+		Instances: []Instance{{Chunks: cs, Keys: [][2]string{{"Workers", "2"}, {"Delay", "3000"}}}}})
+	s := res.Instances[0]
+	checkAccounted(t, res)
+	if s.Chunks != 4 || s.Flushes != 4 || s.OK != 4 || s.Abandoned != 0 || res.Wall < 5.9 || res.Wall > 9 {
+		t.Fatalf("stats %+v, wall %.2fs", s, res.Wall)
+	}
+	o := readOuts(t, outs[0])
+	if len(o) != 1 || o[0].Flushes != 4 || ev[len(ev)-1] != "unregister" {
+		t.Fatalf("Exit saw %+v; events %q", o, ev)
+	}
+	checkExact(t, cs, o[0])
+}
+
+// TestSignalWorkers0AbandonsEngineQueue: with Workers 0 the flushes wait in
+// the engine thread's queue, which Fluent Bit serves during the grace only:
+// after it, flb_engine_shutdown never resumes them. Flushes of 1 s, SIGTERM
+// at 0.5 s, grace 1 s: the flush running when the grace ends finishes, and
+// the rest are abandoned (counted, never flushed).
+func TestSignalWorkers0AbandonsEngineQueue(t *testing.T) {
+	cs := chunks("z", 4)
+	res, _, outs := run(t, Options{SignalAfter: 500 * time.Millisecond, Grace: time.Second,
+		Instances: []Instance{{Chunks: cs, Keys: [][2]string{{"Delay", "1000"}}}}})
+	s := res.Instances[0]
+	checkAccounted(t, res)
+	if s.Chunks != 4 || s.OK < 1 || s.Abandoned < 1 || s.OK+s.Abandoned != 4 || s.Flushes != s.OK || res.Wall > 3.5 {
+		t.Fatalf("stats %+v, wall %.2fs", s, res.Wall)
+	}
+	if o := readOuts(t, outs[0]); o[0].Flushes != s.Flushes {
+		t.Fatalf("the plugin saw %d flushes, the host counts %d", o[0].Flushes, s.Flushes)
+	}
+	if !strings.Contains(res.Stderr, "never finished: abandoned") {
+		t.Fatalf("stderr:\n%s", Tail(res.Stderr, 20))
+	}
+}
+
+// TestSlowQueueIsNotAHang: the watchdog allows grace+10 s per flush, not for
+// the whole queue: seven queued flushes of 1.6 s after a 1 ms grace take
+// over 11 s and end normally.
+func TestSlowQueueIsNotAHang(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 12s")
+	}
+	res, _, _ := run(t, Options{SignalAfter: 200 * time.Millisecond, Grace: time.Millisecond,
+		Instances: []Instance{{Chunks: chunks("l", 7), Keys: [][2]string{{"Workers", "1"}, {"Delay", "1600"}}}}})
+	if s := res.Instances[0]; s.OK != 7 || res.Wall < 11 {
+		t.Fatalf("stats %+v, wall %.2fs", s, res.Wall)
 	}
 }
 
@@ -348,7 +437,8 @@ func TestHangDetected(t *testing.T) {
 	}
 	res, _, _ := run(t, Options{AllowFail: true, SignalAfter: 200 * time.Millisecond, Grace: time.Millisecond,
 		Instances: []Instance{{Chunks: chunks("h", 5), Keys: [][2]string{{"Mode", "hang"}, {"Workers", "1"}}}}})
-	if res.ExitCode != 4 || !strings.Contains(res.Stderr, "HANG: shutdown exceeded grace+10s") {
+	if res.ExitCode != 4 || !strings.Contains(res.Stderr, "HANG: shutdown exceeded grace+10s") ||
+		strings.Contains(res.Stdout, `"instance"`) {
 		t.Fatalf("exit %d, stderr:\n%s", res.ExitCode, res.Stderr)
 	}
 }

@@ -149,17 +149,28 @@ type Options struct {
 	AllowFail   bool          // do not fail the test on a non-zero exit; a timeout is an error, exit code -1
 }
 
-// InstanceStats is the host's JSON line for one instance.
+// InstanceStats is the host's JSON line for one instance. Every chunk
+// dispatched to it (Chunks) ends as exactly one of OK, Dropped (FLB_ERROR, or
+// retries exhausted), Abandoned or Requeued.
 type InstanceStats struct {
-	Instance   int     `json:"instance"`
-	Gen        int     `json:"gen"` // 1 for instances created by a hot reload
-	Name       string  `json:"name"`
-	Chunks     int64   `json:"chunks"`
-	Flushes    int64   `json:"flushes"`
-	OK         int64   `json:"ok"`
-	Retry      int64   `json:"retry"`
-	Error      int64   `json:"error"`
-	Dropped    int64   `json:"dropped"`
+	Instance int    `json:"instance"`
+	Gen      int    `json:"gen"` // 1 for instances created by a hot reload
+	Name     string `json:"name"`
+	Chunks   int64  `json:"chunks"`
+	Flushes  int64  `json:"flushes"`
+	OK       int64  `json:"ok"`
+	Retry    int64  `json:"retry"`
+	Error    int64  `json:"error"`
+	Dropped  int64  `json:"dropped"`
+	// Abandoned chunks were dispatched but never finished when the host
+	// stopped, as in Fluent Bit: Workers 0 flushes the engine had not started
+	// when the grace ran out, and retries not run (one asked for after the
+	// stop is never run). Tasks queued to a worker thread are not abandoned:
+	// the worker runs them before it is joined.
+	Abandoned int64 `json:"abandoned"`
+	// Requeued chunks are the same leftovers at a hot reload: handed to the
+	// new generation, which counts them again in its Chunks.
+	Requeued   int64   `json:"requeued"`
 	MaxFlushMS float64 `json:"max_flush_ms"`
 }
 
@@ -186,6 +197,8 @@ func (r Result) Sum(instance int) InstanceStats {
 			s.Retry += in.Retry
 			s.Error += in.Error
 			s.Dropped += in.Dropped
+			s.Abandoned += in.Abandoned
+			s.Requeued += in.Requeued
 			s.MaxFlushMS = max(s.MaxFlushMS, in.MaxFlushMS)
 		}
 	}

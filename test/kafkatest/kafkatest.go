@@ -419,8 +419,9 @@ func topicReady(admin *kafka.AdminClient, topic string, partitions int) error {
 	return nil
 }
 
-// Consume reads topic from the beginning of all its partitions until it has want messages or
-// timeout passes, and returns what it read, for the caller to check.
+// Consume reads topic from the beginning of all its partitions until it has want messages and
+// then on to the end of every partition, or until timeout passes, and returns what it read,
+// duplicates and messages beyond want included, for the caller to check.
 func Consume(t testing.TB, bootstrap, topic string, want int, timeout time.Duration) []*kafka.Message {
 	t.Helper()
 	return consume(t, bootstrap, topic, want, timeout)
@@ -463,7 +464,7 @@ func consume(t testing.TB, bootstrap, topic string, want int, timeout time.Durat
 	var msgs []*kafka.Message
 	atEnd := map[int32]bool{}
 	deadline := time.Now().Add(timeout)
-	for (want < 0 || len(msgs) < want) && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) {
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:
 			if e.TopicPartition.Error != nil {
@@ -474,7 +475,7 @@ func consume(t testing.TB, bootstrap, topic string, want int, timeout time.Durat
 			delete(atEnd, e.TopicPartition.Partition)
 		case kafka.PartitionEOF:
 			atEnd[e.Partition] = true
-			if want < 0 && len(atEnd) == len(assign) {
+			if len(atEnd) == len(assign) && len(msgs) >= want {
 				return msgs
 			}
 		case kafka.Error:
