@@ -45,6 +45,32 @@ type filter struct {
 	set     *keySet
 }
 
+// openMap reads the header of the map at the start of b, whose entries are
+// to be written: carefully with d, else quickly, noting their keys in f
+// (fp is f, or nil with d). Release f when done.
+func openMap(b []byte, d *dedup, f *filter) (n uint32, rest []byte, fp *filter, err error) {
+	wide := wideMap(b)
+	if n, b, err = msgp.ReadMapHeaderBytes(b); err != nil {
+		return 0, b, nil, err
+	}
+	f.entries = b
+	if d != nil {
+		d.open(n, b)
+		return n, b, nil, nil
+	}
+	if wide {
+		f.set = getKeySet(n, len(b))
+	}
+	return n, b, f, nil
+}
+
+// release gives back the key set of a large map's filter.
+func (f *filter) release() {
+	if f.set != nil {
+		keySets.Put(f.set)
+	}
+}
+
 // note adds the text key k of a small map, reporting errDup when an earlier
 // key equals it.
 func (f *filter) note(k []byte) error {

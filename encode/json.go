@@ -113,21 +113,13 @@ func appendJSON(dst, b []byte, depth int, d *dedup) ([]byte, []byte, error) {
 // repeats is written once (see dedup.go): with d nil, a map that may
 // repeat one returns errDup.
 func appendMap(dst, b []byte, depth int, x *extras, rm *removal, d *dedup) ([]byte, []byte, error) {
-	wide := wideMap(b)
-	n, b, err := msgp.ReadMapHeaderBytes(b)
+	var f filter
+	n, b, fp, err := openMap(b, d, &f)
 	if err != nil {
 		return dst, b, err
 	}
 	dst = append(dst, '{')
 	first := len(dst)
-	f := filter{entries: b}
-	fp := &f
-	if d != nil {
-		fp = nil
-		d.open(n, b)
-	} else if wide {
-		f.set = getKeySet(n, len(b))
-	}
 	for i := uint32(0); i < n; i++ {
 		var sub *removal
 		var k []byte
@@ -175,9 +167,7 @@ func appendMap(dst, b []byte, depth int, x *extras, rm *removal, d *dedup) ([]by
 			d.add(key, len(k), sep, start, len(dst))
 		}
 	}
-	if f.set != nil {
-		keySets.Put(f.set)
-	}
+	f.release()
 	if err != nil {
 		return dst, b, err
 	}

@@ -54,18 +54,10 @@ func appendLogfmtPair(dst []byte, start int, key []byte) []byte {
 // prefix and a dot (the top-level map's, at depth 0, alone). A key the map
 // repeats is written as appendMap writes it.
 func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extras, rm *removal, d *dedup) ([]byte, []byte, error) {
-	wide := wideMap(b)
-	n, b, err := msgp.ReadMapHeaderBytes(b)
+	var f filter
+	n, b, fp, err := openMap(b, d, &f)
 	if err != nil {
 		return dst, b, err
-	}
-	f := filter{entries: b}
-	fp := &f
-	if d != nil {
-		fp = nil
-		d.open(n, b)
-	} else if wide {
-		f.set = getKeySet(n, len(b))
 	}
 	for i := uint32(0); i < n; i++ {
 		var k []byte
@@ -102,9 +94,7 @@ func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extr
 			d.add(key, len(k), sep, from, len(dst))
 		}
 	}
-	if f.set != nil {
-		keySets.Put(f.set)
-	}
+	f.release()
 	if err != nil {
 		return dst, b, err
 	}

@@ -375,8 +375,11 @@ func TestNoThreadsLeft(t *testing.T) {
 
 // producerToNowhere makes a producer of the plugin's settings for a broker
 // that is not there.
-func producerToNowhere(t *testing.T) *rdk.Producer {
-	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1"}, nil)
+func producerToNowhere(t *testing.T) *rdk.Producer { return producerFor(t, "127.0.0.1:1") }
+
+// producerFor makes a producer of the plugin's settings for brokers.
+func producerFor(t *testing.T, brokers string) *rdk.Producer {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": brokers}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,14 +431,7 @@ func TestCloseReturnsAcknowledged(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	topic := kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, bootstrap, topic, 1)
-	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := producerFor(t, bootstrap)
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
 	w := accumulator.NewWaiter(10)
 	if got, err := acc.Append(topic, -1, 0, staged(0, 10), w, time.Now().Add(time.Minute)); got != 10 || err != nil {
@@ -661,14 +657,7 @@ func TestPartitionsRefreshed(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	topic := kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, bootstrap, topic, 2)
-	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := producerFor(t, bootstrap)
 	defer p.Close()
 	if n := p.Partitions(topic, time.Now().Add(time.Minute)); n != 2 {
 		t.Fatalf("%d partitions, want 2", n)
