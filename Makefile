@@ -109,7 +109,7 @@ run: build kafka-up
 docs:
 	$(GO) run ./cmd/optdoc > docs/options.md
 
-LOGGEN ?= ../shared/data/gen-container-logs.py
+LOGGEN ?= $(or $(GOKAFKA_LOGGEN),../shared/data/gen-container-logs.py)
 
 clean:
 	rm -rf build rdk/rdkafka.h

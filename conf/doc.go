@@ -24,7 +24,7 @@ func Markdown() string {
 	for _, p := range (&Config{Brokers: "<Brokers>", ClientID: "<Client_ID>", Compression: "<Compression>"}).producerDefaults() {
 		fmt.Fprintf(&b, "- `%s=%s`\n", p.Key, p.Value)
 	}
-	b.WriteString("\nIn batch mode `linger.ms=0` and `compression.type=none`. In record mode a flush that waits " +
+	b.WriteString("\nWith `Metrics_Listen` also `statistics.interval.ms=5000`. In batch mode `linger.ms=0` and `compression.type=none`. In record mode a flush that waits " +
 		"has librdkafka send its records at once rather than after `linger.ms`; an `rdkafka.linger.ms` " +
 		"(or `rdkafka.queue.buffering.max.ms`) of your own turns that off. Records without a key go to one " +
 		"partition per batch, the next batch to the next partition (as the Java client's sticky partitioner " +

@@ -44,10 +44,7 @@ func Generator(tb testing.TB) string {
 	if _, err := exec.LookPath("python3"); err != nil {
 		return ""
 	}
-	path := os.Getenv("GOKAFKA_LOGGEN")
-	if path == "" {
-		path = filepath.Join(repoRoot(tb), "..", "shared", "data", "gen-container-logs.py")
-	}
+	path := fixture.Generator(repoRoot(tb))
 	if _, err := os.Stat(path); err != nil {
 		return ""
 	}

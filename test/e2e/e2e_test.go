@@ -32,10 +32,7 @@ func pluginSO(t *testing.T) string {
 // containerLogs generates n lines in format (docker or cri) with the shared
 // generator and parses them as Fluent Bit's parsers would.
 func containerLogs(t *testing.T, format string, n int) []fixture.Record {
-	gen := os.Getenv("GOKAFKA_LOGGEN")
-	if gen == "" {
-		gen = filepath.Join(hostrun.RepoRoot(t), "..", "shared", "data", "gen-container-logs.py")
-	}
+	gen := fixture.Generator(hostrun.RepoRoot(t))
 	out, err := exec.Command("python3", gen, "--format", format, "--lines", fmt.Sprint(n)).Output()
 	if err != nil {
 		t.Fatalf("%s: %v (the project expects ../shared beside it; GOKAFKA_LOGGEN names the generator elsewhere)", gen, err)
