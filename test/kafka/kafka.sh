@@ -256,9 +256,11 @@ launch() {
 	touch "$dir/kafka.log"
 	stat -c %s "$dir/kafka.log" >"$dir/kafka.log.offset"
 	set_jvm_opts
+	# The JVM's temporary files (lz4-java unpacks its native library) stay in DIR.
+	mkdir -p "$dir/tmp"
 	# shellcheck disable=SC2016
 	setsid bash -c 'echo $$ >"$1/kafka.pid"; shift; exec "$@"' launch "$dir" \
-		java "${BROKER_JVM[@]}" "$@" -cp "$DIST/libs/*" kafka.Kafka "$dir/server.properties" \
+		java "${BROKER_JVM[@]}" -Djava.io.tmpdir="$dir/tmp" "$@" -cp "$DIST/libs/*" kafka.Kafka "$dir/server.properties" \
 		</dev/null >>"$dir/kafka.log" 2>&1 9>&- &
 	local i
 	for ((i = 0; i < 100; i++)); do

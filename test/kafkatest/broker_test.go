@@ -187,12 +187,33 @@ func TestSecurityAndRestart(t *testing.T) {
 	if got := kafkatest.Consume(t, b.Bootstrap(), topic, 4, 30*time.Second); len(got) != 4 {
 		t.Errorf("read %d messages, want 4", len(got))
 	}
+
+	// The log on disk: four batches of one message, each of its own
+	// idempotent producer, the first of its sequence.
+	batches, err := b.Batches(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[int64]bool{}
+	for i, h := range batches {
+		pids[h.ProducerID] = true
+		if h.BaseOffset != int64(i) || h.LastOffset != int64(i) || h.ProducerID < 0 || h.ProducerEpoch != 0 || h.BaseSequence != 0 || h.LeaderEpoch < 0 {
+			t.Errorf("batch %d: %+v", i, h)
+		}
+		if at, ok := kafkatest.BatchAt(batches, int64(i)); !ok || at != h {
+			t.Errorf("BatchAt(%d) = %+v, %v", i, at, ok)
+		}
+	}
+	if _, ok := kafkatest.BatchAt(batches, 4); len(batches) != 4 || len(pids) != 4 || ok {
+		t.Errorf("batches %+v; want 4, of 4 producers, none at offset 4", batches)
+	}
 }
 
 // produce sends one message and waits for its delivery report; errors reported by the
 // client (such as a failed authentication) end it early.
 func produce(conf kafka.ConfigMap, topic, value string) error {
 	conf["message.timeout.ms"] = 10000
+	conf["enable.idempotence"] = true
 	p, err := kafka.NewProducer(&conf)
 	if err != nil {
 		return err

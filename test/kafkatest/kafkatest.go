@@ -544,6 +544,18 @@ func script() (string, error) {
 	return "", errors.New("kafkatest: test/kafka/kafka.sh not found above " + wd)
 }
 
+// FreeAddr returns a 127.0.0.1 address with a port of GOKAFKA_PORT_RANGE that
+// nothing listens on now: outside the ephemeral range, so no outgoing
+// connection takes it before the test binds it.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr(ports[0])
+}
+
 // freePorts returns n distinct ports of GOKAFKA_PORT_RANGE that nothing listens on now.
 func freePorts(n int) ([]int, error) {
 	lo, hi := 29100, 29999
