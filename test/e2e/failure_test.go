@@ -82,15 +82,21 @@ func streamDisturbed(t *testing.T, bootstrap, topic string, recs []fixture.Recor
 }
 
 // brokerWroteTwice counts the duplicates whose two copies the broker's log
-// holds in two batches with the same producer id, epoch and sequence
-// numbers, at the same place: librdkafka sent one batch again after a
-// connection broke, as the idempotent producer does, and the broker, which
-// should have answered DUPLICATE_SEQUENCE_NUMBER, wrote it a second time.
-// A record the plugin sent again would have new sequence numbers.
+// holds in one partition under one producer id, epoch and sequence number:
+// librdkafka sent a batch again after a connection broke, as the idempotent
+// producer does, and the broker, which should have known it, wrote it a
+// second time. A record the plugin sent again would have a new sequence
+// number (or partition). Others are logged, the first few.
 func brokerWroteTwice(t *testing.T, broker *kafkatest.Broker, topic string, dups [][2]*kafka.Message) int {
+	type writer struct {
+		partition  int32
+		producerID int64
+		epoch      int16
+		sequence   int64
+	}
 	logs := map[int32][]kafkatest.BatchHeader{}
-	batchOf := func(m *kafka.Message) kafkatest.BatchHeader {
-		p := m.TopicPartition.Partition
+	writerOf := func(m *kafka.Message) writer {
+		p, offset := m.TopicPartition.Partition, int64(m.TopicPartition.Offset)
 		if logs[p] == nil {
 			batches, err := broker.Batches(topic, p)
 			if err != nil {
@@ -98,23 +104,21 @@ func brokerWroteTwice(t *testing.T, broker *kafkatest.Broker, topic string, dups
 			}
 			logs[p] = batches
 		}
-		b, ok := kafkatest.BatchAt(logs[p], int64(m.TopicPartition.Offset))
+		b, ok := kafkatest.BatchAt(logs[p], offset)
 		if !ok {
-			t.Fatalf("no batch of %s [%d] holds offset %v", topic, p, m.TopicPartition.Offset)
+			t.Fatalf("no batch of %s [%d] holds offset %d", topic, p, offset)
 		}
-		return b
+		return writer{p, b.ProducerID, b.ProducerEpoch, int64(b.BaseSequence) + offset - b.BaseOffset}
 	}
-	n := 0
+	brokers, others := 0, 0
 	for _, d := range dups {
-		a, b := batchOf(d[0]), batchOf(d[1])
-		if a.BaseOffset != b.BaseOffset && a.ProducerID == b.ProducerID && a.ProducerEpoch == b.ProducerEpoch &&
-			a.BaseSequence == b.BaseSequence && int64(d[0].TopicPartition.Offset)-a.BaseOffset == int64(d[1].TopicPartition.Offset)-b.BaseOffset {
-			n++
-		} else if len(dups)-n < 4 { // the first few
-			t.Logf("duplicate at %v (batch %+v) and %v (batch %+v)", d[0].TopicPartition, a, d[1].TopicPartition, b)
+		if a, b := writerOf(d[0]), writerOf(d[1]); a == b && a.producerID >= 0 {
+			brokers++
+		} else if others++; others <= 3 {
+			t.Logf("duplicate at %v (written by %+v) and %v (%+v)", d[0].TopicPartition, a, d[1].TopicPartition, b)
 		}
 	}
-	return n
+	return brokers
 }
 
 // unbatched returns msgs with each batch mode message replaced by one message

@@ -59,8 +59,9 @@ type exampleKey struct {
 // TestExampleKeys: every key of every gokafka output in deploy/ (classic and
 // YAML Fluent Bit configurations, also when a Kubernetes manifest embeds
 // them), in examples/, and in the ```ini blocks of README.md and docs/ is one
-// the plugin, librdkafka or Fluent Bit reads, and the plugin's Init takes its
-// values, so an operator who copies an example gets a working configuration.
+// the plugin, librdkafka or Fluent Bit reads, and conf.Load (the plugin's
+// Init before it makes a producer) takes its values, so an operator who
+// copies an example gets a working configuration.
 func TestExampleKeys(t *testing.T) {
 	root := "../.."
 	var files []string

@@ -53,6 +53,9 @@ func (b *Broker) Batches(topic string, partition int32) ([]BatchHeader, error) {
 				BaseSequence:  int32(binary.BigEndian.Uint32(h[53:])),
 			})
 			pos += 12 + length
+			if pos < len(data) && pos+batchHeaderSize > len(data) {
+				return nil, fmt.Errorf("%s: %d bytes after the last record batch", path, len(data)-pos)
+			}
 		}
 	}
 	return out, nil
