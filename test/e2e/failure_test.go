@@ -242,9 +242,9 @@ func streamThroughFreeze(t *testing.T, b *kafkatest.Broker, recs []fixture.Recor
 
 // TestBrokerKilledTwice: the broker is killed (SIGKILL) and restarted twice
 // while 1M records stream through Workers 2: 0 lost, no duplicate but the
-// broker's own. About one run in three here has some: the restarted broker
-// wrote a batch that librdkafka sent again (same producer id, epoch and
-// sequence numbers) a second time, about one chunk's records (README).
+// broker's own. Most runs here have some: the restarted broker wrote a batch
+// that librdkafka sent again (same producer id, epoch and sequence numbers)
+// a second time, about one chunk's records each (README).
 func TestBrokerKilledTwice(t *testing.T) {
 	b := kafkatest.StartBroker(t, kafkatest.Options{})
 	recs, chunks := millionRecords(t)
