@@ -37,7 +37,8 @@ func (b *Broker) Batches(topic string, partition int32) ([]BatchHeader, error) {
 		if err != nil {
 			return nil, err
 		}
-		for pos := 0; pos+batchHeaderSize <= len(data); {
+		pos := 0
+		for pos+batchHeaderSize <= len(data) {
 			h := data[pos:]
 			length := int(binary.BigEndian.Uint32(h[8:]))
 			if magic := h[16]; magic != 2 || length < batchHeaderSize-12 || pos+12+length > len(data) {
@@ -53,9 +54,9 @@ func (b *Broker) Batches(topic string, partition int32) ([]BatchHeader, error) {
 				BaseSequence:  int32(binary.BigEndian.Uint32(h[53:])),
 			})
 			pos += 12 + length
-			if pos < len(data) && pos+batchHeaderSize > len(data) {
-				return nil, fmt.Errorf("%s: %d bytes after the last record batch", path, len(data)-pos)
-			}
+		}
+		if pos != len(data) {
+			return nil, fmt.Errorf("%s: %d bytes after the last record batch", path, len(data)-pos)
 		}
 	}
 	return out, nil
