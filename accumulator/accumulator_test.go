@@ -281,7 +281,11 @@ func TestCostCountsKeyAndHeaders(t *testing.T) {
 	if n, err := a.Append("t", -1, 0, s, NewWaiter(100), far()); n != 100 || err != nil {
 		t.Fatal(n, err)
 	}
-	for i, b := range a.DrainAll(AllLanes, nil) {
+	batches := a.DrainAll(AllLanes, nil)
+	if len(batches) != 10 {
+		t.Fatalf("%d batches, want 10", len(batches))
+	}
+	for i, b := range batches {
 		if len(b.Recs) != 10 {
 			t.Fatalf("batch %d holds %d records, want 10", i, len(b.Recs))
 		}

@@ -58,6 +58,9 @@ func TestFrames(t *testing.T) {
 			t.Errorf("headers %v", h)
 		}
 	}
+	if len(lines) != 300 {
+		t.Fatalf("%d lines in the frames, want 300", len(lines))
+	}
 	for i, l := range lines {
 		if l != fmt.Sprintf("%098d", i) {
 			t.Fatalf("line %d is %q", i, l)

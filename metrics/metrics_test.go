@@ -390,6 +390,10 @@ func TestConcurrent(t *testing.T) {
 					return
 				}
 				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("GET /metrics while instances come and go: %s", resp.Status)
+					return
+				}
 			}
 		}()
 	}

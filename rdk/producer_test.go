@@ -1,6 +1,7 @@
 package rdk_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -532,8 +533,13 @@ func TestBatchBoundsCMemory(t *testing.T) {
 		cmd.Env = append(os.Environ(), "GLIBC_TUNABLES="+tunables+oneArena)
 		out, err := cmd.CombinedOutput()
 		t.Logf("in a process of its own:\n%s", out)
-		if err != nil {
+		switch {
+		case err != nil:
 			t.Fatal(err)
+		case bytes.Contains(out, []byte("--- SKIP: TestBatchBoundsCMemory")):
+			t.Skip("skipped in its own process")
+		case !bytes.Contains(out, []byte("--- PASS: TestBatchBoundsCMemory")):
+			t.Fatal("the test did not run in its own process")
 		}
 		return
 	}
@@ -622,7 +628,7 @@ func TestPartitions(t *testing.T) {
 		if first != tc.want || second != tc.want {
 			t.Errorf("%s: %d then %d partitions, want %d", tc.brokers, first, second, tc.want)
 		}
-		if firstTook > 3*time.Second {
+		if firstTook > 10*time.Second { // far from the minute it may not wait
 			t.Errorf("%s: asking took %v", tc.brokers, firstTook)
 		}
 	}
@@ -644,7 +650,7 @@ func TestPartitionsBounded(t *testing.T) {
 			t.Fatalf("%d partitions without a cluster", n)
 		}
 	}
-	if took := time.Since(start); took > 500*time.Millisecond {
+	if took := time.Since(start); took > 5*time.Second { // each waiting its minute would take 5
 		t.Fatalf("asking for 6 topics took %v", took)
 	}
 }

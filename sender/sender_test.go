@@ -79,7 +79,8 @@ func TestPartitionsLeaveTheLane(t *testing.T) {
 }
 
 // recorder is a producer without a cluster: Poll reports the batches
-// produced, as acknowledged, once report is set; Close returns the batches
+// produced, as acknowledged, once report is set (Wait too, unless
+// pollOnly: then it waits for a Wake); Close returns the batches
 // produced and not reported, as acknowledged when acked is set (their
 // reports came meanwhile), else as unreported.
 type recorder struct {
@@ -88,11 +89,15 @@ type recorder struct {
 	report      bool
 	acked       bool
 	fatal       error
+	pollOnly    bool
 	wakes       atomic.Int32
+	woken       chan struct{}
 	interrupted chan struct{}
 }
 
-func newRecorder() *recorder { return &recorder{interrupted: make(chan struct{})} }
+func newRecorder() *recorder {
+	return &recorder{woken: make(chan struct{}, 1), interrupted: make(chan struct{})}
+}
 
 func (p *recorder) Produce(b *accumulator.Batch) {
 	p.mu.Lock()
@@ -117,10 +122,26 @@ func (p *recorder) Poll(timeout time.Duration, dst []Completion) []Completion {
 }
 
 func (p *recorder) Wait(timeout time.Duration, dst []Completion) []Completion {
-	return p.Poll(timeout, dst)
+	p.mu.Lock()
+	pollOnly := p.pollOnly
+	p.mu.Unlock()
+	if !pollOnly {
+		return p.Poll(timeout, dst)
+	}
+	select {
+	case <-p.woken:
+	case <-time.After(timeout):
+	}
+	return dst
 }
 
-func (p *recorder) Wake()      { p.wakes.Add(1) }
+func (p *recorder) Wake() {
+	p.wakes.Add(1)
+	select {
+	case p.woken <- struct{}{}:
+	default:
+	}
+}
 func (p *recorder) Interrupt() { close(p.interrupted) }
 
 func (p *recorder) Close() (done []Completion, unreported []*accumulator.Batch) {
@@ -240,6 +261,33 @@ func TestPollWakesOnlyAWaiter(t *testing.T) {
 	}
 	if n := p.wakes.Load(); n != 0 {
 		t.Fatalf("%d wakes with no flush waiting in the producer", n)
+	}
+
+	// A flush waits in the producer, whose reports only the poll loop takes.
+	p.mu.Lock()
+	p.report, p.pollOnly = false, true
+	p.mu.Unlock()
+	w := produce(t, acc, s, 10)
+	l := s.Lane(0)
+	defer l.Release()
+	got := make(chan accumulator.Result)
+	go func() {
+		res, _ := l.Wait(w, time.Now().Add(10*time.Second))
+		got <- res
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !l.awaiting.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flush does not wait in the producer")
+		}
+	}
+	p.mu.Lock()
+	p.report = true
+	p.mu.Unlock()
+	if res := <-got; res.Delivered != 10 {
+		t.Fatalf("waiting flush: %+v", res)
+	}
+	if p.wakes.Load() == 0 {
+		t.Fatal("the poll loop did not wake the flush waiting in the producer")
 	}
 }
 

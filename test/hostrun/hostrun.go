@@ -141,6 +141,7 @@ type Options struct {
 	Grace       time.Duration // -g (host default 5s)
 	Backoff     time.Duration // -b (host default 200ms)
 	ReloadAfter int           // -R: hot reload after this many chunks are done
+	StartDelay  time.Duration // -d: the first flush this long after Init, as Fluent Bit's comes one Flush interval after its start (default 0)
 	Env         []string      // extra environment, KEY=VALUE
 	SignalAfter time.Duration // send Signal after this delay (0: never)
 	Signal      syscall.Signal
@@ -267,6 +268,9 @@ func Run(t testing.TB, o Options) Result {
 	}
 	if o.ReloadAfter > 0 {
 		args = append(args, "-R", strconv.Itoa(o.ReloadAfter))
+	}
+	if o.StartDelay > 0 {
+		args = append(args, "-d", strconv.FormatFloat(o.StartDelay.Seconds(), 'f', -1, 64))
 	}
 	if !o.Verbose {
 		args = append(args, "-q")
