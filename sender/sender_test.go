@@ -80,7 +80,7 @@ func TestPartitionsLeaveTheLane(t *testing.T) {
 
 // recorder is a producer without a cluster: Poll reports the batches
 // produced, as acknowledged, once report is set (Wait too, unless
-// pollOnly: then it waits for a Wake); Close returns the batches
+// pollOnly: then it returns only on a Wake, or after 10 s); Close returns the batches
 // produced and not reported, as acknowledged when acked is set (their
 // reports came meanwhile), else as unreported.
 type recorder struct {
@@ -130,7 +130,7 @@ func (p *recorder) Wait(timeout time.Duration, dst []Completion) []Completion {
 	}
 	select {
 	case <-p.woken:
-	case <-time.After(timeout):
+	case <-time.After(10 * time.Second):
 	}
 	return dst
 }
@@ -270,7 +270,7 @@ func TestPollWakesOnlyAWaiter(t *testing.T) {
 	w := produce(t, acc, s, 10)
 	l := s.Lane(0)
 	defer l.Release()
-	got := make(chan accumulator.Result)
+	got := make(chan accumulator.Result, 1)
 	go func() {
 		res, _ := l.Wait(w, time.Now().Add(10*time.Second))
 		got <- res

@@ -301,7 +301,7 @@ func TestBrokerDown(t *testing.T) {
 	if s.OK != 0 || s.Retry != 2*s.Chunks || s.Dropped != s.Chunks {
 		t.Errorf("want every chunk retried once then dropped: %+v", s)
 	}
-	if s.MaxFlushMS > 10000 { // Flush_Timeout, plus room for a loaded machine; not librdkafka's 5-minute message.timeout.ms
+	if s.MaxFlushMS > 3500 { // Flush_Timeout, plus room for a loaded machine; below the default 4s
 		t.Errorf("a flush took %.0f ms, Flush_Timeout is 1s", s.MaxFlushMS)
 	}
 	if !strings.Contains(res.Stderr, "will be retried") {
