@@ -546,7 +546,7 @@ func (in *Instance) noteStall(acknowledged int64, start time.Time) {
 // batches of lane, waiting for memory until deadline (Max_Block). Records
 // too large for Buffer_Memory are dropped; running out of time is an error.
 func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, records int, start, deadline time.Time) error {
-	for _, t := range st.order {
+	for i, t := range st.order {
 		in.acc.Compress(&t.Staged, true)
 		for s := t.Staged; len(s.Recs) > 0; {
 			n, err := in.acc.Append(t.name, t.partition, lane, &s, w, deadline)
@@ -558,7 +558,11 @@ func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, reco
 				s.Skip(1)
 				st.tooLarge++
 			case err != nil:
-				return fmt.Errorf("%v after %v: %d of %d records not buffered", err, time.Since(start).Round(time.Millisecond), len(s.Recs), records)
+				left := len(s.Recs)
+				for _, later := range st.order[i+1:] {
+					left += len(later.Recs)
+				}
+				return fmt.Errorf("%v after %v: %d of %d records not buffered", err, time.Since(start).Round(time.Millisecond), left, records)
 			}
 		}
 	}

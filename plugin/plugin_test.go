@@ -262,10 +262,12 @@ func TestStalledKafkaShortensFlushes(t *testing.T) {
 }
 
 // TestStalledKafkaNotedWhileMemoryIsFull: a flush that waited Max_Block for
-// memory in vain, with nothing acknowledged meanwhile, notes the stall too.
+// memory in vain, with nothing acknowledged meanwhile, notes the stall too,
+// and counts every record it did not buffer, those of later topics too.
 func TestStalledKafkaNotedWhileMemoryIsFull(t *testing.T) {
 	prod := &fakeProducer{hold: true}
-	in, sink := newInstance(t, prod, conf.MapGetter{"Flush_Timeout": "2s", "Max_Block": "300ms", "Buffer_Memory": "1M", "Batch_Size": "1K"})
+	in, sink := newInstance(t, prod, conf.MapGetter{"Flush_Timeout": "2s", "Max_Block": "300ms", "Buffer_Memory": "1M", "Batch_Size": "1K",
+		"Topics": "t,u", "Topic_Key": "$topic"})
 	filling := make(chan int)
 	go func() { filling <- in.Flush(chunkOf(strings.Repeat("x", 600<<10)), "t") }()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -279,10 +281,14 @@ func TestStalledKafkaNotedWhileMemoryIsFull(t *testing.T) {
 			t.Fatal("the large record was not produced")
 		}
 	}
-	if got := in.Flush(chunkOf(strings.Repeat("y", 600<<10)), "t"); got != Retry {
+	var two []fixture.Record
+	for _, topic := range []string{"t", "u"} {
+		two = append(two, fixture.Record{Body: []fixture.KV{{Key: "topic", Value: topic}, {Key: "log", Value: strings.Repeat("y", 600<<10)}}})
+	}
+	if got := in.Flush(fixture.EncodeChunks(two, fixture.ChunkOptions{Layout: 2, ChunkBytes: 4 << 20})[0], "t"); got != Retry {
 		t.Fatalf("Flush = %d, want Retry", got)
 	}
-	if in.stalledAt.Load() != 0 || !strings.Contains(sink.String(), "buffer memory full") {
+	if in.stalledAt.Load() != 0 || !strings.Contains(sink.String(), "buffer memory full") || !strings.Contains(sink.String(), "2 of 2 records not buffered") {
 		t.Errorf("stalled at %d; log:\n%s", in.stalledAt.Load(), sink)
 	}
 	<-filling

@@ -400,10 +400,17 @@ static rd_kafka_headers_t *headers(const unsigned char *p, uint32_t len) {
 // gk_produce hands b's records to librdkafka. Once its queue is full (an
 // operator may bound it), the rest of the batch fails too, for a retry, so
 // that no later record of the batch gets in ahead of one refused.
+//
+// A timestamp ahead of the clock goes out as the clock's time: the broker
+// refuses one too far ahead (log.message.timestamp.after.max.ms, an hour by
+// default in Kafka 4) and with it every record of its request.
 void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partition,
 		const char *base, const gk_rec *recs, gk_batch *b) {
 	int32_t n = b->remaining;
 	rd_kafka_resp_err_t full = 0;
+	struct timespec clock;
+	clock_gettime(CLOCK_REALTIME, &clock);
+	int64_t now_ms = (int64_t)clock.tv_sec * 1000 + clock.tv_nsec / 1000000;
 	__atomic_add_fetch(&c->producing, 1, __ATOMIC_SEQ_CST);
 	for (int32_t i = 0; i < n; i++) {
 		if (full) {
@@ -413,13 +420,14 @@ void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partit
 		const gk_rec *r = &recs[i];
 		const char *value = base + r->off;
 		void *key = r->klen ? (void *)(value + r->len) : NULL;
+		int64_t ts_ms = r->ts_ms < now_ms ? r->ts_ms : now_ms;
 		rd_kafka_resp_err_t err;
 		if (r->hlen) {
 			rd_kafka_headers_t *h = headers((const unsigned char *)value + r->len + r->klen, r->hlen);
 			err = rd_kafka_producev(
 				rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
 				RD_KAFKA_V_VALUE((void *)value, r->len), RD_KAFKA_V_KEY(key, r->klen),
-				RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_TIMESTAMP(r->ts_ms),
+				RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_TIMESTAMP(ts_ms),
 				RD_KAFKA_V_OPAQUE(&b->slots[i]), RD_KAFKA_V_END);
 			if (err)
 				rd_kafka_headers_destroy(h); // not taken over on failure
@@ -427,7 +435,7 @@ void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partit
 			err = rd_kafka_producev(
 				rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
 				RD_KAFKA_V_VALUE((void *)value, r->len), RD_KAFKA_V_KEY(key, r->klen),
-				RD_KAFKA_V_TIMESTAMP(r->ts_ms), RD_KAFKA_V_OPAQUE(&b->slots[i]), RD_KAFKA_V_END);
+				RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_OPAQUE(&b->slots[i]), RD_KAFKA_V_END);
 		}
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			full = err;

@@ -342,8 +342,8 @@ func permanent(code int) bool {
 		C.RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
 		C.RD_KAFKA_RESP_ERR_POLICY_VIOLATION,
 		// The timestamp is outside the topic's
-		// log.message.timestamp.before/after.max.ms (Kafka 4: an event
-		// time more than an hour ahead).
+		// log.message.timestamp.before/after.max.ms: older than an
+		// operator allows (gk_produce sends none ahead of the clock).
 		C.RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP,
 		// The topic's message format predates what the record needs
 		// (headers: v2, Kafka 0.11).

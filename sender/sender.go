@@ -249,16 +249,26 @@ func (l *Lane) await(done <-chan struct{}, deadline time.Time) {
 		if left <= 0 {
 			return
 		}
-		l.mu.RLock()
-		if l.closed {
-			l.mu.RUnlock()
+		if !l.waitInProducer(min(left, pollInterval)) {
 			accumulator.Sleep(done, deadline) // Close completes every batch
 			return
 		}
-		l.waitBuf = l.prod.Wait(min(left, pollInterval), l.waitBuf[:0])
-		l.s.complete(l.waitBuf) // under l.mu, as the poll loop: Close drains after
-		l.mu.RUnlock()
 	}
+}
+
+// waitInProducer waits up to timeout for delivery reports and completes
+// their batches, under l.mu as the poll loop (Close drains after); false
+// once the producer is closed. l.mu is released also if completing panics
+// (the flush's export recovers), else Close would wait for it for good.
+func (l *Lane) waitInProducer(timeout time.Duration) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return false
+	}
+	l.waitBuf = l.prod.Wait(timeout, l.waitBuf[:0])
+	l.s.complete(l.waitBuf)
+	return true
 }
 
 // Statistics returns each producer's latest librdkafka statistics (JSON),

@@ -80,7 +80,8 @@ func TestPartitionsLeaveTheLane(t *testing.T) {
 
 // recorder is a producer without a cluster: Poll reports the batches
 // produced, as acknowledged, once report is set (Wait too, unless
-// pollOnly: then it returns only on a Wake, or after 10 s); Close returns the batches
+// pollOnly: then it returns only on a Wake, or after 10 s; with bogus, it
+// returns a completion of no batch, on which completing panics); Close returns the batches
 // produced and not reported, as acknowledged when acked is set (their
 // reports came meanwhile), else as unreported.
 type recorder struct {
@@ -90,6 +91,7 @@ type recorder struct {
 	acked       bool
 	fatal       error
 	pollOnly    bool
+	bogus       bool
 	wakes       atomic.Int32
 	woken       chan struct{}
 	interrupted chan struct{}
@@ -123,8 +125,11 @@ func (p *recorder) Poll(timeout time.Duration, dst []Completion) []Completion {
 
 func (p *recorder) Wait(timeout time.Duration, dst []Completion) []Completion {
 	p.mu.Lock()
-	pollOnly := p.pollOnly
+	pollOnly, bogus := p.pollOnly, p.bogus
 	p.mu.Unlock()
+	if bogus {
+		return append(dst, Completion{})
+	}
 	if !pollOnly {
 		return p.Poll(timeout, dst)
 	}
@@ -288,6 +293,42 @@ func TestPollWakesOnlyAWaiter(t *testing.T) {
 	}
 	if p.wakes.Load() == 0 {
 		t.Fatal("the poll loop did not wake the flush waiting in the producer")
+	}
+}
+
+// TestPanicWhileWaitingFreesTheLane: a flush whose completing panics while
+// it waits in the producer (its export recovers) leaves the lane unlocked:
+// Close does not wait for it for good.
+func TestPanicWhileWaitingFreesTheLane(t *testing.T) {
+	p := newRecorder()
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := produce(t, acc, s, 10)
+	p.mu.Lock()
+	p.bogus = true
+	p.mu.Unlock()
+	l := s.Lane(0)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("completing no batch did not panic")
+			}
+		}()
+		l.Wait(w, time.Now().Add(10*time.Second))
+	}()
+	l.Release()
+	closed := make(chan struct{})
+	go func() {
+		s.Close(time.Now())
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waits for the lane the panicking flush held")
 	}
 }
 

@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/gokafka/gokafka/batch"
 	"github.com/gokafka/gokafka/encode"
 	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
@@ -262,6 +264,79 @@ func TestPoisonRecord(t *testing.T) {
 		t.Errorf("log does not report the dropped record:\n%s", hostrun.Tail(res.Stderr, 20))
 	}
 	compare(t, topic, recs, kafkatest.Consume(t, bootstrap, topic, len(recs), time.Minute), decodeJSON)
+}
+
+// TestFutureEventTime: Kafka refuses a timestamp too far ahead of its clock
+// (log.message.timestamp.after.max.ms, an hour by default), so an event
+// time ahead of the plugin's clock goes out as the produce time: a record
+// dated two hours ahead is delivered, in batch mode with the rest of its
+// frame, whose timestamp is its last record's event time. The value, and
+// batch mode's last_time header, keep the event time.
+func TestFutureEventTime(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := pluginSO(t)
+	recs := containerLogs(t, "docker", 1000)
+	future := time.Now().Add(2 * time.Hour).Truncate(time.Millisecond)
+	recs[len(recs)-1].Time = future
+	want := map[string]int{}
+	eventTime := map[string]time.Time{}
+	for _, r := range recs {
+		want[expected(t, r)]++
+		eventTime[expected(t, r)] = r.Time.Truncate(time.Millisecond)
+	}
+	for _, mode := range []string{"record", "batch"} {
+		topic := kafkatest.UniqueTopic(t)
+		kafkatest.CreateTopic(t, bootstrap, topic, 1)
+		start := time.Now().Truncate(time.Millisecond)
+		res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+			Keys:   keys("Brokers", bootstrap, "Topics", topic, "Message_Mode", mode),
+			Chunks: fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2}),
+		}}})
+		end := time.Now()
+		if s := res.Instances[0]; s.OK != s.Chunks || strings.Contains(res.Stderr, "dropped") {
+			t.Errorf("%s mode: %+v\n%s", mode, s, hostrun.Tail(res.Stderr, 10))
+		}
+		left := maps.Clone(want)
+		got := 0
+		check := func(value []byte, stamp time.Time) error {
+			var v map[string]any
+			if err := json.Unmarshal(value, &v); err != nil {
+				return err
+			}
+			c := canonical(t, v)
+			if left[c] == 0 {
+				return fmt.Errorf("unexpected or duplicated record %s", c)
+			}
+			left[c]--
+			got++
+			wantStamp := eventTime[c] // batch mode: the frame's last record's, the future one
+			if wantStamp.After(start) || mode == "batch" {
+				if stamp.Before(start) || stamp.After(end) {
+					return fmt.Errorf("Kafka timestamp %v, want the produce time, %v to %v", stamp, start, end)
+				}
+			} else if !stamp.Equal(wantStamp) {
+				return fmt.Errorf("Kafka timestamp %v, want the event time %v", stamp, wantStamp)
+			}
+			return nil
+		}
+		for _, m := range kafkatest.ConsumeAll(t, bootstrap, topic, time.Minute) {
+			var err error
+			if mode == "batch" {
+				if h := header(m, "gokafka.last_time"); h != future.UTC().Format(time.RFC3339Nano) {
+					t.Errorf("last_time header %s, want %v", h, future)
+				}
+				err = batch.Records(m.Value, header(m, batch.ContentTypeHeader), func(r []byte) error { return check(r, m.Timestamp) })
+			} else {
+				err = check(m.Value, m.Timestamp)
+			}
+			if err != nil {
+				t.Fatalf("%s mode: %v", mode, err)
+			}
+		}
+		if got != len(recs) {
+			t.Errorf("%s mode: %d of %d records came back", mode, got, len(recs))
+		}
+	}
 }
 
 // TestMalformedChunk: a truncated chunk returns FLB_ERROR with a log line
