@@ -511,6 +511,9 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 	acked := int64(0)
 	j := 0
 	for _, s := range b.spans {
+		// A batch message's failure is its every record's: one example
+		// per waiter.
+		first := j
 		for end := j + s.n; j < end; j++ {
 			var f *Failure
 			if b.frame != nil { // one message: its outcome is every record's
@@ -537,7 +540,7 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 			if f == nil {
 				acked++
 			}
-			s.w.settle(b, j, f)
+			s.w.settle(b, j, f, b.frame == nil || j == first)
 		}
 	}
 	if len(moved) > 0 {

@@ -47,6 +47,7 @@ type Result struct {
 type FailedRecord struct {
 	Topic        string
 	Size         int
+	Records      int // batch mode: the records of the failed batch message; 0 for one record
 	Reason       string
 	Permanent    bool
 	ToDeadLetter bool // being sent to the dead-letter topic
@@ -69,7 +70,7 @@ func (w *Waiter) Len() int { return len(w.state) }
 func (w *Waiter) State(i int) State { return w.state[i] }
 
 // settle records the outcome of record i of the chunk.
-func (w *Waiter) settle(b *Batch, j int, f *Failure) {
+func (w *Waiter) settle(b *Batch, j int, f *Failure, example bool) {
 	i := b.idx[j]
 	switch {
 	case f == nil && b.DeadLetter:
@@ -86,7 +87,9 @@ func (w *Waiter) settle(b *Batch, j int, f *Failure) {
 			w.state[i] = Retriable
 			w.Retriable++
 		}
-		w.example(FailedRecord{Topic: b.Topic, Size: b.size(j), Reason: f.Reason, Permanent: f.Permanent})
+		if example {
+			w.example(FailedRecord{Topic: b.Topic, Size: b.size(j), Records: b.records(), Reason: f.Reason, Permanent: f.Permanent})
+		}
 	}
 	w.pending--
 	if w.pending == 0 && w.done != nil {
@@ -103,6 +106,15 @@ func (a *Accumulator) Drop(w *Waiter, i int) {
 		w.state[i] = Dropped
 		w.Permanent++
 	}
+}
+
+// records is how many records a batch message holds, 0 for a batch of
+// records.
+func (b *Batch) records() int {
+	if b.frame != nil {
+		return len(b.idx)
+	}
+	return 0
 }
 
 // size is record j's size: its value's, or in batch mode the whole batch

@@ -571,11 +571,16 @@ func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, reco
 
 func (in *Instance) logFailures(res accumulator.Result) {
 	for _, f := range res.Examples {
-		if f.ToDeadLetter {
+		switch {
+		case f.Records > 0 && f.Permanent:
+			in.Log(LevelError, "batch message of %d bytes (%d records) for topic %s dropped: %s", f.Size, f.Records, f.Topic, f.Reason)
+		case f.Records > 0:
+			in.Log(LevelWarn, "batch message of %d bytes (%d records) for topic %s not delivered: %s", f.Size, f.Records, f.Topic, f.Reason)
+		case f.ToDeadLetter:
 			in.Log(LevelWarn, "record of %d bytes for topic %s refused (%s), sent to the dead-letter topic %s", f.Size, f.Topic, f.Reason, in.cfg.DLQTopic)
-		} else if f.Permanent {
+		case f.Permanent:
 			in.Log(LevelError, "record of %d bytes for topic %s dropped: %s", f.Size, f.Topic, f.Reason)
-		} else {
+		default:
 			in.Log(LevelWarn, "record of %d bytes for topic %s not delivered: %s", f.Size, f.Topic, f.Reason)
 		}
 	}

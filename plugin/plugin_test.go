@@ -24,13 +24,15 @@ import (
 )
 
 // fakeProducer acknowledges batches at once, failing the records whose value
-// contains a marker: "retriable" or "permanent"; with hold set it never
-// reports. It stands in for librdkafka in these unit tests only.
+// contains a marker: "retriable" or "permanent" (every record with refuse
+// set); with hold set it never reports. It stands in for librdkafka in these
+// unit tests only.
 type fakeProducer struct {
-	hold bool
-	mu   sync.Mutex
-	held []sender.Completion
-	done []sender.Completion
+	hold   bool
+	refuse bool
+	mu     sync.Mutex
+	held   []sender.Completion
+	done   []sender.Completion
 	// failOnce fails records containing "flaky" the first time they are seen.
 	seen map[string]bool
 	sent []string
@@ -75,7 +77,7 @@ func (p *fakeProducer) Produce(b *accumulator.Batch) {
 			}
 			p.seen[v] = true
 			failures = append(failures, accumulator.Failure{Index: i, Err: -195, Reason: "Local: Broker transport failure"})
-		case strings.Contains(v, "permanent"):
+		case strings.Contains(v, "permanent") || p.refuse:
 			failures = append(failures, accumulator.Failure{Index: i, Err: 10, Reason: "Broker: Message size too large", Permanent: true})
 		default:
 			p.take(b, r)
@@ -549,6 +551,20 @@ func TestRawSkipsRecordsWithoutTheField(t *testing.T) {
 	if len(prod.msgs) != 1 || prod.msgs[0].value != "line 1" || prod.msgs[0].timeMs != 0 || in.Stats.Skipped.Load() != 1 ||
 		!strings.Contains(sink.String(), "1 of 2 records have no $log and were skipped") {
 		t.Fatalf("msgs %v, skipped %d; log:\n%s", prod.msgs, in.Stats.Skipped.Load(), sink)
+	}
+}
+
+// TestBatchMessageRefusedLoggedOnce: Kafka refuses a batch message whole;
+// the log gives it once, with its record count, not once per record.
+func TestBatchMessageRefusedLoggedOnce(t *testing.T) {
+	in, sink := newInstance(t, &fakeProducer{refuse: true}, conf.MapGetter{"Message_Mode": "batch"})
+	if got := in.Flush(chunkOf("a", "b", "c"), "t"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%s", got, sink)
+	}
+	log := sink.String()
+	if strings.Count(log, "batch message of") != 1 || !strings.Contains(log, "(3 records) for topic fluent-bit dropped: Broker: Message size too large") ||
+		!strings.Contains(log, "3 of 3 records of the chunk can never be delivered") {
+		t.Errorf("log:\n%s", log)
 	}
 }
 
