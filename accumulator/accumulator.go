@@ -580,13 +580,16 @@ func (a *Accumulator) release(b *Batch) {
 	a.wakeFirst()
 }
 
-// Abort completes b with every record failed, retriably, for reason.
-func (a *Accumulator) Abort(b *Batch, reason string) {
+// Abort completes b with every record failed, retriably, for reason, and
+// returns how many records that was.
+func (a *Accumulator) Abort(b *Batch, reason string) int {
+	n := len(b.idx)
 	failures := make([]Failure, len(b.Recs))
 	for i := range failures {
 		failures[i] = Failure{Index: i, Err: -1, Reason: reason}
 	}
 	a.Complete(b, failures)
+	return n
 }
 
 // Batches returns how many batches wait to be drained.

@@ -601,6 +601,9 @@ func (in *Instance) BrokerStatistics() [][]byte { return in.snd.Statistics() }
 // handed back to Fluent Bit for a retry), and stops the producer.
 func (in *Instance) Exit() {
 	wait := in.longestWait(in.acc.Acknowledged())
-	in.snd.Close(time.Now().Add(wait))
+	abandoned := in.snd.Close(time.Now().Add(wait))
 	in.Log(LevelInfo, "stopped: Kafka acknowledged %d records since Init (Exit waited %v at most for acknowledgements)", in.acc.Acknowledged(), wait)
+	if abandoned > 0 {
+		in.Log(LevelWarn, "%d records not acknowledged when the producer stopped were given up", abandoned)
+	}
 }

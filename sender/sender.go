@@ -333,12 +333,14 @@ func (s *Sender) recreate(l *Lane, cause error) {
 }
 
 // abort completes batches produced and never reported on as failed, for a
-// retry.
-func (s *Sender) abort(batches []*accumulator.Batch, reason string) {
+// retry, and returns how many records they held.
+func (s *Sender) abort(batches []*accumulator.Batch, reason string) int {
+	n := 0
 	for _, b := range batches {
-		s.acc.Abort(b, reason)
+		n += s.acc.Abort(b, reason)
 		s.inflight.Add(-1)
 	}
+	return n
 }
 
 func (s *Sender) sendLoop() {
@@ -407,7 +409,8 @@ func (s *Sender) complete(done []Completion) {
 // until deadline, then stops the producers: batches whose reports came
 // meanwhile are completed with them, those still unreported as failed, so
 // their memory is freed. The accumulator takes no records from Close on.
-func (s *Sender) Close(deadline time.Time) {
+// It returns how many records it failed so, never acknowledged.
+func (s *Sender) Close(deadline time.Time) int {
 	s.acc.Close()
 	for time.Now().Before(deadline) && (s.inflight.Load() > 0 || s.acc.Batches() > 0) {
 		time.Sleep(5 * time.Millisecond)
@@ -435,16 +438,18 @@ func (s *Sender) Close(deadline time.Time) {
 		})
 	}
 	closing.Wait()
+	abandoned := 0
 	for i := range lanes {
 		s.complete(done[i])
-		s.abort(unreported[i], stopped)
+		abandoned += s.abort(unreported[i], stopped)
 	}
 	// Batches never produced: left when the deadline passed, or made by
 	// those completions for the dead-letter topic. The accumulator takes
 	// no records since its Close, so none comes after.
 	for _, b := range s.acc.DrainAll(accumulator.AllLanes, nil) {
-		s.acc.Abort(b, stopped)
+		abandoned += s.acc.Abort(b, stopped)
 	}
+	return abandoned
 }
 
 const stopped = "plugin stopped before Kafka acknowledged it"
