@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gokafka/gokafka/batch"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -22,7 +23,7 @@ import (
 
 // Headers of a batch message.
 const (
-	HeaderContentType     = "content-type"
+	HeaderContentType     = batch.ContentTypeHeader
 	HeaderContentEncoding = "content-encoding" // lz4
 	HeaderRecords         = "gokafka.records"
 	HeaderFirstTime       = "gokafka.first_time" // event time of the first record, RFC 3339

@@ -15,8 +15,16 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
-// ContentTypeHeader names the header that says how records are separated.
+// ContentTypeHeader names the header that says how records are separated,
+// one of the content types below.
 const ContentTypeHeader = "content-type"
+
+// Content types of batch messages.
+const (
+	NDJSON  = "application/x-ndjson" // JSON records, one per line
+	Msgpack = "application/msgpack"  // msgpack records, one after another
+	Text    = "text/plain"           // logfmt or raw records, newline-terminated
+)
 
 // Records calls fn with each record of a batch message's value; records
 // are slices of the value decompressed for this call alone, so fn may keep
@@ -27,7 +35,7 @@ func Records(value []byte, contentType string, fn func(record []byte) error) err
 	if err != nil {
 		return fmt.Errorf("lz4 frame: %w", err)
 	}
-	if contentType == "application/msgpack" {
+	if contentType == Msgpack {
 		for off := 0; off < len(raw); {
 			rest, err := msgp.Skip(raw[off:])
 			if err != nil {

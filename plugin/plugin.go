@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gokafka/gokafka/accumulator"
+	"github.com/gokafka/gokafka/batch"
 	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/encode"
@@ -70,10 +71,10 @@ const stalledWait = 250 * time.Millisecond
 
 // contentTypes are the media types of batch mode's records, by Format.
 var contentTypes = map[string]string{
-	"json":    "application/x-ndjson",
-	"msgpack": "application/msgpack",
-	"logfmt":  "text/plain",
-	"raw":     "text/plain",
+	"json":    batch.NDJSON,
+	"msgpack": batch.Msgpack,
+	"logfmt":  batch.Text,
+	"raw":     batch.Text,
 }
 
 // flushState is the reusable scratch space of one flush.

@@ -23,13 +23,13 @@ func main() {
 	topic := flag.String("topic", "", "topic to read from its beginning")
 	n := flag.Int("n", 0, "stop after n messages, or at the end of every partition if sooner (0: at the end)")
 	file := flag.String("file", "", "read concatenated message values from this file instead")
-	ctype := flag.String("type", "application/x-ndjson", "content type of the file's records")
+	ctype := flag.String("type", batch.NDJSON, "content type of the file's records")
 	flag.Parse()
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 	print := func(contentType string) func([]byte) error {
 		return func(rec []byte) error {
-			if contentType == "application/msgpack" {
+			if contentType == batch.Msgpack {
 				js, err := encode.AppendJSON(nil, rec)
 				if err != nil {
 					return err
