@@ -135,7 +135,7 @@ var Options = []Option{
 		}},
 	{"Timestamp_Format", "enum", "iso8601_ns", "Format of Timestamp_Key: double, epoch (s), epoch_ms, epoch_ns, iso8601 (µs), iso8601_ns or java_sql_timestamp (2006-01-02 15:04:05.000000).",
 		enum(func(c *Config) *string { return &c.TimestampFormat }, "double", "epoch", "epoch_ms", "epoch_ns", "iso8601", "iso8601_ns", "java_sql_timestamp")},
-	{"Kafka_Timestamp", "enum", "event", "Kafka message timestamp: the record's event time (in batch mode the last record's; one ahead of the clock, which Kafka refuses, goes out as the produce time), or the produce time.",
+	{"Kafka_Timestamp", "enum", "event", "Kafka message timestamp: the record's event time (in batch mode the last record's; one ahead of the clock goes out as the produce time, as Kafka refuses one too far ahead), or the produce time.",
 		enum(func(c *Config) *string { return &c.KafkaTimestamp }, "event", "produce")},
 	{"Include_Tag_Key", "bool", "off", "Add the Fluent Bit tag to each record under Tag_Key.",
 		boolean(func(c *Config) *bool { return &c.IncludeTagKey })},
@@ -201,7 +201,7 @@ var Options = []Option{
 		func(c *Config, v string) error { c.MetricsInstance = v; return nil }},
 	{"Message_Mode", "enum", "record", "record: one Kafka message per record; batch: one per batch, an LZ4 frame of its records (NDJSON, or a msgpack stream).",
 		enum(func(c *Config) *string { return &c.MessageMode }, "record", "batch")},
-	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic before a batch is sent; at most Buffer_Memory (the default shrinks to fit).",
+	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic before a batch is sent; at most Buffer_Memory.",
 		size(func(c *Config) *int64 { return &c.BatchSize }, minBatchSize, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
 		duration(func(c *Config) *time.Duration { return &c.Linger }, 0, time.Minute)},
@@ -256,11 +256,11 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		return nil, &Error{Key: "Brokers", Reason: "required, e.g. Brokers 127.0.0.1:9092"}
 	}
 	if c.BatchSize > c.BufferMemory {
-		if g.Get("Batch_Size") == "" { // its default shrinks to fit
-			c.BatchSize = c.BufferMemory
-		} else {
-			return nil, &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: fmt.Sprintf("larger than Buffer_Memory (%d bytes)", c.BufferMemory)}
+		reason := fmt.Sprintf("larger than Buffer_Memory (%d bytes)", c.BufferMemory)
+		if g.Get("Batch_Size") == "" { // a Batch_Size of all Buffer_Memory would send one batch at a time
+			reason = fmt.Sprintf("the default, %d bytes, is %s: set Batch_Size to a fraction of it", c.BatchSize, reason)
 		}
+		return nil, &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: reason}
 	}
 	if c.IncludeTagKey && c.TagKey == c.TimestampKey {
 		return nil, &Error{Key: "Tag_Key", Value: c.TagKey, Reason: "the same field as Timestamp_Key: one would hide the other"}

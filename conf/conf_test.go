@@ -164,17 +164,20 @@ func TestMaxBlockFitsFlushTimeout(t *testing.T) {
 	}
 }
 
-// TestBatchSizeFitsBufferMemory: Batch_Size's default shrinks to a smaller
-// Buffer_Memory; a Batch_Size given larger is refused, naming both.
-func TestBatchSizeFitsBufferMemory(t *testing.T) {
-	if c, err := Load(MapGetter{"Brokers": "x:1", "Buffer_Memory": "1M"}, nil); err != nil {
-		t.Errorf("Buffer_Memory 1M alone: %v", err)
-	} else if c.BatchSize != 1000000 {
-		t.Errorf("Buffer_Memory 1M alone: Batch_Size %d, want 1000000", c.BatchSize)
-	}
-	if _, err := Load(MapGetter{"Brokers": "x:1", "Buffer_Memory": "1M", "Batch_Size": "2M"}, nil); err == nil ||
-		!strings.HasPrefix(err.Error(), `Batch_Size: invalid value "2M"`) || !strings.Contains(err.Error(), "Buffer_Memory (1000000 bytes)") {
-		t.Errorf("Batch_Size over Buffer_Memory: %v", err)
+// TestBatchSizeOverBufferMemory: a Batch_Size larger than Buffer_Memory is
+// refused, naming both, and so is the default, saying it is the default.
+func TestBatchSizeOverBufferMemory(t *testing.T) {
+	for _, tc := range []struct{ batchSize, want string }{
+		{"", "Batch_Size: the default, 1048576 bytes, is larger than Buffer_Memory (1000000 bytes)"},
+		{"2M", `Batch_Size: invalid value "2M": larger than Buffer_Memory (1000000 bytes)`},
+	} {
+		g := MapGetter{"Brokers": "x:1", "Buffer_Memory": "1M"}
+		if tc.batchSize != "" {
+			g["Batch_Size"] = tc.batchSize
+		}
+		if _, err := Load(g, nil); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("Batch_Size %q: %v, want %q", tc.batchSize, err, tc.want)
+		}
 	}
 }
 
