@@ -122,7 +122,7 @@ func brokerWroteTwice(t *testing.T, broker *kafkatest.Broker, topic string, dups
 }
 
 // unbatched returns msgs with each batch mode message replaced by one message
-// per record it holds.
+// per record it holds, with the batch message's timestamp.
 func unbatched(t *testing.T, msgs []*kafka.Message) []*kafka.Message {
 	var out []*kafka.Message
 	for _, m := range msgs {
@@ -131,7 +131,7 @@ func unbatched(t *testing.T, msgs []*kafka.Message) []*kafka.Message {
 			continue
 		}
 		err := batch.Records(m.Value, header(m, batch.ContentTypeHeader), func(rec []byte) error {
-			out = append(out, &kafka.Message{TopicPartition: m.TopicPartition, Value: append([]byte(nil), rec...)})
+			out = append(out, &kafka.Message{TopicPartition: m.TopicPartition, Timestamp: m.Timestamp, Value: append([]byte(nil), rec...)})
 			return nil
 		})
 		if err != nil {
