@@ -204,7 +204,8 @@ func instance(ctx unsafe.Pointer) *running {
 }
 
 //export FLBPluginFlushCtx
-func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) int {
+func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) (ret int) {
+	defer recoverTo(nil, &ret, output.FLB_ERROR) // arguments no chunk can have
 	return flush(ctx, unsafe.Slice((*byte)(data), int(length)), C.GoString(tag))
 }
 

@@ -57,7 +57,8 @@ type Batch struct {
 	spans   []span
 	created time.Time
 	full    bool
-	held    int // bytes of Buf's capacity kept for what C holds of the records (Cost)
+	held    int  // bytes of Buf's capacity kept for what C holds of the records (Cost)
+	resent  bool // its records went once already (Failure.Resend)
 }
 
 // What C holds per record beside the bytes of its batch, which batches
@@ -134,8 +135,24 @@ type Failure struct {
 	Index     int // record index in its batch
 	Err       int // librdkafka error code
 	Reason    string
-	Permanent bool // retrying cannot help: the record is dropped
+	Permanent bool   // retrying cannot help: the record is dropped
+	Resend    Resend // how the record may go again at once, in the same flush
 }
+
+// Resend says how a record Kafka refused may go again at once, once, before
+// it counts as failed.
+type Resend uint8
+
+const (
+	NoResend Resend = iota
+	// ResendAsIs: refused for another record of its request only.
+	ResendAsIs
+	// ResendRestamped: refused for its timestamp, or maybe so (invalid
+	// records of a request are told apart from the others but not told
+	// why): again with the produce time, if it had a timestamp of its own.
+	ResendRestamped
+	toDeadLetter // refused for good: to the dead-letter topic
+)
 
 // Allocator provides the batch buffers; the plugin uses C memory so that
 // librdkafka can reference records without copying them.
@@ -501,13 +518,18 @@ func (a *Accumulator) drain(now time.Time, lane int, all bool, dst []*Batch) ([]
 }
 
 // Complete reports a sent batch's outcome: every record not in failures was
-// acknowledged. The batch goes back to the pool. With a dead-letter topic,
-// records that failed for good go there instead of being dropped.
+// acknowledged. The batch goes back to the pool. Refused records that may
+// go again at once (Failure.Resend) do, if this was not their resend; with a
+// dead-letter topic, records that failed for good go there instead of being
+// dropped.
 func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 	sort.Slice(failures, func(i, j int) bool { return failures[i].Index < failures[j].Index })
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var moved []deadLetter
+	if b.frame != nil && len(failures) > 0 && a.resendFrame(b, failures[0]) {
+		return
+	}
+	var again [toDeadLetter + 1][]moved
 	acked := int64(0)
 	j := 0
 	for _, s := range b.spans {
@@ -529,13 +551,22 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 					failures = failures[1:]
 				}
 			}
-			// A guard: conf refuses DLQ_Topic in batch mode, where Kafka
-			// refuses a frame whole, one message of many chunks' records;
-			// its records are dropped.
-			if f != nil && f.Permanent && a.dlq != "" && !b.DeadLetter && b.frame == nil {
-				moved = append(moved, deadLetter{j, s.w, f})
-				s.w.example(FailedRecord{Topic: b.Topic, Size: b.size(j), Reason: f.Reason, Permanent: true, ToDeadLetter: true})
-				continue
+			if f != nil && b.frame == nil {
+				how := f.Resend
+				if b.resent || how == ResendRestamped && b.Recs[j].TimeMs == 0 {
+					how = NoResend
+				}
+				// A guard: conf refuses DLQ_Topic in batch mode, where Kafka
+				// refuses a frame whole, one message of many chunks'
+				// records; its records are dropped.
+				if how == NoResend && f.Permanent && a.dlq != "" && !b.DeadLetter {
+					how = toDeadLetter
+					s.w.example(FailedRecord{Topic: b.Topic, Size: b.size(j), Reason: f.Reason, Permanent: true, ToDeadLetter: true})
+				}
+				if how != NoResend {
+					again[how] = append(again[how], moved{j, s.w, f})
+					continue
+				}
 			}
 			if f == nil {
 				acked++
@@ -543,12 +574,35 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 			s.w.settle(b, j, f, b.frame == nil || j == first)
 		}
 	}
-	if len(moved) > 0 {
-		a.sendToDeadLetter(b, moved)
+	for how, recs := range again {
+		if len(recs) > 0 {
+			a.resend(b, recs, Resend(how))
+		}
 	}
 	a.delivered[b.Topic] += acked
 	a.acknowledged.Add(acked)
 	a.release(b)
+}
+
+// resendFrame sends batch message b again, first in its queue, if Kafka
+// refused it in a way a resend can cure (Failure.Resend): restamped, with
+// the produce time in place of its last record's event time. It reports
+// whether it did. a.mu is held.
+func (a *Accumulator) resendFrame(b *Batch, f Failure) bool {
+	if b.resent || f.Resend == NoResend || f.Resend == ResendRestamped && b.Recs[0].TimeMs == 0 {
+		return false
+	}
+	if f.Resend == ResendRestamped {
+		b.Recs[0].TimeMs = 0
+		for _, s := range b.spans {
+			s.w.Restamped += s.n
+		}
+	}
+	b.resent = true
+	k := key{b.Topic, b.Partition, b.Lane}
+	a.deques[k] = append([]*Batch{b}, a.deques[k]...)
+	a.signal()
+	return true
 }
 
 // Acknowledged counts the records Kafka acknowledged so far.
@@ -566,7 +620,7 @@ func (a *Accumulator) DeliveredByTopic() map[string]int64 {
 }
 
 func (a *Accumulator) release(b *Batch) {
-	b.Recs, b.idx, b.spans, b.full, b.DeadLetter, b.held = b.Recs[:0], b.idx[:0], b.spans[:0], false, false, 0
+	b.Recs, b.idx, b.spans, b.full, b.DeadLetter, b.held, b.resent = b.Recs[:0], b.idx[:0], b.spans[:0], false, false, 0, false
 	switch {
 	case b.frame != nil:
 		a.releaseFrame(b)

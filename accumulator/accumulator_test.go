@@ -321,3 +321,69 @@ func TestAppendAfterCloseRefused(t *testing.T) {
 		t.Fatalf("%d batches drained, %d left", len(ready), a.Batches())
 	}
 }
+
+// TestResendRefused: records refused for their timestamp go out again once,
+// to their topic and partition, with the produce time; records refused for
+// another record of their request go again once as they were. Refused
+// again, the first are dead-lettered like any record refused for good, the
+// others left for the chunk's retry.
+func TestResendRefused(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a.SetDeadLetterTopic("dlq", 1<<20)
+	w := NewWaiter(6)
+	a.Append("t", 2, 0, stagedFrom(1, 5, 10), w, far()) // event times 1 to 5
+	sent := a.DrainAll(0, nil)
+	badTime := func(i int) Failure {
+		return Failure{Index: i, Err: 32, Reason: "Invalid timestamp", Permanent: true, Resend: ResendRestamped}
+	}
+	sibling := func(i int) Failure {
+		return Failure{Index: i, Err: -138, Reason: "invalid record beside", Resend: ResendAsIs}
+	}
+	a.Complete(sent[0], []Failure{badTime(0), badTime(1), {Index: 2, Err: 10, Reason: "too large", Permanent: true}, sibling(3)})
+	var restamped, asIs, dead *Batch
+	for _, b := range a.DrainAll(0, nil) {
+		switch {
+		case b.DeadLetter:
+			dead = b
+		case len(b.Recs) == 2:
+			restamped = b
+		default:
+			asIs = b
+		}
+	}
+	if restamped == nil || asIs == nil || dead == nil || a.Batches() != 0 {
+		t.Fatalf("after the refusal: restamped %v, as is %v, dead letter %v, %d more", restamped, asIs, dead, a.Batches())
+	}
+	for _, b := range []*Batch{restamped, asIs} {
+		if b.Topic != "t" || b.Partition != 2 {
+			t.Fatalf("resent to %s[%d]", b.Topic, b.Partition)
+		}
+	}
+	for i, want := range []struct {
+		b     *Batch
+		j     int
+		value string
+		time  int64
+	}{{restamped, 0, "0000000001", 0}, {restamped, 1, "0000000002", 0}, {asIs, 0, "0000000004", 4}} {
+		r := want.b.Recs[want.j]
+		value, key := want.b.Buf[r.Off:r.Off+r.Len], want.b.Buf[r.Off+r.Len:r.Off+r.Len+r.KeyLen]
+		if string(value) != want.value || string(key) != "k1" || r.TimeMs != want.time {
+			t.Fatalf("resent record %d: %q key %q time %d", i, value, key, r.TimeMs)
+		}
+	}
+	a.Complete(dead, nil)
+	a.Complete(asIs, []Failure{sibling(0)})      // refused again: left for the retry
+	a.Complete(restamped, []Failure{badTime(1)}) // refused again: dead-lettered
+	last := a.DrainAll(0, nil)
+	if len(last) != 1 || !last[0].DeadLetter || last[0].Recs[0].TimeMs != 0 {
+		t.Fatalf("%d batches after the second refusal, want its dead letter with the produce time", len(last))
+	}
+	a.Complete(last[0], nil)
+	res, ok := a.Wait(w, far(), Sleep)
+	if !ok || res.Delivered != 2 || res.DeadLettered != 2 || res.Restamped != 2 || res.Retriable != 1 || res.Permanent != 0 {
+		t.Fatalf("%+v %v", res, ok)
+	}
+	if w.State(4) != Retriable || w.State(1) != Acked || w.State(2) != DeadLettered {
+		t.Fatalf("states %v", w.state)
+	}
+}

@@ -32,50 +32,63 @@ func (a *Accumulator) SetDeadLetterTopic(topic string, maxBytes int) {
 	a.frameLimits()
 }
 
-// deadLetter is record j of a batch, refused for good, on its way to the
-// dead-letter topic.
-type deadLetter struct {
+// moved is record j of a batch, refused by Kafka, on its way to the
+// dead-letter topic or to its own topic again (resend).
+type moved struct {
 	j int
 	w *Waiter
 	f *Failure
 }
 
-// sendToDeadLetter copies the moved records of b into a ready batch for the
-// dead-letter topic; their waiters keep them in flight until it is
-// reported on. The batch is allocated past the memory budget if need be:
-// it is small and must not wait. a.mu is held.
-func (a *Accumulator) sendToDeadLetter(b *Batch, moved []deadLetter) {
-	// The records as they go: value cut, the headers saying why after
-	// their own; their encoding, then the cost of each (Cost).
-	recs := make([]Rec, len(moved))
+// resend copies the moved records of b into a ready batch; their waiters
+// keep them in flight until it is reported on. To the dead-letter topic
+// (toDeadLetter), with their value cut to fit and headers saying why after
+// their own; else to b's topic and partition again, restamped or as they
+// were. The batch is allocated past the memory budget if need be: it must
+// not wait. a.mu is held.
+func (a *Accumulator) resend(b *Batch, recs []moved, how Resend) {
+	deadLetter := how == toDeadLetter
+	out := make([]Rec, len(recs))
 	var enc []byte
 	capacity := 0
-	for i, m := range moved {
+	for i, m := range recs {
 		r := b.Recs[m.j]
 		start := len(enc)
-		rec := Rec{Off: uint32(start), Len: a.cut(r), KeyLen: r.KeyLen, TimeMs: r.TimeMs}
+		rec := Rec{Off: uint32(start), Len: r.Len, KeyLen: r.KeyLen, TimeMs: r.TimeMs}
+		switch how {
+		case toDeadLetter:
+			rec.Len = a.cut(r)
+		case ResendRestamped:
+			rec.TimeMs = 0
+			m.w.Restamped++
+		}
 		enc = append(enc, b.Buf[r.Off:r.Off+rec.Len]...)
 		enc = append(enc, b.Buf[r.Off+r.Len:r.Off+r.Size()]...)
-		enc = AppendHeader(enc, []byte(HeaderError), []byte(m.f.Reason))
-		enc = AppendHeader(enc, []byte(HeaderErrorCode), strconv.AppendInt(nil, int64(m.f.Err), 10))
-		enc = AppendHeader(enc, []byte(HeaderTopic), []byte(b.Topic))
-		if rec.Len < r.Len {
-			enc = AppendHeader(enc, []byte(HeaderTruncated), strconv.AppendUint(nil, uint64(r.Len), 10))
+		if deadLetter {
+			enc = AppendHeader(enc, []byte(HeaderError), []byte(m.f.Reason))
+			enc = AppendHeader(enc, []byte(HeaderErrorCode), strconv.AppendInt(nil, int64(m.f.Err), 10))
+			enc = AppendHeader(enc, []byte(HeaderTopic), []byte(b.Topic))
+			if rec.Len < r.Len {
+				enc = AppendHeader(enc, []byte(HeaderTruncated), strconv.AppendUint(nil, uint64(r.Len), 10))
+			}
 		}
 		rec.HdrLen = uint32(len(enc)-start) - rec.Len - rec.KeyLen
-		recs[i] = rec
+		out[i] = rec
 		capacity += Cost(rec, enc[start+int(rec.Len+rec.KeyLen):])
 	}
-	dl := &Batch{Topic: a.dlq, Partition: -1, Lane: b.Lane, DeadLetter: true, full: true, created: time.Now(), Buf: a.alloc.Alloc(capacity), Recs: recs}
-	a.used += int64(capacity)
-	dl.Buf = append(dl.Buf, enc...)
-	dl.held = capacity - len(enc)
-	for _, m := range moved {
-		dl.idx = append(dl.idx, b.idx[m.j])
-		dl.addSpan(m.w)
+	nb := &Batch{Topic: b.Topic, Partition: b.Partition, Lane: b.Lane, DeadLetter: b.DeadLetter, resent: true, full: true, created: time.Now(), Buf: a.alloc.Alloc(capacity), Recs: out}
+	if deadLetter { // may go again once, to the dead-letter topic
+		nb.Topic, nb.Partition, nb.DeadLetter, nb.resent = a.dlq, -1, true, false
 	}
-	k := key{a.dlq, -1, b.Lane}
-	a.deques[k] = append(a.deques[k], dl)
+	a.used += int64(capacity)
+	nb.Buf = append(nb.Buf, enc...)
+	nb.held = capacity - len(enc)
+	for _, m := range recs {
+		nb.idx = append(nb.idx, b.idx[m.j])
+		nb.addSpan(m.w)
+	}
+	k := key{nb.Topic, nb.Partition, nb.Lane}
+	a.deques[k] = append(a.deques[k], nb)
 	a.signal()
 }
 

@@ -341,3 +341,27 @@ func TestStagedFootprintCountsSegments(t *testing.T) {
 		t.Fatalf("footprint %d, buffer %d, segments %d", s.Footprint(), cap(s.Buf), blocks)
 	}
 }
+
+// TestFrameRestamped: a batch message whose timestamp (its last record's
+// event time) Kafka refused goes out again once with the produce time.
+func TestFrameRestamped(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a.SetFrames("application/x-ndjson", true)
+	w := NewWaiter(6)
+	a.Append("t", -1, 0, framed(a, 1, 5, 98), w, far())
+	sent := a.DrainAll(0, nil)
+	if len(sent) != 1 || sent[0].Recs[0].TimeMs != 5 {
+		t.Fatalf("%d batches sent", len(sent))
+	}
+	value := string(sent[0].Buf)
+	refused := []Failure{{Err: 32, Reason: "Invalid timestamp", Permanent: true, Resend: ResendRestamped}}
+	a.Complete(sent[0], refused)
+	again := a.DrainAll(0, nil)
+	if len(again) != 1 || again[0].Recs[0].TimeMs != 0 || string(again[0].Buf) != value {
+		t.Fatalf("%d batches sent again", len(again))
+	}
+	a.Complete(again[0], refused) // refused again: dropped
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Restamped != 5 || res.Permanent != 5 || a.Batches() != 0 {
+		t.Fatalf("%+v %v", res, ok)
+	}
+}

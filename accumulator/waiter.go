@@ -37,6 +37,7 @@ type Waiter struct {
 type Result struct {
 	Delivered    int
 	DeadLettered int
+	Restamped    int // sent again with the produce time, Kafka having refused their timestamp
 	Retriable    int // failed for now in the last attempt
 	Permanent    int // can never be delivered: dropped
 	InFlight     int // no report yet

@@ -135,7 +135,7 @@ var Options = []Option{
 		}},
 	{"Timestamp_Format", "enum", "iso8601_ns", "Format of Timestamp_Key: double, epoch (s), epoch_ms, epoch_ns, iso8601 (µs), iso8601_ns or java_sql_timestamp (2006-01-02 15:04:05.000000).",
 		enum(func(c *Config) *string { return &c.TimestampFormat }, "double", "epoch", "epoch_ms", "epoch_ns", "iso8601", "iso8601_ns", "java_sql_timestamp")},
-	{"Kafka_Timestamp", "enum", "event", "Kafka message timestamp: the record's event time (in batch mode the last record's; one ahead of the clock goes out as the produce time, as Kafka refuses one too far ahead), or the produce time.",
+	{"Kafka_Timestamp", "enum", "event", "Kafka message timestamp: the record's event time (in batch mode the last record's; one ahead of the clock, or one the topic refuses as too old, goes out as the produce time), or the produce time.",
 		enum(func(c *Config) *string { return &c.KafkaTimestamp }, "event", "produce")},
 	{"Include_Tag_Key", "bool", "off", "Add the Fluent Bit tag to each record under Tag_Key.",
 		boolean(func(c *Config) *bool { return &c.IncludeTagKey })},

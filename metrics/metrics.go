@@ -34,6 +34,7 @@ var (
 	descFailed       = desc("records_failed_total", "Records dropped: Kafka can never take them, they cannot be encoded, or their timestamp cannot be read.")
 	descDeadLettered = desc("records_dead_lettered_total", "Records Kafka refused for good, sent to DLQ_Topic.")
 	descRerouted     = desc("records_rerouted_total", "Records sent to the default topic because Topic_Key gave no allowed topic.")
+	descRestamped    = desc("records_restamped_total", "Records sent again with the produce time as their timestamp after Kafka refused theirs.")
 	descSkipped      = desc("records_skipped_total", "Records skipped by the raw format for lack of Raw_Log_Key.")
 	descBuffer       = desc("buffer_bytes", "Memory of the batch buffers now (counted against Buffer_Memory).")
 	descFlush        = desc("flush_duration_seconds", "Duration of flushes, from the chunk handed over to the return code.")
@@ -85,11 +86,11 @@ type entry struct {
 
 // totals are an instance's counters at one moment.
 type totals struct {
-	delivered                                        map[string]int64 // by topic
-	retried, failed, deadLettered, rerouted, skipped int64
-	buckets                                          []uint64 // cumulative, per plugin.FlushBuckets
-	flushes                                          uint64
-	flushSeconds                                     float64
+	delivered                                                   map[string]int64 // by topic
+	retried, failed, deadLettered, rerouted, restamped, skipped int64
+	buckets                                                     []uint64 // cumulative, per plugin.FlushBuckets
+	flushes                                                     uint64
+	flushSeconds                                                float64
 }
 
 func read(e *entry) *totals {
@@ -99,6 +100,7 @@ func read(e *entry) *totals {
 		failed:       e.stats.Failed.Load(),
 		deadLettered: e.stats.DeadLettered.Load(),
 		rerouted:     e.stats.Rerouted.Load(),
+		restamped:    e.stats.Restamped.Load(),
 		skipped:      e.stats.Skipped.Load(),
 	}
 	t.buckets, t.flushes, t.flushSeconds = e.stats.Flushes.Snapshot()
@@ -120,6 +122,7 @@ func (t *totals) add(o *totals) {
 	t.failed += o.failed
 	t.deadLettered += o.deadLettered
 	t.rerouted += o.rerouted
+	t.restamped += o.restamped
 	t.skipped += o.skipped
 	if len(t.buckets) < len(o.buckets) {
 		t.buckets = append(t.buckets, make([]uint64, len(o.buckets)-len(t.buckets))...)
@@ -233,7 +236,7 @@ func (ep *endpoint) unregister(instance string, e *entry) {
 // Describe sends every metric's description.
 func (ep *endpoint) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descFailed, descDeadLettered, descRerouted,
-		descSkipped, descBuffer, descFlush, descQueueMsgs, descQueueBytes, descBrokerUp, descBrokerState,
+		descRestamped, descSkipped, descBuffer, descFlush, descQueueMsgs, descQueueBytes, descBrokerUp, descBrokerState,
 		descBrokerRTT, descBrokerTxErrs} {
 		ch <- d
 	}
@@ -257,6 +260,7 @@ func (ep *endpoint) Collect(ch chan<- prometheus.Metric) {
 		counter(descFailed, t.failed)
 		counter(descDeadLettered, t.deadLettered)
 		counter(descRerouted, t.rerouted)
+		counter(descRestamped, t.restamped)
 		counter(descSkipped, t.skipped)
 		ch <- prometheus.MustNewConstMetric(descBuffer, prometheus.GaugeValue, float64(e.src.BufferBytes()), label)
 		buckets := make(map[float64]uint64, len(plugin.FlushBuckets))

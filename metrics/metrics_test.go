@@ -164,6 +164,7 @@ func TestSharedListener(t *testing.T) {
 	s1.Failed.Add(1)
 	s1.DeadLettered.Add(2)
 	s2.Rerouted.Add(6)
+	s1.Restamped.Add(9)
 	s2.Skipped.Add(8)
 	s1.Flushes.Observe(3 * time.Millisecond)
 	s1.Flushes.Observe(2 * time.Second)
@@ -179,6 +180,7 @@ func TestSharedListener(t *testing.T) {
 		`gokafka_records_failed_total{instance="gokafka.0"}`:                                   1,
 		`gokafka_records_dead_lettered_total{instance="gokafka.0"}`:                            2,
 		`gokafka_records_rerouted_total{instance="edge"}`:                                      6,
+		`gokafka_records_restamped_total{instance="gokafka.0"}`:                                9,
 		`gokafka_records_skipped_total{instance="edge"}`:                                       8,
 		`gokafka_buffer_bytes{instance="gokafka.0"}`:                                           4096,
 		`gokafka_buffer_bytes{instance="edge"}`:                                                0,

@@ -429,7 +429,8 @@ func (in *Instance) Flush(data []byte, tag string) int {
 }
 
 // count adds what changed in w's result since it was last counted to the
-// statistics, and logs how many records Kafka refused for good meanwhile.
+// statistics, and logs how many records Kafka refused for good meanwhile,
+// and how many it refused for their timestamp.
 // own is how many the flush dropped itself, each logged by its cause;
 // skipped of them had no Raw_Log_Key, and are counted apart.
 func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, own, skipped int) {
@@ -437,7 +438,12 @@ func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, own, sk
 	in.Stats.Delivered.Add(int64(res.Delivered - w.Counted.Delivered))
 	in.Stats.Failed.Add(int64(res.Permanent - w.Counted.Permanent - skipped))
 	in.Stats.DeadLettered.Add(int64(res.DeadLettered - w.Counted.DeadLettered))
+	restamped := res.Restamped - w.Counted.Restamped
+	in.Stats.Restamped.Add(int64(restamped))
 	w.Counted = res
+	if restamped > 0 {
+		in.Log(LevelWarn, "%d records of the chunk refused by Kafka for their timestamp (or as invalid) were sent again with the produce time", restamped)
+	}
 	if refused > 0 {
 		in.Log(LevelError, "%d of %d records of the chunk can never be delivered and were dropped; %d delivered", refused, w.Len(), res.Delivered)
 	}

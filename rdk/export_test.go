@@ -19,5 +19,9 @@ var FailAllocs = failAllocs
 // Permanent reports the librdkafka error codes that no retry can cure.
 var Permanent = permanent
 
+// Resend reports how a record refused with a librdkafka error code may go
+// again at once.
+var Resend = resend
+
 // MallocInUse returns the bytes of C memory allocated now (main arena).
 var MallocInUse = mallocInUse

@@ -495,24 +495,32 @@ func TestUnrecordedFailureFailsBatch(t *testing.T) {
 }
 
 // TestPermanentErrors: the errors that no retry can cure drop a record (or
-// send it to the dead-letter topic); others are retried.
+// send it to the dead-letter topic); others are retried. Records refused
+// for their timestamp or beside such a record go again at once.
 func TestPermanentErrors(t *testing.T) {
 	for _, tc := range []struct {
 		err       kafka.ErrorCode
 		permanent bool
+		resend    accumulator.Resend
 	}{
-		{kafka.ErrMsgSizeTooLarge, true},
-		{kafka.ErrInvalidTimestamp, true}, // outside log.message.timestamp.before/after.max.ms
-		{kafka.ErrUnsupportedForMessageFormat, true},
-		{kafka.ErrPolicyViolation, true},
-		{kafka.ErrNotLeaderForPartition, false},
-		{kafka.ErrRequestTimedOut, false},
-		{kafka.ErrMsgTimedOut, false},
-		{kafka.ErrPurgeQueue, false},
-		{kafka.ErrQueueFull, false},
+		{kafka.ErrMsgSizeTooLarge, true, accumulator.NoResend},
+		{kafka.ErrInvalidTimestamp, true, accumulator.ResendRestamped}, // outside log.message.timestamp.before/after.max.ms
+		{kafka.ErrInvalidRecord, true, accumulator.ResendRestamped},    // one of several refused records of a request
+		{kafka.ErrInvalidDifferentRecord, false, accumulator.ResendAsIs},
+		{kafka.ErrUnsupportedForMessageFormat, true, accumulator.NoResend},
+		{kafka.ErrPolicyViolation, true, accumulator.NoResend},
+		{kafka.ErrInvalidMsg, false, accumulator.NoResend}, // a CRC error on the way: librdkafka retries it too
+		{kafka.ErrNotLeaderForPartition, false, accumulator.NoResend},
+		{kafka.ErrRequestTimedOut, false, accumulator.NoResend},
+		{kafka.ErrMsgTimedOut, false, accumulator.NoResend},
+		{kafka.ErrPurgeQueue, false, accumulator.NoResend},
+		{kafka.ErrQueueFull, false, accumulator.NoResend},
 	} {
 		if got := rdk.Permanent(int(tc.err)); got != tc.permanent {
 			t.Errorf("%v: permanent %v, want %v", tc.err, got, tc.permanent)
+		}
+		if got := rdk.Resend(int(tc.err)); got != tc.resend {
+			t.Errorf("%v: resend %v, want %v", tc.err, got, tc.resend)
 		}
 	}
 }

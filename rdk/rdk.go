@@ -293,6 +293,7 @@ func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []se
 					Err:       int(errs[i]),
 					Reason:    errorText(int(errs[i])),
 					Permanent: permanent(int(errs[i])),
+					Resend:    resend(int(errs[i])),
 				}
 			}
 		}
@@ -338,7 +339,6 @@ func permanent(code int) bool {
 		C.RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
 		C.RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
 		C.RD_KAFKA_RESP_ERR_INVALID_RECORD,
-		C.RD_KAFKA_RESP_ERR_INVALID_MSG,
 		C.RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
 		C.RD_KAFKA_RESP_ERR_POLICY_VIOLATION,
 		// The timestamp is outside the topic's
@@ -353,6 +353,21 @@ func permanent(code int) bool {
 		return true
 	}
 	return false
+}
+
+// resend says how a record refused with code may go again at once. Kafka
+// refuses a request's records whole for one record's timestamp
+// (INVALID_TIMESTAMP on each); when it names the records (KIP-467),
+// librdkafka reports them as INVALID_RECORD, without the cause, and the
+// others as _INVALID_DIFFERENT_RECORD.
+func resend(code int) accumulator.Resend {
+	switch C.rd_kafka_resp_err_t(code) {
+	case C.RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP, C.RD_KAFKA_RESP_ERR_INVALID_RECORD:
+		return accumulator.ResendRestamped
+	case C.RD_KAFKA_RESP_ERR__INVALID_DIFFERENT_RECORD:
+		return accumulator.ResendAsIs
+	}
+	return accumulator.NoResend
 }
 
 // logEvents passes librdkafka's errors and logs to the plugin's logger,

@@ -317,6 +317,74 @@ func TestFutureEventTime(t *testing.T) {
 	}
 }
 
+// TestOldEventTime: on a topic that refuses timestamps over an hour old
+// (log.message.timestamp.before.max.ms), a chunk of recent records with old
+// ones loses none, and nothing is dead-lettered. Kafka refuses the old
+// records' request whole; the plugin sends the records again, the old ones
+// with the produce time. Seen here: one old record, librdkafka reports
+// INVALID_TIMESTAMP on every record of the request, so all go with the
+// produce time; two, it names them and the others keep their event time.
+// In batch mode the last record's time is the message's.
+func TestOldEventTime(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := pluginSO(t)
+	for _, tc := range []struct {
+		mode string
+		old  []int
+	}{{"record", []int{500}}, {"record", []int{500, 999}}, {"batch", []int{500, 999}}} {
+		recs := containerLogs(t, "docker", 1000)
+		now := time.Now().Truncate(time.Millisecond)
+		for i := range recs {
+			recs[i].Time = now.Add(time.Duration(i-len(recs)) * time.Millisecond)
+		}
+		eventTime, old := map[string]time.Time{}, map[string]bool{}
+		for _, i := range tc.old {
+			recs[i].Time = now.Add(-2 * time.Hour)
+			old[string(expectedJSON(recs[i]))] = true
+		}
+		for _, r := range recs {
+			eventTime[string(expectedJSON(r))] = r.Time
+		}
+		topic := kafkatest.UniqueTopic(t)
+		kafkatest.CreateTopicConfig(t, bootstrap, topic, 1, map[string]string{"message.timestamp.before.max.ms": "3600000"})
+		k := keys("Brokers", bootstrap, "Topics", topic, "Message_Mode", tc.mode)
+		if tc.mode == "record" {
+			kafkatest.CreateTopic(t, bootstrap, topic+"-dlq", 1)
+			k = append(k, keys("DLQ_Topic", topic+"-dlq")...)
+		}
+		start := time.Now().Truncate(time.Millisecond)
+		res := hostrun.Run(t, hostrun.Options{Plugin: so, StartDelay: time.Second, Instances: []hostrun.Instance{{
+			Keys: k, Chunks: fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2}),
+		}}})
+		end := time.Now()
+		if s := res.Instances[0]; s.OK != s.Chunks || s.Retry != 0 || !strings.Contains(res.Stderr, "refused by Kafka for their timestamp (or as invalid) were sent again with the produce time") {
+			t.Errorf("%s mode, %d old: %+v\n%s", tc.mode, len(tc.old), s, hostrun.Tail(res.Stderr, 10))
+		}
+		msgs := unbatched(t, kafkatest.ConsumeAll(t, bootstrap, topic, time.Minute))
+		if lost, dups := tally(t, recs, msgs); lost != 0 || len(dups) != 0 {
+			t.Fatalf("%s mode, %d old: %d of %d records lost, %d duplicated", tc.mode, len(tc.old), lost, len(recs), len(dups))
+		}
+		restamped := 0
+		for _, m := range msgs {
+			switch {
+			case m.Timestamp.Equal(eventTime[string(m.Value)]) && !old[string(m.Value)]:
+			case m.Timestamp.Before(start) || m.Timestamp.After(end):
+				t.Fatalf("%s mode: Kafka timestamp %v, want the event time or the produce time, %v to %v", tc.mode, m.Timestamp, start, end)
+			default:
+				restamped++
+			}
+		}
+		if tc.mode == "record" && len(tc.old) == 2 && restamped != 2 {
+			t.Errorf("%d records went with the produce time, want the two old ones", restamped)
+		}
+		if tc.mode == "record" {
+			if dead := kafkatest.ConsumeAll(t, bootstrap, topic+"-dlq", 5*time.Second); len(dead) != 0 {
+				t.Errorf("%d records dead-lettered, want none", len(dead))
+			}
+		}
+	}
+}
+
 // TestMalformedChunk: a truncated chunk returns FLB_ERROR with a log line
 // saying where decoding failed; the records before the fault are delivered,
 // and the next chunk is not affected.

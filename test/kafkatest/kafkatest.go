@@ -314,13 +314,25 @@ func CreateTopic(t testing.TB, bootstrap, topic string, partitions int) {
 // broker's default).
 func CreateTopicReplicas(t testing.TB, bootstrap, topic string, partitions, replicas int) {
 	t.Helper()
+	createTopic(t, bootstrap, kafka.TopicSpecification{Topic: topic, NumPartitions: partitions, ReplicationFactor: replicas})
+}
+
+// CreateTopicConfig is CreateTopic with topic-level configuration, such as
+// message.timestamp.before.max.ms.
+func CreateTopicConfig(t testing.TB, bootstrap, topic string, partitions int, config map[string]string) {
+	t.Helper()
+	createTopic(t, bootstrap, kafka.TopicSpecification{Topic: topic, NumPartitions: partitions, Config: config})
+}
+
+func createTopic(t testing.TB, bootstrap string, spec kafka.TopicSpecification) {
+	t.Helper()
+	topic, partitions := spec.Topic, spec.NumPartitions
 	admin := newAdmin(t, bootstrap)
 	defer admin.Close()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		res, err := admin.CreateTopics(ctx,
-			[]kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: replicas}},
+		res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{spec},
 			kafka.SetAdminOperationTimeout(10*time.Second))
 		cancel()
 		if err == nil {
