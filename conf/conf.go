@@ -122,7 +122,7 @@ var Options = []Option{
 		boolean(func(c *Config) *bool { return &c.DynamicTopic })},
 	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, or raw (the bytes of Raw_Log_Key).",
 		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "raw")},
-	{"Raw_Log_Key", "record accessor", "", "Field sent as the whole value in raw format; records without it are skipped and counted.",
+	{"Raw_Log_Key", "record accessor", "", "Field sent as the whole value in raw format; records without it (or with it null) are skipped and counted.",
 		path(func(c *Config) *ra.Path { return &c.RawLogKey })},
 	{"Timestamp_Key", "string", "@timestamp", "Field that receives the record's time; off (or none, or \"\") leaves it out.",
 		func(c *Config, v string) error {

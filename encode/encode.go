@@ -25,7 +25,8 @@ type Options struct {
 	Remove          []ra.Path
 }
 
-// ErrNoRawKey is returned in raw format for a record without Raw_Log_Key.
+// ErrNoRawKey is returned in raw format for a record without Raw_Log_Key,
+// or with it nil.
 var ErrNoRawKey = errors.New("record has no Raw_Log_Key field")
 
 // Encoder appends message values. It is safe for concurrent use.
@@ -110,7 +111,7 @@ func (e *Encoder) AppendOpen(dst []byte, rec *chunk.Record, tag string) ([]byte,
 // appendRaw writes the Raw_Log_Key field of body.
 func (e *Encoder) appendRaw(dst, body []byte) ([]byte, error) {
 	v, ok := e.o.RawKey.Lookup(body)
-	if !ok {
+	if !ok || msgp.NextType(v) == msgp.NilType { // a nil field is a missing one, as for keys and headers
 		return dst, ErrNoRawKey
 	}
 	if out, ok := ra.AppendText(dst, v); ok {

@@ -27,7 +27,7 @@ func mustEncoder(t testing.TB, format, key, tsFormat string) *Encoder {
 }
 
 func TestJSONValues(t *testing.T) {
-	m := msgp.AppendMapHeader(nil, 15)
+	m := msgp.AppendMapHeader(nil, 17)
 	m = msgp.AppendString(msgp.AppendString(m, "log"), "héllo \"wörld\"\n\t\\ 日本 🚀\x01")
 	m = msgp.AppendInt64(msgp.AppendString(m, "neg"), -42)
 	m = msgp.AppendUint64(msgp.AppendString(m, "big"), math.MaxUint64)
@@ -35,6 +35,8 @@ func TestJSONValues(t *testing.T) {
 	m = msgp.AppendFloat64(msgp.AppendString(m, "whole"), 1500000) // stays a float, as Fluent Bit writes it
 	m = msgp.AppendFloat32(msgp.AppendString(m, "f32"), -2)
 	m = msgp.AppendFloat64(msgp.AppendString(m, "huge"), 1e300)
+	m = msgp.AppendFloat64(msgp.AppendString(m, "mid"), 1234567.5) // plain, as %.16g writes it
+	m = msgp.AppendFloat64(msgp.AppendString(m, "tiny"), -0.00001)
 	m = msgp.AppendFloat64(msgp.AppendString(m, "nan"), math.NaN())
 	m = msgp.AppendFloat32(msgp.AppendString(m, "inf"), float32(math.Inf(1)))
 	m = msgp.AppendBool(msgp.AppendString(m, "ok"), true)
@@ -50,7 +52,7 @@ func TestJSONValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"log":"héllo \"wörld\"\n\t\\ 日本 🚀\u0001","neg":-42,"big":18446744073709551615,"f":1.5,"whole":1500000.0,"f32":-2.0,"huge":1e+300,` +
+	want := `{"log":"héllo \"wörld\"\n\t\\ 日本 🚀\u0001","neg":-42,"big":18446744073709551615,"f":1.5,"whole":1500000.0,"f32":-2.0,"huge":1e+300,"mid":1234567.5,"tiny":-1e-05,` +
 		`"nan":null,"inf":null,"ok":true,"nil":null,"bin":"\u0000\u0001\u0002` + "\ufffd" + `","arr":[1,{"k":"v"}],"bad":"a` + "\ufffd\ufffd" + `b","7":"int key"}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
@@ -220,18 +222,23 @@ func TestShaping(t *testing.T) {
 	if _, err := e.Append(nil, rec, ""); err != ErrNoRawKey {
 		t.Errorf("raw without the field: %v", err)
 	}
+	nilLog := msgp.AppendNil(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "message"))
+	if _, err := e.Append(nil, &chunk.Record{Time: ts, Body: nilLog}, ""); err != ErrNoRawKey {
+		t.Errorf("raw with the field nil: %v", err)
+	}
 }
 
 // TestLogfmtValues: empty maps and arrays keep their key; binary values
-// are text, quoted as strings are when not plain.
+// are text, quoted as strings are when not plain; keys are valid UTF-8.
 func TestLogfmtValues(t *testing.T) {
-	m := msgp.AppendMapHeader(nil, 4)
+	m := msgp.AppendMapHeader(nil, 5)
 	m = msgp.AppendString(msgp.AppendString(m, "log"), "x")
 	m = msgp.AppendMapHeader(msgp.AppendString(m, "labels"), 0)
 	m = msgp.AppendArrayHeader(msgp.AppendString(m, "items"), 0)
 	m = msgp.AppendBytes(msgp.AppendString(m, "bin"), []byte{0xfb, 0xff})
+	m = msgp.AppendString(msgp.AppendString(m, "k\xffé"), "v") // keys too: invalid UTF-8 as U+FFFD
 	got, err := mustEncoder(t, "logfmt", "", "").Append(nil, &chunk.Record{Body: m}, "")
-	if want := `log=x labels={} items=[] bin="` + "\ufffd\ufffd" + `"`; err != nil || string(got) != want {
+	if want := `log=x labels={} items=[] bin="` + "\ufffd\ufffd" + `" k` + "\ufffdé" + `=v`; err != nil || string(got) != want {
 		t.Fatalf("got  %s (%v)\nwant %s", got, err, want)
 	}
 }

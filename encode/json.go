@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/gokafka/gokafka/ra"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -240,9 +241,9 @@ func readExt(b []byte) (typ int8, data, rest []byte, err error) {
 	return int8(b[hdr-1]), b[hdr:end], rest, nil
 }
 
-// appendFloat writes f as its shortest text; a whole number within int64's
-// range keeps a ".0", as Fluent Bit writes it, so a consumer still sees a
-// float (5.0, not 5; 1500000.0, not 1.5e+06).
+// appendFloat writes f as its shortest text (ra.AppendFloat); a whole
+// number within int64's range keeps a ".0", as Fluent Bit writes it, so a
+// consumer still sees a float (5.0, not 5; 1500000.0, not 1.5e+06).
 func appendFloat(dst []byte, f float64, bits int) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "null"...) // JSON has no NaN or Infinity
@@ -250,7 +251,7 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 	if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
 		return append(strconv.AppendFloat(dst, f, 'f', -1, bits), ".0"...)
 	}
-	return strconv.AppendFloat(dst, f, 'g', -1, bits)
+	return ra.AppendFloat(dst, f, bits)
 }
 
 func appendBase64(dst, v []byte) []byte {

@@ -3,6 +3,7 @@ package encode
 import (
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -36,16 +37,27 @@ func appendLogfmt(dst, b []byte, x *extras, rm *removal, d *dedup) ([]byte, []by
 }
 
 // appendLogfmtPair starts a pair: a space unless it is the first, the key
-// (spaces, '=' and quotes replaced by '_'), then '='.
+// (spaces, '=' and quotes replaced by '_', invalid UTF-8 by U+FFFD), then
+// '='.
 func appendLogfmtPair(dst []byte, start int, key []byte) []byte {
 	if len(dst) > start {
 		dst = append(dst, ' ')
 	}
-	for _, c := range key {
+	for len(key) > 0 {
+		c := key[0]
+		if c >= utf8.RuneSelf {
+			n := runeLen(key)
+			if n == 0 {
+				dst, key = append(dst, "\ufffd"...), key[1:]
+			} else {
+				dst, key = append(dst, key[:n]...), key[n:]
+			}
+			continue
+		}
 		if c <= ' ' || c == '=' || c == '"' || c == 0x7f {
 			c = '_'
 		}
-		dst = append(dst, c)
+		dst, key = append(dst, c), key[1:]
 	}
 	return append(dst, '=')
 }

@@ -7,6 +7,7 @@ package plugin
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -509,6 +510,9 @@ func (in *Instance) appendHeaders(dst []byte, st *flushState, rec *chunk.Record)
 // appendHeader adds header name with the msgpack value v as text (JSON for
 // maps and arrays); a nil value adds none, as a missing field.
 func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []byte {
+	if len(name) > math.MaxUint16 { // more than AppendHeader's name length holds
+		return dst
+	}
 	text, ok := ra.AppendText(st.scratch[:0], v)
 	if !ok {
 		if msgp.NextType(v) == msgp.NilType {

@@ -530,7 +530,7 @@ func TestShaping(t *testing.T) {
 			{Key: "labels", Value: []fixture.KV{{Key: "app", Value: "web"}}}}}
 	}
 	recs := []fixture.Record{
-		{Time: time.UnixMilli(1000), Metadata: []fixture.KV{{Key: "source", Value: "tail"}}, Body: []fixture.KV{{Key: "log", Value: "a"}, kube("shop", "web-1"), {Key: "n", Value: int64(7)}}},
+		{Time: time.UnixMilli(1000), Metadata: []fixture.KV{{Key: "source", Value: "tail"}, {Key: strings.Repeat("k", 70000), Value: "too long a name: no header"}}, Body: []fixture.KV{{Key: "log", Value: "a"}, kube("shop", "web-1"), {Key: "n", Value: int64(7)}}},
 		{Time: time.UnixMilli(2000), Body: []fixture.KV{{Key: "log", Value: "b"}, kube("elsewhere", "web-2")}},
 		{Time: time.UnixMilli(3000), Body: []fixture.KV{{Key: "log", Value: "c"}, {Key: "n", Value: nil}}}, // a nil field sends no header
 	}

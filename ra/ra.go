@@ -4,6 +4,7 @@ package ra
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -20,7 +21,9 @@ type Segment struct {
 // Path is a parsed record accessor.
 type Path []Segment
 
-// Parse reads "$a['b'][0]"; a bare "a" (no $) names a top-level key.
+// Parse reads "$a['b'][0]"; a bare "a" (no $) names a top-level key. As in
+// Fluent Bit, blanks between the parts do not count and a doubled quote in
+// a quoted key stands for one; keys may also be in double quotes.
 func Parse(s string) (Path, error) {
 	s = strings.TrimSpace(s)
 	if !strings.HasPrefix(s, "$") {
@@ -34,29 +37,62 @@ func Parse(s string) (Path, error) {
 	if end < 0 {
 		end = len(rest)
 	}
-	if end == 0 || strings.ContainsAny(rest[:end], "]'\"") {
+	top := strings.TrimSpace(rest[:end])
+	if top == "" || strings.ContainsAny(top, "]'\" \t") {
 		return nil, fmt.Errorf("%q: missing or bad top-level key after $", s)
 	}
-	p := Path{{Key: rest[:end]}}
+	p := Path{{Key: top}}
 	rest = rest[end:]
 	for rest != "" {
-		closing := strings.IndexByte(rest, ']')
-		if rest[0] != '[' || closing < 0 {
+		seg, after, ok := segment(rest)
+		if !ok {
 			return nil, fmt.Errorf("%q: expected ['key'] or [index] at %q", s, rest)
 		}
-		inner := rest[1:closing]
-		rest = rest[closing+1:]
-		if len(inner) >= 2 && (inner[0] == '\'' || inner[0] == '"') && inner[len(inner)-1] == inner[0] {
-			p = append(p, Segment{Key: inner[1 : len(inner)-1]})
-			continue
-		}
-		i, err := strconv.Atoi(inner)
-		if err != nil || i < 0 {
-			return nil, fmt.Errorf("%q: [%s] is neither a quoted key nor an index", s, inner)
-		}
-		p = append(p, Segment{Index: i, IsIndex: true})
+		p, rest = append(p, seg), strings.TrimLeft(after, blanks)
 	}
 	return p, nil
+}
+
+const blanks = " \t"
+
+// segment reads "['key']" or "[index]" at the start of s and returns what
+// follows it.
+func segment(s string) (seg Segment, rest string, ok bool) {
+	if s[0] != '[' {
+		return seg, s, false
+	}
+	s = strings.TrimLeft(s[1:], blanks)
+	if s != "" && (s[0] == '\'' || s[0] == '"') {
+		seg.Key, s, ok = quoted(s)
+	} else {
+		digits := s[:len(s)-len(strings.TrimLeft(s, "0123456789"))]
+		i, err := strconv.ParseUint(digits, 10, 31) // within an array's uint32 length
+		seg, s, ok = Segment{Index: int(i), IsIndex: true}, s[len(digits):], err == nil
+	}
+	s = strings.TrimLeft(s, blanks)
+	if !ok || s == "" || s[0] != ']' {
+		return seg, s, false
+	}
+	return seg, s[1:], true
+}
+
+// quoted reads the key quoted by s[0] and returns what follows its closing
+// quote; a doubled quote inside stands for one.
+func quoted(s string) (key, rest string, ok bool) {
+	q := s[0]
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch {
+		case s[i] != q:
+			b.WriteByte(s[i])
+		case i+1 < len(s) && s[i+1] == q:
+			b.WriteByte(q)
+			i++
+		default:
+			return b.String(), s[i+1:], true
+		}
+	}
+	return "", s, false
 }
 
 // String writes p back in record accessor syntax.
@@ -69,7 +105,7 @@ func (p Path) String() string {
 		case s.IsIndex:
 			fmt.Fprintf(&b, "[%d]", s.Index)
 		default:
-			fmt.Fprintf(&b, "['%s']", s.Key)
+			fmt.Fprintf(&b, "['%s']", strings.ReplaceAll(s.Key, "'", "''"))
 		}
 	}
 	return b.String()
@@ -167,13 +203,23 @@ func AppendText(dst, v []byte) ([]byte, bool) {
 		return strconv.AppendUint(dst, u, 10), err == nil
 	case msgp.Float32Type:
 		f, _, err := msgp.ReadFloat32Bytes(v)
-		return strconv.AppendFloat(dst, float64(f), 'g', -1, 32), err == nil
+		return AppendFloat(dst, float64(f), 32), err == nil
 	case msgp.Float64Type:
 		f, _, err := msgp.ReadFloat64Bytes(v)
-		return strconv.AppendFloat(dst, f, 'g', -1, 64), err == nil
+		return AppendFloat(dst, f, 64), err == nil
 	case msgp.BoolType:
 		b, _, err := msgp.ReadBoolBytes(v)
 		return strconv.AppendBool(dst, b), err == nil
 	}
 	return dst, false
+}
+
+// AppendFloat appends f, of bits precision, in the fewest digits that read
+// back as f: plain from 1e-4 to 1e16, where C's %.16g (Fluent Bit's) is
+// plain too, with an exponent outside.
+func AppendFloat(dst []byte, f float64, bits int) []byte {
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-4 || abs >= 1e16) {
+		return strconv.AppendFloat(dst, f, 'e', -1, bits)
+	}
+	return strconv.AppendFloat(dst, f, 'f', -1, bits)
 }

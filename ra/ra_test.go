@@ -15,7 +15,7 @@ func record() []byte {
 	m = msgp.AppendString(msgp.AppendString(m, "app.kubernetes.io/name"), "shop")
 	m = msgp.AppendInt(msgp.AppendString(m, "restarts"), -3)
 	m = msgp.AppendArrayHeader(msgp.AppendString(m, "items"), 4)
-	m = msgp.AppendFloat64(m, 1.5)
+	m = msgp.AppendFloat64(m, 1234567.5)
 	m = msgp.AppendBool(m, true)
 	m = msgp.AppendFloat32(m, 0.1)
 	return msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(m, 1), "k"), "v")
@@ -26,7 +26,7 @@ func TestLookup(t *testing.T) {
 	for path, want := range map[string]string{
 		"$log": "hello", "log": "hello", "$kubernetes['labels']['app']": "web",
 		`$kubernetes["labels"]['app.kubernetes.io/name']`: "shop", "$kubernetes['restarts']": "-3",
-		"$items[0]": "1.5", "$items[1]": "true", "$items[2]": "0.1", // a float32 at its own precision
+		"$items[0]": "1234567.5", "$items[1]": "true", "$items[2]": "0.1", // plain, as in the JSON; a float32 at its own precision
 	} {
 		p, err := Parse(path)
 		if err != nil {
@@ -56,14 +56,26 @@ func TestLookup(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	for _, bad := range []string{"", "$", "$a[", "$a['b'", "$a[x]", "$a[-1]", "a['b']", "$a]b"} {
+	for _, bad := range []string{"", "$", "$a[", "$a['b'", "$a[x]", "$a[-1]", "a['b']", "$a]b", "$a['b']x", "$a['b' 'c']",
+		"$a[1 2]", "$a[4294967296]", "$a['b]", "$a b", "$a[]"} {
 		if p, err := Parse(bad); err == nil {
 			t.Errorf("%q parsed as %v", bad, p)
 		}
 	}
-	p, err := Parse(" $a['b'][2] ")
-	if err != nil || p.String() != "$a['b'][2]" {
-		t.Errorf("round trip: %v %v", p, err)
+	for in, want := range map[string]string{
+		" $a['b'][2] ":                     "$a['b'][2]",
+		"$kubernetes ['labels'] [ 'app' ]": "$kubernetes['labels']['app']", // blanks between parts, as Fluent Bit's lexer skips them
+		"$a['it''s']['x]y'][ 0 ]":          "$a['it''s']['x]y'][0]",
+		`$a["say ""hi"""]`:                 `$a['say "hi"']`,
+		"$a[2147483647]":                   "$a[2147483647]",
+		"$app.kubernetes.io['name']":       "$app.kubernetes.io['name']",
+	} {
+		if p, err := Parse(in); err != nil || p.String() != want {
+			t.Errorf("%q: %v (%v), want %s", in, p, err, want)
+		}
+	}
+	if p, _ := Parse("$a['it''s']"); p[1].Key != "it's" {
+		t.Errorf("doubled quote: key %q", p[1].Key)
 	}
 }
 
