@@ -58,7 +58,7 @@ type Batch struct {
 	created time.Time
 	full    bool
 	held    int  // bytes of Buf's capacity kept for what C holds of the records (Cost)
-	resent  bool // its records went once already (Failure.Resend)
+	resent  bool // its records went once already (resendAs)
 }
 
 // What C holds per record beside the bytes of its batch, which batches
@@ -135,23 +135,34 @@ type Failure struct {
 	Index     int // record index in its batch
 	Err       int // librdkafka error code
 	Reason    string
-	Permanent bool   // retrying cannot help: the record is dropped
-	Resend    Resend // how the record may go again at once, in the same flush
+	Permanent bool    // retrying cannot help: the record is dropped
+	Refusal   Refusal // why Kafka refused it, where sending it again at once may help
 }
 
-// Resend says how a record Kafka refused may go again at once, once, before
-// it counts as failed.
-type Resend uint8
+// Refusal says why Kafka refused a record, where sending it again at once,
+// in the same flush, may help.
+type Refusal uint8
 
 const (
-	NoResend Resend = iota
-	// ResendAsIs: refused for another record of its request only.
-	ResendAsIs
-	// ResendRestamped: refused for its timestamp, or maybe so (invalid
-	// records of a request are told apart from the others but not told
-	// why): again with the produce time, if it had a timestamp of its own.
-	ResendRestamped
-	toDeadLetter // refused for good: to the dead-letter topic
+	OtherRefusal Refusal = iota
+	// RefusedBeside: refused for another record of its request.
+	RefusedBeside
+	// RefusedTimestamp: its request held a timestamp out of the topic's
+	// range (log.message.timestamp.before.max.ms), its own or another's.
+	RefusedTimestamp
+	// RefusedInvalid: named invalid among the records of its request, why
+	// not said; maybe for its timestamp.
+	RefusedInvalid
+)
+
+// How a refused record goes again (resendAs).
+type resendHow uint8
+
+const (
+	notAgain resendHow = iota
+	asIs
+	restamped // with the produce time as its timestamp
+	toDeadLetter
 )
 
 // Allocator provides the batch buffers; the plugin uses C memory so that
@@ -519,17 +530,17 @@ func (a *Accumulator) drain(now time.Time, lane int, all bool, dst []*Batch) ([]
 
 // Complete reports a sent batch's outcome: every record not in failures was
 // acknowledged. The batch goes back to the pool. Refused records that may
-// go again at once (Failure.Resend) do, if this was not their resend; with a
-// dead-letter topic, records that failed for good go there instead of being
-// dropped.
+// go again at once (resendAs) do; with a dead-letter topic, records that
+// failed for good go there instead of being dropped.
 func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 	sort.Slice(failures, func(i, j int) bool { return failures[i].Index < failures[j].Index })
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if b.frame != nil && len(failures) > 0 && a.resendFrame(b, failures[0]) {
+	if b.frame != nil && len(failures) > 0 && a.resendFrame(b, &failures[0]) {
 		return
 	}
-	var again [toDeadLetter + 1][]moved
+	oldest := oldestRefused(b, failures)
+	var again, dead []moved
 	acked := int64(0)
 	j := 0
 	for _, s := range b.spans {
@@ -552,19 +563,16 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 				}
 			}
 			if f != nil && b.frame == nil {
-				how := f.Resend
-				if b.resent || how == ResendRestamped && b.Recs[j].TimeMs == 0 {
-					how = NoResend
-				}
+				switch how := b.resendAs(j, f, oldest); {
+				case how != notAgain:
+					again = append(again, moved{j, s.w, f, how})
+					continue
 				// A guard: conf refuses DLQ_Topic in batch mode, where Kafka
 				// refuses a frame whole, one message of many chunks'
 				// records; its records are dropped.
-				if how == NoResend && f.Permanent && a.dlq != "" && !b.DeadLetter {
-					how = toDeadLetter
+				case f.Permanent && a.dlq != "" && !b.DeadLetter:
+					dead = append(dead, moved{j, s.w, f, toDeadLetter})
 					s.w.example(FailedRecord{Topic: b.Topic, Size: b.size(j), Reason: f.Reason, Permanent: true, ToDeadLetter: true})
-				}
-				if how != NoResend {
-					again[how] = append(again[how], moved{j, s.w, f})
 					continue
 				}
 			}
@@ -574,31 +582,73 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 			s.w.settle(b, j, f, b.frame == nil || j == first)
 		}
 	}
-	for how, recs := range again {
-		if len(recs) > 0 {
-			a.resend(b, recs, Resend(how))
-		}
+	if len(again) > 0 {
+		a.resend(b, again, false)
+	}
+	if len(dead) > 0 {
+		a.resend(b, dead, true)
 	}
 	a.delivered[b.Topic] += acked
 	a.acknowledged.Add(acked)
 	a.release(b)
 }
 
-// resendFrame sends batch message b again, first in its queue, if Kafka
-// refused it in a way a resend can cure (Failure.Resend): restamped, with
-// the produce time in place of its last record's event time. It reports
-// whether it did. a.mu is held.
-func (a *Accumulator) resendFrame(b *Batch, f Failure) bool {
-	if b.resent || f.Resend == NoResend || f.Resend == ResendRestamped && b.Recs[0].TimeMs == 0 {
+// oldestRefused is the oldest timestamp of b's records refused with
+// RefusedTimestamp, 0 if none had one of its own. When Kafka refuses a
+// request for one timestamp too old it names no record, and that record is
+// the oldest of the request, so the oldest of its batch.
+func oldestRefused(b *Batch, failures []Failure) int64 {
+	oldest := int64(0)
+	for _, f := range failures {
+		if t := b.Recs[f.Index].TimeMs; f.Refusal == RefusedTimestamp && t != 0 && (oldest == 0 || t < oldest) {
+			oldest = t
+		}
+	}
+	return oldest
+}
+
+// resendAs says how record j of b, refused with f, goes again at once, if
+// it does. A record refused for its timestamp goes with the produce time;
+// one refused beside it, as it was, once, and after that only on the
+// chunk's retry; one named invalid is restamped once, then counts as
+// refused for good. oldest is oldestRefused's.
+func (b *Batch) resendAs(j int, f *Failure, oldest int64) resendHow {
+	t := b.Recs[j].TimeMs
+	switch f.Refusal {
+	case RefusedTimestamp:
+		if t != 0 && (t <= oldest || b.resent) { // the oldest, or refused again
+			return restamped
+		}
+		if !b.resent {
+			return asIs
+		}
+	case RefusedBeside:
+		if !b.resent {
+			return asIs
+		}
+	case RefusedInvalid:
+		if t != 0 && !b.resent {
+			return restamped
+		}
+	}
+	return notAgain
+}
+
+// resendFrame sends batch message b again, first in its queue and closed to
+// more records, if resendAs says so for f; it reports whether it did. a.mu
+// is held.
+func (a *Accumulator) resendFrame(b *Batch, f *Failure) bool {
+	how := b.resendAs(0, f, b.Recs[0].TimeMs)
+	if how == notAgain {
 		return false
 	}
-	if f.Resend == ResendRestamped {
+	if how == restamped {
 		b.Recs[0].TimeMs = 0
 		for _, s := range b.spans {
 			s.w.Restamped += s.n
 		}
 	}
-	b.resent = true
+	b.resent, b.full = true, true
 	k := key{b.Topic, b.Partition, b.Lane}
 	a.deques[k] = append([]*Batch{b}, a.deques[k]...)
 	a.signal()

@@ -3,6 +3,7 @@ package accumulator
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -322,68 +323,103 @@ func TestAppendAfterCloseRefused(t *testing.T) {
 	}
 }
 
-// TestResendRefused: records refused for their timestamp go out again once,
-// to their topic and partition, with the produce time; records refused for
-// another record of their request go again once as they were. Refused
-// again, the first are dead-lettered like any record refused for good, the
-// others left for the chunk's retry.
-func TestResendRefused(t *testing.T) {
+// stagedAt builds records 0 to len(times)-1 of a chunk, with these event
+// times (0: the produce time), values of 10 digits and a 2-byte key.
+func stagedAt(times ...int64) *Staged {
+	s := &Staged{}
+	for i, t := range times {
+		start := len(s.Buf)
+		s.Buf = append(s.Buf, fmt.Sprintf("%010d", i)...)
+		keyStart := len(s.Buf)
+		s.Buf = append(s.Buf, "k1"...)
+		s.Add(i, start, keyStart, len(s.Buf), t)
+	}
+	return s
+}
+
+// sentAgain is what a resent batch holds: each record's value and time.
+func sentAgain(t *testing.T, b *Batch) string {
+	t.Helper()
+	var out []string
+	for _, r := range b.Recs {
+		if key := string(b.Buf[r.Off+r.Len : r.Off+r.Len+r.KeyLen]); key != "k1" {
+			t.Fatalf("key %q", key)
+		}
+		out = append(out, fmt.Sprintf("%s@%d", b.Buf[r.Off:r.Off+r.Len], r.TimeMs))
+	}
+	return strings.Join(out, " ")
+}
+
+// TestResendNamedRecords: Kafka names the invalid records of a request
+// (librdkafka: INVALID_RECORD), the others refused beside them. All go
+// again at once, in their order, to their topic and partition: the named
+// ones with the produce time, once, then dead-lettered; the others as they
+// were, once, then left for the chunk's retry.
+func TestResendNamedRecords(t *testing.T) {
 	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
 	a.SetDeadLetterTopic("dlq", 1<<20)
-	w := NewWaiter(6)
-	a.Append("t", 2, 0, stagedFrom(1, 5, 10), w, far()) // event times 1 to 5
-	sent := a.DrainAll(0, nil)
-	badTime := func(i int) Failure {
-		return Failure{Index: i, Err: 32, Reason: "Invalid timestamp", Permanent: true, Resend: ResendRestamped}
+	w := NewWaiter(5)
+	a.Append("t", 2, 0, stagedAt(1, 2, 3, 4, 5), w, far())
+	invalid := func(i int) Failure {
+		return Failure{Index: i, Err: 87, Reason: "invalid", Permanent: true, Refusal: RefusedInvalid}
 	}
-	sibling := func(i int) Failure {
-		return Failure{Index: i, Err: -138, Reason: "invalid record beside", Resend: ResendAsIs}
+	beside := func(i int) Failure { return Failure{Index: i, Err: -138, Reason: "beside", Refusal: RefusedBeside} }
+	a.Complete(a.DrainAll(0, nil)[0], []Failure{invalid(0), beside(1), {Index: 2, Err: 10, Reason: "too large", Permanent: true}, invalid(3)})
+	again := a.DrainAll(0, nil)
+	if len(again) != 2 || again[0].DeadLetter == again[1].DeadLetter {
+		t.Fatalf("%d batches after the refusal, want the resent and the dead letter", len(again))
 	}
-	a.Complete(sent[0], []Failure{badTime(0), badTime(1), {Index: 2, Err: 10, Reason: "too large", Permanent: true}, sibling(3)})
-	var restamped, asIs, dead *Batch
-	for _, b := range a.DrainAll(0, nil) {
-		switch {
-		case b.DeadLetter:
-			dead = b
-		case len(b.Recs) == 2:
-			restamped = b
-		default:
-			asIs = b
-		}
+	re, dl := again[0], again[1]
+	if re.DeadLetter {
+		re, dl = dl, re
 	}
-	if restamped == nil || asIs == nil || dead == nil || a.Batches() != 0 {
-		t.Fatalf("after the refusal: restamped %v, as is %v, dead letter %v, %d more", restamped, asIs, dead, a.Batches())
+	if got := sentAgain(t, re); re.Topic != "t" || re.Partition != 2 || got != "0000000000@0 0000000001@2 0000000003@0" {
+		t.Fatalf("resent to %s[%d]: %s", re.Topic, re.Partition, got)
 	}
-	for _, b := range []*Batch{restamped, asIs} {
-		if b.Topic != "t" || b.Partition != 2 {
-			t.Fatalf("resent to %s[%d]", b.Topic, b.Partition)
-		}
-	}
-	for i, want := range []struct {
-		b     *Batch
-		j     int
-		value string
-		time  int64
-	}{{restamped, 0, "0000000001", 0}, {restamped, 1, "0000000002", 0}, {asIs, 0, "0000000004", 4}} {
-		r := want.b.Recs[want.j]
-		value, key := want.b.Buf[r.Off:r.Off+r.Len], want.b.Buf[r.Off+r.Len:r.Off+r.Len+r.KeyLen]
-		if string(value) != want.value || string(key) != "k1" || r.TimeMs != want.time {
-			t.Fatalf("resent record %d: %q key %q time %d", i, value, key, r.TimeMs)
-		}
-	}
-	a.Complete(dead, nil)
-	a.Complete(asIs, []Failure{sibling(0)})      // refused again: left for the retry
-	a.Complete(restamped, []Failure{badTime(1)}) // refused again: dead-lettered
+	a.Complete(dl, nil)
+	a.Complete(re, []Failure{invalid(0), beside(1)}) // refused again
 	last := a.DrainAll(0, nil)
 	if len(last) != 1 || !last[0].DeadLetter || last[0].Recs[0].TimeMs != 0 {
-		t.Fatalf("%d batches after the second refusal, want its dead letter with the produce time", len(last))
+		t.Fatalf("%d batches after the second refusal, want a dead letter with the produce time", len(last))
 	}
 	a.Complete(last[0], nil)
 	res, ok := a.Wait(w, far(), Sleep)
 	if !ok || res.Delivered != 2 || res.DeadLettered != 2 || res.Restamped != 2 || res.Retriable != 1 || res.Permanent != 0 {
 		t.Fatalf("%+v %v", res, ok)
 	}
-	if w.State(4) != Retriable || w.State(1) != Acked || w.State(2) != DeadLettered {
+	if w.State(1) != Retriable || w.State(0) != DeadLettered || w.State(3) != Acked {
 		t.Fatalf("states %v", w.state)
+	}
+}
+
+// TestResendOldestRefused: Kafka refuses a request for one timestamp
+// without naming the record (librdkafka: INVALID_TIMESTAMP on each). The
+// oldest goes again with the produce time, the others as they were; one
+// refused again is restamped then, or, already on the produce time, left
+// for the chunk's retry, never dropped.
+func TestResendOldestRefused(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter(4)
+	a.Append("t", -1, 0, stagedAt(5, 3, 0, 4), w, far())
+	badTime := func(i int) Failure {
+		return Failure{Index: i, Err: 32, Reason: "Invalid timestamp", Refusal: RefusedTimestamp}
+	}
+	a.Complete(a.DrainAll(0, nil)[0], []Failure{badTime(0), badTime(1), badTime(2), badTime(3)})
+	again := a.DrainAll(0, nil)
+	if len(again) != 1 {
+		t.Fatalf("%d batches resent", len(again))
+	}
+	if got := sentAgain(t, again[0]); got != "0000000000@5 0000000001@0 0000000002@0 0000000003@4" {
+		t.Fatalf("resent: %s", got)
+	}
+	a.Complete(again[0], []Failure{badTime(0), badTime(2)})
+	last := a.DrainAll(0, nil)
+	if len(last) != 1 || sentAgain(t, last[0]) != "0000000000@0" {
+		t.Fatalf("%d batches after the second refusal", len(last))
+	}
+	a.Complete(last[0], nil)
+	res, ok := a.Wait(w, far(), Sleep)
+	if !ok || res.Delivered != 3 || res.Restamped != 2 || res.Retriable != 1 || res.Permanent != 0 || w.State(2) != Retriable {
+		t.Fatalf("%+v %v", res, ok)
 	}
 }

@@ -32,22 +32,22 @@ func (a *Accumulator) SetDeadLetterTopic(topic string, maxBytes int) {
 	a.frameLimits()
 }
 
-// moved is record j of a batch, refused by Kafka, on its way to the
-// dead-letter topic or to its own topic again (resend).
+// moved is record j of a batch, refused by Kafka, on its way to its topic
+// again or to the dead-letter topic.
 type moved struct {
-	j int
-	w *Waiter
-	f *Failure
+	j   int
+	w   *Waiter
+	f   *Failure
+	how resendHow
 }
 
-// resend copies the moved records of b into a ready batch; their waiters
-// keep them in flight until it is reported on. To the dead-letter topic
-// (toDeadLetter), with their value cut to fit and headers saying why after
-// their own; else to b's topic and partition again, restamped or as they
-// were. The batch is allocated past the memory budget if need be: it must
-// not wait. a.mu is held.
-func (a *Accumulator) resend(b *Batch, recs []moved, how Resend) {
-	deadLetter := how == toDeadLetter
+// resend copies the moved records of b into a ready batch, in their order;
+// their waiters keep them in flight until it is reported on. To the
+// dead-letter topic (deadLetter), with their value cut to fit and headers
+// saying why after their own; else to b's topic and partition again, each
+// restamped or as it was. The batch is allocated past the memory budget if
+// need be: it must not wait. a.mu is held.
+func (a *Accumulator) resend(b *Batch, recs []moved, deadLetter bool) {
 	out := make([]Rec, len(recs))
 	var enc []byte
 	capacity := 0
@@ -55,10 +55,10 @@ func (a *Accumulator) resend(b *Batch, recs []moved, how Resend) {
 		r := b.Recs[m.j]
 		start := len(enc)
 		rec := Rec{Off: uint32(start), Len: r.Len, KeyLen: r.KeyLen, TimeMs: r.TimeMs}
-		switch how {
+		switch m.how {
 		case toDeadLetter:
 			rec.Len = a.cut(r)
-		case ResendRestamped:
+		case restamped:
 			rec.TimeMs = 0
 			m.w.Restamped++
 		}

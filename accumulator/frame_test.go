@@ -343,25 +343,32 @@ func TestStagedFootprintCountsSegments(t *testing.T) {
 }
 
 // TestFrameRestamped: a batch message whose timestamp (its last record's
-// event time) Kafka refused goes out again once with the produce time.
+// event time) Kafka refused goes out again once with the produce time,
+// closed to records appended meanwhile; refused again, it is left for the
+// chunks' retry.
 func TestFrameRestamped(t *testing.T) {
 	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
-	w := NewWaiter(6)
+	w, later := NewWaiter(6), NewWaiter(9)
 	a.Append("t", -1, 0, framed(a, 1, 5, 98), w, far())
 	sent := a.DrainAll(0, nil)
 	if len(sent) != 1 || sent[0].Recs[0].TimeMs != 5 {
 		t.Fatalf("%d batches sent", len(sent))
 	}
 	value := string(sent[0].Buf)
-	refused := []Failure{{Err: 32, Reason: "Invalid timestamp", Permanent: true, Resend: ResendRestamped}}
+	refused := []Failure{{Err: 32, Reason: "Invalid timestamp", Refusal: RefusedTimestamp}}
 	a.Complete(sent[0], refused)
+	a.Append("t", -1, 0, framed(a, 6, 3, 98), later, far())
 	again := a.DrainAll(0, nil)
-	if len(again) != 1 || again[0].Recs[0].TimeMs != 0 || string(again[0].Buf) != value {
+	if len(again) != 2 || again[0].Recs[0].TimeMs != 0 || string(again[0].Buf) != value || len(again[1].idx) != 3 {
 		t.Fatalf("%d batches sent again", len(again))
 	}
-	a.Complete(again[0], refused) // refused again: dropped
-	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Restamped != 5 || res.Permanent != 5 || a.Batches() != 0 {
+	a.Complete(again[1], nil)
+	a.Complete(again[0], refused) // refused again: for the retry
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Restamped != 5 || res.Retriable != 5 || res.Permanent != 0 || a.Batches() != 0 {
 		t.Fatalf("%+v %v", res, ok)
+	}
+	if res, ok := a.Wait(later, far(), Sleep); !ok || res.Delivered != 3 {
+		t.Fatalf("the later records: %+v %v", res, ok)
 	}
 }

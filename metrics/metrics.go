@@ -34,7 +34,7 @@ var (
 	descFailed       = desc("records_failed_total", "Records dropped: Kafka can never take them, they cannot be encoded, or their timestamp cannot be read.")
 	descDeadLettered = desc("records_dead_lettered_total", "Records Kafka refused for good, sent to DLQ_Topic.")
 	descRerouted     = desc("records_rerouted_total", "Records sent to the default topic because Topic_Key gave no allowed topic.")
-	descRestamped    = desc("records_restamped_total", "Records sent again with the produce time as their timestamp after Kafka refused theirs.")
+	descRestamped    = desc("records_restamped_total", "Records sent again with the produce time as their timestamp, Kafka having refused them for their timestamp or as invalid.")
 	descSkipped      = desc("records_skipped_total", "Records skipped by the raw format for lack of Raw_Log_Key.")
 	descBuffer       = desc("buffer_bytes", "Memory of the batch buffers now (counted against Buffer_Memory).")
 	descFlush        = desc("flush_duration_seconds", "Duration of flushes, from the chunk handed over to the return code.")

@@ -19,9 +19,8 @@ var FailAllocs = failAllocs
 // Permanent reports the librdkafka error codes that no retry can cure.
 var Permanent = permanent
 
-// Resend reports how a record refused with a librdkafka error code may go
-// again at once.
-var Resend = resend
+// Refusal reports why a record refused with a librdkafka error code was.
+var Refusal = refusal
 
 // MallocInUse returns the bytes of C memory allocated now (main arena).
 var MallocInUse = mallocInUse

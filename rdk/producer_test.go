@@ -495,32 +495,33 @@ func TestUnrecordedFailureFailsBatch(t *testing.T) {
 }
 
 // TestPermanentErrors: the errors that no retry can cure drop a record (or
-// send it to the dead-letter topic); others are retried. Records refused
-// for their timestamp or beside such a record go again at once.
+// send it to the dead-letter topic); others are retried. Refusals for a
+// timestamp or for another record of the request are told apart, as a
+// resend at once may cure them.
 func TestPermanentErrors(t *testing.T) {
 	for _, tc := range []struct {
 		err       kafka.ErrorCode
 		permanent bool
-		resend    accumulator.Resend
+		refusal   accumulator.Refusal
 	}{
-		{kafka.ErrMsgSizeTooLarge, true, accumulator.NoResend},
-		{kafka.ErrInvalidTimestamp, true, accumulator.ResendRestamped}, // outside log.message.timestamp.before/after.max.ms
-		{kafka.ErrInvalidRecord, true, accumulator.ResendRestamped},    // one of several refused records of a request
-		{kafka.ErrInvalidDifferentRecord, false, accumulator.ResendAsIs},
-		{kafka.ErrUnsupportedForMessageFormat, true, accumulator.NoResend},
-		{kafka.ErrPolicyViolation, true, accumulator.NoResend},
-		{kafka.ErrInvalidMsg, false, accumulator.NoResend}, // a CRC error on the way: librdkafka retries it too
-		{kafka.ErrNotLeaderForPartition, false, accumulator.NoResend},
-		{kafka.ErrRequestTimedOut, false, accumulator.NoResend},
-		{kafka.ErrMsgTimedOut, false, accumulator.NoResend},
-		{kafka.ErrPurgeQueue, false, accumulator.NoResend},
-		{kafka.ErrQueueFull, false, accumulator.NoResend},
+		{kafka.ErrMsgSizeTooLarge, true, accumulator.OtherRefusal},
+		{kafka.ErrInvalidTimestamp, false, accumulator.RefusedTimestamp}, // outside log.message.timestamp.before.max.ms, this record or another
+		{kafka.ErrInvalidRecord, true, accumulator.RefusedInvalid},       // one of several refused records of a request
+		{kafka.ErrInvalidDifferentRecord, false, accumulator.RefusedBeside},
+		{kafka.ErrUnsupportedForMessageFormat, true, accumulator.OtherRefusal},
+		{kafka.ErrPolicyViolation, true, accumulator.OtherRefusal},
+		{kafka.ErrInvalidMsg, false, accumulator.OtherRefusal}, // a CRC error on the way: librdkafka retries it too
+		{kafka.ErrNotLeaderForPartition, false, accumulator.OtherRefusal},
+		{kafka.ErrRequestTimedOut, false, accumulator.OtherRefusal},
+		{kafka.ErrMsgTimedOut, false, accumulator.OtherRefusal},
+		{kafka.ErrPurgeQueue, false, accumulator.OtherRefusal},
+		{kafka.ErrQueueFull, false, accumulator.OtherRefusal},
 	} {
 		if got := rdk.Permanent(int(tc.err)); got != tc.permanent {
 			t.Errorf("%v: permanent %v, want %v", tc.err, got, tc.permanent)
 		}
-		if got := rdk.Resend(int(tc.err)); got != tc.resend {
-			t.Errorf("%v: resend %v, want %v", tc.err, got, tc.resend)
+		if got := rdk.Refusal(int(tc.err)); got != tc.refusal {
+			t.Errorf("%v: refusal %v, want %v", tc.err, got, tc.refusal)
 		}
 	}
 }

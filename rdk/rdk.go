@@ -293,7 +293,7 @@ func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []se
 					Err:       int(errs[i]),
 					Reason:    errorText(int(errs[i])),
 					Permanent: permanent(int(errs[i])),
-					Resend:    resend(int(errs[i])),
+					Refusal:   refusal(int(errs[i])),
 				}
 			}
 		}
@@ -341,10 +341,6 @@ func permanent(code int) bool {
 		C.RD_KAFKA_RESP_ERR_INVALID_RECORD,
 		C.RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
 		C.RD_KAFKA_RESP_ERR_POLICY_VIOLATION,
-		// The timestamp is outside the topic's
-		// log.message.timestamp.before/after.max.ms: older than an
-		// operator allows (gk_produce sends none ahead of the clock).
-		C.RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP,
 		// The topic's message format predates what the record needs
 		// (headers: v2, Kafka 0.11).
 		C.RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT,
@@ -355,19 +351,22 @@ func permanent(code int) bool {
 	return false
 }
 
-// resend says how a record refused with code may go again at once. Kafka
-// refuses a request's records whole for one record's timestamp
-// (INVALID_TIMESTAMP on each); when it names the records (KIP-467),
-// librdkafka reports them as INVALID_RECORD, without the cause, and the
-// others as _INVALID_DIFFERENT_RECORD.
-func resend(code int) accumulator.Resend {
+// refusal says why Kafka refused a record with code, where sending it
+// again at once may help. Kafka refuses a request's records whole for a
+// timestamp out of the topic's range; librdkafka reports INVALID_TIMESTAMP
+// on each when one record is at fault, and when Kafka names several
+// (KIP-467), INVALID_RECORD on those, without the cause, and
+// _INVALID_DIFFERENT_RECORD on the others.
+func refusal(code int) accumulator.Refusal {
 	switch C.rd_kafka_resp_err_t(code) {
-	case C.RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP, C.RD_KAFKA_RESP_ERR_INVALID_RECORD:
-		return accumulator.ResendRestamped
+	case C.RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+		return accumulator.RefusedTimestamp
+	case C.RD_KAFKA_RESP_ERR_INVALID_RECORD:
+		return accumulator.RefusedInvalid
 	case C.RD_KAFKA_RESP_ERR__INVALID_DIFFERENT_RECORD:
-		return accumulator.ResendAsIs
+		return accumulator.RefusedBeside
 	}
-	return accumulator.NoResend
+	return accumulator.OtherRefusal
 }
 
 // logEvents passes librdkafka's errors and logs to the plugin's logger,
