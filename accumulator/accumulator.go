@@ -608,10 +608,10 @@ func oldestRefused(b *Batch, failures []Failure) int64 {
 }
 
 // resendAs says how record j of b, refused with f, goes again at once, if
-// it does. A record refused for its timestamp goes with the produce time;
-// one refused beside it, as it was, once, and after that only on the
-// chunk's retry; one named invalid is restamped once, then counts as
-// refused for good. oldest is oldestRefused's.
+// it does. A record refused for its timestamp, or named invalid, goes with
+// the produce time; one refused beside it, as it was, once, and after that
+// only on the chunk's retry; one named invalid on the produce time counts
+// as refused for good. oldest is oldestRefused's.
 func (b *Batch) resendAs(j int, f *Failure, oldest int64) resendHow {
 	t := b.Recs[j].TimeMs
 	switch f.Refusal {
@@ -627,16 +627,15 @@ func (b *Batch) resendAs(j int, f *Failure, oldest int64) resendHow {
 			return asIs
 		}
 	case RefusedInvalid:
-		if t != 0 && !b.resent {
+		if t != 0 {
 			return restamped
 		}
 	}
 	return notAgain
 }
 
-// resendFrame sends batch message b again, first in its queue and closed to
-// more records, if resendAs says so for f; it reports whether it did. a.mu
-// is held.
+// resendFrame sends batch message b again, closed to more records, if
+// resendAs says so for f; it reports whether it did. a.mu is held.
 func (a *Accumulator) resendFrame(b *Batch, f *Failure) bool {
 	how := b.resendAs(0, f, b.Recs[0].TimeMs)
 	if how == notAgain {
@@ -649,10 +648,22 @@ func (a *Accumulator) resendFrame(b *Batch, f *Failure) bool {
 		}
 	}
 	b.resent, b.full = true, true
-	k := key{b.Topic, b.Partition, b.Lane}
-	a.deques[k] = append([]*Batch{b}, a.deques[k]...)
-	a.signal()
+	a.requeue(b)
 	return true
+}
+
+// requeue puts b, a batch sent again, in its queue ahead of the batches not
+// sent yet, behind those sent again before it: its records keep their
+// order. a.mu is held.
+func (a *Accumulator) requeue(b *Batch) {
+	k := key{b.Topic, b.Partition, b.Lane}
+	d := a.deques[k]
+	i := 0
+	for i < len(d) && d[i].resent {
+		i++
+	}
+	a.deques[k] = slices.Insert(d, i, b)
+	a.signal()
 }
 
 // Acknowledged counts the records Kafka acknowledged so far.

@@ -423,3 +423,30 @@ func TestResendOldestRefused(t *testing.T) {
 		t.Fatalf("%+v %v", res, ok)
 	}
 }
+
+// TestResendKeepsOrder: records sent again go ahead of those queued after
+// them, in the order they were first sent; a record refused beside others
+// and then named invalid itself is restamped, not dropped.
+func TestResendKeepsOrder(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	first, later := NewWaiter(3), NewWaiter(6)
+	a.Append("t", 0, 0, stagedAt(1, 2, 3), first, far())
+	sent := a.DrainAll(0, nil)
+	a.Append("t", 0, 0, stagedFrom(3, 3, 10), later, far()) // queued while the first is in flight
+	beside := func(i int) Failure { return Failure{Index: i, Err: -138, Reason: "beside", Refusal: RefusedBeside} }
+	a.Complete(sent[0], []Failure{beside(0), beside(1), beside(2)})
+	again := a.DrainAll(0, nil)
+	if len(again) != 2 || sentAgain(t, again[0]) != "0000000000@1 0000000001@2 0000000002@3" || again[1].idx[0] != 3 {
+		t.Fatalf("%d batches, the first %s", len(again), sentAgain(t, again[0]))
+	}
+	a.Complete(again[1], nil)
+	a.Complete(again[0], []Failure{{Index: 1, Err: 87, Reason: "invalid", Permanent: true, Refusal: RefusedInvalid}})
+	last := a.DrainAll(0, nil)
+	if len(last) != 1 || sentAgain(t, last[0]) != "0000000001@0" {
+		t.Fatalf("%d batches after the second refusal", len(last))
+	}
+	a.Complete(last[0], nil)
+	if res, ok := a.Wait(first, far(), Sleep); !ok || res.Delivered != 3 || res.Restamped != 1 {
+		t.Fatalf("%+v %v", res, ok)
+	}
+}

@@ -87,6 +87,10 @@ func (a *Accumulator) resend(b *Batch, recs []moved, deadLetter bool) {
 		nb.idx = append(nb.idx, b.idx[m.j])
 		nb.addSpan(m.w)
 	}
+	if !deadLetter {
+		a.requeue(nb)
+		return
+	}
 	k := key{nb.Topic, nb.Partition, nb.Lane}
 	a.deques[k] = append(a.deques[k], nb)
 	a.signal()

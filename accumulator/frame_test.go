@@ -372,3 +372,30 @@ func TestFrameRestamped(t *testing.T) {
 		t.Fatalf("the later records: %+v %v", res, ok)
 	}
 }
+
+// TestFramesResentInOrder: batch messages refused in one request go again
+// in the order they were first sent.
+func TestFramesResentInOrder(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a.SetFrames("application/x-ndjson", true)
+	w := NewWaiter(10)
+	a.Append("t", 0, 0, framed(a, 0, 5, 98), w, far())
+	sent := a.DrainAll(0, nil)
+	a.Append("t", 0, 0, framed(a, 5, 5, 98), w, far())
+	sent = a.DrainAll(0, sent)
+	if len(sent) != 2 {
+		t.Fatalf("%d batch messages sent", len(sent))
+	}
+	a.Complete(sent[0], []Failure{{Err: 32, Reason: "Invalid timestamp", Refusal: RefusedTimestamp}})
+	a.Complete(sent[1], []Failure{{Err: -138, Reason: "beside", Refusal: RefusedBeside}})
+	again := a.DrainAll(0, nil)
+	if len(again) != 2 || again[0] != sent[0] || again[1] != sent[1] || again[0].Recs[0].TimeMs != 0 || again[1].Recs[0].TimeMs != 9 {
+		t.Fatalf("%d batch messages sent again, out of order", len(again))
+	}
+	for _, b := range again {
+		a.Complete(b, nil)
+	}
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 10 || res.Restamped != 5 {
+		t.Fatalf("%+v %v", res, ok)
+	}
+}

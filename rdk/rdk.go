@@ -353,10 +353,10 @@ func permanent(code int) bool {
 
 // refusal says why Kafka refused a record with code, where sending it
 // again at once may help. Kafka refuses a request's records whole for a
-// timestamp out of the topic's range; librdkafka reports INVALID_TIMESTAMP
-// on each when one record is at fault, and when Kafka names several
-// (KIP-467), INVALID_RECORD on those, without the cause, and
-// _INVALID_DIFFERENT_RECORD on the others.
+// timestamp out of the topic's range. Seen with Kafka 4.3 and librdkafka
+// 2.15: with one record at fault, INVALID_TIMESTAMP on every record; with
+// several, Kafka names them (KIP-467), INVALID_RECORD on those, without the
+// cause, and _INVALID_DIFFERENT_RECORD on the others.
 func refusal(code int) accumulator.Refusal {
 	switch C.rd_kafka_resp_err_t(code) {
 	case C.RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
