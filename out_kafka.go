@@ -4,7 +4,32 @@
 package main
 
 /*
+#include <signal.h>
 #include <stdlib.h>
+
+// Go's handlers for the faults it turns into panics (a nil dereference, an
+// integer division by zero), kept at the plugin's first call. Fluent Bit
+// installs its own again on every SIGHUP (hot reload) and SIGCONT; with
+// those, such a fault would abort Fluent Bit instead of panicking into an
+// export's recover.
+static const int gk_faults[] = {SIGSEGV, SIGFPE};
+static struct sigaction gk_go_faults[2];
+static int gk_kept;
+
+static void gk_keep_fault_handlers(void) {
+	for (int i = 0; i < 2; i++)
+		sigaction(gk_faults[i], NULL, &gk_go_faults[i]);
+	gk_kept = 1;
+}
+
+// gk_restore_fault_handlers puts Go's handlers back where others replaced them.
+static void gk_restore_fault_handlers(void) {
+	for (int i = 0; gk_kept && i < 2; i++) {
+		struct sigaction now;
+		if (sigaction(gk_faults[i], NULL, &now) == 0 && now.sa_handler != gk_go_faults[i].sa_handler)
+			sigaction(gk_faults[i], &gk_go_faults[i], NULL);
+	}
+}
 
 // The API table Fluent Bit passes to Go plugins (flb_api.h, v2.0+).
 struct gk_api {
@@ -134,11 +159,17 @@ func FLBPluginRegister(def unsafe.Pointer) (ret C.int) {
 			ret = -1
 		}
 	}()
+	keepFaultHandlers()
 	return C.int(output.FLBPluginRegister(def, "gokafka", "Kafka output with delivery tracking (Go)"))
 }
 
+// keepFaultHandlers keeps Go's fault handlers, once: a hot reload registers
+// again after Fluent Bit put its own in place.
+var keepFaultHandlers = sync.OnceFunc(func() { C.gk_keep_fault_handlers() })
+
 //export FLBPluginInit
 func FLBPluginInit(p unsafe.Pointer) (ret int) {
+	C.gk_restore_fault_handlers()
 	mu.Lock()
 	name := fmt.Sprintf("gokafka.%d", instances)
 	instances++
@@ -225,6 +256,7 @@ func flush(ctx unsafe.Pointer, data []byte, tag string) (ret int) {
 	}
 	in := r.in
 	defer recoverTo(in.Logger(), &ret, output.FLB_RETRY)
+	C.gk_restore_fault_handlers() // after a SIGCONT
 	plugin.NoteHostThread()
 	return in.Flush(data, tag)
 }

@@ -341,6 +341,9 @@ func TestHotReload(t *testing.T) {
 	if len(res.Instances) != 2 || s.OK != s.Chunks-s.Requeued || int(s.OK) != len(chunks) || res.Instances[1].OK == 0 {
 		t.Fatalf("want the chunks split over two generations, all OK: %+v", res.Instances)
 	}
+	if res.FaultHandler != "plugin" { // the host, as Fluent Bit, put its own back at the reload
+		t.Errorf("the %s's SIGSEGV handler is in place after the reload: a fault in Go would abort, not panic", res.FaultHandler)
+	}
 	if n := strings.Count(res.Stderr, "] stopped"); n != 2 {
 		t.Errorf("%d instances stopped, want 2 (the old and the new)", n)
 	}

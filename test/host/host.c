@@ -15,6 +15,10 @@
  * (the stop message comes after them in its pipe) before it is joined, without a
  * timeout. Tasks still in the engine (Workers 0 flushes not yet started, retries)
  * are never run: "abandoned", or "requeued" to the new instances on hot reload.
+ *
+ * As Fluent Bit, the host installs SIGSEGV and SIGFPE handlers before it loads
+ * the plugin and again at a hot reload; it reports whose SIGSEGV handler is in
+ * place at the end ("fault_handler").
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -794,6 +798,31 @@ static void *engine_main(void *arg) {
 
 static void on_signal(int sig) { got_sig = sig; }
 
+/* Fluent Bit's flb_signal_init: its handlers for the faults, installed with
+ * signal() before the plugin loads and again on every SIGHUP (hot reload)
+ * and SIGCONT. */
+static void on_fault(int sig) {
+    static const char msg[] = "[host] caught a fault signal: abort\n";
+    (void)sig;
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) abort();
+    abort();
+}
+
+static void install_fault_handlers(void) {
+    signal(SIGSEGV, on_fault);
+    signal(SIGFPE, on_fault);
+}
+
+static void (*plugin_fault_handler)(int); /* SIGSEGV's once the plugin loaded: the Go runtime's */
+
+/* fault_handler names the SIGSEGV handler in place: the host's, the one the
+ * plugin installed when it loaded, or another. */
+static const char *fault_handler(void) {
+    struct sigaction sa;
+    sigaction(SIGSEGV, NULL, &sa);
+    return sa.sa_handler == on_fault ? "host" : sa.sa_handler == plugin_fault_handler ? "plugin" : "other";
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: gokafka-host -p plugin.so -c host.conf [-g grace_s] [-b retry_backoff_ms]\n"
@@ -861,6 +890,7 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    install_fault_handlers();
 
     void *h = dlopen(plugin, RTLD_LAZY);
     if (!h) die(2, "dlopen %s: %s", plugin, dlerror());
@@ -879,6 +909,9 @@ int main(int argc, char **argv) {
     pthread_create(&wd, NULL, watchdog_main, NULL);
     register_plugin(&gens[0], 0);
     ngen = 1;
+    struct sigaction loaded;
+    sigaction(SIGSEGV, NULL, &loaded);
+    plugin_fault_handler = loaded.sa_handler;
     fprintf(stderr, "[host] loaded %s: plugin '%s', %d instance(s), %ld chunk(s)\n", plugin, reg_name, nsec,
             total_chunks);
     for (;;) {
@@ -892,6 +925,7 @@ int main(int argc, char **argv) {
             pthread_join(g->engine, NULL);
             break;
         }
+        install_fault_handlers(); /* in Fluent Bit's SIGHUP handler */
         register_plugin(&gens[ngen], 1); /* Fluent Bit loads the new config before stopping the old */
         pthread_mutex_lock(&mu);
         ngen++;
@@ -923,9 +957,10 @@ int main(int argc, char **argv) {
                    i, g, in->name, in->chunks, in->flushes, in->ok, in->retry, in->error, in->dropped,
                    in->abandoned, in->requeued, in->max_ms);
         }
-    printf("{\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"wall_s\":%.3f,\"maxrss_kb\":%ld,\"exit\":\"ok\"}\n",
+    printf("{\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"wall_s\":%.3f,\"maxrss_kb\":%ld,\"fault_handler\":\"%s\","
+           "\"exit\":\"ok\"}\n",
            ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6,
-           t_end - t_start, peak_rss_kb());
+           t_end - t_start, peak_rss_kb(), fault_handler());
     fflush(NULL);
     _exit(0); /* never dlclose; skip atexit work racing the Go runtime's threads */
 }

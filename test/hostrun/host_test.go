@@ -173,7 +173,7 @@ func TestLifecycleTwoInstances(t *testing.T) {
 	if !reflect.DeepEqual(a[0].Tags, []string{"test"}) || !reflect.DeepEqual(b[0].Tags, []string{"app.b"}) {
 		t.Fatalf("tags %v %v", a[0].Tags, b[0].Tags)
 	}
-	if res.Wall <= 0 || res.MaxRSSKB <= 0 {
+	if res.Wall <= 0 || res.MaxRSSKB <= 0 || res.FaultHandler != "plugin" { // the Go runtime's replaced the host's
 		t.Fatalf("summary %+v", res)
 	}
 }
@@ -298,6 +298,9 @@ func TestHotReload(t *testing.T) {
 		}
 	}
 	checkAccounted(t, res)
+	if res.FaultHandler != "host" { // put back at the reload, as Fluent Bit does; the probe leaves it
+		t.Fatalf("the %s's SIGSEGV handler after the reload, want the host's", res.FaultHandler)
+	}
 }
 
 // TestSignalStopsWithinGrace: at SIGTERM new chunks are no longer dispatched

@@ -182,9 +182,13 @@ type Result struct {
 	CPUSys    float64
 	Wall      float64
 	MaxRSSKB  int64
-	Stdout    string
-	Stderr    string
-	ExitCode  int
+	// FaultHandler is whose SIGSEGV handler was in place at the end: the
+	// plugin's (the Go runtime's), or the host's, which it installs, as
+	// Fluent Bit does, before loading the plugin and again at a hot reload.
+	FaultHandler string
+	Stdout       string
+	Stderr       string
+	ExitCode     int
 }
 
 // Sum adds up the stats of every instance with the given index (all generations).
@@ -329,11 +333,12 @@ func Run(t testing.TB, o Options) Result {
 				Sys    float64 `json:"cpu_sys_s"`
 				Wall   float64 `json:"wall_s"`
 				MaxRSS int64   `json:"maxrss_kb"`
+				Fault  string  `json:"fault_handler"`
 			}
 			if err := json.Unmarshal(line, &s); err != nil {
 				t.Fatalf("bad host line %q: %v", line, err)
 			}
-			res.CPUUser, res.CPUSys, res.Wall, res.MaxRSSKB = s.User, s.Sys, s.Wall, s.MaxRSS
+			res.CPUUser, res.CPUSys, res.Wall, res.MaxRSSKB, res.FaultHandler = s.User, s.Sys, s.Wall, s.MaxRSS, s.Fault
 		}
 	}
 	if res.ExitCode == 0 && len(res.Instances) == 0 && !o.AllowFail {
