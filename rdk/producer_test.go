@@ -524,6 +524,10 @@ func TestPermanentErrors(t *testing.T) {
 			t.Errorf("%v: refusal %v, want %v", tc.err, got, tc.refusal)
 		}
 	}
+	// A small record refused as too large was refused with its request.
+	if r := rdk.Reason(int(kafka.ErrMsgSizeTooLarge)); !strings.Contains(r, "Message size too large") || !strings.Contains(r, "the topic's max.message.bytes") {
+		t.Errorf("reason %q", r)
+	}
 }
 
 // TestBatchBoundsCMemory: what librdkafka allocates for a batch's records

@@ -291,7 +291,7 @@ func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []se
 				failures[i] = accumulator.Failure{
 					Index:     int(idx[i]),
 					Err:       int(errs[i]),
-					Reason:    errorText(int(errs[i])),
+					Reason:    reason(int(errs[i])),
 					Permanent: permanent(int(errs[i])),
 					Refusal:   refusal(int(errs[i])),
 				}
@@ -326,6 +326,18 @@ func failUnrecorded(failures []accumulator.Failure, n, err int) []accumulator.Fa
 		}
 	}
 	return failures
+}
+
+// reason is what the log and the dead-letter header say of a record that
+// failed with code.
+func reason(code int) string {
+	text := errorText(code)
+	if C.rd_kafka_resp_err_t(code) == C.RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE {
+		// The broker refuses a whole request over the topic's limit, its
+		// small records too: librdkafka does not split it.
+		text += " (the record over rdkafka.message.max.bytes, or its request over the topic's max.message.bytes)"
+	}
+	return text
 }
 
 func errorText(code int) string {
