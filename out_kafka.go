@@ -8,8 +8,8 @@ package main
 #include <stdlib.h>
 
 // Go's handlers for the faults it turns into panics (a nil dereference, an
-// integer division by zero), kept at the plugin's first call. Fluent Bit
-// installs its own again on every SIGHUP (hot reload) and SIGCONT; with
+// integer division by zero), kept at the plugin's first Register. Fluent
+// Bit installs its own again on every SIGHUP (hot reload) and SIGCONT; with
 // those, such a fault would abort Fluent Bit instead of panicking into an
 // export's recover.
 static const int gk_faults[] = {SIGSEGV, SIGFPE};
@@ -22,13 +22,10 @@ static void gk_keep_fault_handlers(void) {
 	gk_kept = 1;
 }
 
-// gk_restore_fault_handlers puts Go's handlers back where others replaced them.
+// gk_restore_fault_handlers puts Go's handlers back, once kept.
 static void gk_restore_fault_handlers(void) {
-	for (int i = 0; gk_kept && i < 2; i++) {
-		struct sigaction now;
-		if (sigaction(gk_faults[i], NULL, &now) == 0 && now.sa_handler != gk_go_faults[i].sa_handler)
-			sigaction(gk_faults[i], &gk_go_faults[i], NULL);
-	}
+	for (int i = 0; gk_kept && i < 2; i++)
+		sigaction(gk_faults[i], &gk_go_faults[i], NULL);
 }
 
 // The API table Fluent Bit passes to Go plugins (flb_api.h, v2.0+).
@@ -129,11 +126,15 @@ func hostLogger(p *C.struct_gk_plugin, prefix string) plugin.Logger {
 	}
 }
 
-// recoverTo turns a panic into a log line and the return code *ret.
+// recoverTo turns a panic into a log line (on stderr without a logger) and
+// the return code *ret.
 func recoverTo(log plugin.Logger, ret *int, code int) {
 	if r := recover(); r != nil {
+		msg := fmt.Sprintf("internal error: %v\n%s", r, debug.Stack())
 		if log != nil {
-			log(plugin.LevelError, fmt.Sprintf("internal error: %v\n%s", r, debug.Stack()))
+			log(plugin.LevelError, msg)
+		} else {
+			fmt.Fprintf(os.Stderr, "[gokafka] %s", msg)
 		}
 		*ret = code
 	}
@@ -160,6 +161,7 @@ func FLBPluginRegister(def unsafe.Pointer) (ret C.int) {
 		}
 	}()
 	keepFaultHandlers()
+	C.gk_restore_fault_handlers()
 	return C.int(output.FLBPluginRegister(def, "gokafka", "Kafka output with delivery tracking (Go)"))
 }
 
@@ -236,6 +238,7 @@ func instance(ctx unsafe.Pointer) *running {
 
 //export FLBPluginFlushCtx
 func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) (ret int) {
+	C.gk_restore_fault_handlers()
 	defer recoverTo(nil, &ret, output.FLB_ERROR) // arguments no chunk can have
 	return flush(ctx, unsafe.Slice((*byte)(data), int(length)), C.GoString(tag))
 }
@@ -256,13 +259,14 @@ func flush(ctx unsafe.Pointer, data []byte, tag string) (ret int) {
 	}
 	in := r.in
 	defer recoverTo(in.Logger(), &ret, output.FLB_RETRY)
-	C.gk_restore_fault_handlers() // after a SIGCONT
 	plugin.NoteHostThread()
 	return in.Flush(data, tag)
 }
 
 //export FLBPluginExitCtx
 func FLBPluginExitCtx(ctx unsafe.Pointer) (ret int) {
+	// A hot reload exits the old instances after Fluent Bit put its own in place.
+	C.gk_restore_fault_handlers()
 	v, ok := contexts.LoadAndDelete(uintptr(ctx)) // at most one Exit per instance
 	if !ok {
 		return output.FLB_OK

@@ -148,7 +148,7 @@ const (
 	// RefusedBeside: refused for another record of its request.
 	RefusedBeside
 	// RefusedTimestamp: its request held a timestamp out of the topic's
-	// range (log.message.timestamp.before.max.ms), its own or another's.
+	// range (message.timestamp.before.max.ms), its own or another's.
 	RefusedTimestamp
 	// RefusedInvalid: named invalid among the records of its request, why
 	// not said; maybe for its timestamp.
@@ -562,14 +562,14 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 					failures = failures[1:]
 				}
 			}
+			// A batch message that is not sent again (resendFrame) fails
+			// whole. conf refuses DLQ_Topic in batch mode: the message
+			// holds records of many chunks; they are dropped.
 			if f != nil && b.frame == nil {
 				switch how := b.resendAs(j, f, oldest); {
 				case how != notAgain:
 					again = append(again, moved{j, s.w, f, how})
 					continue
-				// A guard: conf refuses DLQ_Topic in batch mode, where Kafka
-				// refuses a frame whole, one message of many chunks'
-				// records; its records are dropped.
 				case f.Permanent && a.dlq != "" && !b.DeadLetter:
 					dead = append(dead, moved{j, s.w, f, toDeadLetter})
 					s.w.example(FailedRecord{Topic: b.Topic, Size: b.size(j), Reason: f.Reason, Permanent: true, ToDeadLetter: true})
@@ -583,10 +583,10 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 		}
 	}
 	if len(again) > 0 {
-		a.resend(b, again, false)
+		a.resend(b, again)
 	}
 	if len(dead) > 0 {
-		a.resend(b, dead, true)
+		a.resend(b, dead)
 	}
 	a.delivered[b.Topic] += acked
 	a.acknowledged.Add(acked)

@@ -43,11 +43,12 @@ type moved struct {
 
 // resend copies the moved records of b into a ready batch, in their order;
 // their waiters keep them in flight until it is reported on. To the
-// dead-letter topic (deadLetter), with their value cut to fit and headers
-// saying why after their own; else to b's topic and partition again, each
-// restamped or as it was. The batch is allocated past the memory budget if
-// need be: it must not wait. a.mu is held.
-func (a *Accumulator) resend(b *Batch, recs []moved, deadLetter bool) {
+// dead-letter topic (all toDeadLetter), with their value cut to fit and
+// headers saying why after their own; else to b's topic and partition
+// again, each restamped or as it was. The batch is allocated past the
+// memory budget if need be: it must not wait. a.mu is held.
+func (a *Accumulator) resend(b *Batch, recs []moved) {
+	deadLetter := recs[0].how == toDeadLetter
 	out := make([]Rec, len(recs))
 	var enc []byte
 	capacity := 0

@@ -37,7 +37,7 @@ type Waiter struct {
 type Result struct {
 	Delivered    int
 	DeadLettered int
-	Restamped    int // sent again with the produce time, Kafka having refused their timestamp
+	Restamped    int // sent again with the produce time, Kafka having refused them for their timestamp or named them invalid
 	Retriable    int // failed for now in the last attempt
 	Permanent    int // can never be delivered: dropped
 	InFlight     int // no report yet

@@ -387,7 +387,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	}
 	if skipped > 0 {
 		in.Stats.Skipped.Add(int64(skipped))
-		in.Log(LevelWarn, "%d of %d records have no %s and were skipped", skipped, records, in.cfg.RawLogKey)
+		in.Log(LevelWarn, "%d of %d records have no (or a null) %s and were skipped", skipped, records, in.cfg.RawLogKey)
 	}
 	badTimes.log(in, records, tag, "have a timestamp that cannot be read")
 	unencodable.log(in, records, tag, "cannot be encoded")
@@ -431,7 +431,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 
 // count adds what changed in w's result since it was last counted to the
 // statistics, and logs how many records Kafka refused for good meanwhile,
-// and how many it refused for their timestamp.
+// and how many were sent again with the produce time.
 // own is how many the flush dropped itself, each logged by its cause;
 // skipped of them had no Raw_Log_Key, and are counted apart.
 func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, own, skipped int) {

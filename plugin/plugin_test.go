@@ -562,7 +562,7 @@ func TestRawSkipsRecordsWithoutTheField(t *testing.T) {
 		t.Fatalf("Flush = %d", got)
 	}
 	if len(prod.msgs) != 1 || prod.msgs[0].value != "line 1" || prod.msgs[0].timeMs != 0 || in.Stats.Skipped.Load() != 1 ||
-		!strings.Contains(sink.String(), "1 of 2 records have no $log and were skipped") {
+		!strings.Contains(sink.String(), "1 of 2 records have no (or a null) $log and were skipped") {
 		t.Fatalf("msgs %v, skipped %d; log:\n%s", prod.msgs, in.Stats.Skipped.Load(), sink)
 	}
 }

@@ -12,8 +12,8 @@ type Stats struct {
 	Failed       atomic.Int64 // dropped: Kafka can never take them, they cannot be encoded, or their timestamp cannot be read
 	DeadLettered atomic.Int64 // refused by Kafka for good and sent to DLQ_Topic
 	Rerouted     atomic.Int64 // sent to the default topic because Topic_Key gave no allowed topic
-	Restamped    atomic.Int64 // sent again with the produce time after Kafka refused their timestamp
-	Skipped      atomic.Int64 // raw format records without Raw_Log_Key
+	Restamped    atomic.Int64 // sent again with the produce time, Kafka having refused them for their timestamp or named them invalid
+	Skipped      atomic.Int64 // raw format records without Raw_Log_Key, or with it null
 	Flushes      Histogram    // flush durations, seconds
 }
 

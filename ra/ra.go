@@ -66,7 +66,7 @@ func segment(s string) (seg Segment, rest string, ok bool) {
 		seg.Key, s, ok = quoted(s)
 	} else {
 		digits := s[:len(s)-len(strings.TrimLeft(s, "0123456789"))]
-		i, err := strconv.ParseUint(digits, 10, 31) // within an array's uint32 length
+		i, err := strconv.ParseUint(digits, 10, 31) // at most MaxInt32
 		seg, s, ok = Segment{Index: int(i), IsIndex: true}, s[len(digits):], err == nil
 	}
 	s = strings.TrimLeft(s, blanks)

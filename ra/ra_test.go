@@ -57,7 +57,7 @@ func TestLookup(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, bad := range []string{"", "$", "$a[", "$a['b'", "$a[x]", "$a[-1]", "a['b']", "$a]b", "$a['b']x", "$a['b' 'c']",
-		"$a[1 2]", "$a[4294967296]", "$a['b]", "$a b", "$a[]"} {
+		"$a[1 2]", "$a[2147483648]", "$a[4294967296]", "$a['b]", "$a b", "$a[]"} {
 		if p, err := Parse(bad); err == nil {
 			t.Errorf("%q parsed as %v", bad, p)
 		}

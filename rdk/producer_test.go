@@ -505,7 +505,7 @@ func TestPermanentErrors(t *testing.T) {
 		refusal   accumulator.Refusal
 	}{
 		{kafka.ErrMsgSizeTooLarge, true, accumulator.OtherRefusal},
-		{kafka.ErrInvalidTimestamp, false, accumulator.RefusedTimestamp}, // outside log.message.timestamp.before.max.ms, this record or another
+		{kafka.ErrInvalidTimestamp, false, accumulator.RefusedTimestamp}, // outside message.timestamp.before.max.ms, this record or another
 		{kafka.ErrInvalidRecord, true, accumulator.RefusedInvalid},       // one of several refused records of a request
 		{kafka.ErrInvalidDifferentRecord, false, accumulator.RefusedBeside},
 		{kafka.ErrUnsupportedForMessageFormat, true, accumulator.OtherRefusal},

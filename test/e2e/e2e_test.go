@@ -318,7 +318,7 @@ func TestFutureEventTime(t *testing.T) {
 }
 
 // TestOldEventTime: on a topic that refuses timestamps over an hour old
-// (log.message.timestamp.before.max.ms), a chunk of recent records with old
+// (message.timestamp.before.max.ms), a chunk of recent records with old
 // ones loses none, and nothing is dead-lettered. Kafka refuses the old
 // records' request whole; the plugin sends the records again at once, the
 // old ones with the produce time, the others with their event time. Seen
