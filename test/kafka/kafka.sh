@@ -179,6 +179,9 @@ transaction.state.log.num.partitions=10
 share.coordinator.state.topic.replication.factor=$rf
 share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
+# Keep records whatever their timestamp: tests send fixed event times, days to years back, and
+# Kafka deletes a segment once its newest timestamp is older than retention.ms (7 days).
+log.retention.ms=-1
 # Fence a killed broker after 4.5 s instead of 9 s: a killed broker that restarts can only
 # register again once its old session has expired.
 broker.heartbeat.interval.ms=1000
