@@ -16,8 +16,11 @@ static const int gk_faults[] = {SIGSEGV, SIGFPE};
 static struct sigaction gk_go_faults[2];
 static int gk_kept;
 
+// gk_keep_fault_handlers keeps the handlers in place, once: a hot reload
+// registers again after Fluent Bit put its own in place. Register, on
+// Fluent Bit's main thread, calls it.
 static void gk_keep_fault_handlers(void) {
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; !gk_kept && i < 2; i++)
 		sigaction(gk_faults[i], NULL, &gk_go_faults[i]);
 	gk_kept = 1;
 }
@@ -160,14 +163,10 @@ func FLBPluginRegister(def unsafe.Pointer) (ret C.int) {
 			ret = -1
 		}
 	}()
-	keepFaultHandlers()
+	C.gk_keep_fault_handlers()
 	C.gk_restore_fault_handlers()
 	return C.int(output.FLBPluginRegister(def, "gokafka", "Kafka output with delivery tracking (Go)"))
 }
-
-// keepFaultHandlers keeps Go's fault handlers, once: a hot reload registers
-// again after Fluent Bit put its own in place.
-var keepFaultHandlers = sync.OnceFunc(func() { C.gk_keep_fault_handlers() })
 
 //export FLBPluginInit
 func FLBPluginInit(p unsafe.Pointer) (ret int) {
