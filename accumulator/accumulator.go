@@ -19,12 +19,13 @@ import (
 )
 
 // Rec locates one record in a batch's buffer: its value at Off, then its key
-// (KeyLen bytes, none if 0), then its headers (HdrLen bytes, see AppendHeader).
-// The layout (4 x uint32, int64) is shared with the C producer.
+// (KeyLen bytes), then its headers (HdrLen bytes, see AppendHeader).
+// The layout (4 x uint32, int64, bool) is shared with the C producer.
 type Rec struct {
 	Off, Len       uint32
 	KeyLen, HdrLen uint32
 	TimeMs         int64 // Kafka message timestamp, 0 for produce time; in batch mode a staged record's event time
+	Keyed          bool  // it has a key, perhaps empty; else Kafka gets a null key
 }
 
 // Size is the record's bytes in its buffer.
@@ -257,8 +258,9 @@ type Staged struct {
 }
 
 // Add records record idx of the chunk, written to s.Buf from valueStart: its
-// value up to keyStart, its key up to hdrStart, its headers up to the end.
-func (s *Staged) Add(idx, valueStart, keyStart, hdrStart int, timeMs int64) {
+// value up to keyStart, its key (if keyed) up to hdrStart, its headers up to
+// the end.
+func (s *Staged) Add(idx, valueStart, keyStart, hdrStart int, keyed bool, timeMs int64) {
 	s.Idx = append(s.Idx, int32(idx))
 	s.Recs = append(s.Recs, Rec{
 		Off:    uint32(valueStart),
@@ -266,6 +268,7 @@ func (s *Staged) Add(idx, valueStart, keyStart, hdrStart int, timeMs int64) {
 		KeyLen: uint32(hdrStart - keyStart),
 		HdrLen: uint32(len(s.Buf) - hdrStart),
 		TimeMs: timeMs,
+		Keyed:  keyed,
 	})
 }
 

@@ -20,7 +20,7 @@ func stagedFrom(first, n, size int) *Staged {
 		s.Buf = append(s.Buf, fmt.Sprintf("%0*d", size, i)...)
 		keyStart := len(s.Buf)
 		s.Buf = append(s.Buf, "k1"...)
-		s.Add(i, start, keyStart, len(s.Buf), int64(i))
+		s.Add(i, start, keyStart, len(s.Buf), true, int64(i))
 	}
 	return s
 }
@@ -53,7 +53,7 @@ func TestBatchesBoundedBySize(t *testing.T) {
 
 // TestLanesKeepTheirBatches: records of one topic for two lanes go into
 // separate batches; a lane's drain takes only its own; a dead-letter batch
-// goes out through the lane of the batch Kafka refused.
+// goes out through the lane of the batch Kafka refused, with the record's key.
 func TestLanesKeepTheirBatches(t *testing.T) {
 	a := New(1<<20, 16<<20, time.Hour, GoAllocator{})
 	a.SetDeadLetterTopic("dlq", 1<<20)
@@ -71,6 +71,9 @@ func TestLanesKeepTheirBatches(t *testing.T) {
 	dl := a.DrainAll(1, nil)
 	if len(dl) != 1 || !dl[0].DeadLetter || dl[0].Topic != "dlq" || dl[0].Lane != 1 || a.Batches() != 0 {
 		t.Fatalf("lane 1 drained %d batches, want its dead letter", len(dl))
+	}
+	if r := dl[0].Recs[0]; !r.Keyed || string(dl[0].Buf[r.Off+r.Len:r.Off+r.Len+r.KeyLen]) != "k1" {
+		t.Errorf("dead letter's key %+v, want the record's", r)
 	}
 }
 
@@ -271,7 +274,7 @@ func TestCostCountsKeyAndHeaders(t *testing.T) {
 		hdrStart := len(s.Buf)
 		s.Buf = AppendHeader(s.Buf, []byte("name"), []byte("value"))
 		s.Buf = AppendHeader(s.Buf, []byte("trace"), []byte("0af7651916cd43dd8448eb211c80319c"))
-		s.Add(i, start, keyStart, hdrStart, 0)
+		s.Add(i, start, keyStart, hdrStart, true, 0)
 	}
 	r := s.Recs[0]
 	inBatch, inC := int(r.Size()), int(r.KeyLen+r.HdrLen)+RecordOverhead+HeadersOverhead+2*HeaderOverhead
@@ -332,7 +335,7 @@ func stagedAt(times ...int64) *Staged {
 		s.Buf = append(s.Buf, fmt.Sprintf("%010d", i)...)
 		keyStart := len(s.Buf)
 		s.Buf = append(s.Buf, "k1"...)
-		s.Add(i, start, keyStart, len(s.Buf), t)
+		s.Add(i, start, keyStart, len(s.Buf), true, t)
 	}
 	return s
 }

@@ -39,7 +39,7 @@ func benchStaged(b *testing.B, n int) *Staged {
 	for i, v := range benchdata.Values(b, n) {
 		start := len(s.Buf)
 		s.Buf = append(s.Buf, v...)
-		s.Add(i, start, len(s.Buf), len(s.Buf), int64(i))
+		s.Add(i, start, len(s.Buf), len(s.Buf), false, int64(i))
 	}
 	return s
 }
@@ -112,6 +112,6 @@ func BenchmarkStagedAdd(b *testing.B) {
 		}
 		start := len(s.Buf)
 		s.Buf = append(s.Buf, v...)
-		s.Add(len(s.Recs), start, len(s.Buf), len(s.Buf), 1)
+		s.Add(len(s.Recs), start, len(s.Buf), len(s.Buf), false, 1)
 	}
 }

@@ -55,7 +55,7 @@ func (a *Accumulator) resend(b *Batch, recs []moved) {
 	for i, m := range recs {
 		r := b.Recs[m.j]
 		start := len(enc)
-		rec := Rec{Off: uint32(start), Len: r.Len, KeyLen: r.KeyLen, TimeMs: r.TimeMs}
+		rec := Rec{Off: uint32(start), Len: r.Len, KeyLen: r.KeyLen, TimeMs: r.TimeMs, Keyed: r.Keyed}
 		switch m.how {
 		case toDeadLetter:
 			rec.Len = a.cut(r)

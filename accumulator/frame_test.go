@@ -81,7 +81,7 @@ func framed(a *Accumulator, first, n, size int) *Staged {
 	for i := first; i < first+n; i++ {
 		start := len(s.Buf)
 		s.Buf = append(s.Buf, fmt.Sprintf("%0*d\n", size, i)...)
-		s.Add(i, start, len(s.Buf), len(s.Buf), int64(i))
+		s.Add(i, start, len(s.Buf), len(s.Buf), false, int64(i))
 		a.Compress(s, false)
 	}
 	a.Compress(s, true)
@@ -125,7 +125,7 @@ func TestFrameSegments(t *testing.T) {
 
 func bigRecord(a *Accumulator, i int, value []byte) *Staged {
 	s := &Staged{Buf: append(value, '\n')}
-	s.Add(i, 0, len(s.Buf), len(s.Buf), int64(i))
+	s.Add(i, 0, len(s.Buf), len(s.Buf), false, int64(i))
 	a.Compress(s, true)
 	return s
 }
@@ -217,7 +217,7 @@ func TestFrameBudgetIncompressible(t *testing.T) {
 			line[j] = "0123456789abcdef"[rng.IntN(16)]
 		}
 		s.Buf = append(append(s.Buf, line...), '\n')
-		s.Add(0, 0, len(s.Buf), len(s.Buf), 0)
+		s.Add(0, 0, len(s.Buf), len(s.Buf), false, 0)
 		a.Compress(s, true)
 		_, err = a.Append("t", int32(i%partitions), 0, s, NewWaiter(1), time.Now().Add(time.Millisecond))
 	}
@@ -246,7 +246,7 @@ func TestFrameTooLarge(t *testing.T) {
 	for i, v := range [][]byte{[]byte("before"), noise, []byte("after")} {
 		start := len(s.Buf)
 		s.Buf = append(append(s.Buf, v...), '\n')
-		s.Add(i, start, len(s.Buf), len(s.Buf), int64(i))
+		s.Add(i, start, len(s.Buf), len(s.Buf), false, int64(i))
 		a.Compress(s, false)
 	}
 	a.Compress(s, true)

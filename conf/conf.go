@@ -157,7 +157,7 @@ var Options = []Option{
 		}},
 	{"Message_Key", "string", "", "Static key of every message, or the key when Message_Key_Field is missing; empty sends no key.",
 		func(c *Config, v string) error { c.MessageKey = v; return nil }},
-	{"Message_Key_Field", "record accessor", "", "Field whose value is the message key; keys are partitioned by murmur2 as the Java client does.",
+	{"Message_Key_Field", "record accessor", "", "Field whose value is the message key (an empty string is an empty key, not a null one); keys are partitioned by murmur2 as the Java client does.",
 		path(func(c *Config) *ra.Path { return &c.MessageKeyField })},
 	{"Header", "list", "", "Static headers: comma-separated `name value` pairs, e.g. `env prod, team core`.",
 		func(c *Config, v string) error {

@@ -65,7 +65,7 @@ func TestAllocsDecodeEncodeStage(t *testing.T) {
 			if st.Buf, err = in.enc.Append(st.Buf, &rec, "bench"); err != nil {
 				t.Fatal(err)
 			}
-			st.Add(len(st.Recs), start, len(st.Buf), len(st.Buf), rec.Time/1e6)
+			st.Add(len(st.Recs), start, len(st.Buf), len(st.Buf), false, rec.Time/1e6)
 		}
 	})
 }
@@ -87,7 +87,7 @@ func TestAllocsAccumulator(t *testing.T) {
 			for more, _ := r.Next(&rec); more; more, _ = r.Next(&rec) {
 				start := len(st.Buf)
 				st.Buf, _ = in.enc.Append(st.Buf, &rec, "bench")
-				st.Add(len(st.Recs), start, len(st.Buf), len(st.Buf), rec.Time/1e6)
+				st.Add(len(st.Recs), start, len(st.Buf), len(st.Buf), false, rec.Time/1e6)
 			}
 			staged[len(data)] = st
 		}

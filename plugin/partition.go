@@ -33,14 +33,11 @@ func Murmur2(data []byte) int32 {
 	return int32(h)
 }
 
-// partitionOf returns the partition batch mode puts a record in: by its
-// key, as the Java client would; -1 (the producer's choice) for records
-// without a key or when the topic's partitions are unknown. A lookup of
+// partitionOf returns the partition batch mode puts a record with a key
+// (perhaps empty) in, as the Java client would; -1 (the producer's choice)
+// when the topic's partitions are unknown. A lookup of
 // the partitions waits until deadline at most.
 func (in *Instance) partitionOf(st *flushState, topic, key []byte, deadline time.Time) int32 {
-	if len(key) == 0 {
-		return -1
-	}
 	n, ok := st.partitions[string(topic)]
 	if !ok {
 		n = st.lane.Partitions(string(topic), deadline)

@@ -332,8 +332,10 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		}
 		partition := int32(-1)
 		if in.batchMode {
-			st.key = in.appendKey(st.key[:0], &rec)
-			partition = in.partitionOf(st, topic, st.key, start.Add(in.cfg.FlushTimeout)) // not shortened while stalled: a lookup fails for 10 s
+			var keyed bool
+			if st.key, keyed = in.appendKey(st.key[:0], &rec); keyed {
+				partition = in.partitionOf(st, topic, st.key, start.Add(in.cfg.FlushTimeout)) // not shortened while stalled: a lookup fails for 10 s
+			}
 		}
 		s := st.stage(topic, partition)
 		valueStart := len(s.Buf)
@@ -355,9 +357,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if in.newline && !(in.rawLines && len(s.Buf) > valueStart && s.Buf[len(s.Buf)-1] == '\n') {
 			s.Buf = append(s.Buf, '\n')
 		}
-		keyStart := len(s.Buf)
+		keyStart, keyed := len(s.Buf), false
 		if !in.batchMode { // a batch message has its own headers and no key
-			s.Buf = in.appendKey(s.Buf, &rec)
+			s.Buf, keyed = in.appendKey(s.Buf, &rec)
 		}
 		hdrStart := len(s.Buf)
 		if !in.batchMode {
@@ -369,7 +371,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if in.batchMode || in.cfg.KafkaTimestamp == "event" {
 			ts = max(rec.Time/1e6, 0)
 		}
-		s.Add(records, valueStart, keyStart, hdrStart, ts)
+		s.Add(records, valueStart, keyStart, hdrStart, keyed, ts)
 		in.acc.Compress(s, false)
 	}
 	if w == nil {
@@ -469,16 +471,17 @@ func (in *Instance) topic(st *flushState, rec *chunk.Record) (topic []byte, ok b
 }
 
 // appendKey appends the message key: Message_Key_Field's value, else
-// Message_Key.
-func (in *Instance) appendKey(dst []byte, rec *chunk.Record) []byte {
+// Message_Key. Without either the record has no key (keyed false); a field
+// holding "" gives an empty key, which Kafka keeps apart from a null one.
+func (in *Instance) appendKey(dst []byte, rec *chunk.Record) (out []byte, keyed bool) {
 	if in.cfg.MessageKeyField != nil {
 		if v, found := in.cfg.MessageKeyField.Lookup(rec.Body); found {
 			if out, ok := ra.AppendText(dst, v); ok {
-				return out
+				return out, true
 			}
 		}
 	}
-	return append(dst, in.cfg.MessageKey...)
+	return append(dst, in.cfg.MessageKey...), in.cfg.MessageKey != ""
 }
 
 // appendHeaders appends the static headers, those from fields, and the

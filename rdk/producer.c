@@ -419,7 +419,7 @@ void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partit
 		}
 		const gk_rec *r = &recs[i];
 		const char *value = base + r->off;
-		void *key = r->klen ? (void *)(value + r->len) : NULL;
+		void *key = r->keyed ? (void *)(value + r->len) : NULL; // an empty key is not a null one
 		int64_t ts_ms = r->ts_ms < now_ms ? r->ts_ms : now_ms;
 		rd_kafka_resp_err_t err;
 		if (r->hlen) {

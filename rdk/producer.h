@@ -3,6 +3,7 @@
 #ifndef GOKAFKA_PRODUCER_H
 #define GOKAFKA_PRODUCER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include "rdkafka.h"
@@ -12,11 +13,14 @@
 _Static_assert(RD_KAFKA_VERSION == 0x020f00ff, "rdkafka.h is not librdkafka 2.15.0");
 
 // One record of a batch, same layout as accumulator.Rec: value at off, then
-// klen bytes of key, then hlen bytes of headers.
+// klen bytes of key (a null key unless keyed), then hlen bytes of headers.
 typedef struct gk_rec {
 	uint32_t off, len, klen, hlen;
 	int64_t ts_ms;
+	uint8_t keyed;
 } gk_rec;
+
+enum { gk_rec_keyed_offset = offsetof(gk_rec, keyed) };
 
 // A produced batch, alive until its last delivery report.
 typedef struct gk_batch {

@@ -47,7 +47,7 @@ func staged(first, n int) *accumulator.Staged {
 	for i := first; i < first+n; i++ {
 		start := len(s.Buf)
 		s.Buf = fmt.Appendf(s.Buf, "record %d", i)
-		s.Add(i-first, start, len(s.Buf), len(s.Buf), 0)
+		s.Add(i-first, start, len(s.Buf), len(s.Buf), false, 0)
 	}
 	return s
 }
@@ -577,7 +577,7 @@ func TestBatchBoundsCMemory(t *testing.T) {
 			for range shape.headers {
 				s.Buf = accumulator.AppendHeader(s.Buf, []byte(strings.Repeat("n", shape.name)), []byte(strings.Repeat("v", shape.value)))
 			}
-			s.Add(i, start, keyStart, hdrStart, 0)
+			s.Add(i, start, keyStart, hdrStart, shape.key > 0, 0)
 		}
 		w := accumulator.NewWaiter(n)
 		if got, err := acc.Append("t", -1, 0, s, w, time.Now().Add(time.Minute)); got != n || err != nil {

@@ -64,10 +64,12 @@ type Producer struct {
 
 var _ sender.Producer = (*Producer)(nil)
 
-// accumulator.Rec and gk_rec must have the same size (and field order).
+// accumulator.Rec and gk_rec must have the same size and field order.
 var (
 	_ [unsafe.Sizeof(accumulator.Rec{}) - C.sizeof_gk_rec]byte
 	_ [C.sizeof_gk_rec - unsafe.Sizeof(accumulator.Rec{})]byte
+	_ [unsafe.Offsetof(accumulator.Rec{}.Keyed) - C.gk_rec_keyed_offset]byte
+	_ [C.gk_rec_keyed_offset - unsafe.Offsetof(accumulator.Rec{}.Keyed)]byte
 )
 
 // New creates a producer from props that logs to log, each error once per

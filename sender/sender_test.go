@@ -175,7 +175,7 @@ func staged(n int) *accumulator.Staged {
 	for i := range n {
 		start := len(s.Buf)
 		s.Buf = fmt.Appendf(s.Buf, "record %d", i)
-		s.Add(i, start, len(s.Buf), len(s.Buf), 0)
+		s.Add(i, start, len(s.Buf), len(s.Buf), false, 0)
 	}
 	return s
 }

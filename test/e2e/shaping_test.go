@@ -32,11 +32,16 @@ func TestShaping(t *testing.T) {
 	recs := containerLogs(t, "docker", 30000)
 	for i := range recs {
 		recs[i].Metadata = []fixture.KV{{Key: "source", Value: "tail"}, {Key: "seq", Value: int64(i)}}
-		recs[i].Body = append(recs[i].Body, fixture.KV{Key: "kubernetes", Value: []fixture.KV{
-			{Key: "namespace_name", Value: namespaces[i%3]},
-			{Key: "pod_name", Value: fmt.Sprintf("web-%d", i%37)},
-			{Key: "labels", Value: []fixture.KV{{Key: "app", Value: fmt.Sprintf("app-%d", i%5)}}},
-		}})
+		kube := []fixture.KV{{Key: "namespace_name", Value: namespaces[i%3]}}
+		switch i % 37 {
+		case 0: // no key
+		case 1: // an empty key, not a null one
+			kube = append(kube, fixture.KV{Key: "pod_name", Value: ""})
+		default:
+			kube = append(kube, fixture.KV{Key: "pod_name", Value: fmt.Sprintf("web-%d", i%37)})
+		}
+		kube = append(kube, fixture.KV{Key: "labels", Value: []fixture.KV{{Key: "app", Value: fmt.Sprintf("app-%d", i%5)}}})
+		recs[i].Body = append(recs[i].Body, fixture.KV{Key: "kubernetes", Value: kube})
 	}
 	res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
 		Keys: keys("Brokers", bootstrap, "Topics", def+","+shop+","+pay, "Topic_Key", "$kubernetes['namespace_name']",
@@ -97,13 +102,16 @@ func expectTopic(i int, namespaces []string, def string) string {
 func checkShaped(t *testing.T, m *kafka.Message, rec fixture.Record, i int, topic string, partitions int32) {
 	t.Helper()
 	kube, _ := fixture.Get(rec.Body, "kubernetes")
-	pod, _ := fixture.Get(kube.([]fixture.KV), "pod_name")
+	pod, keyed := fixture.Get(kube.([]fixture.KV), "pod_name")
 	ns, _ := fixture.Get(kube.([]fixture.KV), "namespace_name")
 	labels, _ := fixture.Get(kube.([]fixture.KV), "labels")
 	app, _ := fixture.Get(labels.([]fixture.KV), "app")
 
-	want := map[string]any{"@timestamp": float64(rec.Time.UnixMilli()), "tag": "kube.var.log",
-		"kubernetes": map[string]any{"namespace_name": ns, "pod_name": pod}}
+	wantKube := map[string]any{"namespace_name": ns}
+	if keyed {
+		wantKube["pod_name"] = pod
+	}
+	want := map[string]any{"@timestamp": float64(rec.Time.UnixMilli()), "tag": "kube.var.log", "kubernetes": wantKube}
 	for _, kv := range rec.Body {
 		if kv.Key != "kubernetes" {
 			want[kv.Key] = kv.Value
@@ -116,13 +124,14 @@ func checkShaped(t *testing.T, m *kafka.Message, rec fixture.Record, i int, topi
 	for _, h := range m.Headers {
 		gotHeaders = append(gotHeaders, h.Key+"="+string(h.Value))
 	}
-	wantPartition := (plugin.Murmur2([]byte(pod.(string))) & 0x7fffffff) % partitions
+	key, _ := pod.(string)
+	wantPartition := (plugin.Murmur2([]byte(key)) & 0x7fffffff) % partitions
 	switch {
 	case *m.TopicPartition.Topic != topic:
 		t.Errorf("record %d went to %s, want %s", i, *m.TopicPartition.Topic, topic)
-	case string(m.Key) != pod:
-		t.Errorf("record %d key %q, want %q", i, m.Key, pod)
-	case m.TopicPartition.Partition != wantPartition:
+	case (m.Key != nil) != keyed || string(m.Key) != key:
+		t.Errorf("record %d key %q (null %v), want %q (null %v)", i, m.Key, m.Key == nil, key, !keyed)
+	case keyed && m.TopicPartition.Partition != wantPartition:
 		t.Errorf("record %d (key %s) in partition %d, want %d", i, pod, m.TopicPartition.Partition, wantPartition)
 	case fmt.Sprint(gotHeaders) != fmt.Sprint(wantHeaders):
 		t.Errorf("record %d headers %v, want %v", i, gotHeaders, wantHeaders)
