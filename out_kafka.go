@@ -220,11 +220,12 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 	return output.FLB_OK
 }
 
-// stop stops the metrics, then the instance: a scrape must not read a
-// stopped producer.
+// stop stops the instance, then its metrics, whose totals then include
+// what Kafka acknowledged during Exit (a scrape meanwhile reads no
+// statistics of a stopped producer: Sender.Statistics).
 func (r *running) stop() {
 	if r.stopMetrics != nil {
-		r.stopMetrics()
+		defer r.stopMetrics()
 	}
 	r.in.Exit()
 }

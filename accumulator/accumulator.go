@@ -534,13 +534,14 @@ func (a *Accumulator) drain(now time.Time, lane int, all bool, dst []*Batch) ([]
 // Complete reports a sent batch's outcome: every record not in failures was
 // acknowledged. The batch goes back to the pool. Refused records that may
 // go again at once (resendAs) do; with a dead-letter topic, records that
-// failed for good go there instead of being dropped.
-func (a *Accumulator) Complete(b *Batch, failures []Failure) {
+// failed for good go there instead of being dropped. It returns how many
+// records failed for now, left for their chunk's retry.
+func (a *Accumulator) Complete(b *Batch, failures []Failure) (retriable int) {
 	sort.Slice(failures, func(i, j int) bool { return failures[i].Index < failures[j].Index })
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if b.frame != nil && len(failures) > 0 && a.resendFrame(b, &failures[0]) {
-		return
+		return 0
 	}
 	oldest := oldestRefused(b, failures)
 	var again, dead []moved
@@ -575,14 +576,17 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 					continue
 				case f.Permanent && a.dlq != "" && !b.DeadLetter:
 					dead = append(dead, moved{j, s.w, f, toDeadLetter})
-					s.w.example(FailedRecord{Topic: b.Topic, Size: b.size(j), Reason: f.Reason, Permanent: true, ToDeadLetter: true})
+					s.w.note(b, j, f, true, false)
 					continue
 				}
 			}
-			if f == nil {
+			switch {
+			case f == nil:
 				acked++
+			case !f.Permanent:
+				retriable++
 			}
-			s.w.settle(b, j, f, b.frame == nil || j == first)
+			s.w.settle(b, j, f, j == first)
 		}
 	}
 	if len(again) > 0 {
@@ -594,6 +598,7 @@ func (a *Accumulator) Complete(b *Batch, failures []Failure) {
 	a.delivered[b.Topic] += acked
 	a.acknowledged.Add(acked)
 	a.release(b)
+	return retriable
 }
 
 // oldestRefused is the oldest timestamp of b's records refused with
@@ -701,13 +706,11 @@ func (a *Accumulator) release(b *Batch) {
 // Abort completes b with every record failed, retriably, for reason, and
 // returns how many records that was.
 func (a *Accumulator) Abort(b *Batch, reason string) int {
-	n := len(b.idx)
 	failures := make([]Failure, len(b.Recs))
 	for i := range failures {
 		failures[i] = Failure{Index: i, Err: -1, Reason: reason}
 	}
-	a.Complete(b, failures)
-	return n
+	return a.Complete(b, failures)
 }
 
 // Batches returns how many batches wait to be drained.

@@ -103,6 +103,35 @@ func TestLingerAndFlushReadiness(t *testing.T) {
 	<-waited
 }
 
+// TestFailuresNotedByKind: a chunk's failures are counted by kind for the
+// log, and Complete returns how many failed for now. Beyond maxExamples
+// kinds, a record refused for good still gets its line, in place of a
+// retried kind.
+func TestFailuresNotedByKind(t *testing.T) {
+	a := New(1<<20, 16<<20, time.Hour, GoAllocator{})
+	const n = maxExamples + 4
+	w := NewWaiter(n)
+	a.Append("t", -1, 0, staged(n-1, 10), w, far())
+	a.Append("t", -1, 0, stagedFrom(n-1, 1, 22), w, far()) // the largest
+	var failures []Failure
+	for i := range maxExamples + 1 { // a kind each
+		failures = append(failures, Failure{Index: i, Err: 1, Reason: fmt.Sprint("transient ", i)})
+	}
+	failures = append(failures, Failure{Index: maxExamples + 1, Err: 10, Reason: "too large", Permanent: true},
+		Failure{Index: n - 1, Err: 10, Reason: "too large", Permanent: true})
+	if retriable := a.Complete(a.DrainAll(AllLanes, nil)[0], failures); retriable != maxExamples+1 {
+		t.Errorf("Complete says %d records failed for now, want %d", retriable, maxExamples+1)
+	}
+	res, _ := a.Wait(w, far(), Sleep)
+	if len(res.Examples) != maxExamples || res.Retriable != maxExamples+1 || res.Permanent != 2 || res.Delivered != 1 {
+		t.Fatalf("%+v", res)
+	}
+	last := res.Examples[maxExamples-1]
+	if last.Reason != "too large" || !last.Permanent || last.Records != 2 || last.MaxSize != 22 {
+		t.Errorf("the records refused for good are noted as %+v", last)
+	}
+}
+
 func TestWaiterOutcome(t *testing.T) {
 	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
 	w1, w2 := NewWaiter(4), NewWaiter(2)
@@ -124,7 +153,7 @@ func TestWaiterOutcome(t *testing.T) {
 	// Records 1 (w1) and 4 (w2) fail; record 5 belongs to w1 again.
 	a.Complete(ready[0], []Failure{{Index: 4, Err: 1, Reason: "later"}, {Index: 1, Err: 10, Reason: "too large", Permanent: true}})
 	res := <-done
-	if res.Delivered != 3 || res.Permanent != 1 || res.Retriable != 0 || len(res.Examples) != 1 || res.Examples[0].Size != 10 {
+	if res.Delivered != 3 || res.Permanent != 1 || res.Retriable != 0 || len(res.Examples) != 1 || res.Examples[0].MaxSize != 10 || res.Examples[0].Records != 1 {
 		t.Fatalf("w1: %+v", res)
 	}
 	if w1.State(0) != Acked || w1.State(1) != Dropped || w1.State(3) != Acked {

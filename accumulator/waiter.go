@@ -1,8 +1,11 @@
 package accumulator
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
-// maxExamples bounds how many failed records a waiter keeps to log.
+// maxExamples bounds how many kinds of failure a waiter keeps to log.
 const maxExamples = 10
 
 // State is what became of one record of a chunk.
@@ -41,22 +44,51 @@ type Result struct {
 	Retriable    int // failed for now in the last attempt
 	Permanent    int // can never be delivered: dropped
 	InFlight     int // no report yet
-	Examples     []FailedRecord
+	Examples     []FailedRecords
 }
 
-// FailedRecord describes a record Kafka did not take, for the log.
-type FailedRecord struct {
+// FailureKind tells failures apart in the log.
+type FailureKind struct {
 	Topic        string
-	Size         int
-	Records      int // batch mode: the records of the failed batch message; 0 for one record
 	Reason       string
 	Permanent    bool
 	ToDeadLetter bool // being sent to the dead-letter topic
+	BatchMessage bool // batch mode: the records failed with their batch message
 }
 
-func (w *Waiter) example(r FailedRecord) {
-	if len(w.Examples) < maxExamples {
-		w.Examples = append(w.Examples, r)
+// FailedRecords counts the records of one chunk that Kafka did not take
+// for one kind of failure, for the log.
+type FailedRecords struct {
+	FailureKind
+	Records  int
+	Messages int // batch messages, in batch mode
+	MaxSize  int // bytes of the largest record, or batch message
+}
+
+// note counts record j of b, failed with f, among w's examples; first says
+// it is the first of w's records in a batch message. Beyond maxExamples
+// kinds, one that loses records takes the place of one that is retried.
+func (w *Waiter) note(b *Batch, j int, f *Failure, toDeadLetter, first bool) {
+	kind := FailureKind{Topic: b.Topic, Reason: f.Reason, Permanent: f.Permanent, ToDeadLetter: toDeadLetter, BatchMessage: b.frame != nil}
+	i := slices.IndexFunc(w.Examples, func(e FailedRecords) bool { return e.FailureKind == kind })
+	if i < 0 {
+		i = len(w.Examples)
+		if i == maxExamples {
+			if i = slices.IndexFunc(w.Examples, func(e FailedRecords) bool { return !e.Permanent }); i < 0 || !kind.Permanent {
+				return
+			}
+			w.Examples = slices.Delete(w.Examples, i, i+1)
+			i = len(w.Examples)
+		}
+		w.Examples = append(w.Examples, FailedRecords{FailureKind: kind})
+	}
+	e := &w.Examples[i]
+	e.Records++
+	if b.frame == nil || first {
+		e.MaxSize = max(e.MaxSize, b.size(j))
+		if b.frame != nil {
+			e.Messages++
+		}
 	}
 }
 
@@ -70,8 +102,9 @@ func (w *Waiter) Len() int { return len(w.state) }
 // (after a Wait that returned ok).
 func (w *Waiter) State(i int) State { return w.state[i] }
 
-// settle records the outcome of record i of the chunk.
-func (w *Waiter) settle(b *Batch, j int, f *Failure, example bool) {
+// settle records the outcome of record j of b; first says it is the first
+// of w's records in a batch message.
+func (w *Waiter) settle(b *Batch, j int, f *Failure, first bool) {
 	i := b.idx[j]
 	switch {
 	case f == nil && b.DeadLetter:
@@ -88,9 +121,7 @@ func (w *Waiter) settle(b *Batch, j int, f *Failure, example bool) {
 			w.state[i] = Retriable
 			w.Retriable++
 		}
-		if example {
-			w.example(FailedRecord{Topic: b.Topic, Size: b.size(j), Records: b.records(), Reason: f.Reason, Permanent: f.Permanent})
-		}
+		w.note(b, j, f, false, first)
 	}
 	w.pending--
 	if w.pending == 0 && w.done != nil {
@@ -107,15 +138,6 @@ func (a *Accumulator) Drop(w *Waiter, i int) {
 		w.state[i] = Dropped
 		w.Permanent++
 	}
-}
-
-// records is how many records a batch message holds, 0 for a batch of
-// records.
-func (b *Batch) records() int {
-	if b.frame != nil {
-		return len(b.idx)
-	}
-	return 0
 }
 
 // size is record j's size: its value's, or in batch mode the whole batch

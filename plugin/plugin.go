@@ -583,21 +583,36 @@ func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, reco
 	return nil
 }
 
+// logFailures logs each kind of failure of res's examples once, with its
+// record count.
 func (in *Instance) logFailures(res accumulator.Result) {
 	for _, f := range res.Examples {
+		what := fmt.Sprintf("%d records of up to %d bytes", f.Records, f.MaxSize)
 		switch {
-		case f.Records > 0 && f.Permanent:
-			in.Log(LevelError, "batch message of %d bytes (%d records) for topic %s dropped: %s", f.Size, f.Records, f.Topic, f.Reason)
-		case f.Records > 0:
-			in.Log(LevelWarn, "batch message of %d bytes (%d records) for topic %s not delivered: %s", f.Size, f.Records, f.Topic, f.Reason)
+		case f.Messages == 1:
+			what = fmt.Sprintf("batch message of %d bytes (%s of the chunk)", f.MaxSize, plural(f.Records, "record"))
+		case f.BatchMessage:
+			what = fmt.Sprintf("%d batch messages of up to %d bytes (%s of the chunk)", f.Messages, f.MaxSize, plural(f.Records, "record"))
+		case f.Records == 1:
+			what = fmt.Sprintf("record of %d bytes", f.MaxSize)
+		}
+		switch {
 		case f.ToDeadLetter:
-			in.Log(LevelWarn, "record of %d bytes for topic %s refused (%s), sent to the dead-letter topic %s", f.Size, f.Topic, f.Reason, in.cfg.DLQTopic)
+			in.Log(LevelWarn, "%s for topic %s refused (%s), sent to the dead-letter topic %s", what, f.Topic, f.Reason, in.cfg.DLQTopic)
 		case f.Permanent:
-			in.Log(LevelError, "record of %d bytes for topic %s dropped: %s", f.Size, f.Topic, f.Reason)
+			in.Log(LevelError, "%s for topic %s dropped: %s", what, f.Topic, f.Reason)
 		default:
-			in.Log(LevelWarn, "record of %d bytes for topic %s not delivered: %s", f.Size, f.Topic, f.Reason)
+			in.Log(LevelWarn, "%s for topic %s not delivered: %s", what, f.Topic, f.Reason)
 		}
 	}
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // BufferBytes is the memory of the instance's batch buffers now.
@@ -616,6 +631,13 @@ func (in *Instance) BrokerStatistics() [][]byte { return in.snd.Statistics() }
 func (in *Instance) Exit() {
 	wait := in.longestWait(in.acc.Acknowledged())
 	abandoned := in.snd.Close(time.Now().Add(wait))
+	// What Kafka said since of the chunks handed back for a retry that
+	// did not come (Retry_Limit, or this Exit) is logged and counted now.
+	for _, w := range in.retries.drain() {
+		res, _ := in.acc.Wait(w, time.Time{}, accumulator.Sleep) // none in flight after Close
+		in.logFailures(res)
+		in.count(w, res, 0, 0)
+	}
 	in.Log(LevelInfo, "stopped: Kafka acknowledged %d records since Init (Exit waited %v at most for acknowledgements)", in.acc.Acknowledged(), wait)
 	if abandoned > 0 {
 		in.Log(LevelWarn, "%d records not acknowledged when the producer stopped were given up", abandoned)

@@ -330,6 +330,41 @@ func TestStalledKafkaShortensExit(t *testing.T) {
 	}
 }
 
+// TestLateOutcomesCountedAtExit: what Kafka says of a chunk after its flush
+// returned Retry, when no retry comes (Retry_Limit, or shutdown), is logged
+// and counted at Exit: a record refused for good is dropped, or
+// dead-lettered.
+func TestLateOutcomesCountedAtExit(t *testing.T) {
+	for _, dlq := range []string{"", "dead"} {
+		keys := conf.MapGetter{"Brokers": "unused:1", "Timestamp_Key": "off", "Flush_Timeout": "200ms", "Max_Block": "100ms"}
+		if dlq != "" {
+			keys["DLQ_Topic"] = dlq
+		}
+		cfg, err := conf.Load(keys, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prod, sink, stats := &fakeProducer{hold: true}, &logSink{}, new(Stats)
+		in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, stats, sink.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := in.Flush(chunkOf("a", "permanent b"), "t"); got != Retry {
+			t.Fatalf("Flush = %d, want Retry", got)
+		}
+		prod.release()
+		in.Exit()
+		want, line := "1 of 2 records of the chunk can never be delivered", "record of 21 bytes for topic fluent-bit dropped: Broker: Message size too large"
+		if dlq != "" {
+			want, line = "record of 21 bytes for topic fluent-bit refused (Broker: Message size too large), sent to the dead-letter topic dead", ""
+		}
+		if stats.Delivered.Load() != 1 || stats.Failed.Load()+stats.DeadLettered.Load() != 1 || stats.DeadLettered.Load() == 1 != (dlq != "") ||
+			!strings.Contains(sink.String(), want) || !strings.Contains(sink.String(), line) {
+			t.Errorf("DLQ_Topic %q: delivered %d, failed %d, dead-lettered %d; log:\n%s", dlq, stats.Delivered.Load(), stats.Failed.Load(), stats.DeadLettered.Load(), sink)
+		}
+	}
+}
+
 func TestMalformedChunk(t *testing.T) {
 	prod := &fakeProducer{}
 	in, sink := newInstance(t, prod, conf.MapGetter{})
@@ -575,7 +610,7 @@ func TestBatchMessageRefusedLoggedOnce(t *testing.T) {
 		t.Fatalf("Flush = %d; log:\n%s", got, sink)
 	}
 	log := sink.String()
-	if strings.Count(log, "batch message of") != 1 || !strings.Contains(log, "(3 records) for topic fluent-bit dropped: Broker: Message size too large") ||
+	if strings.Count(log, "batch message of") != 1 || !strings.Contains(log, "(3 records of the chunk) for topic fluent-bit dropped: Broker: Message size too large") ||
 		!strings.Contains(log, "3 of 3 records of the chunk can never be delivered") {
 		t.Errorf("log:\n%s", log)
 	}
@@ -655,8 +690,9 @@ func TestRetrySendsOnlyWhatKafkaDidNotTake(t *testing.T) {
 		`{"log":"flaky d","@timestamp":"2023-11-14T22:13:20.000000005Z"}`}) {
 		t.Fatalf("each record must reach Kafka once: %q", prod.sent)
 	}
-	// b's and d's failures came while no flush waited: the retry logs them.
-	if strings.Count(sink.String(), "not delivered: Local: Broker transport failure") != 2 {
+	// b's and d's failures came while no flush waited: the retry logs them,
+	// in one line.
+	if strings.Count(sink.String(), "2 records of up to 63 bytes for topic fluent-bit not delivered: Local: Broker transport failure") != 1 {
 		t.Fatalf("failures of the earlier attempt not logged:\n%s", sink)
 	}
 	if !strings.Contains(sink.String(), "2 already acknowledged or dropped, sending 2 again") || in.Stats.Delivered.Load() != 4 {

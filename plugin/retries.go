@@ -102,3 +102,14 @@ func (m *retryMemory) remove(e *list.Element) *remembered {
 	m.records -= r.w.Len() + chunkCost
 	return r
 }
+
+// drain forgets every chunk and returns their waiters.
+func (m *retryMemory) drain() []*accumulator.Waiter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ws []*accumulator.Waiter
+	for m.order.Len() > 0 {
+		ws = append(ws, m.remove(m.order.Front()).w)
+	}
+	return ws
+}

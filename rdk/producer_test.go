@@ -424,6 +424,30 @@ func TestCloseFreesBatches(t *testing.T) {
 	}
 }
 
+// TestSenderCloseCountsPurged: records librdkafka still holds when the
+// sender closes (no broker here) are purged, fail for a retry, and are
+// counted as given up.
+func TestSenderCloseCountsPurged(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, snd := startSender(t, cfg.Rdkafka)
+	w := accumulator.NewWaiter(40)
+	if got, err := acc.Append("t", -1, 0, staged(0, 40), w, time.Now().Add(time.Minute)); got != 40 || err != nil {
+		t.Fatal(got, err)
+	}
+	if _, ok := acc.Wait(w, time.Now().Add(200*time.Millisecond), accumulator.Sleep); ok {
+		t.Fatal("reports without a broker")
+	}
+	if n := snd.Close(time.Now()); n != 40 {
+		t.Errorf("Close gave up %d records, want 40", n)
+	}
+	if res, ok := acc.Wait(w, time.Now(), accumulator.Sleep); !ok || res.Retriable != 40 {
+		t.Errorf("%+v, want all 40 failed for a retry", res)
+	}
+}
+
 // TestCloseReturnsAcknowledged: closing a producer after Kafka
 // acknowledged a batch whose reports no Poll or Wait took yet returns the
 // batch completed, with its records delivered, not as unreported (which

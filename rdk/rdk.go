@@ -386,9 +386,9 @@ func refusal(code int) accumulator.Refusal {
 // logEvents passes librdkafka's errors and logs to the plugin's logger,
 // with the configuration's secrets cut out. An error or warning is logged
 // once per cause and causeInterval; its repeats (every reconnect, every
-// broker) are logged at debug level. A broker failure comes both as a log
-// line and as an error event with the same text: the log line is logged at
-// debug level.
+// broker) are logged at debug level. A broker failure or a fatal error
+// comes both as a log line and as an error event with the same text: the
+// log line is logged at debug level.
 func (p *Producer) logEvents() {
 	var dropped C.int
 	n := int(C.gk_events(p.ctx, &p.events[0], C.int(len(p.events)), &dropped))
@@ -397,7 +397,7 @@ func (p *Producer) logEvents() {
 		text := p.redact.apply(C.GoString(&e.text[0]))
 		level := syslogToFluentBit(int(e.level))
 		switch {
-		case e.err == 0 && e.level <= 3 && strings.HasPrefix(text, "FAIL: "):
+		case e.err == 0 && e.level <= 3 && (strings.HasPrefix(text, "FAIL: ") || strings.HasPrefix(text, "FATAL: ")):
 			level = max(level, 4)
 		case e.err != 0 || e.level <= 4:
 			var suffix string

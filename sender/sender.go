@@ -327,9 +327,8 @@ func (s *Sender) recreate(l *Lane, cause error) {
 	done, left := old.Close() // no flush uses old now; closing it may wait up to a second
 	l.fatalSince = time.Time{}
 	s.recreated.Add(1)
-	s.log(2, fmt.Sprintf("producer %d failed (%v); made a new one, %d batches in flight will be retried", l.index+1, cause, len(left)))
-	s.complete(done)
-	s.abort(left, "producer replaced after a fatal error")
+	failed := s.complete(done) + s.abort(left, "producer replaced after a fatal error")
+	s.log(2, fmt.Sprintf("producer %d failed (%v); made a new one, %d records in flight failed and will be retried", l.index+1, cause, failed))
 }
 
 // abort completes batches produced and never reported on as failed, for a
@@ -397,19 +396,22 @@ func (s *Sender) pollLoop(l *Lane) {
 	}
 }
 
-func (s *Sender) complete(done []Completion) {
+// complete reports the batches' outcomes to the accumulator, and returns
+// how many records failed for now.
+func (s *Sender) complete(done []Completion) (retriable int) {
 	for i, c := range done {
-		s.acc.Complete(c.Batch, c.Failures)
+		retriable += s.acc.Complete(c.Batch, c.Failures)
 		s.inflight.Add(-1)
 		done[i] = Completion{}
 	}
+	return retriable
 }
 
 // Close sends what the accumulator holds and waits for its delivery reports
 // until deadline, then stops the producers: batches whose reports came
 // meanwhile are completed with them, those still unreported as failed, so
 // their memory is freed. The accumulator takes no records from Close on.
-// It returns how many records it failed so, never acknowledged.
+// It returns how many records failed for now at the end, never acknowledged.
 func (s *Sender) Close(deadline time.Time) int {
 	s.acc.Close()
 	for time.Now().Before(deadline) && (s.inflight.Load() > 0 || s.acc.Batches() > 0) {
@@ -439,9 +441,8 @@ func (s *Sender) Close(deadline time.Time) int {
 	}
 	closing.Wait()
 	abandoned := 0
-	for i := range lanes {
-		s.complete(done[i])
-		abandoned += s.abort(unreported[i], stopped)
+	for i := range lanes { // records purged from librdkafka's queues fail, for a retry
+		abandoned += s.complete(done[i]) + s.abort(unreported[i], stopped)
 	}
 	// Batches never produced: left when the deadline passed, or made by
 	// those completions for the dead-letter topic. The accumulator takes
