@@ -34,9 +34,9 @@ func Murmur2(data []byte) int32 {
 }
 
 // partitionOf returns the partition batch mode puts a record with a key
-// (perhaps empty) in, as the Java client would; -1 (the producer's choice)
-// when the topic's partitions are unknown. A lookup of
-// the partitions waits until deadline at most.
+// (perhaps empty) in, as the Java client would; -1 when the topic's
+// partitions are unknown. A lookup of the partitions waits until deadline
+// at most.
 func (in *Instance) partitionOf(st *flushState, topic, key []byte, deadline time.Time) int32 {
 	n, ok := st.partitions[string(topic)]
 	if !ok {

@@ -98,6 +98,10 @@ type flushState struct {
 	unencodable []int
 	tooLarge    int // records dropped as larger than Buffer_Memory
 	bytes       int // of the stages' buffers in topics
+	// unplaced counts the keyed records batch mode did not send, their
+	// topic's partition count unknown; unplacedTopic is the first one's.
+	unplaced      int
+	unplacedTopic string
 }
 
 // dropped counts a chunk's records that a flush drops for one cause, and
@@ -147,7 +151,7 @@ func (st *flushState) reset(lane *sender.Lane) {
 		st.bytes += n - t.bytes
 		t.bytes = n
 	}
-	st.order, st.unencodable, st.tooLarge, st.last = st.order[:0], st.unencodable[:0], 0, nil
+	st.order, st.unencodable, st.tooLarge, st.last, st.unplaced = st.order[:0], st.unencodable[:0], 0, nil, 0
 	clear(st.partitions)
 	if len(st.topics) > maxStagedTopics || st.bytes > maxStagedBytes {
 		st.topics, st.bytes = make(map[string]*topicStage), 0
@@ -335,6 +339,16 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			var keyed bool
 			if st.key, keyed = in.appendKey(st.key[:0], &rec); keyed {
 				partition = in.partitionOf(st, topic, st.key, start.Add(in.cfg.FlushTimeout)) // not shortened while stalled: a lookup fails for 10 s
+				// Its key's partition is not known: it waits for the chunk's retry.
+				if partition < 0 {
+					if decodeErr = st.reader.SkipBody(&rec); decodeErr != nil {
+						break
+					}
+					if st.unplaced++; st.unplaced == 1 {
+						st.unplacedTopic = string(topic)
+					}
+					continue
+				}
 			}
 		}
 		s := st.stage(topic, partition)
@@ -412,6 +426,10 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		code = Retry
 	case res.Retriable > 0:
 		in.Log(LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
+		code = Retry
+	case st.unplaced > 0:
+		in.Log(LevelWarn, "%d of %d records not sent: their key's partition is not known, the partition count of topic %s being unknown; chunk will be retried",
+			st.unplaced, records, st.unplacedTopic)
 		code = Retry
 	}
 	if decodeErr != nil {

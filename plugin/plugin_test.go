@@ -877,6 +877,74 @@ func (p *orderProducer) Produce(b *accumulator.Batch) {
 	p.done = append(p.done, sender.Completion{Batch: b})
 }
 
+// partitionedProducer knows topics of 4 partitions once it has answered
+// unknown times that it cannot tell; it keeps each batch message's
+// partition and records.
+type partitionedProducer struct {
+	fakeProducer
+	unknown int
+	placed  map[string]int32 // record's log value -> its batch message's partition
+}
+
+func (p *partitionedProducer) Partitions(string, time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.unknown > 0 {
+		p.unknown--
+		return -1
+	}
+	return 4
+}
+
+func (p *partitionedProducer) Produce(b *accumulator.Batch) {
+	r := b.Recs[0]
+	err := batch.Records(b.Buf[r.Off:r.Off+r.Len], batch.NDJSON, func(rec []byte) error {
+		var v struct{ Log string }
+		err := json.Unmarshal(rec, &v)
+		p.mu.Lock()
+		p.placed[v.Log] = b.Partition
+		p.mu.Unlock()
+		return err
+	})
+	if err != nil {
+		panic(err)
+	}
+	p.fakeProducer.Produce(b)
+}
+
+// TestBatchKeysWaitForPartitions: in batch mode a keyed record whose
+// topic's partition count is unknown is not sent to just any partition: the
+// chunk is retried, and its retry sends it to its key's murmur2 partition.
+// Records without a key go at once.
+func TestBatchKeysWaitForPartitions(t *testing.T) {
+	prod := &partitionedProducer{unknown: 1, placed: map[string]int32{}}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Message_Mode": "batch", "Message_Key_Field": "$k"})
+	var recs []fixture.Record
+	for _, key := range []string{"a", "", "b", "-"} {
+		body := []fixture.KV{{Key: "log", Value: "key " + key}}
+		if key != "-" {
+			body = append(body, fixture.KV{Key: "k", Value: key})
+		}
+		recs = append(recs, fixture.Record{Time: time.Unix(1700000000, 0), Body: body})
+	}
+	chunk := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})[0]
+	if got := in.Flush(chunk, "t"); got != Retry || fmt.Sprint(prod.placed) != "map[key -:-1]" ||
+		!strings.Contains(sink.String(), "3 of 4 records not sent: their key's partition is not known, the partition count of topic fluent-bit being unknown") {
+		t.Fatalf("Flush = %d, placed %v; log:\n%s", got, prod.placed, sink)
+	}
+	if got := in.Flush(chunk, "t"); got != OK {
+		t.Fatalf("retry: Flush = %d; log:\n%s", got, sink)
+	}
+	for _, key := range []string{"a", "", "b"} {
+		if want := (Murmur2([]byte(key)) & 0x7fffffff) % 4; prod.placed["key "+key] != want {
+			t.Errorf("key %q in partition %d, want %d", key, prod.placed["key "+key], want)
+		}
+	}
+	if len(prod.placed) != 4 || len(prod.sent) != 3 { // one message, then one per partition
+		t.Errorf("placed %v in %d batch messages, want 4 records in 3", prod.placed, len(prod.sent))
+	}
+}
+
 // TestBatchesProducedInOrder: while a flush waits for memory, the send loop
 // produces the batches that filled; the flush's own SendAll must not overtake
 // them, or records of one partition would reach Kafka out of order.
