@@ -21,15 +21,6 @@ import (
 // the memory budget counts compressed bytes, compression runs outside the
 // accumulator's lock, and Batch_Size bounds the uncompressed bytes of a frame.
 
-// Headers of a batch message.
-const (
-	HeaderContentType     = batch.ContentTypeHeader
-	HeaderContentEncoding = "content-encoding" // lz4
-	HeaderRecords         = "gokafka.records"
-	HeaderFirstTime       = "gokafka.first_time" // event time of the first record, RFC 3339
-	HeaderLastTime        = "gokafka.last_time"
-)
-
 // frameBlock is the LZ4 block size (the frame's maximum), and the size of a
 // segment of records, unless one record alone is larger.
 const frameBlock = 64 << 10
@@ -59,10 +50,10 @@ var compressors = sync.Pool{New: func() any { return new(lz4.CompressorCCompat) 
 // segment is a run of one flush's staged records as LZ4 blocks, each after
 // its size as the frame format has it.
 type segment struct {
-	raw         int // uncompressed bytes
-	recs        int
-	first, last int64 // event times, ms
-	blocks      []byte
+	raw              int // uncompressed bytes
+	recs             int
+	earliest, latest int64 // event times, ms
+	blocks           []byte
 }
 
 // appendBlock appends src as one frame block: compressed, or stored as it
@@ -84,7 +75,7 @@ func appendBlock(dst, src []byte, c *lz4.CompressorCCompat) []byte {
 // framing is the batch mode of an accumulator.
 type framing struct {
 	contentType string
-	eventTime   bool     // a batch message's timestamp is its last event time, not 0
+	eventTime   bool     // a batch message's timestamp is its latest event time, not 0
 	segment     int      // raw bytes of a segment: frameBlock, or Batch_Size if smaller
 	free        []*Batch // sent batches, with their frame and buffer, for reuse
 	// trailer is the room kept in a frame's buffer after its blocks: for
@@ -107,13 +98,13 @@ const messageOverhead = 128
 const maxTimeLen = 40
 
 // appendBatchHeaders appends the headers of a batch message of records records
-// whose event times run from first to last, ms; the operator's last.
-func (a *Accumulator) appendBatchHeaders(dst []byte, records int, first, last int64) []byte {
-	dst = AppendHeader(dst, []byte(HeaderContentType), []byte(a.frames.contentType))
-	dst = AppendHeader(dst, []byte(HeaderContentEncoding), []byte("lz4"))
-	dst = AppendHeader(dst, []byte(HeaderRecords), strconv.AppendInt(nil, int64(records), 10))
-	dst = AppendHeader(dst, []byte(HeaderFirstTime), time.UnixMilli(first).UTC().AppendFormat(nil, time.RFC3339Nano))
-	dst = AppendHeader(dst, []byte(HeaderLastTime), time.UnixMilli(last).UTC().AppendFormat(nil, time.RFC3339Nano))
+// whose event times run from earliest to latest, ms; the operator's last.
+func (a *Accumulator) appendBatchHeaders(dst []byte, records int, earliest, latest int64) []byte {
+	dst = AppendHeader(dst, []byte(batch.ContentTypeHeader), []byte(a.frames.contentType))
+	dst = AppendHeader(dst, []byte(batch.ContentEncodingHeader), []byte("lz4"))
+	dst = AppendHeader(dst, []byte(batch.RecordsHeader), strconv.AppendInt(nil, int64(records), 10))
+	dst = AppendHeader(dst, []byte(batch.FirstTimeHeader), time.UnixMilli(earliest).UTC().AppendFormat(nil, time.RFC3339Nano))
+	dst = AppendHeader(dst, []byte(batch.LastTimeHeader), time.UnixMilli(latest).UTC().AppendFormat(nil, time.RFC3339Nano))
 	return append(dst, a.batchHeaders...)
 }
 
@@ -144,7 +135,7 @@ func (a *Accumulator) frameLimits() {
 }
 
 // SetFrames turns batch mode on: contentType is the records' media type;
-// with eventTime, a batch message's Kafka timestamp is its last record's
+// with eventTime, a batch message's Kafka timestamp is its records' latest
 // event time, else 0 (produce time). Each staged record must then end with
 // its separator (a newline in NDJSON), have its event time as TimeMs, and s
 // be passed to Compress before Append.
@@ -190,7 +181,10 @@ func (s *Staged) compress(end int) {
 		stop = int(s.Recs[end].Off)
 	}
 	raw := s.Buf[s.Recs[s.cut].Off:stop]
-	seg.raw, seg.recs, seg.first, seg.last = len(raw), end-s.cut, s.Recs[s.cut].TimeMs, s.Recs[end-1].TimeMs
+	seg.raw, seg.recs, seg.earliest, seg.latest = len(raw), end-s.cut, s.Recs[s.cut].TimeMs, s.Recs[s.cut].TimeMs
+	for _, r := range s.Recs[s.cut+1 : end] {
+		seg.earliest, seg.latest = min(seg.earliest, r.TimeMs), max(seg.latest, r.TimeMs)
+	}
 	s.cut = end
 	c := compressors.Get().(*lz4.CompressorCCompat)
 	seg.blocks = seg.blocks[:0]
@@ -204,9 +198,9 @@ func (s *Staged) compress(end int) {
 
 // frame is the LZ4 frame of a batch in batch mode.
 type frame struct {
-	raw         int   // uncompressed bytes
-	first, last int64 // event times, ms
-	pin         runtime.Pinner
+	raw              int   // uncompressed bytes
+	earliest, latest int64 // event times, ms
+	pin              runtime.Pinner
 }
 
 // frameBuffer is the starting size of a frame's buffer: logs compress
@@ -228,7 +222,7 @@ func (a *Accumulator) newFrameBatch(n int, deadline time.Time) (*Batch, error) {
 			a.frames.free = free[:len(free)-1]
 			b.Buf = append(b.Buf[:0], frameHeader...)
 			if a.reserve(b, n, true) {
-				b.frame.raw, b.frame.first, b.frame.last = 0, 0, 0
+				b.frame.raw, b.frame.earliest, b.frame.latest = 0, 0, 0
 				return b
 			}
 			a.used -= int64(cap(b.Buf)) // too small: give its memory back for a larger one
@@ -277,10 +271,10 @@ func (a *Accumulator) appendSegments(k key, b *Batch, s *Staged, w *Waiter, dead
 		f := b.frame
 		b.Buf = append(b.Buf, seg.blocks...)
 		if f.raw == 0 {
-			f.first = seg.first
+			f.earliest, f.latest = seg.earliest, seg.latest
 		}
 		f.raw += seg.raw
-		f.last = seg.last
+		f.earliest, f.latest = min(f.earliest, seg.earliest), max(f.latest, seg.latest)
 		for _, i := range s.Idx[n : n+seg.recs] {
 			a.track(b, i, w)
 		}
@@ -315,11 +309,11 @@ func (a *Accumulator) seal(b *Batch) {
 	before := cap(b.Buf)
 	b.Buf = append(b.Buf, frameEnd...)
 	n := len(b.Buf)
-	b.Buf = a.appendBatchHeaders(b.Buf, len(b.idx), f.first, f.last)
+	b.Buf = a.appendBatchHeaders(b.Buf, len(b.idx), f.earliest, f.latest)
 	a.used += int64(cap(b.Buf) - before)
 	ts := int64(0)
 	if a.frames.eventTime {
-		ts = f.last
+		ts = f.latest
 	}
 	b.Recs = append(b.Recs[:0], Rec{Off: 0, Len: uint32(n), HdrLen: uint32(len(b.Buf) - n), TimeMs: ts})
 	f.pin.Pin(&b.Buf[0])

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gokafka/gokafka/batch"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -53,8 +54,8 @@ func TestFrames(t *testing.T) {
 			h[name] = string(hb[4 : 4+v])
 			hb = hb[4+v:]
 		}
-		if h[HeaderContentType] != "application/x-ndjson" || h[HeaderContentEncoding] != "lz4" || h[HeaderRecords] != fmt.Sprint(len(got)) ||
-			h[HeaderFirstTime] == "" || h[HeaderLastTime] == "" {
+		if h[batch.ContentTypeHeader] != "application/x-ndjson" || h[batch.ContentEncodingHeader] != "lz4" || h[batch.RecordsHeader] != fmt.Sprint(len(got)) ||
+			h[batch.FirstTimeHeader] == "" || h[batch.LastTimeHeader] == "" {
 			t.Errorf("headers %v", h)
 		}
 	}
@@ -342,7 +343,7 @@ func TestStagedFootprintCountsSegments(t *testing.T) {
 	}
 }
 
-// TestFrameRestamped: a batch message whose timestamp (its last record's
+// TestFrameRestamped: a batch message whose timestamp (its records' latest
 // event time) Kafka refused goes out again once with the produce time,
 // closed to records appended meanwhile; refused again, it is left for the
 // chunks' retry.

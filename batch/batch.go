@@ -15,9 +15,17 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
-// ContentTypeHeader names the header that says how records are separated,
-// one of the content types below.
-const ContentTypeHeader = "content-type"
+// Headers of a batch message.
+const (
+	ContentTypeHeader     = "content-type"     // how records are separated: a content type below
+	ContentEncodingHeader = "content-encoding" // lz4
+	RecordsHeader         = "gokafka.records"
+	FirstTimeHeader       = "gokafka.first_time" // earliest event time of its records, RFC 3339
+	LastTimeHeader        = "gokafka.last_time"  // latest
+)
+
+// Headers names every header of a batch message.
+var Headers = []string{ContentTypeHeader, ContentEncodingHeader, RecordsHeader, FirstTimeHeader, LastTimeHeader}
 
 // Content types of batch messages.
 const (

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gokafka/gokafka/batch"
 	"github.com/gokafka/gokafka/ra"
 )
 
@@ -135,7 +136,7 @@ var Options = []Option{
 		}},
 	{"Timestamp_Format", "enum", "iso8601_ns", "Format of Timestamp_Key: double, epoch (s), epoch_ms, epoch_ns, iso8601 (µs), iso8601_ns or java_sql_timestamp (2006-01-02 15:04:05.000000).",
 		enum(func(c *Config) *string { return &c.TimestampFormat }, "double", "epoch", "epoch_ms", "epoch_ns", "iso8601", "iso8601_ns", "java_sql_timestamp")},
-	{"Kafka_Timestamp", "enum", "event", "Kafka message timestamp: the record's event time (in batch mode the last record's; one ahead of the clock, or one the topic refuses as too old, goes out as the produce time), or the produce time.",
+	{"Kafka_Timestamp", "enum", "event", "Kafka message timestamp: the record's event time (in batch mode its records' latest; one ahead of the clock, or one the topic refuses as too old, goes out as the produce time), or the produce time.",
 		enum(func(c *Config) *string { return &c.KafkaTimestamp }, "event", "produce")},
 	{"Include_Tag_Key", "bool", "off", "Add the Fluent Bit tag to each record under Tag_Key.",
 		boolean(func(c *Config) *bool { return &c.IncludeTagKey })},
@@ -159,7 +160,7 @@ var Options = []Option{
 		func(c *Config, v string) error { c.MessageKey = v; return nil }},
 	{"Message_Key_Field", "record accessor", "", "Field whose value is the message key (an empty string is an empty key, not a null one); keys are partitioned by murmur2 as the Java client does.",
 		path(func(c *Config) *ra.Path { return &c.MessageKeyField })},
-	{"Header", "list", "", "Static headers: comma-separated `name value` pairs, e.g. `env prod, team core`.",
+	{"Header", "list", "", "Static headers: comma-separated `name value` pairs, e.g. `env prod, team core`; in batch mode not named as a batch header.",
 		func(c *Config, v string) error {
 			return eachPair(v, "value", func(name, value string) error {
 				c.Headers = append(c.Headers, Header{name, value})
@@ -285,11 +286,16 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		case c.MetadataHeaders:
 			return nil, &Error{Key: "Metadata_Headers", Reason: many + ", and its headers are the batch's (static Header pairs are sent)"}
 		}
+		for _, h := range c.Headers {
+			if slices.ContainsFunc(batch.Headers, func(name string) bool { return strings.EqualFold(name, h.Name) }) {
+				return nil, &Error{Key: "Header", Value: h.Name, Reason: "with Message_Mode batch the plugin sets this header on every batch message"}
+			}
+		}
 	}
 	c.Rdkafka = c.producerDefaults()
 	for _, p := range rdkafkaProps {
 		if v := g.Get(RdkafkaPrefix + p); v != "" {
-			if reason := refused(p, v); reason != "" {
+			if reason := c.refused(p, v); reason != "" {
 				return nil, &Error{Key: RdkafkaPrefix + p, Value: v, Reason: reason}
 			}
 			if risk := c.weakens(p, v); risk != "" {
@@ -308,9 +314,13 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 
 // refused says why librdkafka property key may not be set to v, or "": the
 // plugin acknowledges a flush on each record's delivery report and produces
-// outside transactions.
-func refused(key, v string) string {
+// outside transactions; batch mode compresses its messages itself.
+func (c *Config) refused(key, v string) string {
 	switch key {
+	case "compression.type", "compression.codec":
+		if c.MessageMode == "batch" && v != "none" {
+			return "with Message_Mode batch every message is an LZ4 frame already; librdkafka's compression stays none"
+		}
 	case "delivery.report.only.error":
 		if b, ok := rdkafkaBool(v); ok && b {
 			return "the plugin acknowledges a flush on every record's delivery report"

@@ -91,6 +91,27 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 			t.Errorf("%s in batch mode: %v", key, err)
 		}
 	}
+	// Batch mode sets these headers itself, and compresses itself.
+	for _, header := range []string{"Content-Type text/plain", "gokafka.records 7"} {
+		if _, err := Load(MapGetter{"Brokers": "x:1", "Header": "env prod, " + header, "Message_Mode": "batch"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Header: ") {
+			t.Errorf("Header %s in batch mode: %v", header, err)
+		}
+		if _, err := Load(MapGetter{"Brokers": "x:1", "Header": header}, nil); err != nil {
+			t.Errorf("Header %s in record mode: %v", header, err)
+		}
+	}
+	codecs := []string{"compression.type", "compression.codec"}
+	for _, key := range codecs {
+		if _, err := Load(MapGetter{"Brokers": "x:1", RdkafkaPrefix + key: "gzip", "Message_Mode": "batch"}, codecs); err == nil || !strings.HasPrefix(err.Error(), RdkafkaPrefix+key+": ") {
+			t.Errorf("%s gzip in batch mode: %v", key, err)
+		}
+		for _, mode := range []string{"batch", "record"} {
+			value := map[string]string{"batch": "none", "record": "gzip"}[mode]
+			if _, err := Load(MapGetter{"Brokers": "x:1", RdkafkaPrefix + key: value, "Message_Mode": mode}, codecs); err != nil {
+				t.Errorf("%s %s in %s mode: %v", key, value, mode, err)
+			}
+		}
+	}
 	if _, err := Load(MapGetter{"Brokers": "x:1", "Remove_Keys": "$a, $b[0]"}, nil); err == nil || err.Error() != `Remove_Keys: invalid value "$a, $b[0]": $b[0]: removing array elements is not supported` {
 		t.Errorf("Remove_Keys with an index: %v", err)
 	}

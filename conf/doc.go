@@ -19,7 +19,7 @@ func Markdown() string {
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Name, o.Type, def, o.Doc)
 	}
-	fmt.Fprintf(&b, "| `%s<property>` | string | | Any librdkafka property, passed as it is; it overrides the plugin's own setting of that property. Refused: `delivery.report.only.error` true and `transactional.id`. |\n", RdkafkaPrefix)
+	fmt.Fprintf(&b, "| `%s<property>` | string | | Any librdkafka property, passed as it is; it overrides the plugin's own setting of that property. Refused: `delivery.report.only.error` true, `transactional.id`, and in batch mode a `compression.type` (or `compression.codec`) other than none. |\n", RdkafkaPrefix)
 	b.WriteString("\nlibrdkafka settings the plugin makes unless an `rdkafka.` key overrides them:\n\n")
 	for _, p := range (&Config{Brokers: "<Brokers>", ClientID: "<Client_ID>", Compression: "<Compression>"}).producerDefaults() {
 		fmt.Fprintf(&b, "- `%s=%s`\n", p.Key, p.Value)

@@ -616,17 +616,19 @@ func TestBatchMessageRefusedLoggedOnce(t *testing.T) {
 	}
 }
 
-// TestBatchTimes: a batch message's headers give its records' event times
-// whatever Kafka_Timestamp says; its Kafka timestamp is the last event time
-// with event, 0 (the produce time) with produce.
+// TestBatchTimes: a batch message's headers give its records' earliest and
+// latest event times, in whatever order they came, whatever Kafka_Timestamp
+// says; its Kafka timestamp is the latest with event, 0 (the produce time)
+// with produce.
 func TestBatchTimes(t *testing.T) {
 	for mode, wantMs := range map[string]int64{"event": 1700000001000, "produce": 0} {
 		t.Run(mode, func(t *testing.T) {
 			prod := &fakeProducer{}
 			in, sink := newInstance(t, prod, conf.MapGetter{"Message_Mode": "batch", "Kafka_Timestamp": mode})
 			recs := []fixture.Record{
-				{Time: time.UnixMilli(1700000000000), Body: []fixture.KV{{Key: "log", Value: "a"}}},
+				{Time: time.UnixMilli(1700000000500), Body: []fixture.KV{{Key: "log", Value: "a"}}},
 				{Time: time.UnixMilli(1700000001000), Body: []fixture.KV{{Key: "log", Value: "b"}}},
+				{Time: time.UnixMilli(1700000000000), Body: []fixture.KV{{Key: "log", Value: "c"}}},
 			}
 			if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})[0], "t"); got != OK {
 				t.Fatalf("Flush = %d; log:\n%s", got, sink)
@@ -638,7 +640,7 @@ func TestBatchTimes(t *testing.T) {
 			for _, kv := range prod.msgs[0].headers {
 				h[kv[0]] = kv[1]
 			}
-			if h[accumulator.HeaderFirstTime] != "2023-11-14T22:13:20Z" || h[accumulator.HeaderLastTime] != "2023-11-14T22:13:21Z" ||
+			if h[batch.FirstTimeHeader] != "2023-11-14T22:13:20Z" || h[batch.LastTimeHeader] != "2023-11-14T22:13:21Z" ||
 				prod.msgs[0].timeMs != wantMs {
 				t.Fatalf("headers %v, timestamp %d; want the event times and %d", h, prod.msgs[0].timeMs, wantMs)
 			}

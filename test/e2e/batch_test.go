@@ -71,7 +71,7 @@ func TestBatchMode(t *testing.T) {
 			t.Fatalf("message headers %v, key %q", m.Headers, m.Key)
 		}
 		n := 0
-		var first, last time.Time // event times of the message's first and last records
+		var first, last time.Time // the earliest and latest event times of the message's records
 		err := batch.Records(m.Value, header(m, batch.ContentTypeHeader), func(rec []byte) error {
 			n++
 			var v map[string]any
@@ -82,8 +82,11 @@ func TestBatchMode(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if last = ts.Truncate(time.Millisecond); n == 1 {
-				first = last
+			if ts = ts.Truncate(time.Millisecond); n == 1 || ts.Before(first) {
+				first = ts
+			}
+			if n == 1 || ts.After(last) {
+				last = ts
 			}
 			stream := v["stream"].(string)
 			if p := (plugin.Murmur2([]byte(stream)) & 0x7fffffff) % partitions; p != m.TopicPartition.Partition {
