@@ -7,7 +7,9 @@
 package batch
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 
@@ -34,38 +36,89 @@ const (
 	Text    = "text/plain"           // logfmt or raw records, newline-terminated
 )
 
-// Records calls fn with each record of a batch message's value; records
-// are slices of the value decompressed for this call alone, so fn may keep
-// them. A malformed msgpack record is reported with its offset in the
-// decompressed value.
+// MaxRecord bounds the size of a record Read returns, against a value
+// that decompresses to more than any record plausibly holds.
+const MaxRecord = 64 << 20
+
+// Records calls fn with each record of a batch message's value (Read).
 func Records(value []byte, contentType string, fn func(record []byte) error) error {
-	raw, err := io.ReadAll(lz4.NewReader(bytes.NewReader(value)))
-	if err != nil {
-		return fmt.Errorf("lz4 frame: %w", err)
-	}
+	return Read(bytes.NewReader(value), contentType, fn)
+}
+
+// Read calls fn with each record of the batch message values read from r,
+// one value or values one after another (as a consumer writes them to a
+// file), decompressing as it goes: memory stays within a record's size.
+// A record is valid only during fn's call. A malformed msgpack record is
+// reported with its offset in the decompressed stream.
+func Read(r io.Reader, contentType string, fn func(record []byte) error) error {
+	return read(r, contentType, MaxRecord, fn)
+}
+
+func read(r io.Reader, contentType string, maxRecord int, fn func(record []byte) error) error {
+	const bufSize = 64 << 10
 	if contentType == Msgpack {
-		for off := 0; off < len(raw); {
-			rest, err := msgp.Skip(raw[off:])
-			if err != nil {
-				return fmt.Errorf("msgpack record at byte %d: %w", off, err)
-			}
-			end := len(raw) - len(rest)
-			if err := fn(raw[off:end]); err != nil {
-				return err
-			}
-			off = end
-		}
-		return nil
+		return readMsgpack(msgp.NewReaderSize(lz4.NewReader(r), bufSize), maxRecord, fn)
 	}
-	for len(raw) > 0 {
-		line, rest, found := bytes.Cut(raw, []byte{'\n'})
-		if !found {
-			return fmt.Errorf("last record has no newline")
+	br := bufio.NewReaderSize(lz4.NewReader(r), bufSize)
+	var long []byte // a record longer than br's buffer
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(long)+len(line) > maxRecord+1 {
+			return fmt.Errorf("record longer than %d bytes", maxRecord)
 		}
-		if err := fn(line); err != nil {
+		switch err {
+		case nil:
+		case bufio.ErrBufferFull:
+			long = append(long, line...)
+			continue
+		case io.EOF:
+			if len(long)+len(line) > 0 {
+				return errors.New("last record has no newline")
+			}
+			return nil
+		default:
+			return fmt.Errorf("lz4 frame: %w", err)
+		}
+		if len(long) > 0 {
+			line = append(long, line...)
+			long = line[:0]
+		}
+		if err := fn(line[:len(line)-1]); err != nil {
 			return err
 		}
-		raw = rest
 	}
-	return nil
+}
+
+func readMsgpack(rd *msgp.Reader, maxRecord int, fn func(record []byte) error) error {
+	var rec bytes.Buffer
+	for off := int64(0); ; {
+		if _, err := rd.R.Peek(1); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("lz4 frame: %w", err)
+		}
+		rec.Reset()
+		n, err := rd.CopyNext(&limitedWriter{&rec, maxRecord})
+		if err != nil {
+			return fmt.Errorf("msgpack record at byte %d: %w", off, err)
+		}
+		if err := fn(rec.Bytes()); err != nil {
+			return err
+		}
+		off += n
+	}
+}
+
+// limitedWriter writes to w up to n bytes in all, then fails.
+type limitedWriter struct {
+	w *bytes.Buffer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if len(p) > l.n {
+		return 0, fmt.Errorf("record longer than %d bytes", l.w.Len()+l.n)
+	}
+	l.n -= len(p)
+	return l.w.Write(p)
 }

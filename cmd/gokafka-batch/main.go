@@ -1,6 +1,7 @@
 // Command gokafka-batch prints the records of gokafka's batch mode messages,
 // one per line (msgpack records as JSON), read from a topic or from a file
-// of concatenated message values.
+// of concatenated message values. A message it cannot read is reported
+// with its partition and offset, and skipped; the exit status is then 1.
 //
 //	gokafka-batch -brokers 127.0.0.1:29092 -topic logs [-n 10]
 //	gokafka-batch -file values.lz4 [-type application/x-ndjson]
@@ -26,7 +27,6 @@ func main() {
 	ctype := flag.String("type", batch.NDJSON, "content type of the file's records")
 	flag.Parse()
 	out := bufio.NewWriter(os.Stdout)
-	defer out.Flush()
 	print := func(contentType string) func([]byte) error {
 		return func(rec []byte) error {
 			if contentType == batch.Msgpack {
@@ -41,19 +41,30 @@ func main() {
 		}
 	}
 	var err error
+	bad := 0 // messages that could not be read
 	if *file != "" {
-		var value []byte
-		if value, err = os.ReadFile(*file); err == nil {
-			err = batch.Records(value, *ctype, print(*ctype))
+		var f *os.File
+		if f, err = os.Open(*file); err == nil {
+			err = batch.Read(f, *ctype, print(*ctype))
+			f.Close()
 		}
 	} else {
-		err = consume(*brokers, *topic, *n, func(m *kafka.Message) error {
-			return batch.Records(m.Value, header(m, batch.ContentTypeHeader), print(header(m, batch.ContentTypeHeader)))
+		err = consume(*brokers, *topic, *n, func(m *kafka.Message) {
+			contentType := header(m, batch.ContentTypeHeader)
+			if err := batch.Records(m.Value, contentType, print(contentType)); err != nil {
+				out.Flush()
+				fmt.Fprintf(os.Stderr, "gokafka-batch: message at partition %d offset %v: %v\n", m.TopicPartition.Partition, m.TopicPartition.Offset, err)
+				bad++
+			}
 		})
 	}
+	out.Flush()
 	if err != nil {
-		out.Flush()
 		fmt.Fprintln(os.Stderr, "gokafka-batch:", err)
+		os.Exit(1)
+	}
+	if bad > 0 {
+		fmt.Fprintf(os.Stderr, "gokafka-batch: %d messages could not be read\n", bad)
 		os.Exit(1)
 	}
 }
@@ -69,7 +80,7 @@ func header(m *kafka.Message, name string) string {
 
 // consume reads topic from the beginning of every partition to its end, or
 // n messages if n > 0 and sooner, and calls fn with each message.
-func consume(brokers, topic string, n int, fn func(*kafka.Message) error) error {
+func consume(brokers, topic string, n int, fn func(*kafka.Message)) error {
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{
 		"bootstrap.servers": brokers, "group.id": fmt.Sprintf("gokafka-batch-%d", time.Now().UnixNano()),
 		"auto.offset.reset": "earliest", "enable.auto.commit": false, "enable.partition.eof": true,
@@ -98,9 +109,7 @@ func consume(brokers, topic string, n int, fn func(*kafka.Message) error) error 
 		case *kafka.Message:
 			got++
 			delete(eof, e.TopicPartition.Partition)
-			if err := fn(e); err != nil {
-				return err
-			}
+			fn(e)
 		case kafka.PartitionEOF:
 			if eof[e.Partition] = true; len(eof) == len(parts) {
 				return nil

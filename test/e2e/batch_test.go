@@ -154,4 +154,14 @@ func TestBatchMode(t *testing.T) {
 	if lines := bytes.Count(one, []byte{'\n'}); err != nil || lines == 0 || lines >= len(recs) {
 		t.Errorf("gokafka-batch -n 1: %v, %d lines", err, lines)
 	}
+	// A message that is not a batch message is reported and skipped.
+	at := kafkatest.Produce(t, bootstrap, topic, 0, []byte("not an LZ4 frame"))
+	var stderr bytes.Buffer
+	read := exec.Command(cmdPath, "-brokers", bootstrap, "-topic", topic)
+	read.Stderr = &stderr
+	out2, err := read.Output()
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || sorted(out2) != sorted(out) ||
+		!strings.Contains(stderr.String(), fmt.Sprintf("message at partition 0 offset %v: lz4 frame:", at.Offset)) {
+		t.Errorf("gokafka-batch with a foreign message: %v, %d bytes for %d; stderr:\n%s", err, len(out2), len(out), &stderr)
+	}
 }

@@ -431,6 +431,32 @@ func topicReady(admin *kafka.AdminClient, topic string, partitions int) error {
 	return nil
 }
 
+// Produce writes one message with value to partition of topic, and returns
+// where Kafka put it.
+func Produce(t testing.TB, bootstrap, topic string, partition int32, value []byte) kafka.TopicPartition {
+	t.Helper()
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	delivered := make(chan kafka.Event, 1)
+	if err := p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: partition}, Value: value}, delivered); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-delivered:
+		m := e.(*kafka.Message)
+		if m.TopicPartition.Error != nil {
+			t.Fatal(m.TopicPartition.Error)
+		}
+		return m.TopicPartition
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery report in 30 s")
+	}
+	return kafka.TopicPartition{}
+}
+
 // Consume reads topic from the beginning of all its partitions until it has want messages and
 // then on to the end of every partition, or until timeout passes, and returns what it read,
 // duplicates and messages beyond want included, for the caller to check.
