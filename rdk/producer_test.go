@@ -640,15 +640,16 @@ func threads(t *testing.T) int {
 
 // TestPartitions: batch mode asks the cluster for a topic's partition count;
 // without a cluster the answer is -1 within about a second, and is not asked
-// again at once.
+// again at once. A topic the broker creates when asked (auto-create) is
+// known at the first question.
 func TestPartitions(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
-	topic := kafkatest.UniqueTopic(t)
-	kafkatest.CreateTopic(t, bootstrap, topic, 3)
+	created, auto := kafkatest.UniqueTopic(t), kafkatest.UniqueTopic(t)+"-auto"
+	kafkatest.CreateTopic(t, bootstrap, created, 3)
 	for _, tc := range []struct {
-		brokers string
-		want    int
-	}{{bootstrap, 3}, {"127.0.0.1:1", -1}} {
+		brokers, topic string
+		want           int
+	}{{bootstrap, created, 3}, {"127.0.0.1:1", created, -1}, {bootstrap, auto, 1}} { // the test broker creates topics of 1 partition
 		cfg, err := conf.Load(conf.MapGetter{"Brokers": tc.brokers}, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -658,12 +659,12 @@ func TestPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		first := p.Partitions(topic, start.Add(time.Minute))
+		first := p.Partitions(tc.topic, start.Add(time.Minute))
 		firstTook := time.Since(start)
-		second := p.Partitions(topic, start.Add(time.Minute))
+		second := p.Partitions(tc.topic, start.Add(time.Minute))
 		p.Close()
 		if first != tc.want || second != tc.want {
-			t.Errorf("%s: %d then %d partitions, want %d", tc.brokers, first, second, tc.want)
+			t.Errorf("%s, topic %s: %d then %d partitions, want %d", tc.brokers, tc.topic, first, second, tc.want)
 		}
 		if firstTook > 10*time.Second { // far from the minute it may not wait
 			t.Errorf("%s: asking took %v", tc.brokers, firstTook)

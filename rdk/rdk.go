@@ -228,9 +228,16 @@ func (p *Producer) Partitions(topic string, deadline time.Time) int {
 
 // askPartitions asks the cluster for topic's partition count, waiting up to
 // wait, and keeps it; when the cluster cannot tell, the count known before
-// (or -1) stays.
+// (or -1) stays. A topic the cluster answers it does not know may be one it
+// is creating for this very question (auto.create.topics.enable): it is
+// asked again every topicRetry meanwhile.
 func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, before int, wait time.Duration) int {
-	n := int(C.gk_partition_count(p.rk, rkt, C.int(max(wait.Milliseconds(), 1))))
+	end := time.Now().Add(wait)
+	n := p.countPartitions(rkt, wait)
+	for n == -1 && time.Until(end) > topicRetry {
+		time.Sleep(topicRetry)
+		n = p.countPartitions(rkt, time.Until(end))
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n == -2 {
@@ -241,6 +248,14 @@ func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, before i
 	}
 	p.partitions[topic] = partitionCount{n: n, asked: time.Now()}
 	return n
+}
+
+const topicRetry = 100 * time.Millisecond
+
+// countPartitions asks the cluster for rkt's partition count, waiting up to
+// wait: -1 if the cluster answered without one, -2 if it did not answer.
+func (p *Producer) countPartitions(rkt *C.rd_kafka_topic_t, wait time.Duration) int {
+	return int(C.gk_partition_count(p.rk, rkt, C.int(max(wait.Milliseconds(), 1))))
 }
 
 // partitionCount is a topic's partition count, or -1, as asked at a time.
