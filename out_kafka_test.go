@@ -67,6 +67,59 @@ func TestExitOnce(t *testing.T) {
 	}
 }
 
+// heldProducer acknowledges the batches it was given once released.
+type heldProducer struct {
+	idleProducer
+	mu       sync.Mutex
+	released bool
+	held     []sender.Completion
+}
+
+func (p *heldProducer) Produce(b *accumulator.Batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = append(p.held, sender.Completion{Batch: b})
+}
+
+func (p *heldProducer) Poll(timeout time.Duration, dst []sender.Completion) []sender.Completion {
+	time.Sleep(time.Millisecond)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.released {
+		dst, p.held = append(dst, p.held...), nil
+	}
+	return dst
+}
+
+func (p *heldProducer) Wait(timeout time.Duration, dst []sender.Completion) []sender.Completion {
+	return p.Poll(timeout, dst)
+}
+
+// TestMetricsStopAfterExit: the metrics' final totals, taken when they
+// stop, include what Kafka acknowledged while Exit waited.
+func TestMetricsStopAfterExit(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "Flush_Timeout": "200ms", "Max_Block": "100ms"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := &heldProducer{}
+	in, err := plugin.New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(plugin.Stats), func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []fixture.Record{{Body: []fixture.KV{{Key: "log", Value: "a"}}}, {Body: []fixture.KV{{Key: "log", Value: "b"}}}}
+	if ret := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})[0], "t"); ret != plugin.Retry {
+		t.Fatalf("Flush = %d, want Retry", ret)
+	}
+	var final map[string]int64
+	r := &running{in: in, stopMetrics: func() { final = in.DeliveredByTopic() }}
+	time.AfterFunc(50*time.Millisecond, func() { prod.mu.Lock(); prod.released = true; prod.mu.Unlock() })
+	r.stop()
+	if final["fluent-bit"] != 2 {
+		t.Fatalf("metrics stopped with %v delivered, want the 2 records acknowledged during Exit", final)
+	}
+}
+
 // TestFlushUnknownContext: a chunk for a context with no instance is
 // dropped, and stderr says so.
 func TestFlushUnknownContext(t *testing.T) {
