@@ -40,7 +40,8 @@ const (
 // that decompresses to more than any record plausibly holds.
 const MaxRecord = 64 << 20
 
-// Records calls fn with each record of a batch message's value (Read).
+// Records calls fn with each record of a batch message's value (Read): a
+// record is valid only during fn's call.
 func Records(value []byte, contentType string, fn func(record []byte) error) error {
 	return Read(bytes.NewReader(value), contentType, fn)
 }

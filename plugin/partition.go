@@ -40,7 +40,7 @@ func Murmur2(data []byte) int32 {
 func (in *Instance) partitionOf(st *flushState, topic, key []byte, deadline time.Time) int32 {
 	n, ok := st.partitions[string(topic)]
 	if !ok {
-		n = st.lane.Partitions(string(topic), deadline)
+		n = st.lane.Partitions(string(topic), deadline, st.retry)
 		st.partitions[string(topic)] = n
 	}
 	if n <= 0 {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,7 @@ type flushState struct {
 	// topic's partition count unknown; unplacedTopic is the first one's.
 	unplaced      int
 	unplacedTopic string
+	retry         bool // the flush retries a chunk: unknown partition counts are asked again
 }
 
 // dropped counts a chunk's records that a flush drops for one cause, and
@@ -303,6 +305,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	st := in.states.Get().(*flushState)
 	defer in.states.Put(st)
 	st.reset(lane)
+	st.retry = w != nil
 	st.reader.Reset(data)
 	records, skipped, rerouted, resent := 0, 0, 0, 0
 	var badTimes, unencodable dropped
@@ -653,6 +656,9 @@ func (in *Instance) Exit() {
 	// did not come (Retry_Limit, or this Exit) is logged and counted now.
 	for _, w := range in.retries.drain() {
 		res, _ := in.acc.Wait(w, time.Time{}, accumulator.Sleep) // none in flight after Close
+		// Only the losses get a line: records failed for now are given up
+		// below, and Close may have cut short a move to the dead-letter topic.
+		res.Examples = slices.DeleteFunc(res.Examples, func(f accumulator.FailedRecords) bool { return !f.Permanent || f.ToDeadLetter })
 		in.logFailures(res)
 		in.count(w, res, 0, 0)
 	}

@@ -283,10 +283,10 @@ func TestKeylessBatchesSkipLeaderlessPartitions(t *testing.T) {
 	// A lookup that fails is not asked again for 10 s: on a loaded machine
 	// the first may.
 	lane := snd.Lane(-1)
-	n := lane.Partitions(topic, time.Now().Add(time.Second))
+	n := lane.Partitions(topic, time.Now().Add(time.Second), false)
 	for end := time.Now().Add(30 * time.Second); n != partitions && time.Now().Before(end); {
 		time.Sleep(100 * time.Millisecond)
-		n = lane.Partitions(topic, time.Now().Add(time.Second))
+		n = lane.Partitions(topic, time.Now().Add(time.Second), false)
 	}
 	if n != partitions {
 		t.Fatalf("%d partitions after 30 s, want %d", n, partitions)
@@ -659,9 +659,9 @@ func TestPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		first := p.Partitions(tc.topic, start.Add(time.Minute))
+		first := p.Partitions(tc.topic, start.Add(time.Minute), false)
 		firstTook := time.Since(start)
-		second := p.Partitions(tc.topic, start.Add(time.Minute))
+		second := p.Partitions(tc.topic, start.Add(time.Minute), false)
 		p.Close()
 		if first != tc.want || second != tc.want {
 			t.Errorf("%s, topic %s: %d then %d partitions, want %d", tc.brokers, tc.topic, first, second, tc.want)
@@ -680,16 +680,43 @@ func TestPartitionsBounded(t *testing.T) {
 	p := producerToNowhere(t)
 	defer p.Close()
 	start := time.Now()
-	if n := p.Partitions("a", start.Add(100*time.Millisecond)); n != -1 {
+	if n := p.Partitions("a", start.Add(100*time.Millisecond), false); n != -1 {
 		t.Fatalf("%d partitions without a cluster", n)
 	}
 	for i := range 5 {
-		if n := p.Partitions(fmt.Sprint("t", i), time.Now().Add(time.Minute)); n != -1 {
+		if n := p.Partitions(fmt.Sprint("t", i), time.Now().Add(time.Minute), false); n != -1 {
 			t.Fatalf("%d partitions without a cluster", n)
 		}
 	}
 	if took := time.Since(start); took > 3*time.Second { // each waiting its second would take 5
 		t.Fatalf("asking for 6 topics took %v", took)
+	}
+}
+
+// TestPartitionsAskedAgainOnRetry: a count the cluster could not tell is
+// not asked again for a while, except for a retry of the records held back
+// for want of it: here the topic is created meanwhile.
+func TestPartitionsAskedAgainOnRetry(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	topic := kafkatest.UniqueTopic(t)
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap, "rdkafka.allow.auto.create.topics": "false"}, []string{"allow.auto.create.topics"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if n := p.Partitions(topic, time.Now().Add(300*time.Millisecond), false); n != -1 {
+		t.Fatalf("%d partitions before the topic exists", n)
+	}
+	kafkatest.CreateTopic(t, bootstrap, topic, 2)
+	if n := p.Partitions(topic, time.Now().Add(time.Minute), false); n != -1 {
+		t.Errorf("%d partitions: asked again at once", n)
+	}
+	if n := p.Partitions(topic, time.Now().Add(time.Minute), true); n != 2 {
+		t.Errorf("%d partitions on a retry, want 2", n)
 	}
 }
 
@@ -703,12 +730,12 @@ func TestPartitionsRefreshed(t *testing.T) {
 	kafkatest.CreateTopic(t, bootstrap, topic, 2)
 	p := producerFor(t, bootstrap)
 	defer p.Close()
-	if n := p.Partitions(topic, time.Now().Add(time.Minute)); n != 2 {
+	if n := p.Partitions(topic, time.Now().Add(time.Minute), false); n != 2 {
 		t.Fatalf("%d partitions, want 2", n)
 	}
 	kafkatest.AddPartitions(t, bootstrap, topic, 4)
-	n := p.Partitions(topic, time.Now().Add(time.Minute))
-	for deadline := time.Now().Add(30 * time.Second); n != 4 && time.Now().Before(deadline); n = p.Partitions(topic, deadline) {
+	n := p.Partitions(topic, time.Now().Add(time.Minute), false)
+	for deadline := time.Now().Add(30 * time.Second); n != 4 && time.Now().Before(deadline); n = p.Partitions(topic, deadline, false) {
 		if n != 2 {
 			t.Fatalf("%d partitions, want 2 until the new count is known", n)
 		}

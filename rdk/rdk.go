@@ -192,9 +192,11 @@ const unknownFor = 10 * time.Second
 
 // Partitions returns how many partitions topic has, asking the cluster the
 // first time for up to a second and never past deadline; -1 when it cannot
-// tell, and then for unknownFor without asking again. A count older than
-// partitionsMaxAge is used while it is asked again.
-func (p *Producer) Partitions(topic string, deadline time.Time) int {
+// tell, and then for unknownFor without asking again, unless retry (records
+// held back for want of the count are being retried) and the cluster did
+// answer. A count older than partitionsMaxAge is used while it is asked
+// again.
+func (p *Producer) Partitions(topic string, deadline time.Time, retry bool) int {
 	wait := min(time.Until(deadline), time.Second)
 	p.mu.Lock()
 	known, ok := p.partitions[topic]
@@ -202,7 +204,7 @@ func (p *Producer) Partitions(topic string, deadline time.Time) int {
 		known.n = -1
 	}
 	refresh := known.n > 0 && !known.asking && time.Since(known.asked) > partitionsMaxAge
-	ask := known.n <= 0 && (!ok || time.Since(known.asked) >= unknownFor) && wait > 0 && time.Since(p.unanswered) >= unknownFor
+	ask := known.n <= 0 && wait > 0 && (retry || !ok || time.Since(known.asked) >= unknownFor) && time.Since(p.unanswered) >= unknownFor
 	if p.closed || !refresh && !ask {
 		p.mu.Unlock()
 		return known.n
@@ -218,23 +220,23 @@ func (p *Producer) Partitions(topic string, deadline time.Time) int {
 	if refresh {
 		go func() {
 			defer p.lookups.Done()
-			p.askPartitions(topic, rkt, known.n, wait)
+			p.askPartitions(topic, rkt, known.n, wait, false)
 		}()
 		return known.n
 	}
 	defer p.lookups.Done()
-	return p.askPartitions(topic, rkt, known.n, wait)
+	return p.askPartitions(topic, rkt, known.n, wait, !ok)
 }
 
 // askPartitions asks the cluster for topic's partition count, waiting up to
 // wait, and keeps it; when the cluster cannot tell, the count known before
-// (or -1) stays. A topic the cluster answers it does not know may be one it
-// is creating for this very question (auto.create.topics.enable): it is
-// asked again every topicRetry meanwhile.
-func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, before int, wait time.Duration) int {
+// (or -1) stays. At the first question, a topic the cluster answers it does
+// not know may be one it is creating for that question
+// (auto.create.topics.enable): it is asked again every topicRetry meanwhile.
+func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, before int, wait time.Duration, first bool) int {
 	end := time.Now().Add(wait)
 	n := p.countPartitions(rkt, wait)
-	for n == -1 && time.Until(end) > topicRetry {
+	for first && n == -1 && time.Until(end) > topicRetry {
 		time.Sleep(topicRetry)
 		n = p.countPartitions(rkt, time.Until(end))
 	}

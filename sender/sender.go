@@ -289,20 +289,22 @@ func (s *Sender) Statistics() [][]byte {
 
 // Partitions returns how many partitions topic has, as the lane's producer
 // knows them, asking the cluster until deadline at most, or -1 when it
-// cannot tell. It asks without holding l.mu, so that replacing the producer
-// meanwhile does not wait for the answer: once closed, the producer
-// answers with what it knew, asking nothing.
-func (l *Lane) Partitions(topic string, deadline time.Time) int {
+// cannot tell; with retry (records held back for want of the count are
+// being retried) it asks even if the cluster could not tell lately. It asks
+// without holding l.mu, so that replacing the producer meanwhile does not
+// wait for the answer: once closed, the producer answers with what it knew,
+// asking nothing.
+func (l *Lane) Partitions(topic string, deadline time.Time, retry bool) int {
 	l.mu.RLock()
 	p, ok := l.prod.(interface {
-		Partitions(string, time.Time) int
+		Partitions(string, time.Time, bool) int
 	})
 	ok = ok && !l.closed
 	l.mu.RUnlock()
 	if !ok {
 		return -1
 	}
-	return p.Partitions(topic, deadline)
+	return p.Partitions(topic, deadline, retry)
 }
 
 // Recreated counts the producers replaced after fatal errors.

@@ -38,7 +38,7 @@ func (p *slowCluster) Close() ([]Completion, []*accumulator.Batch) {
 }
 func (p *slowCluster) Fatal() error { return nil }
 
-func (p *slowCluster) Partitions(string, time.Time) int {
+func (p *slowCluster) Partitions(string, time.Time, bool) int {
 	p.asked <- struct{}{}
 	<-p.answer
 	return 3
@@ -59,7 +59,7 @@ func TestPartitionsLeaveTheLane(t *testing.T) {
 	l := s.Lane(-1)
 	defer l.Release()
 	answered := make(chan int)
-	go func() { answered <- l.Partitions("t", time.Now().Add(time.Minute)) }()
+	go func() { answered <- l.Partitions("t", time.Now().Add(time.Minute), false) }()
 	<-p.asked
 	locked := make(chan struct{})
 	go func() {
