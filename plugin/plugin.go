@@ -431,8 +431,17 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		in.Log(LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
 		code = Retry
 	case st.unplaced > 0:
-		in.Log(LevelWarn, "%d of %d records not sent: their key's partition is not known, the partition count of topic %s being unknown; chunk will be retried",
-			st.unplaced, records, st.unplacedTopic)
+		unknown, others := 0, "" // topics whose count was asked for in vain
+		for _, n := range st.partitions {
+			if n <= 0 {
+				unknown++
+			}
+		}
+		if unknown > 1 {
+			others = " (and of " + plural(unknown-1, "other topic") + ")"
+		}
+		in.Log(LevelWarn, "%d of %d records not sent: their key's partition is not known, the partition count of topic %s%s being unknown; chunk will be retried",
+			st.unplaced, records, st.unplacedTopic, others)
 		code = Retry
 	}
 	if decodeErr != nil {

@@ -916,30 +916,33 @@ func (p *partitionedProducer) Produce(b *accumulator.Batch) {
 // its key's murmur2 partition. Records without a key go at once.
 func TestBatchKeysWaitForPartitions(t *testing.T) {
 	prod := &partitionedProducer{placed: map[string]int32{}}
-	in, sink := newInstance(t, prod, conf.MapGetter{"Message_Mode": "batch", "Message_Key_Field": "$k"})
+	in, sink := newInstance(t, prod, conf.MapGetter{"Message_Mode": "batch", "Message_Key_Field": "$k", "Topics": "fluent-bit,other", "Topic_Key": "$t"})
 	var recs []fixture.Record
-	for _, key := range []string{"a", "", "b", "-"} {
+	for _, key := range []string{"a", "", "b", "-", "c"} {
 		body := []fixture.KV{{Key: "log", Value: "key " + key}}
 		if key != "-" {
 			body = append(body, fixture.KV{Key: "k", Value: key})
 		}
+		if key == "c" {
+			body = append(body, fixture.KV{Key: "t", Value: "other"})
+		}
 		recs = append(recs, fixture.Record{Time: time.Unix(1700000000, 0), Body: body})
 	}
 	chunk := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2})[0]
-	if got := in.Flush(chunk, "t"); got != Retry || fmt.Sprint(prod.placed) != "map[key -:-1]" ||
-		!strings.Contains(sink.String(), "3 of 4 records not sent: their key's partition is not known, the partition count of topic fluent-bit being unknown") {
+	if got := in.Flush(chunk, "t"); got != Retry || fmt.Sprint(prod.placed) != "map[key -:-1]" || !strings.Contains(sink.String(),
+		"4 of 5 records not sent: their key's partition is not known, the partition count of topic fluent-bit (and of 1 other topic) being unknown") {
 		t.Fatalf("Flush = %d, placed %v; log:\n%s", got, prod.placed, sink)
 	}
 	if got := in.Flush(chunk, "t"); got != OK {
 		t.Fatalf("retry: Flush = %d; log:\n%s", got, sink)
 	}
-	for _, key := range []string{"a", "", "b"} {
+	for _, key := range []string{"a", "", "b", "c"} {
 		if want := (Murmur2([]byte(key)) & 0x7fffffff) % 4; prod.placed["key "+key] != want {
 			t.Errorf("key %q in partition %d, want %d", key, prod.placed["key "+key], want)
 		}
 	}
-	if len(prod.placed) != 4 || len(prod.sent) != 3 { // one message, then one per partition
-		t.Errorf("placed %v in %d batch messages, want 4 records in 3", prod.placed, len(prod.sent))
+	if len(prod.placed) != 5 || len(prod.sent) != 4 { // one message, then one per topic and partition
+		t.Errorf("placed %v in %d batch messages, want 5 records in 4", prod.placed, len(prod.sent))
 	}
 }
 
