@@ -354,9 +354,18 @@ func rdkafkaBool(v string) (b, ok bool) {
 func (c *Config) weakens(key, v string) string {
 	switch key {
 	case "acks", "request.required.acks":
-		if v == "0" {
+		switch v {
+		case "0":
 			return "the broker confirms nothing, so a flush is acknowledged once its records are sent, and records the broker loses are not retried"
+		case "1":
+			return "only the partition's leader confirms a record, so one it acknowledged is lost if it fails before its followers copied it"
 		}
+	case "partitioner":
+		if v == "random" {
+			return "records of one key go to any partition, so their order is not kept"
+		}
+	case "queue.buffering.max.messages", "queue.buffering.max.kbytes":
+		return "if Buffer_Memory holds more records than librdkafka's queue, the records beyond fail for a retry of their chunk, and a key's later records may overtake them"
 	case "enable.idempotence":
 		if b, ok := rdkafkaBool(v); ok && !b {
 			return "a batch that is sent again can be written twice, and out of order"

@@ -131,17 +131,18 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 			t.Errorf("rdkafka.%s=%s: error %v, want one naming the key and value", key, value, err)
 		}
 	}
-	if c, err := Load(MapGetter{"Brokers": "x:1", "rdkafka.delivery.report.only.error": "false", "rdkafka.acks": "1"}, props); err != nil {
+	if c, err := Load(MapGetter{"Brokers": "x:1", "rdkafka.delivery.report.only.error": "false", "rdkafka.acks": "all"}, props); err != nil {
 		t.Errorf("rdkafka.delivery.report.only.error false: %v", err)
 	} else if len(c.Warnings) != 0 {
-		t.Errorf("acks 1: warnings %q", c.Warnings)
+		t.Errorf("acks all: warnings %q", c.Warnings)
 	}
 }
 
 // TestWarnings: librdkafka settings that weaken delivery or the metrics are
 // accepted, each with a warning naming it.
 func TestWarnings(t *testing.T) {
-	props := []string{"acks", "request.required.acks", "enable.idempotence", "statistics.interval.ms"}
+	props := []string{"acks", "request.required.acks", "enable.idempotence", "statistics.interval.ms", "partitioner",
+		"queue.buffering.max.messages", "queue.buffering.max.kbytes"}
 	for _, tc := range []struct {
 		keys map[string]string
 		want []string // each warning's start
@@ -153,6 +154,10 @@ func TestWarnings(t *testing.T) {
 		{map[string]string{"rdkafka.statistics.interval.ms": "0", "Metrics_Listen": "127.0.0.1:2021"}, []string{"rdkafka.statistics.interval.ms 0: "}},
 		{map[string]string{"rdkafka.statistics.interval.ms": "0"}, nil}, // no metrics to lose
 		{map[string]string{"rdkafka.acks": "all", "rdkafka.enable.idempotence": "true"}, nil},
+		{map[string]string{"rdkafka.acks": "1", "rdkafka.enable.idempotence": "false"}, []string{"rdkafka.acks 1: ", "rdkafka.enable.idempotence false: "}},
+		{map[string]string{"rdkafka.partitioner": "random"}, []string{"rdkafka.partitioner random: "}},
+		{map[string]string{"rdkafka.partitioner": "consistent_random"}, nil},
+		{map[string]string{"rdkafka.queue.buffering.max.messages": "100000"}, []string{"rdkafka.queue.buffering.max.messages 100000: "}},
 	} {
 		tc.keys["Brokers"] = "x:1"
 		c, err := Load(MapGetter(tc.keys), props)
