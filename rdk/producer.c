@@ -55,18 +55,24 @@ void gk_ctx_free(gk_ctx *c) {
 	free(c);
 }
 
-// notify tells Go that batches completed or events came, and unlocks c->mu,
-// which the caller holds. A flush waiting in gk_wait takes completed batches:
-// it is woken after the unlock, so that it does not wake only to wait for
-// the lock. Otherwise, and for events, one byte in the pipe wakes the Go poll
-// loop.
-static void notify(gk_ctx *c, int event) {
-	int wake_waiters = !event && c->waiters > 0;
-	if (!wake_waiters && !c->notified && c->wake_w >= 0) {
+// wake_poll_loop writes one byte in the pipe, which wakes the Go poll loop,
+// unless one is there that gk_take has not answered yet; c->mu is held.
+static void wake_poll_loop(gk_ctx *c) {
+	if (!c->notified && c->wake_w >= 0) {
 		c->notified = 1;
 		ssize_t n = write(c->wake_w, "e", 1);
 		(void)n; // a full pipe is already readable
 	}
+}
+
+// notify tells Go that batches completed or events came, and unlocks c->mu,
+// which the caller holds. A flush waiting in gk_wait takes completed batches:
+// it is woken after the unlock, so that it does not wake only to wait for
+// the lock. Otherwise, and for events, the Go poll loop is woken.
+static void notify(gk_ctx *c, int event) {
+	int wake_waiters = !event && c->waiters > 0;
+	if (!wake_waiters)
+		wake_poll_loop(c);
 	pthread_mutex_unlock(&c->mu);
 	if (wake_waiters)
 		pthread_cond_broadcast(&c->done_cond);
@@ -447,7 +453,9 @@ void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partit
 		request_send(c, 0);
 }
 
-// take moves up to max completed batches to done; c->mu is held.
+// take moves up to max completed batches to done; c->mu is held. What it
+// leaves, batches beyond max or events that came since the poll loop read
+// them, wakes the poll loop again.
 static int take(gk_ctx *c, gk_batch **done, int max) {
 	int n = 0;
 	while (n < max && c->done_head) {
@@ -456,6 +464,8 @@ static int take(gk_ctx *c, gk_batch **done, int max) {
 	}
 	if (!c->done_head)
 		c->done_tail = NULL;
+	if (c->done_head || c->nevents > 0)
+		wake_poll_loop(c);
 	return n;
 }
 

@@ -448,6 +448,43 @@ func TestSenderCloseCountsPurged(t *testing.T) {
 	}
 }
 
+// TestPollTakesEveryCompletion: more batches complete at once than one Poll
+// takes; the next Poll takes the rest at once rather than sleeping out its
+// timeout for a wake-up that already came.
+func TestPollTakesEveryCompletion(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 1)
+	p := producerFor(t, bootstrap)
+	defer p.Close()
+	acc := accumulator.New(1<<10, 16<<20, 0, rdk.Allocator{})
+	const n = 700 // batches, more than twice what one Poll takes
+	w := accumulator.NewWaiter(n)
+	for i := range n {
+		if got, err := acc.Append(topic, 0, 0, stagedFrom(i, 1), w, time.Now().Add(time.Minute)); got != 1 || err != nil {
+			t.Fatal(got, err)
+		}
+		for _, b := range acc.DrainAll(0, nil) { // one record each
+			p.Produce(b)
+		}
+	}
+	var done []sender.Completion
+	for got := 0; got < n; {
+		start := time.Now()
+		done = p.Poll(time.Minute, done[:0])
+		if took := time.Since(start); took > 30*time.Second {
+			t.Fatalf("a Poll waited %v with %d of %d batches taken", took, got, n)
+		}
+		for _, c := range done {
+			acc.Complete(c.Batch, c.Failures)
+		}
+		got += len(done)
+	}
+	if res, ok := acc.Wait(w, time.Now(), accumulator.Sleep); !ok || res.Delivered != n {
+		t.Errorf("%+v", res)
+	}
+}
+
 // TestCloseReturnsAcknowledged: closing a producer after Kafka
 // acknowledged a batch whose reports no Poll or Wait took yet returns the
 // batch completed, with its records delivered, not as unreported (which
