@@ -43,8 +43,9 @@ type Config struct {
 	Topics          []string // Topics[0] is the default topic
 	TopicKey        ra.Path  // nil: every record goes to the default topic
 	DynamicTopic    bool     // TopicKey may name topics outside Topics
-	Format          string   // json, msgpack, raw or logfmt
+	Format          string   // json, msgpack, raw, logfmt or gelf
 	RawLogKey       ra.Path
+	GELF            GELFKeys
 	TimestampKey    string // "" leaves the timestamp out
 	TimestampFormat string
 	KafkaTimestamp  string // event or produce
@@ -74,6 +75,11 @@ type Config struct {
 	// Warnings name settings accepted that weaken delivery or metrics;
 	// Init logs them.
 	Warnings []string
+}
+
+// GELFKeys are the fields Format gelf takes GELF's own from.
+type GELFKeys struct {
+	ShortMessage, FullMessage, Host, Level ra.Path
 }
 
 // Header is a static Kafka header.
@@ -121,10 +127,18 @@ var Options = []Option{
 		path(func(c *Config) *ra.Path { return &c.TopicKey })},
 	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic; off keeps it to the Topics list. Other values go to the first topic.",
 		boolean(func(c *Config) *bool { return &c.DynamicTopic })},
-	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, or raw (the bytes of Raw_Log_Key).",
-		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "raw")},
+	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, gelf (GELF 1.1 JSON, for Graylog), or raw (the bytes of Raw_Log_Key).",
+		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "gelf", "raw")},
 	{"Raw_Log_Key", "record accessor", "", "Field sent as the whole value in raw format; records without it (or with it null) are skipped and counted.",
 		path(func(c *Config) *ra.Path { return &c.RawLogKey })},
+	{"Gelf_Short_Message_Key", "record accessor", "short_message", "Field sent as GELF's short_message (text; a map or array as its JSON); records without it (or with it null or empty) are skipped and counted.",
+		path(func(c *Config) *ra.Path { return &c.GELF.ShortMessage })},
+	{"Gelf_Full_Message_Key", "record accessor", "full_message", "Field sent as GELF's full_message.",
+		path(func(c *Config) *ra.Path { return &c.GELF.FullMessage })},
+	{"Gelf_Host_Key", "record accessor", "host", "Field sent as GELF's host, e.g. $kubernetes['host']; records without it get the machine's host name.",
+		path(func(c *Config) *ra.Path { return &c.GELF.Host })},
+	{"Gelf_Level_Key", "record accessor", "level", "Field sent as GELF's level when it holds a syslog severity, 0-7 or its name (err, error, warn, info, ...); else it stays an additional field.",
+		path(func(c *Config) *ra.Path { return &c.GELF.Level })},
 	{"Timestamp_Key", "string", "@timestamp", "Field that receives the record's time; off (or none, or \"\") leaves it out.",
 		func(c *Config, v string) error {
 			c.TimestampKey = v
@@ -263,11 +277,19 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		}
 		return nil, &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: reason}
 	}
-	if c.IncludeTagKey && c.TagKey == c.TimestampKey {
-		return nil, &Error{Key: "Tag_Key", Value: c.TagKey, Reason: "the same field as Timestamp_Key: one would hide the other"}
-	}
 	if c.Format == "raw" && c.RawLogKey == nil {
 		return nil, &Error{Key: "Raw_Log_Key", Reason: "required with Format raw"}
+	}
+	if c.Format == "gelf" {
+		for _, key := range []string{"Timestamp_Key", "Timestamp_Format"} {
+			if v := g.Get(key); v != "" {
+				return nil, &Error{Key: key, Value: v, Reason: "not used with Format gelf, whose timestamp field is the event time"}
+			}
+		}
+		c.TimestampKey = ""
+	}
+	if c.IncludeTagKey && c.TagKey == c.TimestampKey {
+		return nil, &Error{Key: "Tag_Key", Value: c.TagKey, Reason: "the same field as Timestamp_Key: one would hide the other"}
 	}
 	if c.MaxBlock > c.FlushTimeout {
 		if g.Get("Max_Block") == "" { // its default shrinks to fit

@@ -60,6 +60,7 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		"Topic_Key": "$a[", "Dynamic_Topic": "maybe", "Message_Key_Field": "$", "Kafka_Timestamp": "now",
 		"Header": "env", "Header_Key": "nopath", "Remove_Keys": "$a, $b['c", "Raw_Log_Key": "a b]", "Include_Tag_Key": "2",
 		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021", "Message_Mode": "stream", "Producers": "17",
+		"Gelf_Short_Message_Key": "$log[", "Gelf_Full_Message_Key": "$", "Gelf_Host_Key": "$k['host", "Gelf_Level_Key": "a'b",
 	}
 	for _, o := range Options {
 		value, ok := invalid[o.Name]
@@ -268,6 +269,25 @@ func TestShapingKeys(t *testing.T) {
 		c.Headers[1] != (Header{"team", "core team"}) || c.HeaderKeys[0].Name != "app" || len(c.RemoveKeys) != 2 ||
 		c.MessageKeyField.String() != "$pod" || c.KafkaTimestamp != "event" {
 		t.Fatalf("%+v", c)
+	}
+}
+
+// TestGELF: the GELF fields default to GELF's own names; the event time is
+// GELF's timestamp, so the keys that shape another one are refused.
+func TestGELF(t *testing.T) {
+	c, err := Load(MapGetter{"Brokers": "x:1", "Format": "GELF", "Gelf_Short_Message_Key": "log", "Gelf_Host_Key": "$kubernetes['host']",
+		"Include_Tag_Key": "on", "Tag_Key": "@timestamp"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Format != "gelf" || c.GELF.ShortMessage.String() != "$log" || c.GELF.Host.String() != "$kubernetes['host']" ||
+		c.GELF.FullMessage.String() != "$full_message" || c.GELF.Level.String() != "$level" || c.TimestampKey != "" {
+		t.Fatalf("%+v", c)
+	}
+	for key, value := range map[string]string{"Timestamp_Key": "ts", "Timestamp_Format": "epoch"} {
+		if _, err := Load(MapGetter{"Brokers": "x:1", "Format": "gelf", key: value}, nil); err == nil || !strings.HasPrefix(err.Error(), key+": ") {
+			t.Errorf("%s with Format gelf: %v", key, err)
+		}
 	}
 }
 

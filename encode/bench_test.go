@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/gokafka/gokafka/chunk"
+	"github.com/gokafka/gokafka/ra"
 	"github.com/gokafka/gokafka/test/benchdata"
 	"github.com/tinylib/msgp/msgp"
 )
@@ -27,12 +28,17 @@ func records(b *testing.B, n int) []chunk.Record {
 }
 
 // BenchmarkEncode encodes one generated container log record per op, in
-// each output format, with the default @timestamp (iso8601_ns).
+// each output format, with the default @timestamp (iso8601_ns; GELF has its
+// own timestamp).
 func BenchmarkEncode(b *testing.B) {
 	recs := records(b, 1000)
-	for _, format := range []string{"json", "msgpack"} {
+	for _, format := range []string{"json", "msgpack", "logfmt", "gelf"} {
 		b.Run(format, func(b *testing.B) {
-			e := mustEncoder(b, format, "@timestamp", "iso8601_ns")
+			e, err := New(Options{Format: format, TimestampKey: "@timestamp", TimestampFormat: "iso8601_ns",
+				GELF: GELF{ShortMessage: ra.Path{{Key: "log"}}, Host: ra.Path{{Key: "host"}}, Level: ra.Path{{Key: "level"}}, Hostname: "node-1"}})
+			if err != nil {
+				b.Fatal(err)
+			}
 			buf := make([]byte, 0, 4096)
 			var out int
 			for _, rec := range recs {

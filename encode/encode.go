@@ -1,6 +1,6 @@
 // Package encode turns a record into a Kafka message value: JSON, msgpack,
-// logfmt, or one field's raw bytes; with the record's time and the Fluent
-// Bit tag added under configurable keys and chosen keys removed.
+// logfmt, GELF, or one field's raw bytes; with the record's time and the
+// Fluent Bit tag added under configurable keys and chosen keys removed.
 package encode
 
 import (
@@ -17,23 +17,26 @@ import (
 
 // Options select what Append writes.
 type Options struct {
-	Format          string // json, msgpack, raw or logfmt
-	TimestampKey    string // "" leaves the time out
+	Format          string // json, msgpack, raw, logfmt or gelf
+	TimestampKey    string // "" leaves the time out; not used in gelf
 	TimestampFormat string // double, epoch, epoch_ms, epoch_ns, iso8601, iso8601_ns or java_sql_timestamp
 	TagKey          string // "" leaves the tag out
 	RawKey          ra.Path
+	GELF            GELF
 	Remove          []ra.Path
 }
 
-// ErrNoRawKey is returned in raw format for a record without Raw_Log_Key,
-// or with it nil.
-var ErrNoRawKey = errors.New("record has no Raw_Log_Key field")
+// ErrNoValueField is returned for a record without the field its value is
+// made of, or with it nil: Raw_Log_Key in raw format, the short message
+// (or with it "") in gelf.
+var ErrNoValueField = errors.New("record has no value field")
 
 // Encoder appends message values. It is safe for concurrent use.
 type Encoder struct {
 	o      Options
 	remove *removal
 	fields []field // added to each map: the time, the tag
+	gelf   *gelfEncoder
 	// jsonISO is the number of fraction digits of an ISO 8601 time in
 	// JSON, the common case, settled in New; 0 for other formats.
 	jsonISO int
@@ -47,6 +50,11 @@ func New(o Options) (*Encoder, error) {
 		if len(o.RawKey) == 0 {
 			return nil, errors.New("raw format needs Raw_Log_Key")
 		}
+	case "gelf":
+		if len(o.GELF.ShortMessage) == 0 {
+			return nil, errors.New("gelf format needs its short message field")
+		}
+		o.TimestampKey = "" // GELF's timestamp is its own
 	default:
 		return nil, fmt.Errorf("unknown format %q", o.Format)
 	}
@@ -62,6 +70,11 @@ func New(o Options) (*Encoder, error) {
 		return nil, err
 	}
 	e := &Encoder{o: o, remove: rm}
+	if o.Format == "gelf" {
+		if e.gelf, err = newGELF(o.GELF, o.Remove); err != nil {
+			return nil, err
+		}
+	}
 	if o.Format == "json" && o.TimestampFormat == "iso8601" {
 		e.jsonISO = 6
 	} else if o.Format == "json" && o.TimestampFormat == "iso8601_ns" {
@@ -112,7 +125,7 @@ func (e *Encoder) AppendOpen(dst []byte, rec *chunk.Record, tag string) ([]byte,
 func (e *Encoder) appendRaw(dst, body []byte) ([]byte, error) {
 	v, ok := e.o.RawKey.Lookup(body)
 	if !ok || msgp.NextType(v) == msgp.NilType { // a nil field is a missing one, as for keys and headers
-		return dst, ErrNoRawKey
+		return dst, ErrNoValueField
 	}
 	if out, ok := ra.AppendText(dst, v); ok {
 		return out, nil
@@ -141,8 +154,8 @@ func (e *Encoder) appendValue(dst []byte, rec *chunk.Record, tag string, d *dedu
 		case "msgpack":
 			rest, err := msgp.Skip(rec.Body)
 			return append(dst, rec.Body[:len(rec.Body)-len(rest)]...), rest, err
-		case "logfmt":
-			return dst, rec.Body, errors.New("logfmt needs a map body")
+		case "logfmt", "gelf":
+			return dst, rec.Body, fmt.Errorf("%s needs a map body", e.o.Format)
 		}
 		return appendJSON(dst, rec.Body, 0, d)
 	}
@@ -152,6 +165,8 @@ func (e *Encoder) appendValue(dst []byte, rec *chunk.Record, tag string, d *dedu
 		return appendMap(dst, rec.Body, 0, &x, e.remove, d)
 	case "msgpack":
 		return appendMsgpackMap(dst, rec.Body, 0, &x, e.remove)
+	case "gelf":
+		return e.appendGELF(dst, rec.Body, rec.Time, &x, d)
 	}
 	return appendLogfmt(dst, rec.Body, &x, e.remove, d)
 }

@@ -219,11 +219,11 @@ func TestShaping(t *testing.T) {
 		}
 	}
 	e, _ := New(Options{Format: "raw", RawKey: paths(t, "$message")[0]})
-	if _, err := e.Append(nil, rec, ""); err != ErrNoRawKey {
+	if _, err := e.Append(nil, rec, ""); err != ErrNoValueField {
 		t.Errorf("raw without the field: %v", err)
 	}
 	nilLog := msgp.AppendNil(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "message"))
-	if _, err := e.Append(nil, &chunk.Record{Time: ts, Body: nilLog}, ""); err != ErrNoRawKey {
+	if _, err := e.Append(nil, &chunk.Record{Time: ts, Body: nilLog}, ""); err != ErrNoValueField {
 		t.Errorf("raw with the field nil: %v", err)
 	}
 }

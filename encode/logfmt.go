@@ -8,13 +8,13 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
-// maxKeyPath bounds the key path of a nested map or array in logfmt. The
-// path is repeated before every value inside it: without a bound, a long key
-// over many small values would make the output grow with the square of the
-// record.
+// maxKeyPath bounds the key path of a nested map or array in logfmt, and of
+// a nested map in GELF. The path is repeated before every value inside it:
+// without a bound, a long key over many small values would make the output
+// grow with the square of the record.
 const maxKeyPath = 256
 
-var errKeyPath = fmt.Errorf("logfmt key path of a nested map or array is longer than %d bytes", maxKeyPath)
+var errKeyPath = fmt.Errorf("key path of a nested map or array is longer than %d bytes", maxKeyPath)
 
 // appendLogfmt writes a map as logfmt: key=value pairs separated by spaces,
 // nested maps and arrays flattened with dotted keys (kubernetes.pod_name,

@@ -35,7 +35,7 @@ var (
 	descDeadLettered = desc("records_dead_lettered_total", "Records Kafka refused for good, sent to DLQ_Topic.")
 	descRerouted     = desc("records_rerouted_total", "Records sent to the default topic because Topic_Key gave no allowed topic.")
 	descRestamped    = desc("records_restamped_total", "Records sent again with the produce time as their timestamp, Kafka having refused them for their timestamp or as invalid.")
-	descSkipped      = desc("records_skipped_total", "Records skipped by the raw format for lack of Raw_Log_Key, or with it null.")
+	descSkipped      = desc("records_skipped_total", "Records skipped for lack of their value field: Raw_Log_Key in raw format, the short message in gelf.")
 	descBuffer       = desc("buffer_bytes", "Memory of the batch buffers now (counted against Buffer_Memory).")
 	descFlush        = desc("flush_duration_seconds", "Duration of flushes, from the chunk handed over to the return code.")
 	descQueueMsgs    = desc("producer_queue_messages", "Messages in librdkafka's queues (msg_cnt).")

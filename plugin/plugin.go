@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -77,6 +78,7 @@ var contentTypes = map[string]string{
 	"msgpack": batch.Msgpack,
 	"logfmt":  batch.Text,
 	"raw":     batch.Text,
+	"gelf":    batch.NDJSON,
 }
 
 // flushState is the reusable scratch space of one flush.
@@ -94,8 +96,8 @@ type flushState struct {
 	lane       *sender.Lane
 	scratch    []byte // header values as text
 	// unencodable lists the records that cannot be encoded (or, in raw
-	// format, have no Raw_Log_Key, or have no readable timestamp), to be
-	// marked dropped.
+	// or gelf format, have no value field, or have no readable timestamp),
+	// to be marked dropped.
 	unencodable []int
 	tooLarge    int // records dropped as larger than Buffer_Memory
 	bytes       int // of the stages' buffers in topics
@@ -223,6 +225,13 @@ func NewEncoder(cfg *conf.Config) (*encode.Encoder, error) {
 		TimestampFormat: cfg.TimestampFormat,
 		RawKey:          cfg.RawLogKey,
 		Remove:          cfg.RemoveKeys,
+	}
+	if cfg.Format == "gelf" {
+		g := cfg.GELF
+		o.GELF = encode.GELF{ShortMessage: g.ShortMessage, FullMessage: g.FullMessage, Host: g.Host, Level: g.Level}
+		if o.GELF.Hostname, _ = os.Hostname(); o.GELF.Hostname == "" {
+			o.GELF.Hostname = "localhost"
+		}
 	}
 	if cfg.IncludeTagKey {
 		o.TagKey = cfg.TagKey
@@ -362,7 +371,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 				decodeErr = skipErr // a malformed chunk, not a record the encoder rejects
 				break
 			}
-			if errors.Is(err, encode.ErrNoRawKey) {
+			if errors.Is(err, encode.ErrNoValueField) {
 				skipped++
 			} else {
 				unencodable.add(records, err)
@@ -406,7 +415,11 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	}
 	if skipped > 0 {
 		in.Stats.Skipped.Add(int64(skipped))
-		in.Log(LevelWarn, "%d of %d records have no (or a null) %s and were skipped", skipped, records, in.cfg.RawLogKey)
+		field, missing := in.cfg.RawLogKey, "no (or a null)"
+		if in.cfg.Format == "gelf" {
+			field, missing = in.cfg.GELF.ShortMessage, "no (or a null or empty)"
+		}
+		in.Log(LevelWarn, "%d of %d records have %s %s and were skipped", skipped, records, missing, field)
 	}
 	badTimes.log(in, records, tag, "have a timestamp that cannot be read")
 	unencodable.log(in, records, tag, "cannot be encoded")
@@ -465,7 +478,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 // statistics, and logs how many records Kafka refused for good meanwhile,
 // and how many were sent again with the produce time.
 // own is how many the flush dropped itself, each logged by its cause;
-// skipped of them had no Raw_Log_Key, and are counted apart.
+// skipped of them had no value field (raw, gelf), and are counted apart.
 func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, own, skipped int) {
 	refused := res.Permanent - w.Counted.Permanent - own
 	in.Stats.Delivered.Add(int64(res.Delivered - w.Counted.Delivered))

@@ -589,16 +589,28 @@ func TestShaping(t *testing.T) {
 	}
 }
 
-func TestRawSkipsRecordsWithoutTheField(t *testing.T) {
-	prod := &fakeProducer{}
-	in, sink := newInstance(t, prod, conf.MapGetter{"Format": "raw", "Raw_Log_Key": "$log", "Kafka_Timestamp": "produce"})
-	recs := []fixture.Record{{Body: []fixture.KV{{Key: "log", Value: "line 1"}}}, {Body: []fixture.KV{{Key: "msg", Value: "x"}}}}
-	if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})[0], "t"); got != OK {
-		t.Fatalf("Flush = %d", got)
-	}
-	if len(prod.msgs) != 1 || prod.msgs[0].value != "line 1" || prod.msgs[0].timeMs != 0 || in.Stats.Skipped.Load() != 1 ||
-		!strings.Contains(sink.String(), "1 of 2 records have no (or a null) $log and were skipped") {
-		t.Fatalf("msgs %v, skipped %d; log:\n%s", prod.msgs, in.Stats.Skipped.Load(), sink)
+// TestSkipsRecordsWithoutTheValueField: raw and gelf skip a record without
+// the field their value is made of and count it apart from failures.
+func TestSkipsRecordsWithoutTheValueField(t *testing.T) {
+	recs := []fixture.Record{{Body: []fixture.KV{{Key: "log", Value: "line 1"}}}, {Body: []fixture.KV{{Key: "msg", Value: "x"}}},
+		{Body: []fixture.KV{{Key: "log", Value: ""}}}}
+	for _, tc := range []struct {
+		format, want, log string
+		skipped           int64
+		msgs              int
+	}{
+		{"raw", "line 1", "1 of 3 records have no (or a null) $log and were skipped", 1, 2}, // "" is a value
+		{"gelf", `"short_message":"line 1"`, "2 of 3 records have no (or a null or empty) $log and were skipped", 2, 1},
+	} {
+		prod := &fakeProducer{}
+		in, sink := newInstance(t, prod, conf.MapGetter{"Format": tc.format, "Raw_Log_Key": "$log", "Gelf_Short_Message_Key": "$log", "Kafka_Timestamp": "produce"})
+		if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})[0], "t"); got != OK {
+			t.Fatalf("%s: Flush = %d", tc.format, got)
+		}
+		if len(prod.msgs) != tc.msgs || !strings.Contains(prod.msgs[0].value, tc.want) || prod.msgs[0].timeMs != 0 ||
+			in.Stats.Skipped.Load() != tc.skipped || in.Stats.Failed.Load() != 0 || !strings.Contains(sink.String(), tc.log) {
+			t.Errorf("%s: msgs %v, skipped %d, failed %d; log:\n%s", tc.format, prod.msgs, in.Stats.Skipped.Load(), in.Stats.Failed.Load(), sink)
+		}
 	}
 }
 

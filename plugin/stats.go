@@ -13,7 +13,7 @@ type Stats struct {
 	DeadLettered atomic.Int64 // refused by Kafka for good and sent to DLQ_Topic
 	Rerouted     atomic.Int64 // sent to the default topic because Topic_Key gave no allowed topic
 	Restamped    atomic.Int64 // sent again with the produce time, Kafka having refused them for their timestamp or named them invalid
-	Skipped      atomic.Int64 // raw format records without Raw_Log_Key, or with it null
+	Skipped      atomic.Int64 // raw and gelf records without their value field (see encode.ErrNoValueField)
 	Flushes      Histogram    // flush durations, seconds
 }
 
