@@ -127,15 +127,15 @@ var Options = []Option{
 		path(func(c *Config) *ra.Path { return &c.TopicKey })},
 	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic; off keeps it to the Topics list. Other values go to the first topic.",
 		boolean(func(c *Config) *bool { return &c.DynamicTopic })},
-	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, gelf (GELF 1.1 JSON, for Graylog), or raw (the bytes of Raw_Log_Key).",
+	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, gelf (GELF 1.1 JSON, for Graylog; not with Message_Mode batch), or raw (the bytes of Raw_Log_Key).",
 		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "gelf", "raw")},
 	{"Raw_Log_Key", "record accessor", "", "Field sent as the whole value in raw format; records without it (or with it null) are skipped and counted.",
 		path(func(c *Config) *ra.Path { return &c.RawLogKey })},
-	{"Gelf_Short_Message_Key", "record accessor", "short_message", "Field sent as GELF's short_message (text; a map or array as its JSON); records without it (or with it null or empty) are skipped and counted.",
+	{"Gelf_Short_Message_Key", "record accessor", "short_message", "Field sent as GELF's short_message (text; a map or array as its JSON); records without it (or with it null or blank) are skipped and counted.",
 		path(func(c *Config) *ra.Path { return &c.GELF.ShortMessage })},
 	{"Gelf_Full_Message_Key", "record accessor", "full_message", "Field sent as GELF's full_message.",
 		path(func(c *Config) *ra.Path { return &c.GELF.FullMessage })},
-	{"Gelf_Host_Key", "record accessor", "host", "Field sent as GELF's host, e.g. $kubernetes['host']; records without it get the machine's host name.",
+	{"Gelf_Host_Key", "record accessor", "host", "Field sent as GELF's host, e.g. $kubernetes['host']; records without it (or with it null or blank) get the machine's host name.",
 		path(func(c *Config) *ra.Path { return &c.GELF.Host })},
 	{"Gelf_Level_Key", "record accessor", "level", "Field sent as GELF's level when it holds a syslog severity, 0-7 or its name (err, error, warn, info, ...); else it stays an additional field.",
 		path(func(c *Config) *ra.Path { return &c.GELF.Level })},
@@ -281,10 +281,8 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		return nil, &Error{Key: "Raw_Log_Key", Reason: "required with Format raw"}
 	}
 	if c.Format == "gelf" {
-		for _, key := range []string{"Timestamp_Key", "Timestamp_Format"} {
-			if v := g.Get(key); v != "" {
-				return nil, &Error{Key: key, Value: v, Reason: "not used with Format gelf, whose timestamp field is the event time"}
-			}
+		if c.TimestampKey != "" && g.Get("Timestamp_Key") != "" || g.Get("Timestamp_Format") != "" {
+			c.Warnings = append(c.Warnings, "Timestamp_Key and Timestamp_Format are not used with Format gelf: GELF's timestamp is the event time")
 		}
 		c.TimestampKey = ""
 	}
@@ -307,6 +305,8 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			return nil, &Error{Key: "Header_Key", Reason: many + ", and its headers are the batch's (static Header pairs are sent)"}
 		case c.MetadataHeaders:
 			return nil, &Error{Key: "Metadata_Headers", Reason: many + ", and its headers are the batch's (static Header pairs are sent)"}
+		case c.Format == "gelf":
+			return nil, &Error{Key: "Format", Value: "gelf", Reason: "not supported with Message_Mode batch: Graylog reads one GELF message per Kafka message, not an LZ4 frame of them"}
 		}
 		for _, h := range c.Headers {
 			if slices.ContainsFunc(batch.Headers, func(name string) bool { return strings.EqualFold(name, h.Name) }) {

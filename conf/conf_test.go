@@ -273,7 +273,8 @@ func TestShapingKeys(t *testing.T) {
 }
 
 // TestGELF: the GELF fields default to GELF's own names; the event time is
-// GELF's timestamp, so the keys that shape another one are refused.
+// GELF's timestamp, so the keys that shape another one are ignored, with a
+// warning; Graylog cannot read batch mode's messages.
 func TestGELF(t *testing.T) {
 	c, err := Load(MapGetter{"Brokers": "x:1", "Format": "GELF", "Gelf_Short_Message_Key": "log", "Gelf_Host_Key": "$kubernetes['host']",
 		"Include_Tag_Key": "on", "Tag_Key": "@timestamp"}, nil)
@@ -284,10 +285,17 @@ func TestGELF(t *testing.T) {
 		c.GELF.FullMessage.String() != "$full_message" || c.GELF.Level.String() != "$level" || c.TimestampKey != "" {
 		t.Fatalf("%+v", c)
 	}
-	for key, value := range map[string]string{"Timestamp_Key": "ts", "Timestamp_Format": "epoch"} {
-		if _, err := Load(MapGetter{"Brokers": "x:1", "Format": "gelf", key: value}, nil); err == nil || !strings.HasPrefix(err.Error(), key+": ") {
-			t.Errorf("%s with Format gelf: %v", key, err)
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings %q", c.Warnings)
+	}
+	for key, value := range map[string]string{"Timestamp_Key": "ts", "Timestamp_Format": "epoch", "timestamp_key": "off"} {
+		c, err := Load(MapGetter{"Brokers": "x:1", "Format": "gelf", key: value}, nil)
+		if warned := err == nil && len(c.Warnings) == 1 && strings.Contains(c.Warnings[0], "not used with Format gelf"); err != nil || c.TimestampKey != "" || warned != (value != "off") {
+			t.Errorf("%s %s with Format gelf: %v, %+v", key, value, err, c)
 		}
+	}
+	if _, err := Load(MapGetter{"Brokers": "x:1", "Format": "gelf", "Message_Mode": "batch"}, nil); err == nil || !strings.HasPrefix(err.Error(), `Format: invalid value "gelf": not supported with Message_Mode batch`) {
+		t.Errorf("gelf in batch mode: %v", err)
 	}
 }
 

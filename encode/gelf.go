@@ -3,6 +3,7 @@ package encode
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/gokafka/gokafka/ra"
@@ -13,10 +14,12 @@ import (
 // it): a JSON object of version, host, short_message, full_message,
 // timestamp (the event time, seconds to the millisecond) and level, then
 // every other field of the record as an additional field: "_" and its key,
-// a nested map's keys joined by "_", characters other than letters,
-// digits, '_', '.' and '-' replaced by '_'. GELF's additional values are
-// strings or numbers: a boolean is its text, as are NaN and the infinities,
-// an array its JSON text; null leaves its field out.
+// a nested map's keys joined by "_", bytes other than letters, digits, '_',
+// '.' and '-' replaced by '_'. A top-level field named as one Graylog keeps
+// for itself gets a '_' after its name: Graylog would drop it (or, for
+// level, fail to index a text level). GELF's additional values are strings
+// or numbers: a boolean is its text, as are NaN and the infinities, an
+// array its JSON text; null leaves its field out.
 
 // GELF names the record fields GELF's own fields are taken from.
 type GELF struct {
@@ -37,14 +40,24 @@ type gelfEncoder struct {
 
 func newGELF(g GELF, remove []ra.Path) (*gelfEncoder, error) {
 	gelf := &gelfEncoder{GELF: g, hostname: appendString(nil, []byte(g.Hostname))}
+	// A field inside an array stays in the array's text as well.
+	inArray := func(p ra.Path) bool { return slices.ContainsFunc(p, func(s ra.Segment) bool { return s.IsIndex }) }
+	removed := append(slices.Clone(remove), slices.DeleteFunc([]ra.Path{g.ShortMessage, g.FullMessage, g.Host}, inArray)...)
 	var err error
-	own := append(append([]ra.Path(nil), remove...), g.ShortMessage, g.FullMessage, g.Host)
-	if gelf.withoutLevel, err = newRemoval(own); err != nil {
+	if gelf.withoutLevel, err = newRemoval(removed); err != nil {
 		return nil, err
 	}
-	gelf.withLevel, err = newRemoval(append(own, g.Level))
+	if !inArray(g.Level) {
+		removed = append(removed, g.Level)
+	}
+	gelf.withLevel, err = newRemoval(removed)
 	return gelf, err
 }
+
+// graylogFields are the names Graylog keeps for itself: an additional
+// field of one of them, "_" and the name, is dropped (or, for level,
+// breaks the index of a message whose level is text).
+var graylogFields = []string{"id", "message", "source", "timestamp", "version", "host", "short_message", "full_message", "level"}
 
 // syslogLevels are the severities of GELF's level, by their syslog names
 // (RFC 5424 and syslog.conf's, which a level field of a log holds more often
@@ -75,10 +88,17 @@ func syslogLevel(v []byte) (byte, bool) {
 		if len(s) == 1 && s[0] >= '0' && s[0] <= '7' {
 			return s[0] - '0', true
 		}
-		if len(s) > len("informational") {
+		var lower [len("informational")]byte
+		if len(s) > len(lower) {
 			return 0, false
 		}
-		n, ok := syslogLevels[string(bytes.ToLower(s))]
+		for i, c := range s {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			lower[i] = c
+		}
+		n, ok := syslogLevels[string(lower[:len(s)])]
 		return n, ok
 	}
 	return 0, false
@@ -94,27 +114,34 @@ func lookupSet(p ra.Path, body []byte) ([]byte, bool) {
 	return v, ok && msgp.NextType(v) != msgp.NilType
 }
 
-// emptyText reports a str or bin of no bytes.
-func emptyText(v []byte) bool {
+// blank reports a str or bin of only ASCII white space, or none, which
+// Graylog refuses as a host or a short message, or an ext of no data,
+// whose text is empty.
+func blank(v []byte) bool {
+	if msgp.NextType(v) == msgp.ExtensionType {
+		_, data, _, err := readExt(v)
+		return err == nil && len(data) == 0
+	}
 	if !isText(v) {
 		return false
 	}
 	s, _, err := readKey(v)
-	return err == nil && len(s) == 0
+	return err == nil && len(bytes.TrimLeft(s, " \t\n\v\f\r")) == 0
 }
 
 // appendGELF writes the map at the start of body, a record of time ns, as
-// GELF. A record without a short message (or with it null or "") returns
-// ErrNoValueField.
+// GELF. A record without a short message (or with it null or blank) returns
+// ErrNoValueField; one without a host (or with it null or blank) gets
+// Hostname.
 func (e *Encoder) appendGELF(dst, body []byte, ns int64, x *extras, d *dedup) ([]byte, []byte, error) {
 	g := e.gelf
 	short, ok := lookupSet(g.ShortMessage, body)
-	if !ok || emptyText(short) {
+	if !ok || blank(short) {
 		return dst, body, ErrNoValueField
 	}
 	var err error
 	dst = append(dst, `{"version":"1.1","host":`...)
-	if v, ok := lookupSet(g.Host, body); ok {
+	if v, ok := lookupSet(g.Host, body); ok && !blank(v) {
 		dst, err = appendGELFText(dst, v, d)
 	} else {
 		dst = append(dst, g.hostname...)
@@ -128,7 +155,7 @@ func (e *Encoder) appendGELF(dst, body []byte, ns int64, x *extras, d *dedup) ([
 	if err != nil {
 		return dst, body, err
 	}
-	dst = strconv.AppendFloat(append(dst, `,"timestamp":`...), float64(ns/1e6)/1e3, 'f', 3, 64)
+	dst = appendMillis(append(dst, `,"timestamp":`...), ns)
 	rm := g.withoutLevel
 	if v, ok := lookupSet(g.Level, body); ok {
 		if level, ok := syslogLevel(v); ok {
@@ -136,27 +163,53 @@ func (e *Encoder) appendGELF(dst, body []byte, ns int64, x *extras, d *dedup) ([
 		}
 	}
 	var name [maxKeyPath]byte
-	if dst, body, err = appendGELFMap(dst, append(name[:0], '_'), body, 0, x, rm, d); err != nil {
+	if dst, body, err = appendGELFMap(dst, name[:0], body, 0, x, rm, d); err != nil {
 		return dst, body, err
 	}
 	for i := 0; i < x.len(); i++ {
 		if !x.seen[i] {
-			dst = appendGELFName(append(dst, ',', '"', '_'), x.field(i).name)
+			dst = appendTopName(append(dst, ',', '"'), x.field(i).name)
 			dst = x.appendValue(append(dst, '"', ':'), i)
 		}
 	}
 	return append(dst, '}'), body, nil
 }
 
+// appendMillis writes ns as seconds with three decimals, rounded down to
+// the millisecond.
+func appendMillis(dst []byte, ns int64) []byte {
+	ms, _ := divmod(ns, 1e6)
+	if ms < 0 {
+		dst, ms = append(dst, '-'), -ms
+	}
+	dst = strconv.AppendInt(dst, ms/1000, 10)
+	return appendFraction(append(dst, '.'), uint64(ms%1000), 3)
+}
+
 // appendGELFText writes v as a JSON string: text as it is, anything else
-// as its JSON text.
+// as its JSON text (ext, a string already, as it is).
 func appendGELFText(dst, v []byte, d *dedup) ([]byte, error) {
 	if isText(v) {
 		s, _, err := readKey(v)
 		return appendString(dst, s), err
 	}
-	text, _, err := appendJSON(nil, v, 0, d)
-	return appendString(dst, text), err
+	start := len(dst)
+	dst, _, err := appendJSON(dst, v, 0, d)
+	if err != nil || dst[start] == '"' {
+		return dst, err
+	}
+	text := string(dst[start:])
+	return appendString(dst[:start], []byte(text)), nil
+}
+
+// appendTopName writes the additional field name of a top-level key.
+func appendTopName(dst, key []byte) []byte {
+	start := len(dst)
+	dst = appendGELFName(append(dst, '_'), key)
+	if slices.Contains(graylogFields, string(dst[start+1:])) {
+		dst = append(dst, '_')
+	}
+	return dst
 }
 
 // appendGELFName writes a key into an additional field's name, its
@@ -172,8 +225,8 @@ func appendGELFName(dst, key []byte) []byte {
 }
 
 // appendGELFMap writes the entries of the map at the start of b as
-// additional fields, named after prefix ("_" for the record's own map, at
-// depth 0).
+// additional fields, named after prefix (which the record's own map, at
+// depth 0, does not have: prefix is only room for its names).
 func appendGELFMap(dst, prefix, b []byte, depth int, x *extras, rm *removal, d *dedup) ([]byte, []byte, error) {
 	n, b, err := msgp.ReadMapHeaderBytes(b)
 	for i := uint32(0); i < n && err == nil; i++ {
@@ -192,12 +245,10 @@ func appendGELFMap(dst, prefix, b []byte, depth int, x *extras, rm *removal, d *
 			k = text[1 : len(text)-1] // the key's JSON text, unquoted
 		}
 		name := prefix
-		if depth > 0 {
-			name = append(name, '_')
-		}
-		name = appendGELFName(name, k)
-		if depth == 0 && string(name) == "_id" { // GELF reserves it
-			name = append(name, '_')
+		if depth == 0 {
+			name = appendTopName(name[:0], k)
+		} else {
+			name = appendGELFName(append(name, '_'), k)
 		}
 		dst, b, err = appendGELFValue(dst, name, b, depth+1, sub, d)
 	}

@@ -78,7 +78,6 @@ var contentTypes = map[string]string{
 	"msgpack": batch.Msgpack,
 	"logfmt":  batch.Text,
 	"raw":     batch.Text,
-	"gelf":    batch.NDJSON,
 }
 
 // flushState is the reusable scratch space of one flush.
@@ -417,7 +416,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		in.Stats.Skipped.Add(int64(skipped))
 		field, missing := in.cfg.RawLogKey, "no (or a null)"
 		if in.cfg.Format == "gelf" {
-			field, missing = in.cfg.GELF.ShortMessage, "no (or a null or empty)"
+			field, missing = in.cfg.GELF.ShortMessage, "no (or a null or blank)"
 		}
 		in.Log(LevelWarn, "%d of %d records have %s %s and were skipped", skipped, records, missing, field)
 	}

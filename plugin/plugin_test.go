@@ -600,7 +600,7 @@ func TestSkipsRecordsWithoutTheValueField(t *testing.T) {
 		msgs              int
 	}{
 		{"raw", "line 1", "1 of 3 records have no (or a null) $log and were skipped", 1, 2}, // "" is a value
-		{"gelf", `"short_message":"line 1"`, "2 of 3 records have no (or a null or empty) $log and were skipped", 2, 1},
+		{"gelf", `"short_message":"line 1"`, "2 of 3 records have no (or a null or blank) $log and were skipped", 2, 1},
 	} {
 		prod := &fakeProducer{}
 		in, sink := newInstance(t, prod, conf.MapGetter{"Format": tc.format, "Raw_Log_Key": "$log", "Gelf_Short_Message_Key": "$log", "Kafka_Timestamp": "produce"})
