@@ -232,17 +232,11 @@ func appendGELFMap(dst, prefix, b []byte, depth int, x *extras, rm *removal, d *
 	for i := uint32(0); i < n && err == nil; i++ {
 		var k []byte
 		var sub *removal
-		if isText(b) {
-			var drop bool
-			if k, sub, drop, b, err = textKey(b, x, rm, nil); err != nil || drop {
-				continue
-			}
-		} else {
-			var text []byte
-			if text, b, err = appendKey(nil, b, depth, d); err != nil {
-				break
-			}
-			k = text[1 : len(text)-1] // the key's JSON text, unquoted
+		var drop bool
+		if k, sub, drop, b, err = flatKey(b, depth, x, rm, nil, d); err != nil {
+			break
+		} else if drop {
+			continue
 		}
 		name := prefix
 		if depth == 0 {

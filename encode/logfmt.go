@@ -72,23 +72,17 @@ func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extr
 		return dst, b, err
 	}
 	for i := uint32(0); i < n; i++ {
+		sep, key := len(dst), -1 // key: the offset of k in f.entries, if text
+		text := isText(b)
 		var k []byte
 		var sub *removal
-		sep, key := len(dst), -1 // key: the offset of k in f.entries, if text
-		if isText(b) {
-			var drop bool
-			if k, sub, drop, b, err = textKey(b, x, rm, fp); err != nil {
-				break
-			} else if drop {
-				continue
-			}
+		var drop bool
+		if k, sub, drop, b, err = flatKey(b, depth, x, rm, fp, d); err != nil {
+			break
+		} else if drop {
+			continue
+		} else if text {
 			key = len(f.entries) - len(b) - len(k)
-		} else {
-			var text []byte
-			if text, b, err = appendKey(nil, b, depth, d); err != nil {
-				break
-			}
-			k = text[1 : len(text)-1] // the key's JSON text, unquoted
 		}
 		path := prefix
 		if depth > 0 {
@@ -114,6 +108,19 @@ func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extr
 		dst = d.close(dst, start, ' ')
 	}
 	return dst, b, nil
+}
+
+// flatKey reads the map key at the start of b for a format that flattens
+// maps: a text key as textKey does, any other as its JSON text, unquoted.
+func flatKey(b []byte, depth int, x *extras, rm *removal, f *filter, d *dedup) (k []byte, sub *removal, drop bool, rest []byte, err error) {
+	if isText(b) {
+		return textKey(b, x, rm, f)
+	}
+	text, rest, err := appendKey(nil, b, depth, d)
+	if err != nil {
+		return nil, nil, false, rest, err
+	}
+	return text[1 : len(text)-1], nil, false, rest, nil
 }
 
 // appendLogfmtValueAt writes the value at the start of b under key,
