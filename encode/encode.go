@@ -28,7 +28,7 @@ type Options struct {
 
 // ErrNoValueField is returned for a record without the field its value is
 // made of, or with it nil: Raw_Log_Key in raw format, the short message
-// (or with it "") in gelf.
+// (or with it blank) in gelf.
 var ErrNoValueField = errors.New("record has no value field")
 
 // Encoder appends message values. It is safe for concurrent use.

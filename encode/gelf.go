@@ -195,11 +195,10 @@ func appendGELFText(dst, v []byte, d *dedup) ([]byte, error) {
 	}
 	start := len(dst)
 	dst, _, err := appendJSON(dst, v, 0, d)
-	if err != nil || dst[start] == '"' {
+	if err != nil {
 		return dst, err
 	}
-	text := string(dst[start:])
-	return appendString(dst[:start], []byte(text)), nil
+	return quoteJSON(dst, start), nil
 }
 
 // appendTopName writes the additional field name of a top-level key.

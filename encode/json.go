@@ -210,14 +210,20 @@ func appendKey(dst, b []byte, depth int, d *dedup) ([]byte, []byte, error) {
 	if err != nil {
 		return dst, b, err
 	}
-	if dst[start] == '"' { // already a string (ext as base64)
-		return dst, b, nil
-	}
-	if len(dst)-start > maxKeyText {
+	if dst[start] != '"' && len(dst)-start > maxKeyText {
 		return dst, b, errKeyText
 	}
+	return quoteJSON(dst, start), b, nil
+}
+
+// quoteJSON makes the JSON text at dst[start:] a JSON string of that text,
+// unless it is a string already (ext as base64).
+func quoteJSON(dst []byte, start int) []byte {
+	if dst[start] == '"' {
+		return dst
+	}
 	text := string(dst[start:])
-	return appendString(dst[:start], []byte(text)), b, nil
+	return appendString(dst[:start], []byte(text))
 }
 
 func readExt(b []byte) (typ int8, data, rest []byte, err error) {
