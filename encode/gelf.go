@@ -267,8 +267,12 @@ func appendGELFValue(dst, name, b []byte, depth int, rm *removal, d *dedup) ([]b
 	dst = append(append(append(dst, ',', '"'), name...), '"', ':')
 	switch t {
 	case msgp.ArrayType:
-		text, rest, err := appendJSON(nil, b, depth, d)
-		return appendString(dst, text), rest, err
+		start := len(dst)
+		dst, rest, err := appendJSON(dst, b, depth, d)
+		if err != nil {
+			return dst, rest, err
+		}
+		return quoteJSON(dst, start), rest, nil
 	case msgp.BoolType:
 		v, rest, err := msgp.ReadBoolBytes(b)
 		return strconv.AppendQuote(dst, strconv.FormatBool(v)), rest, err
