@@ -81,6 +81,7 @@ import "C"
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -92,6 +93,7 @@ import (
 	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/metrics"
+	"github.com/gokafka/gokafka/mskiam"
 	"github.com/gokafka/gokafka/plugin"
 	"github.com/gokafka/gokafka/rdk"
 	"github.com/gokafka/gokafka/sender"
@@ -192,9 +194,17 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 	if err != nil {
 		return fail(err)
 	}
+	var tokens rdk.TokenSource
+	if cfg.MSKIAMRegion != "" {
+		s, err := mskiam.New(context.Background(), cfg.MSKIAMRegion)
+		if err != nil {
+			return fail(fmt.Errorf("AWS_MSK_IAM: %w", err))
+		}
+		tokens = s.Token
+	}
 	causes := rdk.NewCauses()
 	newProducer := func() (sender.Producer, error) {
-		prod, err := rdk.New(cfg.Rdkafka, rdk.Logger(log), causes)
+		prod, err := rdk.New(cfg.Rdkafka, rdk.Logger(log), causes, tokens)
 		if err != nil {
 			return nil, err
 		}
@@ -216,6 +226,9 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 		}
 	}
 	in.Log(plugin.LevelInfo, "brokers=%s topics=%v format=%s", cfg.Brokers, cfg.Topics, cfg.Format)
+	if tokens != nil {
+		in.Log(plugin.LevelInfo, "AWS MSK IAM: tokens signed for region %s", cfg.MSKIAMRegion)
+	}
 	contexts.Store(uintptr(C.gk_set_context((*C.struct_gk_plugin)(p))), r)
 	return output.FLB_OK
 }

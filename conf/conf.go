@@ -5,8 +5,10 @@
 package conf
 
 import (
+	"cmp"
 	"fmt"
 	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,12 +71,18 @@ type Config struct {
 	Compression     string
 	ClientID        string
 	Producers       int
+	// MSKIAMRegion is the AWS region that signs Amazon MSK IAM tokens, ""
+	// when AWS_MSK_IAM is off.
+	MSKIAMRegion string
 	// Rdkafka holds librdkafka properties: the plugin's own settings first,
 	// then the operator's rdkafka.* keys, which win.
 	Rdkafka []Property
 	// Warnings name settings accepted that weaken delivery or metrics;
 	// Init logs them.
 	Warnings []string
+
+	mskIAM       bool   // AWS_MSK_IAM
+	mskARNRegion string // of AWS_MSK_IAM_Cluster_ARN
 }
 
 // GELFKeys are the fields Format gelf takes GELF's own from.
@@ -232,6 +240,46 @@ var Options = []Option{
 		func(c *Config, v string) error { c.ClientID = v; return nil }},
 	{"Producers", "integer", "2", "Most librdkafka producers: with Workers 2 or more, a flush that starts while others run gets its own (own connections and broker threads) until this many exist; a chunk's records go through one, in order; 1 keeps one set of connections.",
 		integer(func(c *Config) *int { return &c.Producers }, 1, 16)},
+	{"AWS_MSK_IAM", "bool", "off", "Authenticate to Amazon MSK with IAM: OAUTHBEARER tokens signed with the AWS credentials of the default chain (environment, shared files, EKS web identity or Pod Identity, ECS, EC2 instance role); sets rdkafka.security.protocol SASL_SSL and rdkafka.sasl.mechanism OAUTHBEARER.",
+		boolean(func(c *Config) *bool { return &c.mskIAM })},
+	{"AWS_MSK_IAM_Cluster_ARN", "string", "", "ARN of the MSK cluster, whose region signs the tokens; without it, the region of the brokers' MSK host names (b-1.NAME.ID.c2.kafka.REGION.amazonaws.com).",
+		func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			if c.mskARNRegion = regionOfARN(v); c.mskARNRegion == "" {
+				return fmt.Errorf("want arn:aws:kafka:REGION:ACCOUNT:cluster/NAME/ID")
+			}
+			return nil
+		}},
+}
+
+// mskARN matches an MSK cluster ARN; its group is the region.
+var mskARN = regexp.MustCompile(`^arn:[a-z-]+:kafka:([a-z0-9-]+):[0-9]*:cluster/.+`)
+
+// mskHost matches an MSK broker's host:port (provisioned or serverless);
+// its group is the region.
+var mskHost = regexp.MustCompile(`\.kafka(?:-serverless)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?(?::[0-9]+)?$`)
+
+func regionOfARN(arn string) string {
+	if m := mskARN.FindStringSubmatch(arn); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// regionOfBrokers returns the region every broker's MSK host name names,
+// or "".
+func regionOfBrokers(brokers string) string {
+	region := ""
+	for _, b := range splitList(brokers) {
+		m := mskHost.FindStringSubmatch(strings.ToLower(b))
+		if m == nil || region != "" && m[1] != region {
+			return ""
+		}
+		region = m[1]
+	}
+	return region
 }
 
 // minBatchSize is Batch_Size's lower bound.
@@ -314,6 +362,13 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			}
 		}
 	}
+	if c.mskIAM {
+		if c.MSKIAMRegion = cmp.Or(c.mskARNRegion, regionOfBrokers(c.Brokers)); c.MSKIAMRegion == "" {
+			return nil, &Error{Key: "AWS_MSK_IAM_Cluster_ARN", Reason: "required with AWS_MSK_IAM on when the brokers are not MSK host names that name the region"}
+		}
+	} else if c.mskARNRegion != "" {
+		c.Warnings = append(c.Warnings, "AWS_MSK_IAM_Cluster_ARN is not used with AWS_MSK_IAM off")
+	}
 	c.Rdkafka = c.producerDefaults()
 	for _, p := range rdkafkaProps {
 		if v := g.Get(RdkafkaPrefix + p); v != "" {
@@ -349,6 +404,27 @@ func (c *Config) refused(key, v string) string {
 		}
 	case "transactional.id":
 		return "the plugin does not produce in transactions"
+	}
+	if c.MSKIAMRegion != "" {
+		const iam = "AWS_MSK_IAM on authenticates with the OAUTHBEARER tokens it signs"
+		switch key {
+		case "security.protocol":
+			if !strings.HasPrefix(strings.ToLower(v), "sasl_") {
+				return iam + ": use SASL_SSL (or SASL_PLAINTEXT)"
+			}
+		case "sasl.mechanism", "sasl.mechanisms":
+			if !strings.EqualFold(v, "OAUTHBEARER") {
+				return iam
+			}
+		case "sasl.oauthbearer.method":
+			if !strings.EqualFold(v, "default") {
+				return iam
+			}
+		case "enable.sasl.oauthbearer.unsecure.jwt":
+			if b, ok := rdkafkaBool(v); ok && b {
+				return iam
+			}
+		}
 	}
 	return ""
 }
@@ -475,6 +551,9 @@ func (c *Config) producerDefaults() []Property {
 	}
 	if c.MetricsListen != "" {
 		p = append(p, Property{Key: "statistics.interval.ms", Value: "5000"})
+	}
+	if c.MSKIAMRegion != "" {
+		p = append(p, Property{Key: "security.protocol", Value: "SASL_SSL"}, Property{Key: "sasl.mechanism", Value: "OAUTHBEARER"})
 	}
 	return p
 }

@@ -61,6 +61,7 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		"Header": "env", "Header_Key": "nopath", "Remove_Keys": "$a, $b['c", "Raw_Log_Key": "a b]", "Include_Tag_Key": "2",
 		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021", "Message_Mode": "stream", "Producers": "17",
 		"Gelf_Short_Message_Key": "$log[", "Gelf_Full_Message_Key": "$", "Gelf_Host_Key": "$k['host", "Gelf_Level_Key": "a'b",
+		"AWS_MSK_IAM": "iam", "AWS_MSK_IAM_Cluster_ARN": "arn:aws:s3:::bucket",
 	}
 	for _, o := range Options {
 		value, ok := invalid[o.Name]
@@ -313,6 +314,59 @@ func TestBatchModeFitsMessages(t *testing.T) {
 		_, err = Load(MapGetter{"Brokers": "x:1", "Message_Mode": "batch", "rdkafka.message.max.bytes": v}, []string{"message.max.bytes"})
 		if err == nil || !strings.HasPrefix(err.Error(), "rdkafka.message.max.bytes: ") || !strings.Contains(err.Error(), v) {
 			t.Errorf("message.max.bytes %s: %v", v, err)
+		}
+	}
+}
+
+func TestMSKIAM(t *testing.T) {
+	const arn = "arn:aws:kafka:eu-west-1:123456789012:cluster/logs/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0-2"
+	msk := "b-1.logs.a1b2c3.c2.kafka.us-east-2.amazonaws.com:9098,b-2.logs.a1b2c3.c2.kafka.us-east-2.amazonaws.com:9098"
+	rdkafka := func(c *Config) map[string]string {
+		m := map[string]string{}
+		for _, p := range c.Rdkafka {
+			m[p.Key] = p.Value // later ones win, as in librdkafka
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		keys          MapGetter
+		region, proto string
+	}{
+		{MapGetter{"Brokers": "x:1", "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn}, "eu-west-1", "SASL_SSL"},
+		{MapGetter{"Brokers": msk, "AWS_MSK_IAM": "on"}, "us-east-2", "SASL_SSL"},
+		{MapGetter{"Brokers": "boot-x1y2.c3.kafka-serverless.ap-south-1.amazonaws.com:9098", "AWS_MSK_IAM": "true"}, "ap-south-1", "SASL_SSL"},
+		{MapGetter{"Brokers": msk, "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn}, "eu-west-1", "SASL_SSL"}, // the ARN wins
+		{MapGetter{"Brokers": "127.0.0.1:9092", "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn,
+			"rdkafka.security.protocol": "sasl_plaintext", "rdkafka.sasl.mechanism": "oauthbearer"}, "eu-west-1", "sasl_plaintext"},
+	} {
+		c, err := Load(tc.keys, []string{"security.protocol", "sasl.mechanism"})
+		if err != nil {
+			t.Errorf("%v: %v", tc.keys, err)
+			continue
+		}
+		props := rdkafka(c)
+		if c.MSKIAMRegion != tc.region || props["security.protocol"] != tc.proto || !strings.EqualFold(props["sasl.mechanism"], "OAUTHBEARER") || len(c.Warnings) != 0 {
+			t.Errorf("%v: region %q, properties %v, warnings %q", tc.keys, c.MSKIAMRegion, props, c.Warnings)
+		}
+	}
+
+	c, err := Load(MapGetter{"Brokers": msk, "AWS_MSK_IAM_Cluster_ARN": arn}, nil)
+	if err != nil || c.MSKIAMRegion != "" || rdkafka(c)["sasl.mechanism"] != "" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "not used with AWS_MSK_IAM off") {
+		t.Errorf("ARN with AWS_MSK_IAM off: %v, %+v", err, c)
+	}
+	for _, brokers := range []string{"127.0.0.1:9092", msk + ",b-3.logs.a1b2c3.c2.kafka.us-west-1.amazonaws.com:9098", "kafka.us-east-1.example.com:9092"} {
+		if _, err := Load(MapGetter{"Brokers": brokers, "AWS_MSK_IAM": "on"}, nil); err == nil || !strings.HasPrefix(err.Error(), "AWS_MSK_IAM_Cluster_ARN: required with AWS_MSK_IAM on") {
+			t.Errorf("brokers %s without an ARN: %v", brokers, err)
+		}
+	}
+	for key, value := range map[string]string{"security.protocol": "SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.mechanisms": "PLAIN",
+		"sasl.oauthbearer.method": "oidc", "enable.sasl.oauthbearer.unsecure.jwt": "true"} {
+		_, err := Load(MapGetter{"Brokers": msk, "AWS_MSK_IAM": "on", "rdkafka." + key: value}, []string{key})
+		if err == nil || !strings.HasPrefix(err.Error(), "rdkafka."+key+": ") || !strings.Contains(err.Error(), "AWS_MSK_IAM on") {
+			t.Errorf("rdkafka.%s %s with AWS_MSK_IAM: %v", key, value, err)
+		}
+		if _, err := Load(MapGetter{"Brokers": msk, "rdkafka." + key: value}, []string{key}); err != nil {
+			t.Errorf("rdkafka.%s %s without AWS_MSK_IAM: %v", key, value, err)
 		}
 	}
 }

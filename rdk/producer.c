@@ -25,6 +25,7 @@ struct gk_ctx {
 	int nevents, dropped;
 	char *stats; // librdkafka's latest statistics (JSON), malloc'd
 	char *bootstrap; // bootstrap.servers, malloc'd
+	int token_wanted; // librdkafka asks for an OAUTHBEARER token (c->mu)
 	int readd;       // add bootstrap to the brokers again (poll thread only)
 	time_t readded;  // when last, monotonic seconds (poll thread only)
 	rd_kafka_t *rk;
@@ -225,6 +226,26 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 	char buf[512];
 	snprintf(buf, sizeof(buf), "%s: %s", fac, msg);
 	add_event(rd_kafka_opaque(rk), level, 0, buf);
+}
+
+static void on_token_refresh(rd_kafka_t *rk, const char *config, void *opaque) {
+	(void)rk;
+	(void)config;
+	gk_ctx *c = opaque;
+	pthread_mutex_lock(&c->mu);
+	c->token_wanted = 1;
+	wake_poll_loop(c);
+	pthread_mutex_unlock(&c->mu);
+}
+
+void gk_conf_token_refresh(rd_kafka_conf_t *conf) { rd_kafka_conf_set_oauthbearer_token_refresh_cb(conf, on_token_refresh); }
+
+int gk_token_wanted(gk_ctx *c) {
+	pthread_mutex_lock(&c->mu);
+	int wanted = c->token_wanted;
+	c->token_wanted = 0;
+	pthread_mutex_unlock(&c->mu);
+	return wanted;
 }
 
 static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
@@ -454,8 +475,8 @@ void gk_produce(rd_kafka_t *rk, gk_ctx *c, rd_kafka_topic_t *rkt, int32_t partit
 }
 
 // take moves up to max completed batches to done; c->mu is held. What it
-// leaves, batches beyond max or events that came since the poll loop read
-// them, wakes the poll loop again.
+// leaves, batches beyond max or events (or a token request) that came since
+// the poll loop read them, wakes the poll loop again.
 static int take(gk_ctx *c, gk_batch **done, int max) {
 	int n = 0;
 	while (n < max && c->done_head) {
@@ -464,7 +485,7 @@ static int take(gk_ctx *c, gk_batch **done, int max) {
 	}
 	if (!c->done_head)
 		c->done_tail = NULL;
-	if (c->done_head || c->nevents > 0)
+	if (c->done_head || c->nevents > 0 || c->token_wanted)
 		wake_poll_loop(c);
 	return n;
 }

@@ -55,6 +55,10 @@ void gk_ctx_free(gk_ctx *c);
 // waits makes librdkafka send at once rather than after linger.ms; with
 // batch_partitions, records without a key go to one partition per batch.
 void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c, int send_at_once, int batch_partitions);
+// gk_conf_token_refresh makes librdkafka ask for OAUTHBEARER tokens:
+// gk_token_wanted says, once, that it asked (the poll loop is woken).
+void gk_conf_token_refresh(rd_kafka_conf_t *conf);
+int gk_token_wanted(gk_ctx *c);
 // gk_batch_new makes the state of a batch of n records; the caller sets its
 // id and turn.
 gk_batch *gk_batch_new(int32_t n);

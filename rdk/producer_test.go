@@ -80,7 +80,7 @@ var topic string
 // accumulator of 64 KiB batches; their logs are dropped.
 func startSender(t *testing.T, props []conf.Property) (*accumulator.Accumulator, *sender.Sender) {
 	t.Helper()
-	newProd := func() (sender.Producer, error) { return rdk.New(props, func(int, string) {}, rdk.NewCauses()) }
+	newProd := func() (sender.Producer, error) { return rdk.New(props, func(int, string) {}, rdk.NewCauses(), nil) }
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
 	snd, err := sender.Start(acc, newProd, 1, func(int, string) {})
 	if err != nil {
@@ -104,7 +104,7 @@ func TestFatalErrorRecreatesProducer(t *testing.T) {
 	var mu sync.Mutex
 	var prods []*rdk.Producer
 	newProd := func() (sender.Producer, error) {
-		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses())
+		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses(), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -358,7 +358,7 @@ func TestNoThreadsLeft(t *testing.T) {
 	}
 	before := threads(t)
 	for i := 0; i < 5; i++ {
-		p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
+		p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +384,7 @@ func producerFor(t *testing.T, brokers string) *rdk.Producer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,7 +528,7 @@ func TestUnrecordedFailureFailsBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -691,7 +691,7 @@ func TestPartitions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
+		p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -740,7 +740,7 @@ func TestPartitionsAskedAgainOnRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses())
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -804,7 +804,7 @@ func TestAllBrokersDownBootstrapsAgain(t *testing.T) {
 	var prod *rdk.Producer
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
 	snd, err := sender.Start(acc, func() (sender.Producer, error) {
-		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses())
+		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses(), nil)
 		prod = p
 		return p, err
 	}, 1, sink.log)

@@ -12,6 +12,7 @@ package rdk
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -45,8 +46,8 @@ type Producer struct {
 	topics     map[string]*topicHandle
 	partitions map[string]partitionCount
 	unanswered time.Time      // when the cluster last did not answer for a partition count
-	closed     bool           // Close began: no partition count is asked
-	lookups    sync.WaitGroup // partition counts being asked
+	closed     bool           // Close began: no partition count is asked, no token made
+	background sync.WaitGroup // partition counts being asked, tokens being made
 	nextID     uint64
 	batches    map[uint64]produced // not completed
 
@@ -60,6 +61,10 @@ type Producer struct {
 	events   [C.GK_MAX_EVENTS]C.gk_event
 	redact   redactor // the secret values of the configuration
 	causes   *Causes  // errors logged, by cause (logEvents)
+
+	tokens   TokenSource        // nil unless the producer authenticates with OAUTHBEARER tokens of its own
+	stopping context.Context    // cancelled when Close begins
+	stop     context.CancelFunc // cancels stopping
 }
 
 var _ sender.Producer = (*Producer)(nil)
@@ -77,8 +82,9 @@ var (
 // refused.
 // A flush that waits makes librdkafka send its records at once, unless the
 // operator set linger.ms. Records without a key go to one partition per
-// batch, unless the operator set the partitioner or its stickiness.
-func New(props []conf.Property, log Logger, causes *Causes) (*Producer, error) {
+// batch, unless the operator set the partitioner or its stickiness. With
+// tokens, librdkafka's SASL OAUTHBEARER tokens come from it.
+func New(props []conf.Property, log Logger, causes *Causes, tokens TokenSource) (*Producer, error) {
 	redact := newRedactor(props)
 	cconf := C.rd_kafka_conf_new()
 	var errstr [512]C.char
@@ -105,6 +111,9 @@ func New(props []conf.Property, log Logger, causes *Causes) (*Producer, error) {
 	}
 	ctx := C.gk_ctx_new()
 	C.gk_conf_callbacks(cconf, ctx, sendAtOnce, batchPartitions)
+	if tokens != nil {
+		C.gk_conf_token_refresh(cconf)
+	}
 	rk := C.rd_kafka_new(C.RD_KAFKA_PRODUCER, cconf, &errstr[0], C.size_t(len(errstr)))
 	if rk == nil {
 		C.rd_kafka_conf_destroy(cconf)
@@ -120,7 +129,9 @@ func New(props []conf.Property, log Logger, causes *Causes) (*Producer, error) {
 		batches:    make(map[uint64]produced),
 		redact:     redact,
 		causes:     causes,
+		tokens:     tokens,
 	}
+	p.stopping, p.stop = context.WithCancel(context.Background())
 	fd := C.gk_start(ctx, rk)
 	if fd < 0 {
 		p.Close()
@@ -210,7 +221,7 @@ func (p *Producer) Partitions(topic string, deadline time.Time, retry bool) int 
 		return known.n
 	}
 	rkt := p.topic(topic).rkt
-	p.lookups.Add(1) // Close waits for it
+	p.background.Add(1) // Close waits for it
 	if refresh {
 		known.asking = true
 		p.partitions[topic] = known
@@ -219,12 +230,12 @@ func (p *Producer) Partitions(topic string, deadline time.Time, retry bool) int 
 	p.mu.Unlock()
 	if refresh {
 		go func() {
-			defer p.lookups.Done()
+			defer p.background.Done()
 			p.askPartitions(topic, rkt, known.n, wait, false)
 		}()
 		return known.n
 	}
-	defer p.lookups.Done()
+	defer p.background.Done()
 	return p.askPartitions(topic, rkt, known.n, wait, !ok)
 }
 
@@ -275,6 +286,9 @@ func (p *Producer) Poll(timeout time.Duration, dst []sender.Completion) []sender
 		p.wake.Read(p.wakeBuf[:]) // a completion or event, or the deadline
 	}
 	p.logEvents()
+	if C.gk_token_wanted(p.ctx) != 0 {
+		p.refreshToken()
+	}
 	n := int(C.gk_take(p.ctx, &p.done[0], C.int(len(p.done))))
 	return p.completions(p.done[:n], dst)
 }
@@ -449,7 +463,8 @@ func (p *Producer) Close() ([]sender.Completion, []*accumulator.Batch) {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
-	p.lookups.Wait()
+	p.stop()
+	p.background.Wait()
 	C.gk_stop(p.ctx)
 	if p.wake != nil {
 		p.wake.Close()

@@ -54,48 +54,12 @@ func TestSecurity(t *testing.T) {
 	t.Run("SCRAM", func(t *testing.T) { deliver(t, b.SASLBootstrap(), scram(password), password) })
 	t.Run("SSL", func(t *testing.T) { deliver(t, b.SSLBootstrap(), ssl(b.CAFile())) })
 
-	// refused runs the host with credentials the broker refuses, at the
-	// default log level and at trace.
-	refused := func(t *testing.T, bootstrap string, security []string, cause *regexp.Regexp, secrets ...string) {
-		for _, level := range []string{"info", "trace"} {
-			kv := append([]string{"Brokers", bootstrap, "Topics", "refused", "Flush_Timeout", "2s", "Max_Block", "500ms",
-				"Retry_Limit", "1", "Workers", "2", "Log_Level", level}, security...)
-			if level == "trace" {
-				kv = append(kv, "rdkafka.debug", "all") // librdkafka's own debug lines too
-			}
-			start := time.Now()
-			res := hostrun.Run(t, hostrun.Options{Plugin: so, Backoff: 100 * time.Millisecond, Grace: 3 * time.Second,
-				Instances: []hostrun.Instance{{Keys: keys(kv...), Chunks: chunks}}})
-			s := res.Instances[0]
-			t.Logf("log level %s: %+v in %v", level, s, time.Since(start).Round(time.Millisecond))
-			if s.OK != 0 || s.Error != 0 || s.Retry != s.Flushes || s.Retry != 2*s.Chunks || s.Dropped != s.Chunks {
-				t.Errorf("log level %s: want every flush to return FLB_RETRY (each chunk retried once, then dropped): %+v", level, s)
-			}
-			if s.MaxFlushMS > 3500 { // Flush_Timeout, plus room for a loaded machine; below the default 4s
-				t.Errorf("log level %s: a flush took %.0f ms, Flush_Timeout is 2s", level, s.MaxFlushMS)
-			}
-			var causes []string
-			for _, line := range strings.Split(res.Stderr, "\n") {
-				if cause.MatchString(line) && !strings.Contains(line, "[debug]") && !strings.Contains(line, "[trace]") {
-					causes = append(causes, line)
-				}
-			}
-			if len(causes) != 1 || !strings.Contains(causes[0], "[error]") {
-				t.Errorf("log level %s: want the cause (%s) logged once, as an error, above debug level; got %d lines:\n%s\n--- log tail:\n%s",
-					level, cause, len(causes), strings.Join(causes, "\n"), hostrun.Tail(res.Stderr, 30))
-			}
-			noSecrets(t, res, secrets...)
-			if testing.Verbose() {
-				t.Logf("log level %s: stderr:\n%s", level, hostrun.Tail(res.Stderr, 60))
-			}
-		}
-	}
 	t.Run("WrongPassword", func(t *testing.T) {
 		wrong := secret(t, "wrong")
-		refused(t, b.SASLBootstrap(), scram(wrong), regexp.MustCompile(`(?i)authentication fail`), wrong, password)
+		refused(t, so, chunks, nil, append([]string{"Brokers", b.SASLBootstrap()}, scram(wrong)...), regexp.MustCompile(`(?i)authentication fail`), wrong, password)
 	})
 	t.Run("WrongCA", func(t *testing.T) {
-		refused(t, b.SSLBootstrap(), ssl(otherCA(t)), regexp.MustCompile(`(?i)certificate verify failed`))
+		refused(t, so, chunks, nil, append([]string{"Brokers", b.SSLBootstrap()}, ssl(otherCA(t))...), regexp.MustCompile(`(?i)certificate verify failed`))
 	})
 
 	// A configuration error next to secret properties names the bad key and
@@ -146,6 +110,46 @@ func TestSecurity(t *testing.T) {
 			noSecrets(t, res, s)
 		}
 	})
+}
+
+// refused runs the host with settings (Brokers and credentials) the broker
+// refuses, at the default log level and at trace, and env in its
+// environment: every flush returns FLB_RETRY within Flush_Timeout, the
+// cause is logged once as an error, and no secret appears in the output.
+func refused(t *testing.T, so string, chunks [][]byte, env, settings []string, cause *regexp.Regexp, secrets ...string) {
+	t.Helper()
+	for _, level := range []string{"info", "trace"} {
+		kv := append([]string{"Topics", "refused", "Flush_Timeout", "2s", "Max_Block", "500ms",
+			"Retry_Limit", "1", "Workers", "2", "Log_Level", level}, settings...)
+		if level == "trace" {
+			kv = append(kv, "rdkafka.debug", "all") // librdkafka's own debug lines too
+		}
+		start := time.Now()
+		res := hostrun.Run(t, hostrun.Options{Plugin: so, Backoff: 100 * time.Millisecond, Grace: 3 * time.Second, Env: env,
+			Instances: []hostrun.Instance{{Keys: keys(kv...), Chunks: chunks}}})
+		s := res.Instances[0]
+		t.Logf("log level %s: %+v in %v", level, s, time.Since(start).Round(time.Millisecond))
+		if s.OK != 0 || s.Error != 0 || s.Retry != s.Flushes || s.Retry != 2*s.Chunks || s.Dropped != s.Chunks {
+			t.Errorf("log level %s: want every flush to return FLB_RETRY (each chunk retried once, then dropped): %+v", level, s)
+		}
+		if s.MaxFlushMS > 3500 { // Flush_Timeout, plus room for a loaded machine; below the default 4s
+			t.Errorf("log level %s: a flush took %.0f ms, Flush_Timeout is 2s", level, s.MaxFlushMS)
+		}
+		var causes []string
+		for _, line := range strings.Split(res.Stderr, "\n") {
+			if cause.MatchString(line) && !strings.Contains(line, "[debug]") && !strings.Contains(line, "[trace]") {
+				causes = append(causes, line)
+			}
+		}
+		if len(causes) != 1 || !strings.Contains(causes[0], "[error]") {
+			t.Errorf("log level %s: want the cause (%s) logged once, as an error, above debug level; got %d lines:\n%s\n--- log tail:\n%s",
+				level, cause, len(causes), strings.Join(causes, "\n"), hostrun.Tail(res.Stderr, 30))
+		}
+		noSecrets(t, res, secrets...)
+		if testing.Verbose() {
+			t.Logf("log level %s: stderr:\n%s", level, hostrun.Tail(res.Stderr, 60))
+		}
+	}
 }
 
 // set replaces the value of key in kv, or appends it.

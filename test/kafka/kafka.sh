@@ -4,25 +4,31 @@
 #
 # Requirements: bash, Java 17+ (`java` on PATH; Debian: openjdk-17-jre-headless), Maven 3.x
 # (`mvn`, only to fill the cache; needs access to Maven Central), openssl (only for --ssl-port),
-# coreutils and util-linux (flock, setsid, timeout).
+# a JDK (`javac`, only for --msk-iam-user; Debian: openjdk-17-jdk-headless), coreutils and
+# util-linux (flock, setsid, timeout).
 #
 # The broker is pinned by pom.xml next to this script (org.apache.kafka:kafka_2.13 4.3.1 and
 # the log4j slf4j binding). Its jars are cached under ${GOKAFKA_CACHE:-$HOME/.cache/gokafka}:
 # dist-<pom hash>/libs (the classpath), dist-<pom hash>/kafka.jsa (an AppCDS archive that
-# makes JVM start faster, made once by a short training run) and m2/ (Maven's local repo).
+# makes JVM start faster, made once by a short training run), dist-<pom hash>/msk-iam-<source
+# hash> (MskIamValidator.java compiled, for --msk-iam-user) and m2/ (Maven's local repo).
 #
 # Usage (a directory D holds one broker or one cluster: config, data, kafka.log, kafka.pid):
 #   kafka.sh fetch
 #       Resolve the jars into the cache and build the AppCDS archive. Idempotent; instant when
 #       warm. Every start runs it first.
 #   kafka.sh start --dir D --port P [--controller-port C] [--sasl-port S] [--ssl-port T]
-#                  [--scram-user NAME=PASSWORD]... [--owner-pid PID]
+#                  [--scram-user NAME=PASSWORD]... [--msk-iam-user AKID=SECRET]... [--owner-pid PID]
 #       Wipe D, format KRaft storage, start one broker in the background, wait until it
 #       answers a metadata request that lists it, print its bootstrap address (127.0.0.1:P).
 #       C defaults to P+1. --sasl-port adds a SASL_PLAINTEXT listener with SCRAM-SHA-512,
 #       user admin / admin-secret (plus the --scram-user ones). --ssl-port adds an SSL listener
 #       with a certificate made by openssl; clients trust D/ca.pem (SAN IP:127.0.0.1,
-#       DNS:localhost). --owner-pid: SIGKILL the broker when that process exits (tests).
+#       DNS:localhost). --msk-iam-user (needs --sasl-port): the SASL listener also takes
+#       OAUTHBEARER with AWS MSK IAM tokens (SigV4 presigned URLs, as AWS's
+#       aws-msk-iam-sasl-signer libraries make them) signed with one of these access key ids
+#       and secret keys, checked by MskIamValidator.java next to this script; the principal is
+#       the access key id. --owner-pid: SIGKILL the broker when that process exits (tests).
 #   kafka.sh resume --dir D [--owner-pid PID]
 #       Start the stopped broker of D again with its data and ports (outage tests).
 #   kafka.sh stop --dir D [--timeout SECONDS]
@@ -55,6 +61,7 @@ DIST=$CACHE/dist-$(sha256sum <"$HERE/pom.xml" | cut -c1-12)
 START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 SCRAM_ADMIN_PASSWORD=admin-secret
 SSL_PASSWORD=gokafka-test
+SECRET_RE='^[^"\\[:space:]]+$' # an --msk-iam-user secret: no quote, backslash or space
 
 die() {
 	echo "kafka.sh: $*" >&2
@@ -140,6 +147,26 @@ free_port_pair() {
 	die "no free port pair in $range"
 }
 
+# MskIamValidator.java compiled against the broker's jars, once, into VALIDATOR_CP (a directory
+# of the cache named by the source's hash).
+compile_validator() {
+	local src=$HERE/MskIamValidator.java
+	VALIDATOR_CP=$DIST/msk-iam-$(sha256sum <"$src" | cut -c1-12)
+	[[ -d $VALIDATOR_CP ]] && return 0
+	need javac "install a JDK (Debian: openjdk-17-jdk-headless)"
+	exec 9>"$CACHE/.lock"
+	flock -w 900 9 || die "timed out waiting for $CACHE/.lock"
+	if [[ ! -d $VALIDATOR_CP ]]; then
+		echo "kafka.sh: compiling $src" >&2
+		rm -rf "$VALIDATOR_CP.tmp"
+		mkdir -p "$VALIDATOR_CP.tmp"
+		javac --release 17 -cp "$DIST/libs/*" -d "$VALIDATOR_CP.tmp" "$src" >"$CACHE/javac.log" 2>&1 ||
+			die "javac failed:"$'\n'"$(cat "$CACHE/javac.log")"
+		mv "$VALIDATOR_CP.tmp" "$VALIDATOR_CP"
+	fi
+	exec 9>&-
+}
+
 # ---------------------------------------------------------------- configuration and storage
 
 new_cluster_id() { # what Uuid.randomUuid().toString() gives: 16 random bytes, base64url
@@ -151,8 +178,9 @@ new_cluster_id() { # what Uuid.randomUuid().toString() gives: 16 random bytes, b
 }
 
 # configure DIR NODE_ID PORT CONTROLLER_PORT VOTERS REPLICATION MIN_ISR [SASL_PORT] [SSL_PORT]
+#           [MSK_IAM_OPTIONS]   (JAAS options for MskIamValidator: ' user_AKID="SECRET"'...)
 configure() {
-	local dir=$1 id=$2 port=$3 cport=$4 voters=$5 rf=$6 isr=$7 sasl=${8:-} ssl=${9:-}
+	local dir=$1 id=$2 port=$3 cport=$4 voters=$5 rf=$6 isr=$7 sasl=${8:-} ssl=${9:-} iam=${10:-}
 	local listeners="PLAINTEXT://127.0.0.1:$port"
 	[[ -n $sasl ]] && listeners+=",SASL_PLAINTEXT://127.0.0.1:$sasl"
 	[[ -n $ssl ]] && listeners+=",SSL://127.0.0.1:$ssl"
@@ -189,8 +217,16 @@ broker.session.timeout.ms=4500
 EOF
 	if [[ -n $sasl ]]; then
 		cat >>"$dir/server.properties" <<EOF
-sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.enabled.mechanisms=SCRAM-SHA-512${iam:+,OAUTHBEARER}
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$SCRAM_ADMIN_PASSWORD";
+EOF
+	fi
+	if [[ -n $iam ]]; then
+		# The broker logs itself in too, with an unsecured token of its own (never used: the
+		# brokers talk over PLAINTEXT); without unsecuredLoginStringClaim_sub it does not start.
+		cat >>"$dir/server.properties" <<EOF
+listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker"$iam;
+listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=MskIamValidator
 EOF
 	fi
 	if [[ -n $ssl ]]; then
@@ -252,9 +288,13 @@ broker_pid() {
 
 # launch DIR OWNER_PID [JVM_OPTION...]: start the broker of DIR in the background.
 launch() {
-	local dir=$1 owner=$2 pid
+	local dir=$1 owner=$2 pid cp="$DIST/libs/*"
 	shift 2
 	if pid=$(broker_pid "$dir"); then die "a broker already runs in $dir (pid $pid)"; fi
+	if grep -q '=MskIamValidator$' "$dir/server.properties"; then
+		compile_validator
+		cp+=":$VALIDATOR_CP"
+	fi
 	rm -f "$dir/kafka.pid"
 	touch "$dir/kafka.log"
 	stat -c %s "$dir/kafka.log" >"$dir/kafka.log.offset"
@@ -263,7 +303,7 @@ launch() {
 	mkdir -p "$dir/tmp"
 	# shellcheck disable=SC2016
 	setsid bash -c 'echo $$ >"$1/kafka.pid"; shift; exec "$@"' launch "$dir" \
-		java "${BROKER_JVM[@]}" -Djava.io.tmpdir="$dir/tmp" "$@" -cp "$DIST/libs/*" kafka.Kafka "$dir/server.properties" \
+		java "${BROKER_JVM[@]}" -Djava.io.tmpdir="$dir/tmp" "$@" -cp "$cp" kafka.Kafka "$dir/server.properties" \
 		</dev/null >>"$dir/kafka.log" 2>&1 9>&- &
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -425,7 +465,7 @@ cmd=${1:-}
 [[ -n $cmd ]] || die "usage: kafka.sh fetch|start|resume|stop|kill|status|wipe|cluster-start|node-stop|node-start|cluster-stop ... (see the header of $0)"
 shift
 dir="" port="" cport="" sasl="" ssl="" ports="" cports="" node="" owner="" timeout=20
-users=()
+users=() iam_users=()
 while (($#)); do
 	(($# >= 2)) || die "$1 needs a value"
 	case $1 in
@@ -435,6 +475,7 @@ while (($#)); do
 	--sasl-port) sasl=$2 ;;
 	--ssl-port) ssl=$2 ;;
 	--scram-user) users+=("$2") ;;
+	--msk-iam-user) iam_users+=("$2") ;;
 	--ports) ports=$2 ;;
 	--controller-ports) cports=$2 ;;
 	--node) node=$2 ;;
@@ -456,6 +497,7 @@ if [[ $cmd != fetch ]]; then
 	fi
 	dir=$(cd "$dir" && pwd)
 fi
+((${#iam_users[@]} == 0)) || [[ $cmd == start ]] || die "--msk-iam-user is only for start"
 if [[ -n $node ]]; then
 	[[ -f $dir/node$node/server.properties ]] || die "no node $node in $dir"
 fi
@@ -465,9 +507,18 @@ fetch) fetch ;;
 start)
 	[[ -n $port ]] || die "start needs --port"
 	cport=${cport:-$((port + 1))}
+	iam=""
+	for u in "${iam_users[@]}"; do
+		# An access key id is letters and digits; a secret goes in a JAAS quoted string.
+		[[ $u == *=* && ${u%%=*} =~ ^[A-Za-z0-9]+$ && ${u#*=} =~ $SECRET_RE ]] ||
+			die "--msk-iam-user $u: want AKID=SECRET, AKID letters and digits, SECRET without quotes, backslashes or spaces"
+		iam+=" user_${u%%=*}=\"${u#*=}\""
+	done
+	[[ -z $iam || -n $sasl ]] || die "--msk-iam-user needs --sasl-port"
 	fetch
+	[[ -z $iam ]] || compile_validator
 	fresh_dir "$dir"
-	configure "$dir" 1 "$port" "$cport" "1@127.0.0.1:$cport" 1 1 "$sasl" "$ssl"
+	configure "$dir" 1 "$port" "$cport" "1@127.0.0.1:$cport" 1 1 "$sasl" "$ssl" "$iam"
 	if [[ -n $sasl ]]; then users=("admin=$SCRAM_ADMIN_PASSWORD" "${users[@]}"); fi
 	format "$dir" "$(new_cluster_id)" "${users[@]}"
 	launch "$dir" "$owner"

@@ -2,11 +2,24 @@ package kafkatest_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-msk-iam-sasl-signer-go/signer"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/gokafka/gokafka/test/kafkatest"
 )
@@ -167,11 +180,11 @@ func TestSecurityAndRestart(t *testing.T) {
 		"alice":     sasl("alice", "alice-secret"),
 		"ssl":       ssl,
 	} {
-		if err := produce(conf, topic, name); err != nil {
+		if err := produce(conf, topic, name, ""); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if err := produce(sasl("alice", "wrong"), topic, "wrong"); err == nil {
+	if err := produce(sasl("alice", "wrong"), topic, "wrong", ""); err == nil {
 		t.Error("a wrong SCRAM password was accepted")
 	} else {
 		t.Logf("wrong password: %v", err)
@@ -209,9 +222,118 @@ func TestSecurityAndRestart(t *testing.T) {
 	}
 }
 
+// AWS MSK IAM on the SASL listener: tokens made by aws-msk-iam-sasl-signer-go with the known
+// key are accepted, with or without a session token (the broker cannot check that one, only that
+// it is signed); one signed with a wrong secret, one of an unknown key, one with a tampered
+// parameter, an expired one and one dated in the future are refused, each for its own reason.
+func TestMSKIAM(t *testing.T) {
+	const region, keyID, secret = "eu-west-1", "AKIAGOKAFKATEST00001", "gokafka/MSK+iam/secret0"
+	b := kafkatest.StartBroker(t, kafkatest.Options{MSKIAMUsers: map[string]string{keyID: secret}})
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, b.Bootstrap(), topic, 1)
+	conf := func() kafka.ConfigMap {
+		return kafka.ConfigMap{"bootstrap.servers": b.SASLBootstrap(),
+			"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "OAUTHBEARER"}
+	}
+	brokerLog := filepath.Join(b.Dir, "kafka.log")
+	logSize := func() int {
+		fi, err := os.Stat(brokerLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(fi.Size())
+	}
+	logSince := func(offset int) string {
+		data, err := os.ReadFile(brokerLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data[offset:])
+	}
+	token := func(id, key, session string) string {
+		tok, _, err := signer.GenerateAuthTokenFromCredentialsProvider(context.Background(), region,
+			credentials.NewStaticCredentialsProvider(id, key, session))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+
+	good := token(keyID, secret, "")
+	accepted := []struct{ name, token string }{
+		{"signer", good},
+		{"signer with a session token", token(keyID, secret, "IQoJb3JpZ2luX2VjE/gokafka+session==")},
+		{"presigned now", presign(t, region, keyID, secret, time.Now())},
+	}
+	for _, tc := range accepted {
+		offset := logSize()
+		if err := produce(conf(), topic, tc.name, tc.token); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if want := "MSK IAM token accepted: access key id " + keyID; !strings.Contains(logSince(offset), want) {
+			t.Errorf("%s: the broker did not log %q", tc.name, want)
+		}
+	}
+	msgs := kafkatest.Consume(t, b.Bootstrap(), topic, len(accepted), 30*time.Second)
+	if len(msgs) != len(accepted) {
+		t.Errorf("read %d messages, want %d", len(msgs), len(accepted))
+	}
+	for i, m := range msgs {
+		if i < len(accepted) && string(m.Value) != accepted[i].name {
+			t.Errorf("message %d is %q, want %q", i, m.Value, accepted[i].name)
+		}
+	}
+
+	url, err := base64.RawURLEncoding.DecodeString(good)
+	if err != nil || !strings.Contains(string(url), "&X-Amz-Expires=900&") {
+		t.Fatalf("token %s: %q, %v", good, url, err)
+	}
+	tampered := base64.RawURLEncoding.EncodeToString(
+		[]byte(strings.Replace(string(url), "&X-Amz-Expires=900&", "&X-Amz-Expires=3600&", 1)))
+	for _, tc := range []struct{ name, token, reason string }{ // reason: a regular expression
+		{"wrong secret", token(keyID, "wrong-secret", ""), "signature mismatch"},
+		{"unknown key", token("AKIAGOKAFKAUNKNOWN01", secret, ""), "unknown access key id AKIAGOKAFKAUNKNOWN01"},
+		{"tampered", tampered, "signature mismatch"},
+		{"expired", presign(t, region, keyID, secret, time.Now().Add(-20*time.Minute)), "expired at"},
+		{"future", presign(t, region, keyID, secret, time.Now().Add(10*time.Minute)), `X-Amz-Date \d{8}T\d{6}Z is in the future`},
+	} {
+		offset := logSize()
+		err := produce(conf(), topic, tc.name, tc.token)
+		var kerr kafka.Error
+		if !errors.As(err, &kerr) || kerr.Code() != kafka.ErrAuthentication {
+			t.Errorf("%s: %v, want an authentication failure", tc.name, err)
+		} else {
+			t.Logf("%s: %v", tc.name, err)
+		}
+		if want := "MSK IAM token refused: " + tc.reason; !regexp.MustCompile(want).MatchString(logSince(offset)) {
+			t.Errorf("%s: the broker did not log %q", tc.name, want)
+		}
+	}
+}
+
+// presign makes an MSK IAM token as aws-msk-iam-sasl-signer-go does, but signed at a time of
+// the caller's choosing.
+func presign(t *testing.T, region, keyID, secret string, at time.Time) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet,
+		"https://kafka."+region+".amazonaws.com/?Action=kafka-cluster%3AConnect&X-Amz-Expires=900", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := sha256.Sum256(nil)
+	url, _, err := v4.NewSigner().PresignHTTP(context.Background(),
+		aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret}, req,
+		hex.EncodeToString(empty[:]), "kafka-cluster", region, at.UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(url + "&User-Agent=gokafka-test"))
+}
+
 // produce sends one message and waits for its delivery report; errors reported by the
-// client (such as a failed authentication) end it early.
-func produce(conf kafka.ConfigMap, topic, value string) error {
+// client (such as a failed authentication) end it early. A token, if not "", is the
+// SASL/OAUTHBEARER token, set at the start and on every refresh request.
+func produce(conf kafka.ConfigMap, topic, value, token string) error {
 	conf["message.timeout.ms"] = 10000
 	conf["enable.idempotence"] = true
 	p, err := kafka.NewProducer(&conf)
@@ -219,6 +341,15 @@ func produce(conf kafka.ConfigMap, topic, value string) error {
 		return err
 	}
 	defer p.Close()
+	setToken := func() error {
+		return p.SetOAuthBearerToken(kafka.OAuthBearerToken{TokenValue: token,
+			Expiration: time.Now().Add(10 * time.Minute), Principal: "msk-iam"})
+	}
+	if token != "" {
+		if err := setToken(); err != nil {
+			return err
+		}
+	}
 	if err := p.Produce(&kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
 		Value:          []byte(value),
@@ -235,6 +366,10 @@ func produce(conf kafka.ConfigMap, topic, value string) error {
 				return e.TopicPartition.Error
 			case kafka.Error:
 				return e
+			case kafka.OAuthBearerTokenRefresh:
+				if err := setToken(); err != nil {
+					return err
+				}
 			}
 		case <-ctx.Done():
 			return ctx.Err()

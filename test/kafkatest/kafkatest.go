@@ -57,6 +57,11 @@ type Options struct {
 	SASL       bool              // a SASL_PLAINTEXT listener, SCRAM-SHA-512, user SASLUser
 	SSL        bool              // an SSL listener; clients trust CAFile()
 	ScramUsers map[string]string // more SCRAM-SHA-512 users: name → password
+	// MSKIAMUsers (access key id → secret access key) implies SASL and makes that listener
+	// take OAUTHBEARER with AWS MSK IAM tokens, as aws-msk-iam-sasl-signer-go makes them,
+	// signed with one of these keys, for any region; the principal is the access key id.
+	// test/kafka/MskIamValidator.java checks them (a JDK is needed: javac).
+	MSKIAMUsers map[string]string
 }
 
 // Broker is one broker (combined KRaft broker and controller) in Dir.
@@ -71,7 +76,8 @@ type Broker struct {
 // Bootstrap is the PLAINTEXT bootstrap address.
 func (b *Broker) Bootstrap() string { return addr(b.Port) }
 
-// SASLBootstrap is the SASL_PLAINTEXT (SCRAM-SHA-512) address, "" without Options.SASL.
+// SASLBootstrap is the SASL_PLAINTEXT (SCRAM-SHA-512, and OAUTHBEARER with
+// Options.MSKIAMUsers) address, "" without Options.SASL or Options.MSKIAMUsers.
 func (b *Broker) SASLBootstrap() string { return b.saslBootstrap }
 
 // SSLBootstrap is the SSL address, "" without Options.SSL.
@@ -146,6 +152,7 @@ func StartBroker(t testing.TB, opts Options) *Broker {
 
 func startBroker(dir string, opts Options) (*Broker, error) {
 	var err error
+	opts.SASL = opts.SASL || len(opts.MSKIAMUsers) > 0
 	for attempt := 0; attempt < 3; attempt++ { // again if a port was taken meanwhile
 		n := 2
 		if opts.SASL {
@@ -168,6 +175,9 @@ func startBroker(dir string, opts Options) (*Broker, error) {
 			args = append(args, "--sasl-port", strconv.Itoa(b.SASLPort))
 			for name, password := range opts.ScramUsers {
 				args = append(args, "--scram-user", name+"="+password)
+			}
+			for id, secret := range opts.MSKIAMUsers {
+				args = append(args, "--msk-iam-user", id+"="+secret)
 			}
 		}
 		if opts.SSL {

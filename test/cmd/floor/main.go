@@ -156,7 +156,7 @@ func thin(cfg *conf.Config, topic string, in *reader, memory int64, batchSize in
 		if level <= 2 {
 			fmt.Fprintln(os.Stderr, msg)
 		}
-	}, rdk.NewCauses())
+	}, rdk.NewCauses(), nil)
 	if err != nil {
 		return res, err
 	}

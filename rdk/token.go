@@ -1,0 +1,59 @@
+package rdk
+
+/*
+#include "producer.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unsafe"
+)
+
+// TokenSource makes a SASL OAUTHBEARER token: its value, the principal it
+// names and when it expires.
+type TokenSource func(ctx context.Context) (value, principal string, expiry time.Time, err error)
+
+// tokenTimeout bounds the making of one token; librdkafka asks again 10 s
+// after a failure.
+const tokenTimeout = 30 * time.Second
+
+// refreshToken makes a token in the background and hands it to librdkafka,
+// which asks again once 80 % of its life has passed; or it tells librdkafka
+// why there is none, which librdkafka reports as an authentication error
+// (logEvents logs it) and asks again 10 s later.
+func (p *Producer) refreshToken() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.background.Add(1) // Close waits for it, having cancelled p.stopping
+	go func() {
+		defer p.background.Done()
+		ctx, cancel := context.WithTimeout(p.stopping, tokenTimeout)
+		defer cancel()
+		value, principal, expiry, err := p.tokens(ctx)
+		if err == nil {
+			err = p.setToken(value, principal, expiry)
+		}
+		if err != nil {
+			text := C.CString(err.Error())
+			C.rd_kafka_oauthbearer_set_token_failure(p.rk, text)
+			C.free(unsafe.Pointer(text))
+		}
+	}()
+}
+
+func (p *Producer) setToken(value, principal string, expiry time.Time) error {
+	v, pr := C.CString(value), C.CString(principal)
+	defer C.free(unsafe.Pointer(v))
+	defer C.free(unsafe.Pointer(pr))
+	var errstr [512]C.char
+	if C.rd_kafka_oauthbearer_set_token(p.rk, v, C.int64_t(expiry.UnixMilli()), pr, nil, 0, &errstr[0], C.size_t(len(errstr))) != 0 {
+		return fmt.Errorf("token refused: %s", C.GoString(&errstr[0]))
+	}
+	return nil
+}
