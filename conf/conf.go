@@ -363,8 +363,12 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		}
 	}
 	if c.mskIAM {
-		if c.MSKIAMRegion = cmp.Or(c.mskARNRegion, regionOfBrokers(c.Brokers)); c.MSKIAMRegion == "" {
+		brokersRegion := regionOfBrokers(c.Brokers)
+		if c.MSKIAMRegion = cmp.Or(c.mskARNRegion, brokersRegion); c.MSKIAMRegion == "" {
 			return nil, &Error{Key: "AWS_MSK_IAM_Cluster_ARN", Reason: "required with AWS_MSK_IAM on when the brokers are not MSK host names that name the region"}
+		}
+		if brokersRegion != "" && brokersRegion != c.MSKIAMRegion {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("AWS_MSK_IAM_Cluster_ARN names region %s, the brokers %s: tokens are signed for %s", c.MSKIAMRegion, brokersRegion, c.MSKIAMRegion))
 		}
 	} else if c.mskARNRegion != "" {
 		c.Warnings = append(c.Warnings, "AWS_MSK_IAM_Cluster_ARN is not used with AWS_MSK_IAM off")
@@ -413,7 +417,7 @@ func (c *Config) refused(key, v string) string {
 				return iam + ": use SASL_SSL (or SASL_PLAINTEXT)"
 			}
 		case "sasl.mechanism", "sasl.mechanisms":
-			if !strings.EqualFold(v, "OAUTHBEARER") {
+			if v != "OAUTHBEARER" { // librdkafka reads it case-sensitively
 				return iam
 			}
 		case "sasl.oauthbearer.method":

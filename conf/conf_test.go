@@ -335,9 +335,10 @@ func TestMSKIAM(t *testing.T) {
 		{MapGetter{"Brokers": "x:1", "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn}, "eu-west-1", "SASL_SSL"},
 		{MapGetter{"Brokers": msk, "AWS_MSK_IAM": "on"}, "us-east-2", "SASL_SSL"},
 		{MapGetter{"Brokers": "boot-x1y2.c3.kafka-serverless.ap-south-1.amazonaws.com:9098", "AWS_MSK_IAM": "true"}, "ap-south-1", "SASL_SSL"},
-		{MapGetter{"Brokers": msk, "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn}, "eu-west-1", "SASL_SSL"}, // the ARN wins
+		{MapGetter{"Brokers": "b-1.logs.d4e5f6.c2.kafka.cn-north-1.amazonaws.com.cn:9098", "AWS_MSK_IAM": "on"}, "cn-north-1", "SASL_SSL"},
+		{MapGetter{"Brokers": "x:1", "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": "arn:aws-us-gov:kafka:us-gov-west-1:123456789012:cluster/logs/0b1c"}, "us-gov-west-1", "SASL_SSL"},
 		{MapGetter{"Brokers": "127.0.0.1:9092", "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn,
-			"rdkafka.security.protocol": "sasl_plaintext", "rdkafka.sasl.mechanism": "oauthbearer"}, "eu-west-1", "sasl_plaintext"},
+			"rdkafka.security.protocol": "sasl_plaintext", "rdkafka.sasl.mechanism": "OAUTHBEARER"}, "eu-west-1", "sasl_plaintext"},
 	} {
 		c, err := Load(tc.keys, []string{"security.protocol", "sasl.mechanism"})
 		if err != nil {
@@ -350,7 +351,11 @@ func TestMSKIAM(t *testing.T) {
 		}
 	}
 
-	c, err := Load(MapGetter{"Brokers": msk, "AWS_MSK_IAM_Cluster_ARN": arn}, nil)
+	c, err := Load(MapGetter{"Brokers": msk, "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn}, nil)
+	if err != nil || c.MSKIAMRegion != "eu-west-1" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "names region eu-west-1, the brokers us-east-2") {
+		t.Errorf("ARN and brokers of different regions: %v, %+v", err, c)
+	}
+	c, err = Load(MapGetter{"Brokers": msk, "AWS_MSK_IAM_Cluster_ARN": arn}, nil)
 	if err != nil || c.MSKIAMRegion != "" || rdkafka(c)["sasl.mechanism"] != "" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "not used with AWS_MSK_IAM off") {
 		t.Errorf("ARN with AWS_MSK_IAM off: %v, %+v", err, c)
 	}
@@ -359,8 +364,9 @@ func TestMSKIAM(t *testing.T) {
 			t.Errorf("brokers %s without an ARN: %v", brokers, err)
 		}
 	}
-	for key, value := range map[string]string{"security.protocol": "SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.mechanisms": "PLAIN",
-		"sasl.oauthbearer.method": "oidc", "enable.sasl.oauthbearer.unsecure.jwt": "true"} {
+	for _, kv := range [][2]string{{"security.protocol", "SSL"}, {"security.protocol", "plaintext"}, {"sasl.mechanism", "SCRAM-SHA-512"},
+		{"sasl.mechanisms", "PLAIN"}, {"sasl.mechanism", "oauthbearer"}, {"sasl.oauthbearer.method", "oidc"}, {"enable.sasl.oauthbearer.unsecure.jwt", "true"}} {
+		key, value := kv[0], kv[1]
 		_, err := Load(MapGetter{"Brokers": msk, "AWS_MSK_IAM": "on", "rdkafka." + key: value}, []string{key})
 		if err == nil || !strings.HasPrefix(err.Error(), "rdkafka."+key+": ") || !strings.Contains(err.Error(), "AWS_MSK_IAM on") {
 			t.Errorf("rdkafka.%s %s with AWS_MSK_IAM: %v", key, value, err)

@@ -19,12 +19,12 @@ func Markdown() string {
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Name, o.Type, def, o.Doc)
 	}
-	fmt.Fprintf(&b, "| `%s<property>` | string | | Any librdkafka property, passed as it is; it overrides the plugin's own setting of that property. Refused: `delivery.report.only.error` true, `transactional.id`, and in batch mode a `compression.type` (or `compression.codec`) other than none. |\n", RdkafkaPrefix)
+	fmt.Fprintf(&b, "| `%s<property>` | string | | Any librdkafka property, passed as it is; it overrides the plugin's own setting of that property. Refused: `delivery.report.only.error` true, `transactional.id`, in batch mode a `compression.type` (or `compression.codec`) other than none, and with `AWS_MSK_IAM` a `security.protocol` other than SASL_SSL or SASL_PLAINTEXT, a `sasl.mechanism` other than OAUTHBEARER, `sasl.oauthbearer.method` oidc and `enable.sasl.oauthbearer.unsecure.jwt` true. |\n", RdkafkaPrefix)
 	b.WriteString("\nlibrdkafka settings the plugin makes unless an `rdkafka.` key overrides them:\n\n")
 	for _, p := range (&Config{Brokers: "<Brokers>", ClientID: "<Client_ID>", Compression: "<Compression>"}).producerDefaults() {
 		fmt.Fprintf(&b, "- `%s=%s`\n", p.Key, p.Value)
 	}
-	b.WriteString("\nWith `Metrics_Listen` also `statistics.interval.ms=5000`. In batch mode `linger.ms=0` and `compression.type=none`. In record mode a flush that waits " +
+	b.WriteString("\nWith `Metrics_Listen` also `statistics.interval.ms=5000`. With `AWS_MSK_IAM` also `security.protocol=SASL_SSL` and `sasl.mechanism=OAUTHBEARER`. In batch mode `linger.ms=0` and `compression.type=none`. In record mode a flush that waits " +
 		"has librdkafka send its records at once rather than after `linger.ms`; an `rdkafka.linger.ms` " +
 		"(or `rdkafka.queue.buffering.max.ms`) of your own turns that off. Records without a key go to one " +
 		"partition per batch, the next batch to the next partition (as the Java client's sticky partitioner " +

@@ -5,7 +5,9 @@ package mskiam
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/aws/aws-msk-iam-sasl-signer-go/signer"
@@ -17,8 +19,13 @@ import (
 // Signer signs tokens for one region.
 type Signer struct {
 	region string
-	creds  aws.CredentialsProvider // cached: refreshed before they expire
+	creds  aws.CredentialsProvider // an aws.CredentialsCache
 }
+
+// renewBefore is how long before they expire credentials are renewed: a
+// token lives no longer than the credentials that signed it, and
+// librdkafka asks for the next one when 80 % of its life has passed.
+const renewBefore = 5 * time.Minute
 
 // New finds the credentials of the default chain for region: environment,
 // shared files (AWS_PROFILE), web identity (EKS), container (ECS, EKS Pod
@@ -31,17 +38,42 @@ func New(ctx context.Context, region string) (*Signer, error) {
 	return &Signer{region: region, creds: cfg.Credentials}, nil
 }
 
-// Token signs a token with the current credentials. Its principal is their
-// access key ID, which librdkafka shows in its logs; the broker takes its
-// own from the signature.
+// Token signs a token with the current credentials; it expires with them
+// if they expire first. Its principal is their access key ID, which
+// librdkafka shows in its logs; the broker takes its own from the
+// signature.
 func (s *Signer) Token(ctx context.Context) (value, principal string, expiry time.Time, err error) {
-	creds, err := s.creds.Retrieve(ctx)
+	creds, err := s.credentials(ctx)
 	if err != nil {
-		return "", "", time.Time{}, fmt.Errorf("no AWS credentials: %w", err)
+		return "", "", time.Time{}, fmt.Errorf("cannot get AWS credentials: %w", stable(err))
 	}
 	value, expiryMs, err := signer.GenerateAuthTokenFromCredentialsProvider(ctx, s.region, credentials.StaticCredentialsProvider{Value: creds})
 	if err != nil {
-		return "", "", time.Time{}, err
+		return "", "", time.Time{}, stable(err)
 	}
-	return value, creds.AccessKeyID, time.UnixMilli(expiryMs), nil
+	expiry = time.UnixMilli(expiryMs)
+	if creds.CanExpire && creds.Expires.Before(expiry) {
+		expiry = creds.Expires
+	}
+	return value, creds.AccessKeyID, expiry, nil
+}
+
+// credentials returns the cached credentials, or new ones if those expire
+// within renewBefore.
+func (s *Signer) credentials(ctx context.Context) (aws.Credentials, error) {
+	creds, err := s.creds.Retrieve(ctx)
+	if cache, ok := s.creds.(*aws.CredentialsCache); ok && err == nil && creds.CanExpire && time.Until(creds.Expires) < renewBefore {
+		cache.Invalidate()
+		creds, err = cache.Retrieve(ctx)
+	}
+	return creds, err
+}
+
+// requestID matches the request ID an AWS service error names.
+var requestID = regexp.MustCompile(`RequestID: [^,]*, `)
+
+// stable is err without request IDs, so that a failure that keeps coming
+// back reads the same each time and is logged as one cause.
+func stable(err error) error {
+	return errors.New(requestID.ReplaceAllString(err.Error(), ""))
 }

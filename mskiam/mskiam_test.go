@@ -3,12 +3,16 @@ package mskiam
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // isolate keeps the machine's AWS settings out: no shared files, no
@@ -80,7 +84,71 @@ func TestNoCredentials(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, _, _, err := s.Token(ctx); err == nil || !strings.HasPrefix(err.Error(), "no AWS credentials: ") {
+	if _, _, _, err := s.Token(ctx); err == nil || !strings.HasPrefix(err.Error(), "cannot get AWS credentials: ") {
 		t.Fatalf("error %v, want one saying there are no credentials", err)
+	}
+}
+
+// TestExpiringCredentials gets credentials from a credential_process of
+// the shared config file: credentials with an hour left are used for two
+// tokens, which live 15 minutes; credentials with 3 minutes left (within
+// renewBefore) are fetched again for each token, which expires with them.
+func TestExpiringCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		life  time.Duration
+		calls int
+	}{{time.Hour, 1}, {3 * time.Minute, 3}} {
+		isolate(t)
+		dir := t.TempDir()
+		expires := time.Now().Add(tc.life).UTC().Truncate(time.Second)
+		script, calls, config := filepath.Join(dir, "creds.sh"), filepath.Join(dir, "calls"), filepath.Join(dir, "config")
+		writeFile(t, script, 0o755, fmt.Sprintf("#!/bin/sh\necho >> %s\n"+
+			`echo '{"Version": 1, "AccessKeyId": "ASIAGOKAFKATEST00002", "SecretAccessKey": "c2VjcmV0", "SessionToken": "dG9rZW4", "Expiration": "%s"}'`+"\n",
+			calls, expires.Format(time.RFC3339)))
+		writeFile(t, config, 0o644, "[default]\ncredential_process = "+script+"\n")
+		t.Setenv("AWS_CONFIG_FILE", config)
+		s, err := New(context.Background(), "eu-west-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			_, principal, expiry, err := s.Token(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := expires
+			if tc.life > 15*time.Minute {
+				want = time.Now().Add(15 * time.Minute)
+			}
+			if d := expiry.Sub(want).Abs(); principal != "ASIAGOKAFKATEST00002" || d > 2*time.Second {
+				t.Errorf("credentials with %v left: principal %s, expiry %v, want %v", tc.life, principal, expiry, want)
+			}
+		}
+		if b, err := os.ReadFile(calls); err != nil || len(b) != tc.calls {
+			t.Errorf("credentials with %v left: credential_process ran %d times (%v), want %d", tc.life, len(b), err, tc.calls)
+		}
+	}
+}
+
+// TestStableErrors: a failure names no request ID, so that the same
+// failure reads the same each time.
+func TestStableErrors(t *testing.T) {
+	n := 0
+	s := &Signer{region: "eu-west-1", creds: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		n++
+		return aws.Credentials{}, fmt.Errorf("operation error STS: AssumeRoleWithWebIdentity, https response error StatusCode: 403, "+
+			"RequestID: 5b6c7d8e-0000-4000-8000-%012d, api error AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity", n)
+	})}
+	_, _, _, err1 := s.Token(context.Background())
+	_, _, _, err2 := s.Token(context.Background())
+	if err1 == nil || err2 == nil || err1.Error() != err2.Error() || strings.Contains(err1.Error(), "RequestID") || !strings.Contains(err1.Error(), "AccessDenied") {
+		t.Errorf("errors %q and %q, want the same one, without the request ID", err1, err2)
+	}
+}
+
+func writeFile(t *testing.T, name string, perm os.FileMode, text string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(text), perm); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -429,17 +429,23 @@ func (p *Producer) logEvents() {
 		level := syslogToFluentBit(int(e.level))
 		switch {
 		case e.err == 0 && e.level <= 3 && (strings.HasPrefix(text, "FAIL: ") || strings.HasPrefix(text, "FATAL: ")):
-			level = max(level, 4)
+			p.log(max(level, 4), "librdkafka: "+text)
 		case e.err != 0 || e.level <= 4:
-			var suffix string
-			level, suffix = p.causes.level(causeKey(int(e.err), text), level, now)
-			text += suffix
+			p.logCause(int(e.err), level, text, now)
+		default:
+			p.log(level, "librdkafka: "+text)
 		}
-		p.log(level, "librdkafka: "+text)
 	}
 	if dropped > 0 {
 		p.log(2, fmt.Sprintf("librdkafka: %d more messages not shown", dropped))
 	}
+}
+
+// logCause logs text, an error (code err) or warning of librdkafka's, at
+// level once per cause and causeInterval, and at debug level otherwise.
+func (p *Producer) logCause(err, level int, text string, now time.Time) {
+	level, suffix := p.causes.level(causeKey(err, text), level, now)
+	p.log(level, "librdkafka: "+text+suffix)
 }
 
 func syslogToFluentBit(level int) int {

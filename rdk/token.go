@@ -16,14 +16,16 @@ import (
 // names and when it expires.
 type TokenSource func(ctx context.Context) (value, principal string, expiry time.Time, err error)
 
+// tokenFailure starts librdkafka's error for a failure to make a token.
+const tokenFailure = "_AUTHENTICATION: Failed to acquire SASL OAUTHBEARER token: "
+
 // tokenTimeout bounds the making of one token; librdkafka asks again 10 s
 // after a failure.
 const tokenTimeout = 30 * time.Second
 
 // refreshToken makes a token in the background and hands it to librdkafka,
-// which asks again once 80 % of its life has passed; or it tells librdkafka
-// why there is none, which librdkafka reports as an authentication error
-// (logEvents logs it) and asks again 10 s later.
+// which asks again once 80 % of its life has passed; or it logs why there
+// is none and tells librdkafka, which asks again 10 s later.
 func (p *Producer) refreshToken() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -40,6 +42,10 @@ func (p *Producer) refreshToken() {
 			err = p.setToken(value, principal, expiry)
 		}
 		if err != nil {
+			// librdkafka reports a failure only when its text changed:
+			// one that lasts is logged here, as librdkafka would, once
+			// per cause and causeInterval.
+			p.logCause(int(C.RD_KAFKA_RESP_ERR__AUTHENTICATION), 1, tokenFailure+p.redact.apply(err.Error()), time.Now())
 			text := C.CString(err.Error())
 			C.rd_kafka_oauthbearer_set_token_failure(p.rk, text)
 			C.free(unsafe.Pointer(text))

@@ -76,7 +76,11 @@ func TestTokens(t *testing.T) {
 		_, sink := start(t, func(context.Context) (string, string, time.Time, error) {
 			return "", "", time.Time{}, errors.New("no credentials here")
 		})
-		logged(t, sink, "Failed to acquire SASL OAUTHBEARER token: no credentials here")
+		const failure = "librdkafka: _AUTHENTICATION: Failed to acquire SASL OAUTHBEARER token: no credentials here"
+		logged(t, sink, "4 "+failure) // librdkafka's report comes after the plugin's
+		if lines := grepLines(sink.String(), failure); len(lines) != 2 || lines[0] != "1 "+failure {
+			t.Errorf("want the failure logged once as an error, then librdkafka's report at debug level: %q", lines)
+		}
 	})
 	t.Run("Refused", func(t *testing.T) {
 		_, sink := start(t, func(context.Context) (string, string, time.Time, error) {
@@ -113,4 +117,14 @@ func TestTokens(t *testing.T) {
 			t.Error("Close returned before the token being made was given up")
 		}
 	})
+}
+
+func grepLines(text, substr string) []string {
+	var lines []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, substr) {
+			lines = append(lines, line)
+		}
+	}
+	return lines
 }

@@ -51,6 +51,7 @@ public class MskIamValidator implements AuthenticateCallbackHandler {
 	private static final String EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 	private final Map<String, String> secrets = new HashMap<>();
+	private String clusterRegion; // the region tokens must be signed for; any when null
 
 	/** A reason to refuse a token. */
 	private static class Refused extends Exception {
@@ -75,6 +76,8 @@ public class MskIamValidator implements AuthenticateCallbackHandler {
 			entry.getOptions().forEach((k, v) -> {
 				if (k.startsWith("user_")) {
 					secrets.put(k.substring("user_".length()), (String) v);
+				} else if (k.equals("region")) {
+					clusterRegion = (String) v;
 				}
 			});
 		}
@@ -139,6 +142,9 @@ public class MskIamValidator implements AuthenticateCallbackHandler {
 		String accessKey = cred[0], day = cred[1], region = cred[2], service = cred[3];
 		if (!region.equals(m.group(1))) {
 			throw new Refused("credential region " + region + " is not the host's " + m.group(1));
+		}
+		if (clusterRegion != null && !region.equals(clusterRegion)) {
+			throw new Refused("signed for region " + region + ", the cluster's is " + clusterRegion);
 		}
 		if (!service.equals("kafka-cluster")) {
 			throw new Refused("credential service " + service + ", want kafka-cluster");

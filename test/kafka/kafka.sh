@@ -18,7 +18,8 @@
 #       Resolve the jars into the cache and build the AppCDS archive. Idempotent; instant when
 #       warm. Every start runs it first.
 #   kafka.sh start --dir D --port P [--controller-port C] [--sasl-port S] [--ssl-port T]
-#                  [--scram-user NAME=PASSWORD]... [--msk-iam-user AKID=SECRET]... [--owner-pid PID]
+#                  [--scram-user NAME=PASSWORD]... [--msk-iam-user AKID=SECRET]...
+#                  [--msk-iam-region REGION] [--owner-pid PID]
 #       Wipe D, format KRaft storage, start one broker in the background, wait until it
 #       answers a metadata request that lists it, print its bootstrap address (127.0.0.1:P).
 #       C defaults to P+1. --sasl-port adds a SASL_PLAINTEXT listener with SCRAM-SHA-512,
@@ -28,7 +29,8 @@
 #       OAUTHBEARER with AWS MSK IAM tokens (SigV4 presigned URLs, as AWS's
 #       aws-msk-iam-sasl-signer libraries make them) signed with one of these access key ids
 #       and secret keys, checked by MskIamValidator.java next to this script; the principal is
-#       the access key id. --owner-pid: SIGKILL the broker when that process exits (tests).
+#       the access key id; with --msk-iam-region, only tokens signed for that region.
+#       --owner-pid: SIGKILL the broker when that process exits (tests).
 #   kafka.sh resume --dir D [--owner-pid PID]
 #       Start the stopped broker of D again with its data and ports (outage tests).
 #   kafka.sh stop --dir D [--timeout SECONDS]
@@ -465,7 +467,7 @@ cmd=${1:-}
 [[ -n $cmd ]] || die "usage: kafka.sh fetch|start|resume|stop|kill|status|wipe|cluster-start|node-stop|node-start|cluster-stop ... (see the header of $0)"
 shift
 dir="" port="" cport="" sasl="" ssl="" ports="" cports="" node="" owner="" timeout=20
-users=() iam_users=()
+users=() iam_users=() iam_region=""
 while (($#)); do
 	(($# >= 2)) || die "$1 needs a value"
 	case $1 in
@@ -476,6 +478,7 @@ while (($#)); do
 	--ssl-port) ssl=$2 ;;
 	--scram-user) users+=("$2") ;;
 	--msk-iam-user) iam_users+=("$2") ;;
+	--msk-iam-region) iam_region=$2 ;;
 	--ports) ports=$2 ;;
 	--controller-ports) cports=$2 ;;
 	--node) node=$2 ;;
@@ -514,6 +517,9 @@ start)
 			die "--msk-iam-user $u: want AKID=SECRET, AKID letters and digits, SECRET without quotes, backslashes or spaces"
 		iam+=" user_${u%%=*}=\"${u#*=}\""
 	done
+	[[ -z $iam_region || -n $iam ]] || die "--msk-iam-region needs --msk-iam-user"
+	[[ -z $iam_region || $iam_region =~ ^[a-z0-9-]+$ ]] || die "--msk-iam-region $iam_region: not a region name"
+	[[ -z $iam_region ]] || iam+=" region=\"$iam_region\""
 	[[ -z $iam || -n $sasl ]] || die "--msk-iam-user needs --sasl-port"
 	fetch
 	[[ -z $iam ]] || compile_validator

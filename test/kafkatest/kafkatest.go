@@ -59,9 +59,11 @@ type Options struct {
 	ScramUsers map[string]string // more SCRAM-SHA-512 users: name → password
 	// MSKIAMUsers (access key id → secret access key) implies SASL and makes that listener
 	// take OAUTHBEARER with AWS MSK IAM tokens, as aws-msk-iam-sasl-signer-go makes them,
-	// signed with one of these keys, for any region; the principal is the access key id.
+	// signed with one of these keys; the principal is the access key id.
 	// test/kafka/MskIamValidator.java checks them (a JDK is needed: javac).
 	MSKIAMUsers map[string]string
+	// MSKIAMRegion, when set, is the only region MSKIAMUsers' tokens may be signed for.
+	MSKIAMRegion string
 }
 
 // Broker is one broker (combined KRaft broker and controller) in Dir.
@@ -178,6 +180,9 @@ func startBroker(dir string, opts Options) (*Broker, error) {
 			}
 			for id, secret := range opts.MSKIAMUsers {
 				args = append(args, "--msk-iam-user", id+"="+secret)
+			}
+			if opts.MSKIAMRegion != "" {
+				args = append(args, "--msk-iam-region", opts.MSKIAMRegion)
 			}
 		}
 		if opts.SSL {
