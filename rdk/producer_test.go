@@ -42,6 +42,19 @@ func (l *logSink) String() string {
 	return strings.Join(l.lines, "\n")
 }
 
+// matching returns the lines that contain substr.
+func (l *logSink) matching(substr string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var lines []string
+	for _, line := range l.lines {
+		if strings.Contains(line, substr) {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
 func staged(first, n int) *accumulator.Staged {
 	s := &accumulator.Staged{}
 	for i := first; i < first+n; i++ {

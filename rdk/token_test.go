@@ -78,7 +78,7 @@ func TestTokens(t *testing.T) {
 		})
 		const failure = "librdkafka: _AUTHENTICATION: Failed to acquire SASL OAUTHBEARER token: no credentials here"
 		logged(t, sink, "4 "+failure) // librdkafka's report comes after the plugin's
-		if lines := grepLines(sink.String(), failure); len(lines) != 2 || lines[0] != "1 "+failure {
+		if lines := sink.matching(failure); len(lines) != 2 || lines[0] != "1 "+failure {
 			t.Errorf("want the failure logged once as an error, then librdkafka's report at debug level: %q", lines)
 		}
 	})
@@ -117,14 +117,4 @@ func TestTokens(t *testing.T) {
 			t.Error("Close returned before the token being made was given up")
 		}
 	})
-}
-
-func grepLines(text, substr string) []string {
-	var lines []string
-	for _, line := range strings.Split(text, "\n") {
-		if strings.Contains(line, substr) {
-			lines = append(lines, line)
-		}
-	}
-	return lines
 }

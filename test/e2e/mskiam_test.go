@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
 	"github.com/gokafka/gokafka/test/kafkatest"
 )
@@ -24,11 +23,7 @@ func TestMSKIAM(t *testing.T) {
 	secretKey := secret(t, "aws")
 	b := kafkatest.StartBroker(t, kafkatest.Options{MSKIAMUsers: map[string]string{keyID: secretKey}, MSKIAMRegion: "eu-west-1"})
 	so := pluginSO(t)
-	recs := containerLogs(t, "docker", 3000)
-	chunks := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2, ChunkBytes: 200 << 10})
-	if len(chunks) < 3 {
-		t.Fatalf("want at least 3 chunks, got %d", len(chunks))
-	}
+	recs, chunks := securityChunks(t)
 	// iam are the settings for the test broker and a cluster of region.
 	iam := func(region string) []string {
 		return []string{"Brokers", b.SASLBootstrap(), "AWS_MSK_IAM", "on", "rdkafka.security.protocol", "SASL_PLAINTEXT",

@@ -27,11 +27,7 @@ func TestSecurity(t *testing.T) {
 	b := kafkatest.StartBroker(t, kafkatest.Options{SASL: true, SSL: true,
 		ScramUsers: map[string]string{user: password}})
 	so := pluginSO(t)
-	recs := containerLogs(t, "docker", 3000)
-	chunks := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2, ChunkBytes: 200 << 10})
-	if len(chunks) < 3 {
-		t.Fatalf("want at least 3 chunks, got %d", len(chunks))
-	}
+	recs, chunks := securityChunks(t)
 	scram := func(pw string) []string {
 		return []string{"rdkafka.security.protocol", "SASL_PLAINTEXT", "rdkafka.sasl.mechanism", "SCRAM-SHA-512",
 			"rdkafka.sasl.username", user, "rdkafka.sasl.password", pw}
@@ -110,6 +106,17 @@ func TestSecurity(t *testing.T) {
 			noSecrets(t, res, s)
 		}
 	})
+}
+
+// securityChunks are the records of the security tests, in chunks of 200
+// KiB: at least 3, so that every flush of a refused run is checked.
+func securityChunks(t *testing.T) ([]fixture.Record, [][]byte) {
+	recs := containerLogs(t, "docker", 3000)
+	chunks := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2, ChunkBytes: 200 << 10})
+	if len(chunks) < 3 {
+		t.Fatalf("want at least 3 chunks, got %d", len(chunks))
+	}
+	return recs, chunks
 }
 
 // refused runs the host with settings (Brokers and credentials) the broker
