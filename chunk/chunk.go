@@ -5,7 +5,7 @@
 // a float. Group markers, times of -1 and -2 seconds as Fluent Bit's log
 // event decoder reads them (EventTime seconds 0xFFFFFFFF and 0xFFFFFFFE with
 // 0 ns; an unsigned integer or a float whose whole seconds, as int64, are -1
-// or -2), are not records and are skipped.
+// or -2), are not records: each record carries the group start it follows.
 package chunk
 
 import (
@@ -24,6 +24,15 @@ type Record struct {
 	// TimeErr says why the timestamp cannot be read (Time is then 0): the
 	// record is whole, but to be dropped.
 	TimeErr error
+	Group   Group
+}
+
+// Group is the group start marker before a record, as Fluent Bit's
+// OpenTelemetry input puts a resource and scope before their records; its
+// slices are nil for a record outside a group.
+type Group struct {
+	Metadata []byte // msgpack map, nil in the [time, body] layout
+	Body     []byte // one msgpack value
 }
 
 // Error says where a chunk stopped making sense.
@@ -48,6 +57,7 @@ type Reader struct {
 	// rest starts with that body, the entry started at openStart.
 	open      bool
 	openStart int
+	group     Group // the group the next records are in
 }
 
 // NewReader starts reading data.
@@ -112,64 +122,70 @@ func (r *Reader) next(rec *Record, delimit bool) (bool, error) {
 			return false, &Error{Offset: start, Size: len(r.data), Record: r.entry, Err: err}
 		}
 		r.entry++
-		if !marker {
+		switch marker {
+		case noMarker:
 			if !delimit {
 				r.open, r.openStart = true, start
 			}
+			rec.Group = r.group
 			return true, nil
+		case startMarker:
+			r.group = Group{Metadata: rec.Metadata, Body: rec.Body}
+		default:
+			r.group = Group{}
 		}
 	}
 	return false, nil
 }
 
-// read decodes one entry; marker reports a group marker. Unless delimit,
-// the body of a record that is not a marker is left to the caller:
-// rec.Body and r.rest start with it.
-func (r *Reader) read(rec *Record, delimit bool) (marker bool, err error) {
+// read decodes one entry; marker says if it is a group marker. Unless
+// delimit, the body of a record that is not a marker is left to the
+// caller: rec.Body and r.rest start with it.
+func (r *Reader) read(rec *Record, delimit bool) (marker groupMarker, err error) {
 	b := r.rest
 	n, b, err := readArrayHeader(b)
 	if err != nil {
-		return false, err
+		return noMarker, err
 	}
 	if n != 2 {
-		return false, fmt.Errorf("entry is an array of %d, want 2", n)
+		return noMarker, fmt.Errorf("entry is an array of %d, want 2", n)
 	}
 	rec.Metadata, rec.TimeErr = nil, nil
 	if msgp.NextType(b) == msgp.ArrayType {
 		// [[time, metadata], body]
 		if n, b, err = readArrayHeader(b); err != nil {
-			return false, err
+			return noMarker, err
 		}
 		if n < 1 {
-			return false, fmt.Errorf("empty header array")
+			return noMarker, fmt.Errorf("empty header array")
 		}
 		if rec.Time, marker, rec.TimeErr, b, err = readTime(b); err != nil {
-			return false, err
+			return noMarker, err
 		}
 		for i := uint32(1); i < n; i++ {
 			start := b
 			if len(b) > 0 && b[0] == 0x80 { // empty map, the usual metadata
 				b = b[1:]
 			} else if b, err = skip(b); err != nil {
-				return false, err
+				return noMarker, err
 			}
 			if i == 1 {
 				rec.Metadata = start[:len(start)-len(b)]
 			}
 		}
 	} else if rec.Time, marker, rec.TimeErr, b, err = readTime(b); err != nil {
-		return false, err
+		return noMarker, err
 	}
-	if !delimit && !marker {
+	if !delimit && marker == noMarker {
 		if len(b) == 0 { // as skip would find
-			return false, fmt.Errorf("body: %w", msgp.ErrShortBytes)
+			return noMarker, fmt.Errorf("body: %w", msgp.ErrShortBytes)
 		}
 		rec.Body, r.rest = b, b
-		return false, nil
+		return noMarker, nil
 	}
 	start := b
 	if b, err = skip(b); err != nil {
-		return false, fmt.Errorf("body: %w", err)
+		return noMarker, fmt.Errorf("body: %w", err)
 	}
 	rec.Body = start[:len(start)-len(b)]
 	r.rest = b
@@ -263,33 +279,42 @@ const (
 	groupEnd   = 0xFFFFFFFE
 )
 
+// groupMarker tells a record from a group's start and end markers.
+type groupMarker int8
+
+const (
+	noMarker    groupMarker = 0
+	startMarker groupMarker = -1 // Fluent Bit's seconds
+	endMarker   groupMarker = -2
+)
+
 // readTime reads the timestamp at the start of b as Fluent Bit's log event
 // decoder does. timeErr says why a timestamp that msgpack delimits cannot
 // be read; err, that it is malformed.
-func readTime(b []byte) (ns int64, marker bool, timeErr error, rest []byte, err error) {
+func readTime(b []byte) (ns int64, marker groupMarker, timeErr error, rest []byte, err error) {
 	if len(b) >= 10 && b[0] == 0xd7 && b[1] == 0 { // fixext8 EventTime, the usual
 		if sec := binary.BigEndian.Uint32(b[2:]); sec < groupEnd {
-			return int64(sec)*1e9 + int64(binary.BigEndian.Uint32(b[6:])), false, nil, b[10:], nil
+			return int64(sec)*1e9 + int64(binary.BigEndian.Uint32(b[6:])), noMarker, nil, b[10:], nil
 		}
 	}
 	if rest, err = skip(b); err != nil {
-		return 0, false, nil, b, err
+		return 0, noMarker, nil, b, err
 	}
 	ns, marker, timeErr = parseTime(b[:len(b)-len(rest)])
 	return ns, marker, timeErr, rest, nil
 }
 
 // parseTime reads the timestamp v, one whole msgpack value.
-func parseTime(v []byte) (ns int64, marker bool, err error) {
+func parseTime(v []byte) (ns int64, marker groupMarker, err error) {
 	if d := eventTimeData(v); d != nil {
 		sec, nsec := binary.BigEndian.Uint32(d), binary.BigEndian.Uint32(d[4:])
 		if sec == groupStart || sec == groupEnd {
 			if nsec != 0 {
-				return 0, false, fmt.Errorf("EventTime of a group marker with %d ns", nsec)
+				return 0, noMarker, fmt.Errorf("EventTime of a group marker with %d ns", nsec)
 			}
-			return 0, true, nil
+			return 0, groupMarker(int32(sec)), nil
 		}
-		return int64(sec)*1e9 + int64(nsec), false, nil
+		return int64(sec)*1e9 + int64(nsec), noMarker, nil
 	}
 	var sec int64
 	switch msgp.NextType(v) {
@@ -298,27 +323,27 @@ func parseTime(v []byte) (ns int64, marker bool, err error) {
 		sec = int64(u) // as Fluent Bit's time_t: 2^64-1 is -1, a group start
 	case msgp.IntType:
 		if sec, _, _ = msgp.ReadInt64Bytes(v); sec < 0 {
-			return 0, false, fmt.Errorf("negative integer timestamp %d", sec)
+			return 0, noMarker, fmt.Errorf("negative integer timestamp %d", sec)
 		}
 	case msgp.Float64Type, msgp.Float32Type:
 		f, _, _ := msgp.ReadFloat64Bytes(v)
 		// MaxInt64/1e9 rounds up as a float64, to 2^63/1e9: f*1e9 must stay below it.
 		if math.IsNaN(f) || math.Abs(f) >= math.MaxInt64/1e9 {
-			return 0, false, fmt.Errorf("timestamp %v out of range", f)
+			return 0, noMarker, fmt.Errorf("timestamp %v out of range", f)
 		}
 		if sec = int64(f); sec >= 0 { // whole seconds, as Fluent Bit's time_t
-			return int64(math.Round(f * 1e9)), false, nil
+			return int64(math.Round(f * 1e9)), noMarker, nil
 		}
 	default:
-		return 0, false, fmt.Errorf("timestamp of type %v, want EventTime, integer or float", msgp.NextType(v))
+		return 0, noMarker, fmt.Errorf("timestamp of type %v, want EventTime, integer or float", msgp.NextType(v))
 	}
 	switch {
 	case sec == -1 || sec == -2:
-		return 0, true, nil
+		return 0, groupMarker(sec), nil
 	case sec < 0 || sec > math.MaxInt64/int64(1e9):
-		return 0, false, fmt.Errorf("timestamp %d s out of range", sec)
+		return 0, noMarker, fmt.Errorf("timestamp %d s out of range", sec)
 	}
-	return sec * 1e9, false, nil
+	return sec * 1e9, noMarker, nil
 }
 
 // eventTimeData returns the 8 bytes of v if it is an EventTime: ext type 0 with

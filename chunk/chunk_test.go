@@ -92,6 +92,46 @@ func TestLayouts(t *testing.T) {
 	}
 }
 
+// TestGroups: a record carries the group start before it, through NextOpen
+// too, until a group end; a record outside any group has none.
+func TestGroups(t *testing.T) {
+	var data []byte
+	data = v2(data, 1, 0, false, body("before"))
+	data = v2(data, groupStart, 0, true, body("group 1"))
+	data = v2(data, 2, 0, false, body("in 1"))
+	data = v2(data, groupEnd, 0, false, msgp.AppendMapHeader(nil, 0))
+	data = v2(data, 3, 0, false, body("between"))
+	data = v2(data, groupStart, 0, false, body("group 2"))
+	data = v2(data, 4, 0, false, body("in 2"))
+	data = v2(data, groupStart, 0, false, body("group 3")) // a start without an end
+	data = v2(data, 5, 0, false, body("in 3"))
+	wantGroups := [][]byte{nil, body("group 1"), nil, body("group 2"), body("group 3")}
+	wantMeta := [][]byte{nil, {0x81, 0xa1, 'k', 0xa1, 'v'}, nil, {0x80}, {0x80}}
+
+	for _, open := range []bool{false, true} {
+		r, rec := NewReader(data), Record{}
+		for i := 0; ; i++ {
+			next := r.Next
+			if open {
+				next = r.NextOpen
+			}
+			more, err := next(&rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !more {
+				if i != len(wantGroups) {
+					t.Fatalf("open %v: %d records, want %d", open, i, len(wantGroups))
+				}
+				break
+			}
+			if !bytes.Equal(rec.Group.Body, wantGroups[i]) || !bytes.Equal(rec.Group.Metadata, wantMeta[i]) {
+				t.Errorf("open %v, record %d: group %x, %x; want %x, %x", open, i, rec.Group.Metadata, rec.Group.Body, wantMeta[i], wantGroups[i])
+			}
+		}
+	}
+}
+
 func TestMalformed(t *testing.T) {
 	good := v2(nil, 1, 0, false, body("ok"))
 	cases := map[string][]byte{

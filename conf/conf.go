@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gokafka/gokafka/batch"
+	"github.com/gokafka/gokafka/encode"
 	"github.com/gokafka/gokafka/ra"
 )
 
@@ -45,9 +46,10 @@ type Config struct {
 	Topics          []string // Topics[0] is the default topic
 	TopicKey        ra.Path  // nil: every record goes to the default topic
 	DynamicTopic    bool     // TopicKey may name topics outside Topics
-	Format          string   // json, msgpack, raw, logfmt or gelf
+	Format          string   // json, msgpack, raw, logfmt, gelf, otlp_proto or otlp_json
 	RawLogKey       ra.Path
 	GELF            GELFKeys
+	OTLP            encode.OTLP
 	TimestampKey    string // "" leaves the timestamp out
 	TimestampFormat string
 	KafkaTimestamp  string // event or produce
@@ -84,6 +86,9 @@ type Config struct {
 	mskIAM       bool   // AWS_MSK_IAM
 	mskARNRegion string // of AWS_MSK_IAM_Cluster_ARN
 }
+
+// IsOTLP reports an OpenTelemetry format, otlp_proto or otlp_json.
+func (c *Config) IsOTLP() bool { return c.Format == "otlp_proto" || c.Format == "otlp_json" }
 
 // GELFKeys are the fields Format gelf takes GELF's own from.
 type GELFKeys struct {
@@ -135,8 +140,8 @@ var Options = []Option{
 		path(func(c *Config) *ra.Path { return &c.TopicKey })},
 	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic; off keeps it to the Topics list. Other values go to the first topic.",
 		boolean(func(c *Config) *bool { return &c.DynamicTopic })},
-	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, gelf (GELF 1.1 JSON, for Graylog; not with Message_Mode batch), or raw (the bytes of Raw_Log_Key).",
-		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "gelf", "raw")},
+	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, gelf (GELF 1.1 JSON, for Graylog), otlp_proto or otlp_json (an OpenTelemetry log record, as the OpenTelemetry Collector's Kafka receiver reads it), or raw (the bytes of Raw_Log_Key). gelf and otlp_* are not for Message_Mode batch.",
+		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "gelf", "otlp_proto", "otlp_json", "raw")},
 	{"Raw_Log_Key", "record accessor", "", "Field sent as the whole value in raw format; records without it (or with it null) are skipped and counted.",
 		path(func(c *Config) *ra.Path { return &c.RawLogKey })},
 	{"Gelf_Short_Message_Key", "record accessor", "short_message", "Field sent as GELF's short_message (text; a map or array as its JSON); records without it (or with it null or blank) are skipped and counted.",
@@ -147,6 +152,10 @@ var Options = []Option{
 		path(func(c *Config) *ra.Path { return &c.GELF.Host })},
 	{"Gelf_Level_Key", "record accessor", "level", "Field sent as GELF's level when it holds a syslog severity, 0-7 or its name (err, error, warn, info, ...); else it stays an additional field.",
 		path(func(c *Config) *ra.Path { return &c.GELF.Level })},
+	{"OTLP_Body_Key", "list", "log,message", "With Format otlp_*: top-level fields tried in turn for the log record's body; a record with none of them is the body whole.",
+		func(c *Config, v string) error { c.OTLP.BodyKeys = splitList(v); return nil }},
+	{"OTLP_Body_Key_Attributes", "bool", "on", "With Format otlp_*: when a field of OTLP_Body_Key is the body, the record's other fields become log attributes; off leaves them out, as Fluent Bit's kafka output does.",
+		boolean(func(c *Config) *bool { return &c.OTLP.BodyAttributes })},
 	{"Timestamp_Key", "string", "@timestamp", "Field that receives the record's time; off (or none, or \"\") leaves it out.",
 		func(c *Config, v string) error {
 			c.TimestampKey = v
@@ -328,9 +337,9 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	if c.Format == "raw" && c.RawLogKey == nil {
 		return nil, &Error{Key: "Raw_Log_Key", Reason: "required with Format raw"}
 	}
-	if c.Format == "gelf" {
+	if c.Format == "gelf" || c.IsOTLP() {
 		if c.TimestampKey != "" && g.Get("Timestamp_Key") != "" || g.Get("Timestamp_Format") != "" {
-			c.Warnings = append(c.Warnings, "Timestamp_Key and Timestamp_Format are not used with Format gelf: GELF's timestamp is the event time")
+			c.Warnings = append(c.Warnings, fmt.Sprintf("Timestamp_Key and Timestamp_Format are not used with Format %s: its timestamp is the event time", c.Format))
 		}
 		c.TimestampKey = ""
 	}
@@ -355,6 +364,8 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			return nil, &Error{Key: "Metadata_Headers", Reason: many + ", and its headers are the batch's (static Header pairs are sent)"}
 		case c.Format == "gelf":
 			return nil, &Error{Key: "Format", Value: "gelf", Reason: "not supported with Message_Mode batch: Graylog reads one GELF message per Kafka message, not an LZ4 frame of them"}
+		case c.IsOTLP():
+			return nil, &Error{Key: "Format", Value: c.Format, Reason: "not supported with Message_Mode batch: the OpenTelemetry Collector reads one OTLP message per Kafka message, not an LZ4 frame of them"}
 		}
 		for _, h := range c.Headers {
 			if slices.ContainsFunc(batch.Headers, func(name string) bool { return strings.EqualFold(name, h.Name) }) {

@@ -28,14 +28,15 @@ func records(b *testing.B, n int) []chunk.Record {
 }
 
 // BenchmarkEncode encodes one generated container log record per op, in
-// each output format, with the default @timestamp (iso8601_ns; GELF has its
-// own timestamp).
+// each output format, with the default @timestamp (iso8601_ns; GELF and
+// OTLP have their own timestamp).
 func BenchmarkEncode(b *testing.B) {
 	recs := records(b, 1000)
-	for _, format := range []string{"json", "msgpack", "logfmt", "gelf"} {
+	for _, format := range []string{"json", "msgpack", "logfmt", "gelf", "otlp_proto", "otlp_json"} {
 		b.Run(format, func(b *testing.B) {
 			e, err := New(Options{Format: format, TimestampKey: "@timestamp", TimestampFormat: "iso8601_ns",
-				GELF: GELF{ShortMessage: ra.Path{{Key: "log"}}, Host: ra.Path{{Key: "host"}}, Level: ra.Path{{Key: "level"}}, Hostname: "node-1"}})
+				GELF: GELF{ShortMessage: ra.Path{{Key: "log"}}, Host: ra.Path{{Key: "host"}}, Level: ra.Path{{Key: "level"}}, Hostname: "node-1"},
+				OTLP: OTLP{BodyKeys: []string{"log", "message"}, BodyAttributes: true}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -34,6 +34,10 @@ func pack(dst []byte, v any) []byte {
 		return msgp.AppendInt(dst, v)
 	case bool:
 		return msgp.AppendBool(dst, v)
+	case uint64:
+		return msgp.AppendUint64(dst, v)
+	case float64:
+		return msgp.AppendFloat64(dst, v)
 	case obj:
 		dst = msgp.AppendMapHeader(dst, uint32(len(v)))
 		for _, e := range v {

@@ -17,12 +17,13 @@ import (
 
 // Options select what Append writes.
 type Options struct {
-	Format          string // json, msgpack, raw, logfmt or gelf
+	Format          string // json, msgpack, raw, logfmt, gelf, otlp_proto or otlp_json
 	TimestampKey    string // "" leaves the time out; not used in gelf
 	TimestampFormat string // double, epoch, epoch_ms, epoch_ns, iso8601, iso8601_ns or java_sql_timestamp
 	TagKey          string // "" leaves the tag out
 	RawKey          ra.Path
 	GELF            GELF
+	OTLP            OTLP
 	Remove          []ra.Path
 }
 
@@ -55,6 +56,8 @@ func New(o Options) (*Encoder, error) {
 			return nil, errors.New("gelf format needs its short message field")
 		}
 		o.TimestampKey = "" // GELF's timestamp is its own
+	case "otlp_proto", "otlp_json":
+		o.TimestampKey = "" // so is OTLP's
 	default:
 		return nil, fmt.Errorf("unknown format %q", o.Format)
 	}
@@ -137,6 +140,9 @@ func (e *Encoder) appendRaw(dst, body []byte) ([]byte, error) {
 // raw and returns what follows it. On error out is dst with perhaps more
 // after it.
 func (e *Encoder) appendBody(dst []byte, rec *chunk.Record, tag string) (out, rest []byte, err error) {
+	if e.o.Format == "otlp_proto" || e.o.Format == "otlp_json" {
+		return e.appendOTLP(dst, rec, tag)
+	}
 	out, rest, err = e.appendValue(dst, rec, tag, nil)
 	if err == errDup { // a key repeated: written again, carefully
 		d := getDedup()

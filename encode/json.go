@@ -274,7 +274,7 @@ var safe = func() (t [256]bool) {
 	return t
 }()
 
-const hex = "0123456789abcdef"
+const hexDigits = "0123456789abcdef"
 
 // escapes[c], for an ASCII byte that is not safe, is its escape: the text
 // (\" \\ \n \r \t or \u00XX) in the low bytes, little-endian, and its
@@ -295,7 +295,7 @@ var escapes = func() (t [0x80]uint64) {
 			if safe[c] {
 				continue
 			}
-			text = string([]byte{'\\', 'u', '0', '0', hex[c>>4], hex[c&0xf]})
+			text = string([]byte{'\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf]})
 		}
 		var word [8]byte
 		copy(word[:], text)

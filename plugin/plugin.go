@@ -223,6 +223,7 @@ func NewEncoder(cfg *conf.Config) (*encode.Encoder, error) {
 		TimestampKey:    cfg.TimestampKey,
 		TimestampFormat: cfg.TimestampFormat,
 		RawKey:          cfg.RawLogKey,
+		OTLP:            cfg.OTLP,
 		Remove:          cfg.RemoveKeys,
 	}
 	if cfg.Format == "gelf" {

@@ -1,0 +1,328 @@
+package encode
+
+import (
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gokafka/gokafka/chunk"
+	"github.com/gokafka/gokafka/ra"
+	"github.com/tinylib/msgp/msgp"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+)
+
+// OTLP says how Format otlp_proto and otlp_json make a record into an
+// OpenTelemetry log record: one LogsData (an ExportLogsServiceRequest on
+// the wire) per message, as the OpenTelemetry Collector's Kafka receiver
+// reads them.
+//
+// The resource and scope come from the record's group when Fluent Bit's
+// OpenTelemetry input made it (metadata schema "otlp"); the log record's
+// own OTLP fields from its metadata's "otlp" map. The body is the first of
+// BodyKeys the record has, or the whole record when it has none of them.
+type OTLP struct {
+	BodyKeys []string
+	// BodyAttributes: the record's other fields become attributes, when
+	// one of BodyKeys is the body; else they are left out.
+	BodyAttributes bool
+}
+
+// appendOTLP writes rec as an OTLP LogsData and returns what follows its
+// body.
+func (e *Encoder) appendOTLP(dst []byte, rec *chunk.Record, tag string) (out, rest []byte, err error) {
+	logs := plog.NewLogs()
+	rl := logs.ResourceLogs().AppendEmpty()
+	sl := rl.ScopeLogs().AppendEmpty()
+	if schema, _ := ra.Field(rec.Group.Metadata, "schema"); isString(schema, "otlp") {
+		if err := setGroup(rl, sl, rec.Group.Body); err != nil {
+			return dst, rec.Body, fmt.Errorf("group: %w", err)
+		}
+	}
+	lr := sl.LogRecords().AppendEmpty()
+	lr.SetTimestamp(pcommon.Timestamp(max(rec.Time, 0)))
+	if m, ok := ra.Field(rec.Metadata, "otlp"); ok && msgp.NextType(m) == msgp.MapType {
+		if err := setRecordFields(lr, m); err != nil {
+			return dst, rec.Body, fmt.Errorf("metadata: %w", err)
+		}
+	}
+	if rest, err = e.setBody(lr, rec.Body); err != nil {
+		return dst, rest, err
+	}
+	if e.o.TagKey != "" {
+		lr.Attributes().PutStr(e.o.TagKey, tag)
+	}
+	var b []byte
+	if e.o.Format == "otlp_json" {
+		b, err = (&plog.JSONMarshaler{}).MarshalLogs(logs)
+	} else {
+		b, err = (&plog.ProtoMarshaler{}).MarshalLogs(logs)
+	}
+	return append(dst, b...), rest, err
+}
+
+// setBody sets lr's body, and perhaps attributes, from the record body b.
+func (e *Encoder) setBody(lr plog.LogRecord, b []byte) (rest []byte, err error) {
+	if msgp.NextType(b) != msgp.MapType {
+		return setValue(lr.Body(), b, 0, e.remove)
+	}
+	bodyKey, found := "", false
+	for _, k := range e.o.OTLP.BodyKeys {
+		if _, drop := e.remove.child([]byte(k)); drop {
+			continue
+		}
+		if _, found = ra.Field(b, k); found {
+			bodyKey = k
+			break
+		}
+	}
+	if !found {
+		return setMap(lr.Body().SetEmptyMap(), b, 1, e.remove, nil)
+	}
+	attrs := lr.Attributes()
+	return setMap(attrs, b, 1, e.remove, func(k []byte) (v pcommon.Value, keep bool) {
+		if string(k) == bodyKey {
+			return lr.Body(), true
+		}
+		if !e.o.OTLP.BodyAttributes {
+			return pcommon.Value{}, false
+		}
+		return attrs.PutEmpty(text(k)), true
+	})
+}
+
+// setMap puts the entries of the msgpack map at the start of b into m,
+// leaving out those rm removes, and returns what follows the map. to, when
+// not nil, says where an entry's value goes and whether it is kept at all.
+func setMap(m pcommon.Map, b []byte, depth int, rm *removal, to func(key []byte) (pcommon.Value, bool)) (rest []byte, err error) {
+	if depth > maxDepth {
+		return b, errDepth
+	}
+	n, b, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return b, err
+	}
+	m.EnsureCapacity(m.Len() + int(n))
+	var keyBuf []byte
+	for range n {
+		k, v, isText, err := ra.MapKey(b)
+		if err != nil {
+			return b, err
+		}
+		var sub *removal
+		if isText {
+			var drop bool
+			if sub, drop = rm.child(k); drop {
+				if b, err = msgp.Skip(v); err != nil {
+					return b, err
+				}
+				continue
+			}
+		} else if keyBuf, err = AppendJSON(keyBuf[:0], b[:len(b)-len(v)]); err != nil {
+			return b, err
+		} else { // a key of another type is named by its JSON text
+			k = keyBuf
+		}
+		val, keep := pcommon.Value{}, true
+		if to != nil {
+			val, keep = to(k)
+		} else {
+			val = m.PutEmpty(text(k))
+		}
+		if !keep {
+			if b, err = msgp.Skip(v); err != nil {
+				return b, err
+			}
+			continue
+		}
+		if b, err = setValue(val, v, depth, sub); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// setValue sets v to the msgpack value at the start of b and returns what
+// follows it; rm removes inside a map.
+func setValue(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, err error) {
+	switch msgp.NextType(b) {
+	case msgp.NilType:
+		return msgp.ReadNilBytes(b)
+	case msgp.BoolType:
+		var x bool
+		x, rest, err = msgp.ReadBoolBytes(b)
+		v.SetBool(x)
+	case msgp.IntType:
+		var x int64
+		x, rest, err = msgp.ReadInt64Bytes(b)
+		v.SetInt(x)
+	case msgp.UintType:
+		var x uint64
+		if x, rest, err = msgp.ReadUint64Bytes(b); x > math.MaxInt64 {
+			v.SetStr(strconv.FormatUint(x, 10)) // OTLP has no unsigned integers
+		} else {
+			v.SetInt(int64(x))
+		}
+	case msgp.Float32Type, msgp.Float64Type:
+		var x float64
+		x, rest, err = msgp.ReadFloat64Bytes(b)
+		v.SetDouble(x)
+	case msgp.StrType:
+		var s []byte
+		if s, rest, err = msgp.ReadStringZC(b); utf8.Valid(s) {
+			v.SetStr(string(s))
+		} else { // an OTLP string is UTF-8: these bytes are kept as they are
+			v.SetEmptyBytes().FromRaw(s)
+		}
+	case msgp.BinType:
+		var s []byte
+		s, rest, err = msgp.ReadBytesZC(b)
+		v.SetEmptyBytes().FromRaw(s)
+	case msgp.ExtensionType:
+		var data []byte
+		_, data, rest, err = readExt(b)
+		v.SetEmptyBytes().FromRaw(data)
+	case msgp.ArrayType:
+		if depth >= maxDepth {
+			return b, errDepth
+		}
+		var n uint32
+		if n, rest, err = msgp.ReadArrayHeaderBytes(b); err != nil {
+			return b, err
+		}
+		s := v.SetEmptySlice()
+		s.EnsureCapacity(int(n))
+		for range n {
+			if rest, err = setValue(s.AppendEmpty(), rest, depth+1, nil); err != nil {
+				return rest, err
+			}
+		}
+	case msgp.MapType:
+		return setMap(v.SetEmptyMap(), b, depth+1, rm, nil)
+	default:
+		return b, fmt.Errorf("msgpack value of type %v", msgp.NextType(b))
+	}
+	return rest, err
+}
+
+// setGroup sets the resource and scope from a group's body, as Fluent
+// Bit's OpenTelemetry input writes it.
+func setGroup(rl plog.ResourceLogs, sl plog.ScopeLogs, body []byte) error {
+	if r, ok := ra.Field(body, "resource"); ok {
+		res := rl.Resource()
+		if err := setAttributes(res.Attributes(), r); err != nil {
+			return err
+		}
+		res.SetDroppedAttributesCount(uint32(uintField(r, "dropped_attributes_count")))
+		rl.SetSchemaUrl(textField(r, "schema_url"))
+	}
+	if s, ok := ra.Field(body, "scope"); ok {
+		scope := sl.Scope()
+		scope.SetName(textField(s, "name"))
+		scope.SetVersion(textField(s, "version"))
+		if err := setAttributes(scope.Attributes(), s); err != nil {
+			return err
+		}
+		scope.SetDroppedAttributesCount(uint32(uintField(s, "dropped_attributes_count")))
+		sl.SetSchemaUrl(textField(s, "schema_url"))
+	}
+	return nil
+}
+
+// setRecordFields sets lr's OTLP fields from a record's "otlp" metadata.
+func setRecordFields(lr plog.LogRecord, m []byte) error {
+	if t := uintField(m, "timestamp"); t != 0 {
+		lr.SetTimestamp(pcommon.Timestamp(t))
+	}
+	lr.SetObservedTimestamp(pcommon.Timestamp(uintField(m, "observed_timestamp")))
+	lr.SetSeverityNumber(plog.SeverityNumber(uintField(m, "severity_number")))
+	lr.SetSeverityText(textField(m, "severity_text"))
+	lr.SetEventName(textField(m, "event_name"))
+	lr.SetDroppedAttributesCount(uint32(uintField(m, "dropped_attributes_count")))
+	lr.SetFlags(plog.LogRecordFlags(uintField(m, "trace_flags")))
+	var trace pcommon.TraceID
+	if id(trace[:], m, "trace_id") {
+		lr.SetTraceID(trace)
+	}
+	var span pcommon.SpanID
+	if id(span[:], m, "span_id") {
+		lr.SetSpanID(span)
+	}
+	return setAttributes(lr.Attributes(), m)
+}
+
+// setAttributes puts the "attributes" map of the msgpack map m, if it has
+// one, into attrs.
+func setAttributes(attrs pcommon.Map, m []byte) error {
+	a, ok := ra.Field(m, "attributes")
+	if !ok || msgp.NextType(a) != msgp.MapType {
+		return nil
+	}
+	_, err := setMap(attrs, a, 1, nil, nil)
+	return err
+}
+
+// id fills dst with the trace or span ID under key in the msgpack map m:
+// its bytes, or their hex text; false if there is none of dst's length.
+func id(dst []byte, m []byte, key string) bool {
+	v, ok := ra.Field(m, key)
+	if !ok {
+		return false
+	}
+	if b, _, err := msgp.ReadBytesZC(v); err == nil && len(b) == len(dst) {
+		copy(dst, b)
+		return true
+	}
+	s, _, err := msgp.ReadStringZC(v)
+	if err != nil || len(s) != 2*len(dst) {
+		return false
+	}
+	_, err = hex.Decode(dst, s)
+	return err == nil
+}
+
+// uintField reads the non-negative integer under key in the msgpack map m;
+// 0 if there is none.
+func uintField(m []byte, key string) uint64 {
+	v, ok := ra.Field(m, key)
+	if !ok {
+		return 0
+	}
+	switch msgp.NextType(v) {
+	case msgp.UintType:
+		u, _, _ := msgp.ReadUint64Bytes(v)
+		return u
+	case msgp.IntType:
+		i, _, _ := msgp.ReadInt64Bytes(v)
+		return uint64(max(i, 0))
+	}
+	return 0
+}
+
+// textField reads the string under key in the msgpack map m; "" if there
+// is none.
+func textField(m []byte, key string) string {
+	v, _ := ra.Field(m, key)
+	s, _, err := msgp.ReadStringZC(v)
+	if err != nil {
+		return ""
+	}
+	return text(s)
+}
+
+// isString reports whether the msgpack value v is the string s.
+func isString(v []byte, s string) bool {
+	b, _, err := msgp.ReadStringZC(v)
+	return err == nil && string(b) == s
+}
+
+// text is b as a valid UTF-8 string, as OTLP's strings are.
+func text(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
