@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,9 +274,7 @@ func TestShapingKeys(t *testing.T) {
 	}
 }
 
-// TestGELF: the GELF fields default to GELF's own names; the event time is
-// GELF's timestamp, so the keys that shape another one are ignored, with a
-// warning; Graylog cannot read batch mode's messages.
+// TestGELF: the GELF fields default to GELF's own names.
 func TestGELF(t *testing.T) {
 	c, err := Load(MapGetter{"Brokers": "x:1", "Format": "GELF", "Gelf_Short_Message_Key": "log", "Gelf_Host_Key": "$kubernetes['host']",
 		"Include_Tag_Key": "on", "Tag_Key": "@timestamp"}, nil)
@@ -289,14 +288,36 @@ func TestGELF(t *testing.T) {
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings %q", c.Warnings)
 	}
-	for key, value := range map[string]string{"Timestamp_Key": "ts", "Timestamp_Format": "epoch", "timestamp_key": "off"} {
-		c, err := Load(MapGetter{"Brokers": "x:1", "Format": "gelf", key: value}, nil)
-		if warned := err == nil && len(c.Warnings) == 1 && strings.Contains(c.Warnings[0], "not used with Format gelf"); err != nil || c.TimestampKey != "" || warned != (value != "off") {
-			t.Errorf("%s %s with Format gelf: %v, %+v", key, value, err, c)
-		}
+}
+
+// TestOTLP: the body is log or message by default, the other fields
+// attributes.
+func TestOTLP(t *testing.T) {
+	c, err := Load(MapGetter{"Brokers": "x:1", "Format": "OTLP_Proto"}, nil)
+	if err != nil || c.Format != "otlp_proto" || !slices.Equal(c.OTLP.BodyKeys, []string{"log", "message"}) || !c.OTLP.BodyAttributes {
+		t.Fatalf("%v, %+v", err, c)
 	}
-	if _, err := Load(MapGetter{"Brokers": "x:1", "Format": "gelf", "Message_Mode": "batch"}, nil); err == nil || !strings.HasPrefix(err.Error(), `Format: invalid value "gelf": not supported with Message_Mode batch`) {
-		t.Errorf("gelf in batch mode: %v", err)
+	c, err = Load(MapGetter{"Brokers": "x:1", "Format": "otlp_json", "OTLP_Body_Key": "msg, text", "OTLP_Body_Key_Attributes": "off"}, nil)
+	if err != nil || c.Format != "otlp_json" || !slices.Equal(c.OTLP.BodyKeys, []string{"msg", "text"}) || c.OTLP.BodyAttributes {
+		t.Fatalf("%v, %+v", err, c)
+	}
+}
+
+// TestOwnTimestamp: GELF's and OTLP's timestamp is the event time, so the
+// keys that shape another one are ignored, with a warning; their consumers
+// cannot read batch mode's messages.
+func TestOwnTimestamp(t *testing.T) {
+	for _, format := range []string{"gelf", "otlp_proto", "otlp_json"} {
+		for key, value := range map[string]string{"Timestamp_Key": "ts", "Timestamp_Format": "epoch", "timestamp_key": "off"} {
+			c, err := Load(MapGetter{"Brokers": "x:1", "Format": format, key: value}, nil)
+			if warned := err == nil && len(c.Warnings) == 1 && strings.Contains(c.Warnings[0], "not used with Format "+format); err != nil || c.TimestampKey != "" || warned != (value != "off") {
+				t.Errorf("%s %s with Format %s: %v, %+v", key, value, format, err, c)
+			}
+		}
+		if _, err := Load(MapGetter{"Brokers": "x:1", "Format": format, "Message_Mode": "batch"}, nil); err == nil ||
+			!strings.HasPrefix(err.Error(), `Format: invalid value "`+format+`": not supported with Message_Mode batch`) {
+			t.Errorf("%s in batch mode: %v", format, err)
+		}
 	}
 }
 

@@ -56,6 +56,7 @@ func openEncoders(t testing.TB) []*Encoder {
 		{Format: "msgpack", TimestampKey: "t", TimestampFormat: "epoch_ms", TagKey: "tag"},
 		{Format: "logfmt", TagKey: "tag"},
 		{Format: "raw", RawKey: ra.Path{{Key: "log"}}},
+		{Format: "otlp_proto", TagKey: "tag", OTLP: OTLP{BodyKeys: []string{"log"}, BodyAttributes: true}},
 	} {
 		e, err := New(o)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/gokafka/gokafka/chunk"
@@ -31,18 +32,48 @@ type OTLP struct {
 	BodyAttributes bool
 }
 
+// otlpLogs is a LogsData of one log record, reused from record to record
+// (fewer allocations, half the time): blank holds the zero values that
+// clear the last record's.
+type otlpLogs struct {
+	logs  plog.Logs
+	rl    plog.ResourceLogs
+	sl    plog.ScopeLogs
+	lr    plog.LogRecord
+	blank plog.ResourceLogs // with one scope and one record
+}
+
+var otlpPool = sync.Pool{New: func() any {
+	l := &otlpLogs{logs: plog.NewLogs(), blank: plog.NewResourceLogs()}
+	l.rl = l.logs.ResourceLogs().AppendEmpty()
+	l.sl = l.rl.ScopeLogs().AppendEmpty()
+	l.lr = l.sl.LogRecords().AppendEmpty()
+	l.blank.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	return l
+}}
+
+// clear makes l's resource, scope and record empty again.
+func (l *otlpLogs) clear() {
+	bsl := l.blank.ScopeLogs().At(0)
+	l.blank.Resource().MoveTo(l.rl.Resource())
+	l.rl.SetSchemaUrl("")
+	bsl.Scope().MoveTo(l.sl.Scope())
+	l.sl.SetSchemaUrl("")
+	bsl.LogRecords().At(0).MoveTo(l.lr)
+}
+
 // appendOTLP writes rec as an OTLP LogsData and returns what follows its
 // body.
 func (e *Encoder) appendOTLP(dst []byte, rec *chunk.Record, tag string) (out, rest []byte, err error) {
-	logs := plog.NewLogs()
-	rl := logs.ResourceLogs().AppendEmpty()
-	sl := rl.ScopeLogs().AppendEmpty()
+	l := otlpPool.Get().(*otlpLogs)
+	defer otlpPool.Put(l)
+	defer l.clear()
+	rl, sl, lr := l.rl, l.sl, l.lr
 	if schema, _ := ra.Field(rec.Group.Metadata, "schema"); isString(schema, "otlp") {
 		if err := setGroup(rl, sl, rec.Group.Body); err != nil {
 			return dst, rec.Body, fmt.Errorf("group: %w", err)
 		}
 	}
-	lr := sl.LogRecords().AppendEmpty()
 	lr.SetTimestamp(pcommon.Timestamp(max(rec.Time, 0)))
 	if m, ok := ra.Field(rec.Metadata, "otlp"); ok && msgp.NextType(m) == msgp.MapType {
 		if err := setRecordFields(lr, m); err != nil {
@@ -57,9 +88,9 @@ func (e *Encoder) appendOTLP(dst []byte, rec *chunk.Record, tag string) (out, re
 	}
 	var b []byte
 	if e.o.Format == "otlp_json" {
-		b, err = (&plog.JSONMarshaler{}).MarshalLogs(logs)
+		b, err = (&plog.JSONMarshaler{}).MarshalLogs(l.logs)
 	} else {
-		b, err = (&plog.ProtoMarshaler{}).MarshalLogs(logs)
+		b, err = (&plog.ProtoMarshaler{}).MarshalLogs(l.logs)
 	}
 	return append(dst, b...), rest, err
 }
@@ -146,46 +177,33 @@ func setMap(m pcommon.Map, b []byte, depth int, rm *removal, to func(key []byte)
 }
 
 // setValue sets v to the msgpack value at the start of b and returns what
-// follows it; rm removes inside a map.
+// follows it; rm removes inside a map. It reads b as appendJSON does.
 func setValue(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, err error) {
-	switch msgp.NextType(b) {
-	case msgp.NilType:
-		return msgp.ReadNilBytes(b)
-	case msgp.BoolType:
-		var x bool
-		x, rest, err = msgp.ReadBoolBytes(b)
-		v.SetBool(x)
-	case msgp.IntType:
+	if len(b) == 0 {
+		return b, msgp.ErrShortBytes
+	}
+	switch lead := b[0]; {
+	case lead <= 0x7f, lead >= 0xe0, lead >= 0xd0 && lead <= 0xd3: // int
 		var x int64
 		x, rest, err = msgp.ReadInt64Bytes(b)
 		v.SetInt(x)
-	case msgp.UintType:
+	case lead >= 0xcc && lead <= 0xcf: // uint 8-64
 		var x uint64
 		if x, rest, err = msgp.ReadUint64Bytes(b); x > math.MaxInt64 {
 			v.SetStr(strconv.FormatUint(x, 10)) // OTLP has no unsigned integers
 		} else {
 			v.SetInt(int64(x))
 		}
-	case msgp.Float32Type, msgp.Float64Type:
-		var x float64
-		x, rest, err = msgp.ReadFloat64Bytes(b)
-		v.SetDouble(x)
-	case msgp.StrType:
+	case lead >= 0xa0 && lead <= 0xbf, lead == 0xd9, lead == 0xda, lead == 0xdb: // str
 		var s []byte
-		if s, rest, err = msgp.ReadStringZC(b); utf8.Valid(s) {
+		if s, rest, err = readString(b); utf8.Valid(s) {
 			v.SetStr(string(s))
 		} else { // an OTLP string is UTF-8: these bytes are kept as they are
 			v.SetEmptyBytes().FromRaw(s)
 		}
-	case msgp.BinType:
-		var s []byte
-		s, rest, err = msgp.ReadBytesZC(b)
-		v.SetEmptyBytes().FromRaw(s)
-	case msgp.ExtensionType:
-		var data []byte
-		_, data, rest, err = readExt(b)
-		v.SetEmptyBytes().FromRaw(data)
-	case msgp.ArrayType:
+	case lead >= 0x80 && lead <= 0x8f, lead == 0xde, lead == 0xdf: // map
+		return setMap(v.SetEmptyMap(), b, depth+1, rm, nil)
+	case lead >= 0x90 && lead <= 0x9f, lead == 0xdc, lead == 0xdd: // array
 		if depth >= maxDepth {
 			return b, errDepth
 		}
@@ -200,10 +218,25 @@ func setValue(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, e
 				return rest, err
 			}
 		}
-	case msgp.MapType:
-		return setMap(v.SetEmptyMap(), b, depth+1, rm, nil)
+	case lead == 0xc0:
+		return b[1:], nil
+	case lead == 0xc2, lead == 0xc3:
+		v.SetBool(lead == 0xc3)
+		return b[1:], nil
+	case lead == 0xca, lead == 0xcb:
+		var x float64
+		x, rest, err = msgp.ReadFloat64Bytes(b)
+		v.SetDouble(x)
+	case lead >= 0xc4 && lead <= 0xc6: // bin
+		var s []byte
+		s, rest, err = msgp.ReadBytesZC(b)
+		v.SetEmptyBytes().FromRaw(s)
+	case lead >= 0xd4 && lead <= 0xd8, lead >= 0xc7 && lead <= 0xc9: // ext: its data
+		var data []byte
+		_, data, rest, err = readExt(b)
+		v.SetEmptyBytes().FromRaw(data)
 	default:
-		return b, fmt.Errorf("msgpack value of type %v", msgp.NextType(b))
+		return b, msgp.InvalidPrefixError(lead)
 	}
 	return rest, err
 }

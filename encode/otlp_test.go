@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gokafka/gokafka/chunk"
+	"github.com/gokafka/gokafka/ra"
 	"github.com/tinylib/msgp/msgp"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
@@ -151,4 +152,27 @@ func TestOTLPDepth(t *testing.T) {
 	if !errors.Is(err, errDepth) {
 		t.Errorf("got %v, want %v", err, errDepth)
 	}
+}
+
+// FuzzOTLP: any record, metadata and group make OTLP that the Collector's
+// decoders read, the same in protobuf and JSON; or an error.
+func FuzzOTLP(f *testing.F) {
+	f.Add(kube(), pack(nil, obj{{"otlp", obj{{"trace_id", "0123456789abcdef0123456789abcdef"}, {"attributes", obj{{"a", 1}}}}}}),
+		pack(nil, obj{{"resource", obj{{"attributes", obj{{"service.name", "x"}}}}}, {"scope", obj{{"name", "s"}}}}))
+	f.Add(pack(nil, obj{{"message", []any{1.5, nil, bin("\xff")}}, {7, obj{{"\xfe", true}}}}), []byte{0x80}, []byte{0xc0})
+	f.Fuzz(func(t *testing.T, body, metadata, group []byte) {
+		rec := &chunk.Record{Time: 1, Metadata: metadata, Body: body,
+			Group: chunk.Group{Metadata: pack(nil, obj{{"schema", "otlp"}}), Body: group}}
+		if rest, err := msgp.Skip(body); err != nil || len(rest) != 0 {
+			return // the chunk reader delimits a body first
+		}
+		o := Options{TagKey: "tag", Remove: []ra.Path{{{Key: "stream"}}}, OTLP: OTLP{BodyKeys: []string{"log", "message"}, BodyAttributes: true}}
+		js, err := otlpBoth(t, o, rec)
+		if err != nil {
+			return
+		}
+		if _, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs([]byte(js)); err != nil {
+			t.Fatalf("%s from %x: %v", js, body, err)
+		}
+	})
 }

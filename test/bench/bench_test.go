@@ -409,6 +409,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 		{"record-workers2", messages, func(t string) result { return runHost(b, plugin, bootstrap, t, 2, in) }},
 		{"batch-workers0", batchRecords, func(t string) result { return runHost(b, plugin, bootstrap, t, 0, in, batchMode) }},
 		{"batch-workers2", batchRecords, func(t string) result { return runHost(b, plugin, bootstrap, t, 2, in, batchMode) }},
+		{"otlp-workers0", messages, func(t string) result {
+			return runHost(b, plugin, bootstrap, t, 0, in, [2]string{"Format", "otlp_proto"})
+		}},
 		{"host-noop", nil, func(t string) result { return runHost(b, noop, bootstrap, t, 0, in) }},
 	}
 	var log strings.Builder
