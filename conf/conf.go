@@ -152,8 +152,14 @@ var Options = []Option{
 		path(func(c *Config) *ra.Path { return &c.GELF.Host })},
 	{"Gelf_Level_Key", "record accessor", "level", "Field sent as GELF's level when it holds a syslog severity, 0-7 or its name (err, error, warn, info, ...); else it stays an additional field.",
 		path(func(c *Config) *ra.Path { return &c.GELF.Level })},
-	{"OTLP_Body_Key", "list", "log,message", "With Format otlp_*: top-level fields tried in turn for the log record's body; a record with none of them is the body whole.",
-		func(c *Config, v string) error { c.OTLP.BodyKeys = splitList(v); return nil }},
+	{"OTLP_Body_Key", "list", "log,message", "With Format otlp_*: names of top-level fields tried in turn for the log record's body (not record accessors); a record with none of them is the body whole.",
+		func(c *Config, v string) error {
+			c.OTLP.BodyKeys = splitList(v)
+			if i := slices.IndexFunc(c.OTLP.BodyKeys, func(k string) bool { return strings.HasPrefix(k, "$") }); i >= 0 {
+				return fmt.Errorf("%s: a top-level field's name, without $", c.OTLP.BodyKeys[i])
+			}
+			return nil
+		}},
 	{"OTLP_Body_Key_Attributes", "bool", "on", "With Format otlp_*: when a field of OTLP_Body_Key is the body, the record's other fields become log attributes; off leaves them out, as Fluent Bit's kafka output does.",
 		boolean(func(c *Config) *bool { return &c.OTLP.BodyAttributes })},
 	{"Timestamp_Key", "string", "@timestamp", "Field that receives the record's time; off (or none, or \"\") leaves it out.",
@@ -339,7 +345,7 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	}
 	if c.Format == "gelf" || c.IsOTLP() {
 		if c.TimestampKey != "" && g.Get("Timestamp_Key") != "" || g.Get("Timestamp_Format") != "" {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("Timestamp_Key and Timestamp_Format are not used with Format %s: its timestamp is the event time", c.Format))
+			c.Warnings = append(c.Warnings, fmt.Sprintf("Timestamp_Key and Timestamp_Format are not used with Format %s, which has a timestamp field of its own", c.Format))
 		}
 		c.TimestampKey = ""
 	}

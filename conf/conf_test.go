@@ -52,7 +52,7 @@ func TestValues(t *testing.T) {
 }
 
 // freeForm are the options that take any text.
-var freeForm = map[string]bool{"OTLP_Body_Key": true, "Timestamp_Key": true, "Tag_Key": true, "Message_Key": true, "Metrics_Instance": true, "Client_ID": true}
+var freeForm = map[string]bool{"Timestamp_Key": true, "Tag_Key": true, "Message_Key": true, "Metrics_Instance": true, "Client_ID": true}
 
 func TestInvalidValuesNameTheKey(t *testing.T) {
 	invalid := map[string]string{
@@ -62,7 +62,7 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		"Header": "env", "Header_Key": "nopath", "Remove_Keys": "$a, $b['c", "Raw_Log_Key": "a b]", "Include_Tag_Key": "2",
 		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021", "Message_Mode": "stream", "Producers": "17",
 		"Gelf_Short_Message_Key": "$log[", "Gelf_Full_Message_Key": "$", "Gelf_Host_Key": "$k['host", "Gelf_Level_Key": "a'b",
-		"AWS_MSK_IAM": "iam", "AWS_MSK_IAM_Cluster_ARN": "arn:aws:s3:::bucket", "OTLP_Body_Key_Attributes": "sometimes",
+		"AWS_MSK_IAM": "iam", "AWS_MSK_IAM_Cluster_ARN": "arn:aws:s3:::bucket", "OTLP_Body_Key_Attributes": "sometimes", "OTLP_Body_Key": "log, $message",
 	}
 	for _, o := range Options {
 		value, ok := invalid[o.Name]

@@ -13,6 +13,7 @@ import (
 	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/ra"
 	"github.com/tinylib/msgp/msgp"
+	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 // Options select what Append writes.
@@ -38,6 +39,7 @@ type Encoder struct {
 	remove *removal
 	fields []field // added to each map: the time, the tag
 	gelf   *gelfEncoder
+	otlp   plog.Marshaler // otlp_proto or otlp_json
 	// jsonISO is the number of fraction digits of an ISO 8601 time in
 	// JSON, the common case, settled in New; 0 for other formats.
 	jsonISO int
@@ -57,7 +59,7 @@ func New(o Options) (*Encoder, error) {
 		}
 		o.TimestampKey = "" // GELF's timestamp is its own
 	case "otlp_proto", "otlp_json":
-		o.TimestampKey = "" // so is OTLP's
+		o.TimestampKey = "" // OTLP's too
 	default:
 		return nil, fmt.Errorf("unknown format %q", o.Format)
 	}
@@ -77,6 +79,12 @@ func New(o Options) (*Encoder, error) {
 		if e.gelf, err = newGELF(o.GELF, o.Remove); err != nil {
 			return nil, err
 		}
+	}
+	switch o.Format {
+	case "otlp_proto":
+		e.otlp = &plog.ProtoMarshaler{}
+	case "otlp_json":
+		e.otlp = &plog.JSONMarshaler{}
 	}
 	if o.Format == "json" && o.TimestampFormat == "iso8601" {
 		e.jsonISO = 6
@@ -140,7 +148,7 @@ func (e *Encoder) appendRaw(dst, body []byte) ([]byte, error) {
 // raw and returns what follows it. On error out is dst with perhaps more
 // after it.
 func (e *Encoder) appendBody(dst []byte, rec *chunk.Record, tag string) (out, rest []byte, err error) {
-	if e.o.Format == "otlp_proto" || e.o.Format == "otlp_json" {
+	if e.otlp != nil {
 		return e.appendOTLP(dst, rec, tag)
 	}
 	out, rest, err = e.appendValue(dst, rec, tag, nil)

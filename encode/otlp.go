@@ -84,21 +84,44 @@ func (e *Encoder) appendOTLP(dst []byte, rec *chunk.Record, tag string) (out, re
 		return dst, rest, err
 	}
 	if e.o.TagKey != "" {
-		lr.Attributes().PutStr(e.o.TagKey, tag)
+		lr.Attributes().PutStr(strings.ToValidUTF8(e.o.TagKey, "\uFFFD"), strings.ToValidUTF8(tag, "\uFFFD"))
 	}
-	var b []byte
-	if e.o.Format == "otlp_json" {
-		b, err = (&plog.JSONMarshaler{}).MarshalLogs(l.logs)
-	} else {
-		b, err = (&plog.ProtoMarshaler{}).MarshalLogs(l.logs)
-	}
+	b, err := e.otlp.MarshalLogs(l.logs)
 	return append(dst, b...), rest, err
+}
+
+// maxKeys bounds the entries of an OTLP map: pdata looks each key up among
+// those before it, so a map takes time in the square of its size. A larger
+// map is sent as its JSON text, and attributes beyond it are counted as
+// dropped, as OTLP counts those an SDK's limits leave out.
+const maxKeys = 512
+
+// mapSize reads the entry count of the msgpack map at the start of b.
+func mapSize(b []byte) uint32 {
+	n, _, _ := msgp.ReadMapHeaderBytes(b)
+	return n
+}
+
+// setJSON sets v to the JSON text of the msgpack map at the start of b,
+// leaving out what rm removes, and returns what follows the map.
+func setJSON(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, err error) {
+	out, rest, err := appendMap(nil, b, depth, nil, rm, nil)
+	if err == errDup {
+		d := getDedup()
+		out, rest, err = appendMap(nil, b, depth, nil, rm, d)
+		putDedup(d)
+	}
+	v.SetStr(string(out))
+	return rest, err
 }
 
 // setBody sets lr's body, and perhaps attributes, from the record body b.
 func (e *Encoder) setBody(lr plog.LogRecord, b []byte) (rest []byte, err error) {
 	if msgp.NextType(b) != msgp.MapType {
 		return setValue(lr.Body(), b, 0, e.remove)
+	}
+	if mapSize(b) > maxKeys {
+		return setJSON(lr.Body(), b, 0, e.remove)
 	}
 	bodyKey, found := "", false
 	for _, k := range e.o.OTLP.BodyKeys {
@@ -111,10 +134,11 @@ func (e *Encoder) setBody(lr plog.LogRecord, b []byte) (rest []byte, err error) 
 		}
 	}
 	if !found {
-		return setMap(lr.Body().SetEmptyMap(), b, 1, e.remove, nil)
+		rest, _, err = setMap(lr.Body().SetEmptyMap(), b, 1, e.remove, nil)
+		return rest, err
 	}
-	attrs := lr.Attributes()
-	return setMap(attrs, b, 1, e.remove, func(k []byte) (v pcommon.Value, keep bool) {
+	attrs := lr.Attributes() // at most maxKeys from the metadata, and maxKeys from b
+	rest, _, err = setMap(attrs, b, 1, e.remove, func(k []byte) (v pcommon.Value, keep bool) {
 		if string(k) == bodyKey {
 			return lr.Body(), true
 		}
@@ -123,57 +147,62 @@ func (e *Encoder) setBody(lr plog.LogRecord, b []byte) (rest []byte, err error) 
 		}
 		return attrs.PutEmpty(text(k)), true
 	})
+	return rest, err
 }
 
 // setMap puts the entries of the msgpack map at the start of b into m,
 // leaving out those rm removes, and returns what follows the map. to, when
-// not nil, says where an entry's value goes and whether it is kept at all.
-func setMap(m pcommon.Map, b []byte, depth int, rm *removal, to func(key []byte) (pcommon.Value, bool)) (rest []byte, err error) {
+// not nil, says where an entry's value goes and whether it is kept at all;
+// else the entries beyond m's maxKeys are left out, and counted.
+func setMap(m pcommon.Map, b []byte, depth int, rm *removal, to func(key []byte) (pcommon.Value, bool)) (rest []byte, dropped uint32, err error) {
 	if depth > maxDepth {
-		return b, errDepth
+		return b, 0, errDepth
 	}
 	n, b, err := msgp.ReadMapHeaderBytes(b)
 	if err != nil {
-		return b, err
+		return b, 0, err
 	}
-	m.EnsureCapacity(m.Len() + int(n))
 	var keyBuf []byte
 	for range n {
 		k, v, isText, err := ra.MapKey(b)
 		if err != nil {
-			return b, err
+			return b, dropped, err
 		}
 		var sub *removal
 		if isText {
 			var drop bool
 			if sub, drop = rm.child(k); drop {
 				if b, err = msgp.Skip(v); err != nil {
-					return b, err
+					return b, dropped, err
 				}
 				continue
 			}
 		} else if keyBuf, err = AppendJSON(keyBuf[:0], b[:len(b)-len(v)]); err != nil {
-			return b, err
+			return b, dropped, err
 		} else { // a key of another type is named by its JSON text
 			k = keyBuf
 		}
 		val, keep := pcommon.Value{}, true
-		if to != nil {
+		switch {
+		case to != nil:
 			val, keep = to(k)
-		} else {
+		case m.Len() >= maxKeys:
+			keep = false
+			dropped++
+		default:
 			val = m.PutEmpty(text(k))
 		}
 		if !keep {
 			if b, err = msgp.Skip(v); err != nil {
-				return b, err
+				return b, dropped, err
 			}
 			continue
 		}
 		if b, err = setValue(val, v, depth, sub); err != nil {
-			return b, err
+			return b, dropped, err
 		}
 	}
-	return b, nil
+	return b, dropped, nil
 }
 
 // setValue sets v to the msgpack value at the start of b and returns what
@@ -202,7 +231,10 @@ func setValue(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, e
 			v.SetEmptyBytes().FromRaw(s)
 		}
 	case lead >= 0x80 && lead <= 0x8f, lead == 0xde, lead == 0xdf: // map
-		return setMap(v.SetEmptyMap(), b, depth+1, rm, nil)
+		if mapSize(b) > maxKeys {
+			return setJSON(v, b, depth+1, rm)
+		}
+		rest, _, err = setMap(v.SetEmptyMap(), b, depth+1, rm, nil)
 	case lead >= 0x90 && lead <= 0x9f, lead == 0xdc, lead == 0xdd: // array
 		if depth >= maxDepth {
 			return b, errDepth
@@ -212,7 +244,6 @@ func setValue(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, e
 			return b, err
 		}
 		s := v.SetEmptySlice()
-		s.EnsureCapacity(int(n))
 		for range n {
 			if rest, err = setValue(s.AppendEmpty(), rest, depth+1, nil); err != nil {
 				return rest, err
@@ -246,20 +277,22 @@ func setValue(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, e
 func setGroup(rl plog.ResourceLogs, sl plog.ScopeLogs, body []byte) error {
 	if r, ok := ra.Field(body, "resource"); ok {
 		res := rl.Resource()
-		if err := setAttributes(res.Attributes(), r); err != nil {
+		dropped, err := setAttributes(res.Attributes(), r)
+		if err != nil {
 			return err
 		}
-		res.SetDroppedAttributesCount(uint32(uintField(r, "dropped_attributes_count")))
+		res.SetDroppedAttributesCount(dropped)
 		rl.SetSchemaUrl(textField(r, "schema_url"))
 	}
 	if s, ok := ra.Field(body, "scope"); ok {
 		scope := sl.Scope()
 		scope.SetName(textField(s, "name"))
 		scope.SetVersion(textField(s, "version"))
-		if err := setAttributes(scope.Attributes(), s); err != nil {
+		dropped, err := setAttributes(scope.Attributes(), s)
+		if err != nil {
 			return err
 		}
-		scope.SetDroppedAttributesCount(uint32(uintField(s, "dropped_attributes_count")))
+		scope.SetDroppedAttributesCount(dropped)
 		sl.SetSchemaUrl(textField(s, "schema_url"))
 	}
 	return nil
@@ -271,36 +304,39 @@ func setRecordFields(lr plog.LogRecord, m []byte) error {
 		lr.SetTimestamp(pcommon.Timestamp(t))
 	}
 	lr.SetObservedTimestamp(pcommon.Timestamp(uintField(m, "observed_timestamp")))
-	lr.SetSeverityNumber(plog.SeverityNumber(uintField(m, "severity_number")))
+	lr.SetSeverityNumber(plog.SeverityNumber(min(uintField(m, "severity_number"), math.MaxInt32)))
 	lr.SetSeverityText(textField(m, "severity_text"))
 	lr.SetEventName(textField(m, "event_name"))
-	lr.SetDroppedAttributesCount(uint32(uintField(m, "dropped_attributes_count")))
-	lr.SetFlags(plog.LogRecordFlags(uintField(m, "trace_flags")))
+	lr.SetFlags(plog.LogRecordFlags(min(uintField(m, "trace_flags"), math.MaxUint32)))
 	var trace pcommon.TraceID
-	if id(trace[:], m, "trace_id") {
+	if readID(trace[:], m, "trace_id") {
 		lr.SetTraceID(trace)
 	}
 	var span pcommon.SpanID
-	if id(span[:], m, "span_id") {
+	if readID(span[:], m, "span_id") {
 		lr.SetSpanID(span)
 	}
-	return setAttributes(lr.Attributes(), m)
-}
-
-// setAttributes puts the "attributes" map of the msgpack map m, if it has
-// one, into attrs.
-func setAttributes(attrs pcommon.Map, m []byte) error {
-	a, ok := ra.Field(m, "attributes")
-	if !ok || msgp.NextType(a) != msgp.MapType {
-		return nil
-	}
-	_, err := setMap(attrs, a, 1, nil, nil)
+	dropped, err := setAttributes(lr.Attributes(), m)
+	lr.SetDroppedAttributesCount(dropped)
 	return err
 }
 
-// id fills dst with the trace or span ID under key in the msgpack map m:
-// its bytes, or their hex text; false if there is none of dst's length.
-func id(dst []byte, m []byte, key string) bool {
+// setAttributes puts the "attributes" map of the msgpack map m, if it has
+// one, into attrs, and returns m's dropped_attributes_count with the
+// attributes beyond maxKeys added.
+func setAttributes(attrs pcommon.Map, m []byte) (dropped uint32, err error) {
+	count := uintField(m, "dropped_attributes_count")
+	if a, ok := ra.Field(m, "attributes"); ok && msgp.NextType(a) == msgp.MapType {
+		var over uint32
+		_, over, err = setMap(attrs, a, 1, nil, nil)
+		count = min(count, math.MaxUint32) + uint64(over)
+	}
+	return uint32(min(count, math.MaxUint32)), err
+}
+
+// readID fills dst with the trace or span ID under key in the msgpack map
+// m: its bytes, or their hex text; false if there is none of dst's length.
+func readID(dst []byte, m []byte, key string) bool {
 	v, ok := ra.Field(m, key)
 	if !ok {
 		return false

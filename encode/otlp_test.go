@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -154,25 +155,91 @@ func TestOTLPDepth(t *testing.T) {
 	}
 }
 
-// FuzzOTLP: any record, metadata and group make OTLP that the Collector's
-// decoders read, the same in protobuf and JSON; or an error.
+// FuzzOTLP: any body (read open, as the plugin reads it, running on into
+// the chunk), metadata and group make OTLP that the Collector's decoders
+// read, the same in protobuf and JSON; or an error.
 func FuzzOTLP(f *testing.F) {
 	f.Add(kube(), pack(nil, obj{{"otlp", obj{{"trace_id", "0123456789abcdef0123456789abcdef"}, {"attributes", obj{{"a", 1}}}}}}),
 		pack(nil, obj{{"resource", obj{{"attributes", obj{{"service.name", "x"}}}}}, {"scope", obj{{"name", "s"}}}}))
 	f.Add(pack(nil, obj{{"message", []any{1.5, nil, bin("\xff")}}, {7, obj{{"\xfe", true}}}}), []byte{0x80}, []byte{0xc0})
+	f.Add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'x', 0xc0}, []byte{0x81, 0xa4, 'o', 't', 'l', 'p', 0xdd, 0xff, 0xff, 0xff, 0xff}, []byte{})
+	var es []*Encoder
+	for _, format := range []string{"otlp_proto", "otlp_json"} {
+		e, err := New(Options{Format: format, TagKey: "tag", Remove: []ra.Path{{{Key: "stream"}}}, OTLP: OTLP{BodyKeys: []string{"log", "message"}, BodyAttributes: true}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		es = append(es, e)
+	}
 	f.Fuzz(func(t *testing.T, body, metadata, group []byte) {
 		rec := &chunk.Record{Time: 1, Metadata: metadata, Body: body,
 			Group: chunk.Group{Metadata: pack(nil, obj{{"schema", "otlp"}}), Body: group}}
-		if rest, err := msgp.Skip(body); err != nil || len(rest) != 0 {
-			return // the chunk reader delimits a body first
+		pb, n, err := es[0].AppendOpen(nil, rec, "tag")
+		js, n2, err2 := es[1].AppendOpen(nil, rec, "tag")
+		if (err == nil) != (err2 == nil) || n != n2 || n > len(body) {
+			t.Fatalf("otlp_proto: %d, %v; otlp_json: %d, %v", n, err, n2, err2)
 		}
-		o := Options{TagKey: "tag", Remove: []ra.Path{{{Key: "stream"}}}, OTLP: OTLP{BodyKeys: []string{"log", "message"}, BodyAttributes: true}}
-		js, err := otlpBoth(t, o, rec)
 		if err != nil {
 			return
 		}
-		if _, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs([]byte(js)); err != nil {
+		fromProto, err := (&plog.ProtoUnmarshaler{}).UnmarshalLogs(pb)
+		if err != nil {
+			t.Fatalf("otlp_proto from %x: %v", body, err)
+		}
+		fromJSON, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(js)
+		if err != nil {
 			t.Fatalf("%s from %x: %v", js, body, err)
 		}
+		if again, _ := (&plog.JSONMarshaler{}).MarshalLogs(fromProto); !bytes.Equal(again, js) {
+			t.Fatalf("from %x: otlp_proto decodes to\n%s\notlp_json is\n%s", body, again, js)
+		}
+		if fromJSON.LogRecordCount() != 1 {
+			t.Fatalf("%s: %d log records", js, fromJSON.LogRecordCount())
+		}
 	})
+}
+
+// TestOTLPLargeMaps: a map of more than maxKeys entries is sent as its JSON
+// text, attributes beyond maxKeys are counted as dropped, and a map or array
+// whose header claims more than the record holds is refused at once.
+func TestOTLPLargeMaps(t *testing.T) {
+	big := func(n int, value any) obj {
+		m := obj{}
+		for i := range n {
+			m = append(m, kv{strconv.Itoa(i), value})
+		}
+		return m
+	}
+	o := Options{Format: "otlp_json", OTLP: OTLP{BodyKeys: []string{"log"}, BodyAttributes: true}}
+	for _, tc := range []struct {
+		name string
+		rec  chunk.Record
+		want string // a part of the JSON
+	}{
+		{"a large map in the body", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", big(maxKeys+1, 1)}})},
+			`"body":{"stringValue":"{\"0\":1,\"1\":1,`},
+		{"a large record", chunk.Record{Time: ts, Body: pack(nil, append(big(maxKeys, true), kv{"log", "x"}))},
+			`"body":{"stringValue":"{\"0\":true,`},
+		{"a map of maxKeys entries stays a map", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", big(maxKeys, 1)}})},
+			`"body":{"kvlistValue":{"values":[{"key":"0","value":{"intValue":"1"}}`},
+		{"attributes beyond maxKeys", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", "x"}}),
+			Metadata: pack(nil, obj{{"otlp", obj{{"attributes", big(maxKeys+3, 1)}, {"dropped_attributes_count", 2}}}})},
+			`"droppedAttributesCount":5`},
+	} {
+		got, err := encodeRecord(t, o, &tc.rec)
+		if err != nil || !strings.Contains(string(got), tc.want) {
+			t.Errorf("%s: %v, want %s in\n%.300s", tc.name, err, tc.want, got)
+		}
+		if logs, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(got); err == nil && tc.name == "attributes beyond maxKeys" {
+			if n := logs.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Attributes().Len(); n != maxKeys {
+				t.Errorf("%s: %d attributes, want %d", tc.name, n, maxKeys)
+			}
+		}
+	}
+	// Headers that claim 4 Gi entries: an error, not an allocation of them.
+	for _, body := range [][]byte{{0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'x', 0xc0}, {0x81, 0xa3, 'l', 'o', 'g', 0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0}} {
+		if _, err := encodeRecord(t, o, &chunk.Record{Time: ts, Body: body}); err == nil {
+			t.Errorf("%x: no error", body)
+		}
+	}
 }
