@@ -212,6 +212,18 @@ type dedupMap struct {
 
 var dedups = sync.Pool{New: func() any { return &dedup{seed: maphash.MakeSeed()} }}
 
+// withDedup writes a record quickly, write given no dedup; if a map
+// repeats a key (errDup), it writes it again, carefully, with one.
+func withDedup(write func(d *dedup) (out, rest []byte, err error)) (out, rest []byte, err error) {
+	out, rest, err = write(nil)
+	if err == errDup {
+		d := getDedup()
+		out, rest, err = write(d)
+		putDedup(d)
+	}
+	return out, rest, err
+}
+
 func getDedup() *dedup { return dedups.Get().(*dedup) }
 
 // putDedup returns d to the pool, keeping no reference to the record.

@@ -151,13 +151,7 @@ func (e *Encoder) appendBody(dst []byte, rec *chunk.Record, tag string) (out, re
 	if e.otlp != nil {
 		return e.appendOTLP(dst, rec, tag)
 	}
-	out, rest, err = e.appendValue(dst, rec, tag, nil)
-	if err == errDup { // a key repeated: written again, carefully
-		d := getDedup()
-		out, rest, err = e.appendValue(dst, rec, tag, d)
-		putDedup(d)
-	}
-	return out, rest, err
+	return withDedup(func(d *dedup) ([]byte, []byte, error) { return e.appendValue(dst, rec, tag, d) })
 }
 
 // appendValue is appendBody, with d for a record that repeats a map key

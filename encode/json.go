@@ -471,11 +471,6 @@ func runeLen(s []byte) int {
 
 // AppendJSON appends the JSON form of the one msgpack value v.
 func AppendJSON(dst, v []byte) ([]byte, error) {
-	out, rest, err := appendJSON(dst, v, 0, nil)
-	if err == errDup {
-		d := getDedup()
-		out, rest, err = appendJSON(dst, v, 0, d)
-		putDedup(d)
-	}
+	out, rest, err := withDedup(func(d *dedup) ([]byte, []byte, error) { return appendJSON(dst, v, 0, d) })
 	return whole(out, len(dst), rest, err)
 }

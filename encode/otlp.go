@@ -105,12 +105,7 @@ func mapSize(b []byte) uint32 {
 // setJSON sets v to the JSON text of the msgpack map at the start of b,
 // leaving out what rm removes, and returns what follows the map.
 func setJSON(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, err error) {
-	out, rest, err := appendMap(nil, b, depth, nil, rm, nil)
-	if err == errDup {
-		d := getDedup()
-		out, rest, err = appendMap(nil, b, depth, nil, rm, d)
-		putDedup(d)
-	}
+	out, rest, err := withDedup(func(d *dedup) ([]byte, []byte, error) { return appendMap(nil, b, depth, nil, rm, d) })
 	v.SetStr(string(out))
 	return rest, err
 }
