@@ -86,6 +86,12 @@ func New(o Options) (*Encoder, error) {
 	case "otlp_json":
 		e.otlp = &plog.JSONMarshaler{}
 	}
+	if e.otlp != nil { // a body field that Remove_Keys removes is none
+		e.o.OTLP.BodyKeys = slices.DeleteFunc(slices.Clone(o.OTLP.BodyKeys), func(k string) bool {
+			_, drop := rm.child([]byte(k))
+			return drop
+		})
+	}
 	if o.Format == "json" && o.TimestampFormat == "iso8601" {
 		e.jsonISO = 6
 	} else if o.Format == "json" && o.TimestampFormat == "iso8601_ns" {

@@ -120,9 +120,6 @@ func (e *Encoder) setBody(lr plog.LogRecord, b []byte) (rest []byte, err error) 
 	}
 	bodyKey, found := "", false
 	for _, k := range e.o.OTLP.BodyKeys {
-		if _, drop := e.remove.child([]byte(k)); drop {
-			continue
-		}
 		if _, found = ra.Field(b, k); found {
 			bodyKey = k
 			break
