@@ -57,7 +57,7 @@ unit: rdk/rdkafka.h
 # Budgets count executions: a duration can end a run with a spurious
 # "context deadline exceeded" failure in Go 1.26 (golang/go#75804).
 FUZZTIME ?= 1000000x
-FUZZ_TARGETS := ./chunk:FuzzReader ./encode:FuzzJSON ./encode:FuzzLogfmtAndMsgpack ./encode:FuzzGELF ./encode:FuzzOTLP ./ra:FuzzLookup
+FUZZ_TARGETS := ./chunk:FuzzReader ./encode:FuzzJSON ./encode:FuzzLogfmtAndMsgpack ./encode:FuzzGELF ./encode:FuzzOTLP ./encode:FuzzAvro ./ra:FuzzLookup
 fuzz: rdk/rdkafka.h
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $$t for $(FUZZTIME)"; \

@@ -7,7 +7,9 @@ package conf
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,6 +19,8 @@ import (
 	"github.com/gokafka/gokafka/batch"
 	"github.com/gokafka/gokafka/encode"
 	"github.com/gokafka/gokafka/ra"
+	"github.com/gokafka/gokafka/registry"
+	"github.com/hamba/avro/v2"
 )
 
 // Getter looks a configuration key up, case-insensitively; "" means unset.
@@ -46,10 +50,13 @@ type Config struct {
 	Topics          []string // Topics[0] is the default topic
 	TopicKey        ra.Path  // nil: every record goes to the default topic
 	DynamicTopic    bool     // TopicKey may name topics outside Topics
-	Format          string   // json, msgpack, raw, logfmt, gelf, otlp_proto or otlp_json
+	Format          string   // json, msgpack, raw, logfmt, gelf, otlp_proto, otlp_json or avro
 	RawLogKey       ra.Path
 	GELF            GELFKeys
 	OTLP            encode.OTLP
+	Schema          avro.Schema // Format avro: Schema_Str's, nil to fetch it from Registry
+	SchemaID        int
+	Registry        registry.Config
 	TimestampKey    string // "" leaves the timestamp out
 	TimestampFormat string
 	KafkaTimestamp  string // event or produce
@@ -140,8 +147,8 @@ var Options = []Option{
 		path(func(c *Config) *ra.Path { return &c.TopicKey })},
 	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic; off keeps it to the Topics list. Other values go to the first topic.",
 		boolean(func(c *Config) *bool { return &c.DynamicTopic })},
-	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, gelf (GELF 1.1 JSON, for Graylog), otlp_proto or otlp_json (an OpenTelemetry log record, as the OpenTelemetry Collector's Kafka receiver reads it), or raw (the bytes of Raw_Log_Key). gelf and otlp_* are not for Message_Mode batch.",
-		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "gelf", "otlp_proto", "otlp_json", "raw")},
+	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, gelf (GELF 1.1 JSON, for Graylog), otlp_proto or otlp_json (an OpenTelemetry log record, as the OpenTelemetry Collector's Kafka receiver reads it), avro (Confluent-framed Avro, of Schema_Str or from Schema_Registry_URL), or raw (the bytes of Raw_Log_Key). gelf, otlp_* and avro are not for Message_Mode batch.",
+		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "gelf", "otlp_proto", "otlp_json", "avro", "raw")},
 	{"Raw_Log_Key", "record accessor", "", "Field sent as the whole value in raw format; records without it (or with it null) are skipped and counted.",
 		path(func(c *Config) *ra.Path { return &c.RawLogKey })},
 	{"Gelf_Short_Message_Key", "record accessor", "short_message", "Field sent as GELF's short_message (text; a map or array as its JSON); records without it (or with it null or blank) are skipped and counted.",
@@ -162,6 +169,41 @@ var Options = []Option{
 		}},
 	{"OTLP_Body_Key_Attributes", "bool", "on", "With Format otlp_*: when a field of OTLP_Body_Key is the body, the record's other fields become log attributes; off leaves them out, as Fluent Bit's kafka output does.",
 		boolean(func(c *Config) *bool { return &c.OTLP.BodyAttributes })},
+	{"Schema_Str", "string", "", "With Format avro: the Avro schema (JSON, a record) the records are written in; with Schema_ID, no registry is asked.",
+		func(c *Config, v string) (err error) {
+			if v != "" {
+				c.Schema, err = avro.ParseWithCache(v, "", &avro.SchemaCache{})
+			}
+			return err
+		}},
+	{"Schema_ID", "integer", "0", "With Format avro: the schema's ID in the Schema Registry, written before each value (Confluent's framing); with Schema_Registry_URL and no subject, the schema fetched.",
+		integer(func(c *Config) *int { return &c.SchemaID }, 0, math.MaxInt32)},
+	{"Schema_Registry_URL", "list", "", "With Format avro: Confluent Schema Registry base URLs (http or https), tried in turn for the schema at Init; until one answers, chunks are retried.",
+		func(c *Config, v string) error {
+			c.Registry.URLs = splitList(v)
+			for _, u := range c.Registry.URLs {
+				if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+					return fmt.Errorf("%s: want http://host:port or https://host:port", u)
+				}
+			}
+			return nil
+		}},
+	{"Schema_Registry_Subject", "string", "", "With Schema_Registry_URL: the subject whose schema (and its ID) is fetched, e.g. logs-value.",
+		func(c *Config, v string) error { c.Registry.Subject = v; return nil }},
+	{"Schema_Registry_Version", "string", "latest", "With Schema_Registry_Subject: the version fetched, latest or a number; fetched once, at Init.",
+		func(c *Config, v string) error {
+			if n, err := strconv.Atoi(v); v != "latest" && (err != nil || n < 1) {
+				return fmt.Errorf("want latest or a version number")
+			}
+			c.Registry.Version = v
+			return nil
+		}},
+	{"Schema_Registry_HTTP_User", "string", "", "With Schema_Registry_URL: the user of HTTP basic authentication.",
+		func(c *Config, v string) error { c.Registry.User = v; return nil }},
+	{"Schema_Registry_HTTP_Passwd", "string", "", "With Schema_Registry_HTTP_User: its password.",
+		func(c *Config, v string) error { c.Registry.Password = v; return nil }},
+	{"Schema_Registry_Bearer_Token", "string", "", "With Schema_Registry_URL: a bearer token, sent when no user is set.",
+		func(c *Config, v string) error { c.Registry.BearerToken = v; return nil }},
 	{"Timestamp_Key", "string", "@timestamp", "Field that receives the record's time; off (or none, or \"\") leaves it out.",
 		func(c *Config, v string) error {
 			c.TimestampKey = v
@@ -349,6 +391,11 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		}
 		c.TimestampKey = ""
 	}
+	if c.Format == "avro" {
+		if err := c.checkAvro(); err != nil {
+			return nil, err
+		}
+	}
 	if c.IncludeTagKey && c.TagKey == c.TimestampKey {
 		return nil, &Error{Key: "Tag_Key", Value: c.TagKey, Reason: "the same field as Timestamp_Key: one would hide the other"}
 	}
@@ -372,6 +419,8 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			return nil, &Error{Key: "Format", Value: "gelf", Reason: "not supported with Message_Mode batch: Graylog reads one GELF message per Kafka message, not an LZ4 frame of them"}
 		case c.IsOTLP():
 			return nil, &Error{Key: "Format", Value: c.Format, Reason: "not supported with Message_Mode batch: the OpenTelemetry Collector reads one OTLP message per Kafka message, not an LZ4 frame of them"}
+		case c.Format == "avro":
+			return nil, &Error{Key: "Format", Value: c.Format, Reason: "not supported with Message_Mode batch: Avro deserializers read one record per Kafka message, not an LZ4 frame of them"}
 		}
 		for _, h := range c.Headers {
 			if slices.ContainsFunc(batch.Headers, func(name string) bool { return strings.EqualFold(name, h.Name) }) {
@@ -408,6 +457,32 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkAvro checks that Format avro has its schema and ID, or a registry
+// to fetch them from.
+func (c *Config) checkAvro() error {
+	switch {
+	case c.Schema != nil && c.SchemaID > 0:
+		if c.Registry.Enabled() {
+			c.Warnings = append(c.Warnings, "Schema_Registry_URL is not used: Schema_Str and Schema_ID are given")
+			c.Registry = registry.Config{}
+		}
+		return nil
+	case !c.Registry.Enabled():
+		if c.Schema != nil {
+			return &Error{Key: "Schema_ID", Reason: "required with Schema_Str: the ID written before each value, that consumers look the schema up by"}
+		}
+		return &Error{Key: "Format", Value: "avro", Reason: "needs Schema_Str and Schema_ID, or Schema_Registry_URL"}
+	case c.Registry.Subject == "" && c.SchemaID == 0:
+		return &Error{Key: "Schema_Registry_Subject", Reason: "required with Schema_Registry_URL, unless Schema_ID names the schema"}
+	}
+	if c.Schema != nil {
+		c.Warnings = append(c.Warnings, "Schema_Str is not used: the schema comes from Schema_Registry_URL")
+		c.Schema = nil
+	}
+	c.Registry.ID = c.SchemaID
+	return nil
 }
 
 // refused says why librdkafka property key may not be set to v, or "": the

@@ -52,7 +52,8 @@ func TestValues(t *testing.T) {
 }
 
 // freeForm are the options that take any text.
-var freeForm = map[string]bool{"Timestamp_Key": true, "Tag_Key": true, "Message_Key": true, "Metrics_Instance": true, "Client_ID": true}
+var freeForm = map[string]bool{"Timestamp_Key": true, "Tag_Key": true, "Message_Key": true, "Metrics_Instance": true, "Client_ID": true,
+	"Schema_Registry_Subject": true, "Schema_Registry_HTTP_User": true, "Schema_Registry_HTTP_Passwd": true, "Schema_Registry_Bearer_Token": true}
 
 func TestInvalidValuesNameTheKey(t *testing.T) {
 	invalid := map[string]string{
@@ -63,6 +64,8 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021", "Message_Mode": "stream", "Producers": "17",
 		"Gelf_Short_Message_Key": "$log[", "Gelf_Full_Message_Key": "$", "Gelf_Host_Key": "$k['host", "Gelf_Level_Key": "a'b",
 		"AWS_MSK_IAM": "iam", "AWS_MSK_IAM_Cluster_ARN": "arn:aws:s3:::bucket", "OTLP_Body_Key_Attributes": "sometimes", "OTLP_Body_Key": "log, $message",
+		"Schema_Str": "strin", "Schema_ID": "-1",
+		"Schema_Registry_URL": "http://r:8081, registry:8081", "Schema_Registry_Version": "v2",
 	}
 	for _, o := range Options {
 		value, ok := invalid[o.Name]
@@ -394,6 +397,45 @@ func TestMSKIAM(t *testing.T) {
 		}
 		if _, err := Load(MapGetter{"Brokers": msk, "rdkafka." + key: value}, []string{key}); err != nil {
 			t.Errorf("rdkafka.%s %s without AWS_MSK_IAM: %v", key, value, err)
+		}
+	}
+}
+
+func TestAvro(t *testing.T) {
+	const schema = `{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}`
+	for _, c := range []struct {
+		keys MapGetter
+		want string // the error, or the warning, or "registry" when the schema is to be fetched
+	}{
+		{MapGetter{"Schema_Str": schema, "Schema_ID": "3"}, ""},
+		{MapGetter{"Schema_Str": schema, "Schema_ID": "3", "Schema_Registry_URL": "http://r:1"}, "warning: Schema_Registry_URL is not used: Schema_Str and Schema_ID are given"},
+		{MapGetter{"Schema_Str": schema}, "Schema_ID: required with Schema_Str: the ID written before each value, that consumers look the schema up by"},
+		{MapGetter{}, `Format: invalid value "avro": needs Schema_Str and Schema_ID, or Schema_Registry_URL`},
+		{MapGetter{"Schema_Registry_URL": "http://r:1"}, "Schema_Registry_Subject: required with Schema_Registry_URL, unless Schema_ID names the schema"},
+		{MapGetter{"Schema_Registry_URL": "http://r:1", "Schema_ID": "4"}, "registry"},
+		{MapGetter{"Schema_Registry_URL": "http://r:1, https://s", "Schema_Registry_Subject": "logs-value", "Schema_Str": schema}, "registry; warning: Schema_Str is not used: the schema comes from Schema_Registry_URL"},
+		{MapGetter{"Schema_Str": schema, "Schema_ID": "3", "Message_Mode": "batch"}, `Format: invalid value "avro": not supported with Message_Mode batch: Avro deserializers read one record per Kafka message, not an LZ4 frame of them`},
+	} {
+		c.keys["Brokers"], c.keys["Format"] = "x:1", "avro"
+		cfg, err := Load(c.keys, nil)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		} else {
+			if cfg.Schema == nil {
+				got = "registry"
+				if r := cfg.Registry; r.ID != cfg.SchemaID || r.Version != "latest" {
+					t.Errorf("%v: registry %+v", c.keys, r)
+				}
+			} else if cfg.Registry.Enabled() {
+				t.Errorf("%v: a schema and a registry", c.keys)
+			}
+			for _, w := range cfg.Warnings {
+				got = strings.TrimPrefix(got+"; warning: "+w, "; ")
+			}
+		}
+		if got != c.want {
+			t.Errorf("%v:\ngot  %s\nwant %s", c.keys, got, c.want)
 		}
 	}
 }

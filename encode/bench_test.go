@@ -6,6 +6,7 @@ import (
 	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/ra"
 	"github.com/gokafka/gokafka/test/benchdata"
+	"github.com/hamba/avro/v2"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -29,12 +30,20 @@ func records(b *testing.B, n int) []chunk.Record {
 
 // BenchmarkEncode encodes one generated container log record per op, in
 // each output format, with the default @timestamp (iso8601_ns; GELF and
-// OTLP have their own timestamp).
+// OTLP have their own timestamp; Avro's schema has the docker fields and a
+// timestamp-micros time).
 func BenchmarkEncode(b *testing.B) {
 	recs := records(b, 1000)
-	for _, format := range []string{"json", "msgpack", "logfmt", "gelf", "otlp_proto", "otlp_json"} {
+	for _, format := range []string{"json", "msgpack", "logfmt", "gelf", "otlp_proto", "otlp_json", "avro"} {
 		b.Run(format, func(b *testing.B) {
-			e, err := New(Options{Format: format, TimestampKey: "@timestamp", TimestampFormat: "iso8601_ns",
+			ts := "@timestamp"
+			if format == "avro" {
+				ts = "ts"
+			}
+			e, err := New(Options{Format: format, TimestampKey: ts, TimestampFormat: "iso8601_ns",
+				Avro: Avro{Schema: avro.MustParse(`{"type":"record","name":"C","fields":[{"name":"log","type":"string"},
+					{"name":"stream","type":{"type":"enum","name":"S","symbols":["stdout","stderr"]}},{"name":"time","type":"string"},
+					{"name":"ts","type":{"type":"long","logicalType":"timestamp-micros"}}]}`)},
 				GELF: GELF{ShortMessage: ra.Path{{Key: "log"}}, Host: ra.Path{{Key: "host"}}, Level: ra.Path{{Key: "level"}}, Hostname: "node-1"},
 				OTLP: OTLP{BodyKeys: []string{"log", "message"}, BodyAttributes: true}})
 			if err != nil {

@@ -1,5 +1,5 @@
 // Package encode turns a record into a Kafka message value: JSON, msgpack,
-// logfmt, GELF, or one field's raw bytes; with the record's time and the
+// logfmt, GELF, OTLP, Avro, or one field's raw bytes; with the record's time and the
 // Fluent Bit tag added under configurable keys and chosen keys removed.
 package encode
 
@@ -18,13 +18,14 @@ import (
 
 // Options select what Append writes.
 type Options struct {
-	Format          string // json, msgpack, raw, logfmt, gelf, otlp_proto or otlp_json
+	Format          string // json, msgpack, raw, logfmt, gelf, otlp_proto, otlp_json or avro
 	TimestampKey    string // "" leaves the time out; not used in gelf
 	TimestampFormat string // double, epoch, epoch_ms, epoch_ns, iso8601, iso8601_ns or java_sql_timestamp
 	TagKey          string // "" leaves the tag out
 	RawKey          ra.Path
 	GELF            GELF
 	OTLP            OTLP
+	Avro            Avro
 	Remove          []ra.Path
 }
 
@@ -40,6 +41,7 @@ type Encoder struct {
 	fields []field // added to each map: the time, the tag
 	gelf   *gelfEncoder
 	otlp   plog.Marshaler // otlp_proto or otlp_json
+	avro   *avroWriter
 	// jsonISO is the number of fraction digits of an ISO 8601 time in
 	// JSON, the common case, settled in New; 0 for other formats.
 	jsonISO int
@@ -60,6 +62,7 @@ func New(o Options) (*Encoder, error) {
 		o.TimestampKey = "" // GELF's timestamp is its own
 	case "otlp_proto", "otlp_json":
 		o.TimestampKey = "" // OTLP's too
+	case "avro":
 	default:
 		return nil, fmt.Errorf("unknown format %q", o.Format)
 	}
@@ -75,6 +78,11 @@ func New(o Options) (*Encoder, error) {
 		return nil, err
 	}
 	e := &Encoder{o: o, remove: rm}
+	if o.Format == "avro" {
+		if e.avro, err = newAvroWriter(o); err != nil {
+			return nil, err
+		}
+	}
 	if o.Format == "gelf" {
 		if e.gelf, err = newGELF(o.GELF, o.Remove); err != nil {
 			return nil, err
@@ -156,6 +164,9 @@ func (e *Encoder) appendRaw(dst, body []byte) ([]byte, error) {
 func (e *Encoder) appendBody(dst []byte, rec *chunk.Record, tag string) (out, rest []byte, err error) {
 	if e.otlp != nil {
 		return e.appendOTLP(dst, rec, tag)
+	}
+	if e.avro != nil {
+		return e.avro.appendAvro(dst, rec.Body, &extras{e: e, time: rec.Time, tag: tag}, e.remove)
 	}
 	return withDedup(func(d *dedup) ([]byte, []byte, error) { return e.appendValue(dst, rec, tag, d) })
 }

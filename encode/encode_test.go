@@ -182,7 +182,7 @@ func kube() []byte {
 	return m
 }
 
-func paths(t *testing.T, ps ...string) []ra.Path {
+func paths(t testing.TB, ps ...string) []ra.Path {
 	var out []ra.Path
 	for _, p := range ps {
 		path, err := ra.Parse(p)

@@ -7,6 +7,7 @@ import (
 	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/ra"
 	"github.com/gokafka/gokafka/test/benchdata"
+	"github.com/hamba/avro/v2"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -57,6 +58,9 @@ func openEncoders(t testing.TB) []*Encoder {
 		{Format: "logfmt", TagKey: "tag"},
 		{Format: "raw", RawKey: ra.Path{{Key: "log"}}},
 		{Format: "otlp_proto", TagKey: "tag", OTLP: OTLP{BodyKeys: []string{"log"}, BodyAttributes: true}},
+		{Format: "avro", TagKey: "tag", TimestampKey: "t", TimestampFormat: "iso8601", Avro: Avro{Schema: avro.MustParse(`{"type":"record","name":"C","fields":[
+			{"name":"log","type":"string"},{"name":"stream","type":{"type":"enum","name":"S","symbols":["stdout","stderr"]}},
+			{"name":"time","type":["null","string"]},{"name":"tag","type":"string"},{"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)}},
 	} {
 		e, err := New(o)
 		if err != nil {

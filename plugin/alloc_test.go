@@ -62,7 +62,7 @@ func TestAllocsDecodeEncodeStage(t *testing.T) {
 				return
 			}
 			start := len(st.Buf)
-			if st.Buf, err = in.enc.Append(st.Buf, &rec, "bench"); err != nil {
+			if st.Buf, err = in.enc.Load().Append(st.Buf, &rec, "bench"); err != nil {
 				t.Fatal(err)
 			}
 			st.Add(len(st.Recs), start, len(st.Buf), len(st.Buf), false, rec.Time/1e6)
@@ -86,7 +86,7 @@ func TestAllocsAccumulator(t *testing.T) {
 			var rec chunk.Record
 			for more, _ := r.Next(&rec); more; more, _ = r.Next(&rec) {
 				start := len(st.Buf)
-				st.Buf, _ = in.enc.Append(st.Buf, &rec, "bench")
+				st.Buf, _ = in.enc.Load().Append(st.Buf, &rec, "bench")
 				st.Add(len(st.Recs), start, len(st.Buf), len(st.Buf), false, rec.Time/1e6)
 			}
 			staged[len(data)] = st

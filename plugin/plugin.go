@@ -5,6 +5,7 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -20,6 +21,7 @@ import (
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/encode"
 	"github.com/gokafka/gokafka/ra"
+	"github.com/gokafka/gokafka/registry"
 	"github.com/gokafka/gokafka/sender"
 	"github.com/tinylib/msgp/msgp"
 )
@@ -48,7 +50,8 @@ type Instance struct {
 
 	cfg           *conf.Config
 	log           Logger
-	enc           *encode.Encoder
+	enc           atomic.Pointer[encode.Encoder] // nil until Format avro's schema comes from the registry
+	schema        *schemaLoader                  // nil unless the schema comes from the registry
 	acc           *accumulator.Accumulator
 	snd           *sender.Sender
 	defaultTopic  []byte
@@ -183,11 +186,24 @@ func (st *flushState) stage(topic []byte, partition int32) *accumulator.Staged {
 // New starts an instance that produces through the producers newProd makes
 // and counts into stats (which may outlive it, across a hot reload).
 func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocator, stats *Stats, log Logger) (*Instance, error) {
-	enc, err := NewEncoder(cfg)
-	if err != nil {
-		return nil, err
+	in := &Instance{Stats: stats, cfg: cfg, log: log, defaultTopic: []byte(cfg.Topics[0]), allowed: map[string]bool{}}
+	if cfg.Registry.Enabled() {
+		in.schema = &schemaLoader{}
+		in.schema.ctx, in.schema.cancel = context.WithCancel(context.Background())
+		if err := in.loadSchema(in.schema.ctx); errors.Is(err, registry.ErrRefused) {
+			in.schema.cancel()
+			return nil, fmt.Errorf("Schema_Registry_URL: %w", err)
+		} else if err != nil {
+			in.schema.err = err
+			in.Log(LevelWarn, "no Avro schema from Schema_Registry_URL yet: %v; chunks will be retried until one comes", err)
+		}
+	} else {
+		enc, err := NewEncoder(cfg)
+		if err != nil {
+			return nil, err
+		}
+		in.enc.Store(enc)
 	}
-	in := &Instance{Stats: stats, cfg: cfg, log: log, enc: enc, defaultTopic: []byte(cfg.Topics[0]), allowed: map[string]bool{}}
 	for _, t := range cfg.Topics {
 		in.allowed[t] = true
 	}
@@ -202,6 +218,7 @@ func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocat
 		in.acc.SetFrames(contentTypes[cfg.Format], cfg.KafkaTimestamp == "event")
 		in.acc.SetBatchHeaders(in.staticHeaders)
 	}
+	var err error
 	if in.snd, err = sender.Start(in.acc, newProd, cfg.Producers, log); err != nil {
 		return nil, err
 	}
@@ -218,7 +235,13 @@ func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocat
 
 // NewEncoder returns the encoder of cfg's payload options.
 func NewEncoder(cfg *conf.Config) (*encode.Encoder, error) {
+	return newEncoder(cfg, encode.Avro{Schema: cfg.Schema, SchemaID: uint32(cfg.SchemaID)})
+}
+
+// newEncoder returns the encoder of cfg's payload options and av's schema.
+func newEncoder(cfg *conf.Config, av encode.Avro) (*encode.Encoder, error) {
 	o := encode.Options{
+		Avro:            av,
 		Format:          cfg.Format,
 		TimestampKey:    cfg.TimestampKey,
 		TimestampFormat: cfg.TimestampFormat,
@@ -256,6 +279,10 @@ func (in *Instance) Log(level int, format string, args ...any) {
 func (in *Instance) Flush(data []byte, tag string) int {
 	start := time.Now()
 	defer func() { in.Stats.Flushes.Observe(time.Since(start)) }()
+	enc := in.enc.Load()
+	if enc == nil {
+		return in.noSchema(data)
+	}
 	acknowledged := in.acc.Acknowledged()
 	wait := in.longestWait(acknowledged)
 	deadline := start.Add(wait)
@@ -366,7 +393,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		s := st.stage(topic, partition)
 		valueStart := len(s.Buf)
 		var bodyLen int
-		if s.Buf, bodyLen, err = in.enc.AppendOpen(s.Buf, &rec, tag); err != nil {
+		if s.Buf, bodyLen, err = enc.AppendOpen(s.Buf, &rec, tag); err != nil {
 			if skipErr := st.reader.SkipBody(&rec); skipErr != nil {
 				decodeErr = skipErr // a malformed chunk, not a record the encoder rejects
 				break
@@ -672,6 +699,9 @@ func (in *Instance) BrokerStatistics() [][]byte { return in.snd.Statistics() }
 // Kafka acknowledges nothing, stalledWait: the chunks of what is left were
 // handed back to Fluent Bit for a retry), and stops the producer.
 func (in *Instance) Exit() {
+	if in.schema != nil {
+		in.schema.cancel()
+	}
 	wait := in.longestWait(in.acc.Acknowledged())
 	abandoned := in.snd.Close(time.Now().Add(wait))
 	// What Kafka said since of the chunks handed back for a retry that

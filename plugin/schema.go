@@ -1,0 +1,76 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gokafka/gokafka/chunk"
+	"github.com/gokafka/gokafka/encode"
+	"github.com/gokafka/gokafka/registry"
+)
+
+// schemaTimeout bounds one fetch of Format avro's schema, at Init or later.
+const schemaTimeout = 10 * time.Second
+
+// schemaLoader fetches Format avro's schema from the Schema Registry: at
+// Init, then, while none has come, again from each flush, in the
+// background, one fetch at a time.
+type schemaLoader struct {
+	ctx     context.Context // canceled by Exit
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	running bool
+	err     error // the last fetch's
+}
+
+// loadSchema fetches the schema and makes the instance's encoder of it. An
+// error wraps registry.ErrRefused when asking again will not help.
+func (in *Instance) loadSchema(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, schemaTimeout)
+	defer cancel()
+	s, id, err := registry.Fetch(ctx, &in.cfg.Registry)
+	if err != nil {
+		return err
+	}
+	enc, err := newEncoder(in.cfg, encode.Avro{Schema: s, SchemaID: uint32(id)})
+	if err != nil {
+		return fmt.Errorf("%w: schema %d: %w", registry.ErrRefused, id, err)
+	}
+	in.enc.Store(enc)
+	in.Log(LevelInfo, "loaded Avro schema %d from Schema_Registry_URL", id)
+	return nil
+}
+
+// noSchema hands a chunk back while the schema has not come, and starts a
+// fetch of it unless one runs.
+func (in *Instance) noSchema(data []byte) int {
+	l := in.schema
+	l.mu.Lock()
+	last := l.err
+	if !l.running {
+		l.running = true
+		go func() {
+			err := in.loadSchema(l.ctx)
+			l.mu.Lock()
+			l.running, l.err = false, err
+			l.mu.Unlock()
+		}()
+	}
+	l.mu.Unlock()
+	n := 0
+	for r, rec := chunk.NewReader(data), (chunk.Record{}); ; n++ {
+		if more, _ := r.Next(&rec); !more {
+			break
+		}
+	}
+	in.Stats.Retried.Add(int64(n))
+	in.Log(LevelWarn, "%d records not sent: no Avro schema from Schema_Registry_URL yet (%v); chunk will be retried", n, last)
+	return Retry
+}

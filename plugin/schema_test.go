@@ -1,0 +1,111 @@
+package plugin
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gokafka/gokafka/accumulator"
+	"github.com/gokafka/gokafka/conf"
+	"github.com/gokafka/gokafka/sender"
+	"github.com/hamba/avro/v2"
+)
+
+const logSchema = `{"type":"record","name":"L","fields":[{"name":"log","type":"string"}]}`
+
+// registryHandler answers for subject logs-value, whose latest schema has
+// ID 42, to user u with password p.
+func registryHandler(w http.ResponseWriter, r *http.Request) {
+	if u, p, _ := r.BasicAuth(); u != "u" || p != "p" {
+		http.Error(w, `{"error_code":40101,"message":"Unauthorized"}`, http.StatusUnauthorized)
+		return
+	}
+	if r.URL.Path != "/subjects/logs-value/versions/latest" {
+		http.Error(w, `{"error_code":40401,"message":"Subject 'x' not found."}`, http.StatusNotFound)
+		return
+	}
+	fmt.Fprintf(w, `{"subject":"logs-value","version":3,"id":42,"schema":%q}`, logSchema)
+}
+
+func avroKeys(url, subject string) conf.MapGetter {
+	return conf.MapGetter{"Format": "avro", "Schema_Registry_URL": url, "Schema_Registry_Subject": subject,
+		"Schema_Registry_HTTP_User": "u", "Schema_Registry_HTTP_Passwd": "p"}
+}
+
+// TestSchemaFromRegistry: while the registry cannot be reached chunks are
+// retried, and a fetch is started; once it answers, records go out in
+// Avro with its schema's ID.
+func TestSchemaFromRegistry(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens, for now
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, avroKeys("http://"+addr, "logs-value"))
+	if got := in.Flush(chunkOf("a", "b"), "t"); got != Retry {
+		t.Fatalf("Flush without a schema = %d", got)
+	}
+	if !strings.Contains(sink.String(), "2 records not sent: no Avro schema from Schema_Registry_URL yet") {
+		t.Fatalf("log:\n%s", sink)
+	}
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(registryHandler)}
+	go srv.Serve(ln)
+	defer srv.Close()
+	got := Retry
+	for i := 0; i < 100 && got == Retry; i++ { // the fetch that failed may still run
+		time.Sleep(50 * time.Millisecond)
+		got = in.Flush(chunkOf("a", "b"), "t")
+	}
+	if got != OK || len(prod.msgs) != 2 {
+		t.Fatalf("Flush = %d, %d messages; log:\n%s", got, len(prod.msgs), sink)
+	}
+	for i, m := range prod.msgs {
+		var rec struct {
+			Log string `avro:"log"`
+		}
+		if !strings.HasPrefix(m.value, "\x00\x00\x00\x00\x2a") {
+			t.Fatalf("message %d: % x", i, m.value)
+		}
+		if err := avro.Unmarshal(avro.MustParse(logSchema), []byte(m.value[5:]), &rec); err != nil || rec.Log != []string{"a", "b"}[i] {
+			t.Fatalf("message %d: %+v, %v", i, rec, err)
+		}
+	}
+	if !strings.Contains(sink.String(), "loaded Avro schema 42 from Schema_Registry_URL") {
+		t.Fatalf("log:\n%s", sink)
+	}
+}
+
+// TestSchemaRefused: a registry's refusal fails Init, naming the key.
+func TestSchemaRefused(t *testing.T) {
+	srv := &http.Server{Handler: http.HandlerFunc(registryHandler)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String()
+	for _, c := range []struct{ subject, user, want string }{
+		{"other", "u", "Schema_Registry_URL: refused: " + url + ": Subject 'x' not found."},
+		{"logs-value", "v", "Schema_Registry_URL: refused: " + url + ": Unauthorized"},
+	} {
+		keys := avroKeys(url, c.subject)
+		keys["Brokers"], keys["Schema_Registry_HTTP_User"] = "unused:1", c.user
+		cfg, err := conf.Load(keys, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), (&logSink{}).log)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+}

@@ -1,0 +1,102 @@
+// Package registry fetches Format avro's schema from a Confluent Schema
+// Registry, through hamba/avro's client.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hamba/avro/v2"
+	"github.com/hamba/avro/v2/registry"
+)
+
+// Config says where the schema is and how to ask for it.
+type Config struct {
+	URLs        []string // tried in turn
+	Subject     string   // "" fetches the schema of ID
+	Version     string   // of Subject: "latest" or a number
+	ID          int
+	User        string // basic authentication, when set
+	Password    string
+	BearerToken string // else a bearer token, when set
+}
+
+// Enabled reports whether c names a registry.
+func (c *Config) Enabled() bool { return len(c.URLs) > 0 }
+
+// timeout bounds one request.
+const timeout = 10 * time.Second
+
+// Fetch returns the schema and its ID from the first URL that answers. An
+// error wraps ErrRefused when a registry answered, and will answer the
+// same again: an error status other than a timeout or throttling, or a
+// schema that is not Avro.
+func Fetch(ctx context.Context, c *Config) (avro.Schema, int, error) {
+	client := &http.Client{Timeout: timeout}
+	if c.BearerToken != "" {
+		client.Transport = bearer{token: c.BearerToken, next: http.DefaultTransport}
+	}
+	var refused, last error
+	for _, u := range c.URLs {
+		opts := []registry.ClientFunc{registry.WithHTTPClient(client)}
+		if c.User != "" {
+			opts = append(opts, registry.WithBasicAuth(c.User, c.Password))
+		}
+		rc, err := registry.NewClient(u, opts...)
+		if err == nil {
+			var s avro.Schema
+			var id int
+			if s, id, err = fetch(ctx, rc, c); err == nil {
+				return s, id, nil
+			}
+		}
+		last = fmt.Errorf("%s: %w", u, err)
+		var status registry.Error
+		if errors.As(err, &status) && (status.StatusCode >= 500 || status.StatusCode == http.StatusRequestTimeout || status.StatusCode == http.StatusTooManyRequests) {
+			continue
+		}
+		var netErr interface{ Timeout() bool }
+		if refused == nil && !errors.As(err, &netErr) && ctx.Err() == nil {
+			refused = fmt.Errorf("%w: %w", ErrRefused, last)
+		}
+	}
+	if refused != nil {
+		return nil, 0, refused
+	}
+	return nil, 0, last
+}
+
+// ErrRefused marks an answer that asking again will not change.
+var ErrRefused = errors.New("refused")
+
+func fetch(ctx context.Context, rc *registry.Client, c *Config) (avro.Schema, int, error) {
+	if c.Subject == "" {
+		s, err := rc.GetSchema(ctx, c.ID)
+		return s, c.ID, err
+	}
+	var info registry.SchemaInfo
+	var err error
+	if c.Version == "latest" {
+		info, err = rc.GetLatestSchemaInfo(ctx, c.Subject)
+	} else {
+		v, _ := strconv.Atoi(c.Version)
+		info, err = rc.GetSchemaInfo(ctx, c.Subject, v)
+	}
+	return info.Schema, info.ID, err
+}
+
+// bearer adds a bearer token to each request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
