@@ -199,7 +199,9 @@ func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocat
 		}
 	} else {
 		enc, err := NewEncoder(cfg)
-		if err != nil {
+		if err != nil && cfg.Format == "avro" {
+			return nil, fmt.Errorf("Schema_Str: %w", err)
+		} else if err != nil {
 			return nil, err
 		}
 		in.enc.Store(enc)

@@ -109,3 +109,16 @@ func TestSchemaRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaStrRefused: a Schema_Str the encoder cannot use fails Init,
+// naming the key.
+func TestSchemaStrRefused(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "Format": "avro", "Schema_Str": `{"type":"array","items":"long"}`, "Schema_ID": "1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), (&logSink{}).log)
+	if want := "Schema_Str: avro schema is array, not a record"; err == nil || err.Error() != want {
+		t.Fatalf("%v, want %s", err, want)
+	}
+}
