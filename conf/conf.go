@@ -90,6 +90,7 @@ type Config struct {
 	// Init logs them.
 	Warnings []string
 
+	schemaStr    string // Schema_Str, read with Format avro
 	mskIAM       bool   // AWS_MSK_IAM
 	mskARNRegion string // of AWS_MSK_IAM_Cluster_ARN
 }
@@ -170,12 +171,7 @@ var Options = []Option{
 	{"OTLP_Body_Key_Attributes", "bool", "on", "With Format otlp_*: when a field of OTLP_Body_Key is the body, the record's other fields become log attributes; off leaves them out, as Fluent Bit's kafka output does.",
 		boolean(func(c *Config) *bool { return &c.OTLP.BodyAttributes })},
 	{"Schema_Str", "string", "", "With Format avro: the Avro schema (JSON, a record) the records are written in; with Schema_ID, no registry is asked.",
-		func(c *Config, v string) (err error) {
-			if v != "" {
-				c.Schema, err = avro.ParseWithCache(v, "", &avro.SchemaCache{})
-			}
-			return err
-		}},
+		func(c *Config, v string) error { c.schemaStr = v; return nil }},
 	{"Schema_ID", "integer", "0", "With Format avro: the schema's ID in the Schema Registry, written before each value (Confluent's framing); with Schema_Registry_URL and no subject, the schema fetched.",
 		integer(func(c *Config) *int { return &c.SchemaID }, 0, math.MaxInt32)},
 	{"Schema_Registry_URL", "list", "", "With Format avro: Confluent Schema Registry base URLs (http or https), tried in turn for the schema at Init; until one answers, chunks are retried.",
@@ -462,6 +458,12 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 // checkAvro checks that Format avro has its schema and ID, or a registry
 // to fetch them from.
 func (c *Config) checkAvro() error {
+	if c.schemaStr != "" {
+		var err error
+		if c.Schema, err = avro.ParseWithCache(c.schemaStr, "", &avro.SchemaCache{}); err != nil {
+			return &Error{Key: "Schema_Str", Value: c.schemaStr, Reason: err.Error()}
+		}
+	}
 	switch {
 	case c.Schema != nil && c.SchemaID > 0:
 		if c.Registry.Enabled() {
@@ -480,6 +482,9 @@ func (c *Config) checkAvro() error {
 	if c.Schema != nil {
 		c.Warnings = append(c.Warnings, "Schema_Str is not used: the schema comes from Schema_Registry_URL")
 		c.Schema = nil
+	}
+	if c.Registry.Subject != "" && c.SchemaID > 0 {
+		c.Warnings = append(c.Warnings, "Schema_ID is not used: the ID comes with Schema_Registry_Subject's schema")
 	}
 	c.Registry.ID = c.SchemaID
 	return nil

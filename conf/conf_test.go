@@ -53,7 +53,7 @@ func TestValues(t *testing.T) {
 
 // freeForm are the options that take any text.
 var freeForm = map[string]bool{"Timestamp_Key": true, "Tag_Key": true, "Message_Key": true, "Metrics_Instance": true, "Client_ID": true,
-	"Schema_Registry_Subject": true, "Schema_Registry_HTTP_User": true, "Schema_Registry_HTTP_Passwd": true, "Schema_Registry_Bearer_Token": true}
+	"Schema_Registry_Subject": true, "Schema_Str": true, "Schema_Registry_HTTP_User": true, "Schema_Registry_HTTP_Passwd": true, "Schema_Registry_Bearer_Token": true}
 
 func TestInvalidValuesNameTheKey(t *testing.T) {
 	invalid := map[string]string{
@@ -64,7 +64,7 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021", "Message_Mode": "stream", "Producers": "17",
 		"Gelf_Short_Message_Key": "$log[", "Gelf_Full_Message_Key": "$", "Gelf_Host_Key": "$k['host", "Gelf_Level_Key": "a'b",
 		"AWS_MSK_IAM": "iam", "AWS_MSK_IAM_Cluster_ARN": "arn:aws:s3:::bucket", "OTLP_Body_Key_Attributes": "sometimes", "OTLP_Body_Key": "log, $message",
-		"Schema_Str": "strin", "Schema_ID": "-1",
+		"Schema_ID":           "-1",
 		"Schema_Registry_URL": "http://r:8081, registry:8081", "Schema_Registry_Version": "v2",
 	}
 	for _, o := range Options {
@@ -408,11 +408,13 @@ func TestAvro(t *testing.T) {
 		want string // the error, or the warning, or "registry" when the schema is to be fetched
 	}{
 		{MapGetter{"Schema_Str": schema, "Schema_ID": "3"}, ""},
+		{MapGetter{"Schema_Str": "strin", "Schema_ID": "3"}, `Schema_Str: invalid value "strin": avro: unknown type: strin`},
 		{MapGetter{"Schema_Str": schema, "Schema_ID": "3", "Schema_Registry_URL": "http://r:1"}, "warning: Schema_Registry_URL is not used: Schema_Str and Schema_ID are given"},
 		{MapGetter{"Schema_Str": schema}, "Schema_ID: required with Schema_Str: the ID written before each value, that consumers look the schema up by"},
 		{MapGetter{}, `Format: invalid value "avro": needs Schema_Str and Schema_ID, or Schema_Registry_URL`},
 		{MapGetter{"Schema_Registry_URL": "http://r:1"}, "Schema_Registry_Subject: required with Schema_Registry_URL, unless Schema_ID names the schema"},
 		{MapGetter{"Schema_Registry_URL": "http://r:1", "Schema_ID": "4"}, "registry"},
+		{MapGetter{"Schema_Registry_URL": "http://r:1", "Schema_ID": "4", "Schema_Registry_Subject": "s"}, "registry; warning: Schema_ID is not used: the ID comes with Schema_Registry_Subject's schema"},
 		{MapGetter{"Schema_Registry_URL": "http://r:1, https://s", "Schema_Registry_Subject": "logs-value", "Schema_Str": schema}, "registry; warning: Schema_Str is not used: the schema comes from Schema_Registry_URL"},
 		{MapGetter{"Schema_Str": schema, "Schema_ID": "3", "Message_Mode": "batch"}, `Format: invalid value "avro": not supported with Message_Mode batch: Avro deserializers read one record per Kafka message, not an LZ4 frame of them`},
 	} {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/gokafka/gokafka/ra"
@@ -33,7 +36,7 @@ type Avro struct {
 // avroNode is a schema compiled for writing from msgpack.
 type avroNode struct {
 	typ     avro.Type
-	logical avro.LogicalType // of an int or long
+	logical avro.LogicalType // of a primitive or fixed
 	name    string           // of a named type, or its type
 	fields  []avroField      // record
 	index   map[string]int   // record: field by name or alias
@@ -118,6 +121,9 @@ func compileAvro(s avro.Schema, named map[string]*avroNode) (*avroNode, error) {
 	var err error
 	switch s := s.(type) {
 	case *avro.PrimitiveSchema:
+		if l, ok := s.Prop("logicalType").(string); ok { // hamba reads no *-nanos
+			n.logical = avro.LogicalType(l)
+		}
 		if l := s.Logical(); l != nil {
 			n.logical = l.Type()
 		}
@@ -129,13 +135,18 @@ func compileAvro(s avro.Schema, named map[string]*avroNode) (*avroNode, error) {
 				return nil, err
 			}
 			if f.HasDefault() {
-				if af.dflt, err = avro.Marshal(f.Type(), f.Default()); err != nil {
+				if af.dflt, err = appendDefault([]byte{}, af.node, f.Default()); err != nil {
 					return nil, fmt.Errorf("default of field %s: %w", f.Name(), err)
 				}
 			}
 			n.fields = append(n.fields, af)
-			for _, name := range append([]string{f.Name()}, f.Aliases()...) {
-				n.index[name] = i
+			n.index[f.Name()] = i
+		}
+		for i, f := range s.Fields() { // an alias does not hide a field's name
+			for _, alias := range f.Aliases() {
+				if _, taken := n.index[alias]; !taken {
+					n.index[alias] = i
+				}
 			}
 		}
 	case *avro.ArraySchema:
@@ -149,6 +160,9 @@ func compileAvro(s avro.Schema, named map[string]*avroNode) (*avroNode, error) {
 		}
 	case *avro.FixedSchema:
 		n.size = s.Size()
+		if l := s.Logical(); l != nil {
+			n.logical = l.Type()
+		}
 	case *avro.UnionSchema:
 		n.takes = map[msgp.Type][]int{}
 		for i, b := range s.Types() {
@@ -391,6 +405,9 @@ func typeError(n *avroNode, t msgp.Type) error {
 // appendAvroText writes text v as n: a string (made valid UTF-8), bytes, an
 // enum symbol, fixed bytes of n's size, or a union's first branch of those.
 func appendAvroText(dst []byte, n *avroNode, v []byte) ([]byte, error) {
+	if n.logical == avro.Decimal {
+		return dst, fmt.Errorf("text for a decimal %s", n.name)
+	}
 	switch n.typ {
 	case avro.String:
 		if !utf8.Valid(v) {
@@ -426,11 +443,17 @@ func appendAvroText(dst []byte, n *avroNode, v []byte) ([]byte, error) {
 	return dst, fmt.Errorf("text for type %s", n.name)
 }
 
-// appendUnion writes b as the first branch of union n that takes it.
+// appendUnion writes b as the first branch of union n that takes it. A map
+// or an array goes to the first branch of its kind: trying the others after
+// a failure deep inside would take time exponential in its depth.
 func (w *avroWriter) appendUnion(dst []byte, n *avroNode, b []byte, depth int, rm *removal) (out, rest []byte, err error) {
 	t := msgp.NextType(b)
+	takes := n.takes[t]
+	if len(takes) > 1 && (t == msgp.MapType || t == msgp.ArrayType) {
+		takes = takes[:1]
+	}
 	var first error
-	for _, i := range n.takes[t] {
+	for _, i := range takes {
 		out, rest, err := w.appendValue(binary.AppendVarint(dst, int64(i)), n.branches[i], b, depth, rm)
 		if err == nil {
 			return out, rest, nil
@@ -527,7 +550,7 @@ func (w *avroWriter) appendMap(dst []byte, n *avroNode, b []byte, depth int, rm 
 var stringNode = &avroNode{typ: avro.String, name: "string", null: -1}
 
 // appendTime writes the record time ns as n: a long (or int) in the unit
-// of its logicalType timestamp-millis or timestamp-micros, or else of
+// of its logicalType timestamp-millis, -micros or -nanos, or else of
 // Timestamp_Format epoch, epoch_ms or epoch_ns; a double (or float) in
 // Timestamp_Format double or epoch*; a string in any Timestamp_Format; or a
 // union's first branch of those.
@@ -540,6 +563,10 @@ func (w *avroWriter) appendTime(dst []byte, n *avroNode, ns int64) ([]byte, erro
 			v, _ = divmod(ns, 1e6)
 		case avro.TimestampMicros, avro.LocalTimestampMicros:
 			v, _ = divmod(ns, 1e3)
+		case "timestamp-nanos", "local-timestamp-nanos":
+			v = ns
+		case avro.Date, avro.TimeMillis, avro.TimeMicros:
+			return dst, fmt.Errorf("a %s is not a timestamp", n.logical)
 		default:
 			if !isEpoch(w.time) {
 				return dst, fmt.Errorf("a %s takes the time with logicalType timestamp-millis or timestamp-micros, or with Timestamp_Format epoch, epoch_ms or epoch_ns", n.typ)
@@ -588,4 +615,101 @@ func (w *avroWriter) appendTime(dst []byte, n *avroNode, ns int64) ([]byte, erro
 
 func isEpoch(format string) bool {
 	return format == "epoch" || format == "epoch_ms" || format == "epoch_ns"
+}
+
+// appendDefault writes a field's default v, as hamba/avro read it from the
+// schema, as n (a union's as its first branch).
+func appendDefault(dst []byte, n *avroNode, v any) ([]byte, error) {
+	if j, err := json.Marshal(v); err == nil && string(j) == "null" {
+		v = nil // hamba's null inside a default is a type of its own
+	}
+	switch n.typ {
+	case avro.Union:
+		return appendDefault(binary.AppendVarint(dst, 0), n.branches[0], v)
+	case avro.Null:
+		if v == nil {
+			return dst, nil
+		}
+	case avro.Boolean:
+		if b, ok := v.(bool); ok && b {
+			return append(dst, 1), nil
+		} else if ok {
+			return append(dst, 0), nil
+		}
+	case avro.Int, avro.Long, avro.Float, avro.Double:
+		var f float64
+		switch x := v.(type) {
+		case int:
+			f = float64(x)
+		case int32:
+			f = float64(x)
+		case int64:
+			f = float64(x)
+		case float32:
+			f = float64(x)
+		case float64:
+			f = x
+		default:
+			return dst, fmt.Errorf("default %v for type %s", v, n.name)
+		}
+		switch n.typ {
+		case avro.Float:
+			return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(f))), nil
+		case avro.Double:
+			return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f)), nil
+		}
+		return binary.AppendVarint(dst, int64(f)), nil
+	case avro.String, avro.Bytes, avro.Enum, avro.Fixed:
+		switch x := v.(type) {
+		case string:
+			return appendAvroText(dst, n, []byte(x))
+		case []byte:
+			return appendAvroText(dst, n, x)
+		}
+	case avro.Array:
+		if items, ok := v.([]any); ok {
+			if len(items) > 0 {
+				dst = binary.AppendVarint(dst, int64(len(items)))
+			}
+			for _, item := range items {
+				var err error
+				if dst, err = appendDefault(dst, n.items, item); err != nil {
+					return dst, err
+				}
+			}
+			return append(dst, 0), nil
+		}
+	case avro.Map, avro.Record:
+		m, ok := v.(map[string]any)
+		if !ok {
+			break
+		}
+		if n.typ == avro.Record {
+			for _, f := range n.fields {
+				var err error
+				if x, ok := m[f.name]; ok {
+					dst, err = appendDefault(dst, f.node, x)
+				} else if f.dflt != nil {
+					dst = append(dst, f.dflt...)
+				} else {
+					err = fmt.Errorf("default for record %s has no %s", n.name, f.name)
+				}
+				if err != nil {
+					return dst, err
+				}
+			}
+			return dst, nil
+		}
+		if len(m) > 0 {
+			dst = binary.AppendVarint(dst, int64(len(m)))
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			var err error
+			if dst, err = appendDefault(append(binary.AppendVarint(dst, int64(len(k))), k...), n.items, m[k]); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, 0), nil
+	}
+	return dst, fmt.Errorf("default %v for type %s", v, n.name)
 }

@@ -175,6 +175,8 @@ func TestAvroTime(t *testing.T) {
 		{`"string"`, "java_sql_timestamp", `"1969-12-31 23:59:59.998500"`},
 		{`["null","string"]`, "epoch", `"-1"`},
 		{`["null","long"]`, "iso8601", `error: field t, for Timestamp_Key: a long takes the time with logicalType timestamp-millis or timestamp-micros, or with Timestamp_Format epoch, epoch_ms or epoch_ns`},
+		{`{"type":"long","logicalType":"timestamp-nanos"}`, "epoch_ms", `-1500000`},
+		{`{"type":"int","logicalType":"date"}`, "epoch", `error: field t, for Timestamp_Key: a date is not a timestamp`},
 		{`"boolean"`, "epoch", `error: field t, for Timestamp_Key: the time cannot be a boolean`},
 	} {
 		schema := avro.MustParse(`{"type":"record","name":"T","fields":[{"name":"t","type":` + c.typ + `}]}`)
@@ -217,6 +219,18 @@ func TestAvroSchemas(t *testing.T) {
 			map[string]any{}, `{"a":"none"}`},
 		{"record default", `{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"record","name":"A","fields":[{"name":"x","type":"int"}]},"default":{"x":3}}]}`, Options{},
 			map[string]any{}, `{"a":{"x":3}}`},
+		{"defaults", `{"type":"record","name":"R","fields":[
+			{"name":"a","type":[{"type":"record","name":"A","fields":[{"name":"x","type":["null","string"]},{"name":"y","type":"long","default":4}]},"null"],"default":{"x":null}},
+			{"name":"b","type":"bytes","default":"\u00ff"},{"name":"e","type":{"type":"enum","name":"E","symbols":["P","Q"]},"default":"Q"},
+			{"name":"m","type":{"type":"map","values":"int"},"default":{"k":1,"j":2}},{"name":"l","type":{"type":"array","items":"double"},"default":[1.5]},
+			{"name":"t","type":[{"type":"long","logicalType":"timestamp-millis"},"null"],"default":0},{"name":"f","type":"float","default":2}]}`, Options{},
+			map[string]any{}, `{"a":{"A":{"x":null,"y":4}},"b":"/w==","e":"Q","f":2,"l":[1.5],"m":{"j":2,"k":1},"t":"1970-01-01T00:00:00Z"}`},
+		{"alias does not hide a name", `{"type":"record","name":"R","fields":[{"name":"b","type":"long"},{"name":"a","type":"long","aliases":["b"],"default":0}]}`, Options{},
+			map[string]any{"b": int64(1)}, `{"a":0,"b":1}`},
+		{"decimal from text", `{"type":"record","name":"R","fields":[{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":4,"scale":2}}]}`, Options{},
+			map[string]any{"d": "12.5"}, "error: d: text for a decimal bytes"},
+		{"a map in a union goes to its first branch of maps", `{"type":"record","name":"N","fields":[{"name":"c","type":["null","N",{"type":"map","values":"N"}]},{"name":"x","type":"int"}]}`, Options{},
+			deep(40), "error: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: c: x: missing, and the schema gives no default"},
 		{"recursive", `{"type":"record","name":"L","fields":[{"name":"v","type":"long"},{"name":"next","type":["null","L"]}]}`, Options{},
 			map[string]any{"v": int64(1), "next": map[string]any{"v": int64(2), "next": map[string]any{"v": int64(3)}}},
 			`{"next":{"L":{"next":{"L":{"next":null,"v":3}},"v":2}},"v":1}`},
@@ -291,4 +305,13 @@ func FuzzAvro(f *testing.F) {
 			t.Fatalf("from %x: %x does not decode: %v, %+v", body, v, err, m)
 		}
 	})
+}
+
+// deep returns {"c": {"c": ... {}}}, n deep.
+func deep(n int) map[string]any {
+	m := map[string]any{}
+	for range n {
+		m = map[string]any{"c": m}
+	}
+	return m
 }

@@ -222,6 +222,9 @@ func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocat
 	}
 	var err error
 	if in.snd, err = sender.Start(in.acc, newProd, cfg.Producers, log); err != nil {
+		if in.schema != nil {
+			in.schema.cancel()
+		}
 		return nil, err
 	}
 	in.retries = newRetryMemory(rememberedRecords)

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -71,6 +72,10 @@ func (in *Instance) noSchema(data []byte) int {
 		}
 	}
 	in.Stats.Retried.Add(int64(n))
-	in.Log(LevelWarn, "%d records not sent: no Avro schema from Schema_Registry_URL yet (%v); chunk will be retried", n, last)
+	level := LevelWarn
+	if errors.Is(last, registry.ErrRefused) { // the registry's answer, or its schema, needs an operator
+		level = LevelError
+	}
+	in.Log(level, "%d records not sent: no Avro schema from Schema_Registry_URL yet (%v); chunk will be retried", n, last)
 	return Retry
 }

@@ -4,9 +4,11 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -28,16 +30,17 @@ type Config struct {
 // Enabled reports whether c names a registry.
 func (c *Config) Enabled() bool { return len(c.URLs) > 0 }
 
-// timeout bounds one request.
-const timeout = 10 * time.Second
+// timeout bounds one request: a registry that does not answer leaves time
+// for the next within the caller's deadline.
+const timeout = 3 * time.Second
 
 // Fetch returns the schema and its ID from the first URL that answers. An
 // error wraps ErrRefused when a registry answered, and will answer the
-// same again: an error status other than a timeout or throttling, or a
-// schema that is not Avro.
+// same again: an error status other than a timeout or throttling, a
+// certificate it cannot be trusted with, or a schema that is not Avro.
 func Fetch(ctx context.Context, c *Config) (avro.Schema, int, error) {
 	client := &http.Client{Timeout: timeout}
-	if c.BearerToken != "" {
+	if c.BearerToken != "" && c.User == "" {
 		client.Transport = bearer{token: c.BearerToken, next: http.DefaultTransport}
 	}
 	var refused, last error
@@ -54,13 +57,17 @@ func Fetch(ctx context.Context, c *Config) (avro.Schema, int, error) {
 				return s, id, nil
 			}
 		}
+		if p, perr := url.Parse(u); perr == nil {
+			u = p.Redacted()
+		}
 		last = fmt.Errorf("%s: %w", u, err)
 		var status registry.Error
 		if errors.As(err, &status) && (status.StatusCode >= 500 || status.StatusCode == http.StatusRequestTimeout || status.StatusCode == http.StatusTooManyRequests) {
 			continue
 		}
 		var netErr interface{ Timeout() bool }
-		if refused == nil && !errors.As(err, &netErr) && ctx.Err() == nil {
+		var certErr *tls.CertificateVerificationError
+		if refused == nil && (!errors.As(err, &netErr) || errors.As(err, &certErr)) && ctx.Err() == nil {
 			refused = fmt.Errorf("%w: %w", ErrRefused, last)
 		}
 	}
@@ -78,13 +85,14 @@ func fetch(ctx context.Context, rc *registry.Client, c *Config) (avro.Schema, in
 		s, err := rc.GetSchema(ctx, c.ID)
 		return s, c.ID, err
 	}
+	subject := url.PathEscape(c.Subject) // hamba's client joins it into the path as it is
 	var info registry.SchemaInfo
 	var err error
 	if c.Version == "latest" {
-		info, err = rc.GetLatestSchemaInfo(ctx, c.Subject)
+		info, err = rc.GetLatestSchemaInfo(ctx, subject)
 	} else {
 		v, _ := strconv.Atoi(c.Version)
-		info, err = rc.GetSchemaInfo(ctx, c.Subject, v)
+		info, err = rc.GetSchemaInfo(ctx, subject, v)
 	}
 	return info.Schema, info.ID, err
 }

@@ -21,7 +21,7 @@ func fakeRegistry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.URL.Path {
-	case "/subjects/s/versions/latest", "/subjects/s/versions/2":
+	case "/subjects/s/versions/latest", "/subjects/s/versions/2", "/subjects/a/b%/versions/latest":
 		fmt.Fprintf(w, `{"id":8,"version":2,"schema":%q}`, schema)
 	case "/subjects/s/versions/1":
 		fmt.Fprintf(w, `{"id":7,"version":1,"schema":%q}`, schema)
@@ -51,6 +51,7 @@ func TestFetch(t *testing.T) {
 	}{
 		{"latest", Config{URLs: []string{srv.URL}, Subject: "s", Version: "latest"}, 8, ""},
 		{"version", Config{URLs: []string{srv.URL}, Subject: "s", Version: "1"}, 7, ""},
+		{"subject escaped", Config{URLs: []string{srv.URL}, Subject: "a/b%", Version: "latest"}, 8, ""},
 		{"by ID", Config{URLs: []string{srv.URL}, ID: 7}, 7, ""},
 		{"after one down", Config{URLs: []string{closed.URL, srv.URL + "/down", srv.URL}, Subject: "s", Version: "latest"}, 8, ""},
 		{"all down", Config{URLs: []string{closed.URL, srv.URL + "/down"}, Subject: "s", Version: "latest"}, 0, srv.URL + "/down: busy"},
