@@ -55,7 +55,7 @@ func (in *Instance) noSchema(data []byte) int {
 	l := in.schema
 	l.mu.Lock()
 	last := l.err
-	if !l.running {
+	if !l.running && in.enc.Load() == nil { // not come since the flush looked
 		l.running = true
 		go func() {
 			err := in.loadSchema(l.ctx)
