@@ -79,7 +79,6 @@ func newAvroWriter(o Options) (*avroWriter, error) {
 		return nil, fmt.Errorf("avro schema is %s, not a record", root.name)
 	}
 	w := &avroWriter{root: root, time: o.TimestampFormat}
-	w.prefix[0] = 0
 	binary.BigEndian.PutUint32(w.prefix[1:], o.Avro.SchemaID)
 	// The added fields are compiled for the top level only: a recursive
 	// schema's nested records must not get them.
@@ -180,7 +179,7 @@ func compileAvro(s avro.Schema, named map[string]*avroNode) (*avroNode, error) {
 		for _, t := range []msgp.Type{msgp.NilType, msgp.BoolType, msgp.IntType, msgp.UintType, msgp.Float32Type, msgp.Float64Type, msgp.StrType, msgp.BinType, msgp.ArrayType, msgp.MapType} {
 			for _, pass := range [][]avro.Type{ownTypes(t), convertedTypes(t)} {
 				for i, bn := range n.branches {
-					if containsType(pass, bn.typ) {
+					if slices.Contains(pass, bn.typ) {
 						n.takes[t] = append(n.takes[t], i)
 					}
 				}
@@ -226,15 +225,6 @@ func convertedTypes(t msgp.Type) []avro.Type {
 	return nil
 }
 
-func containsType(ts []avro.Type, t avro.Type) bool {
-	for _, x := range ts {
-		if x == t {
-			return true
-		}
-	}
-	return false
-}
-
 // appendAvro writes the record body b framed, with x's time and tag, and
 // returns what follows the body.
 func (w *avroWriter) appendAvro(dst, b []byte, x *extras, rm *removal) (out, rest []byte, err error) {
@@ -254,16 +244,15 @@ func (w *avroWriter) appendRecord(dst []byte, n *avroNode, b []byte, depth int, 
 	if err != nil {
 		return dst, b, err
 	}
-	var small [16]struct {
+	// Each field's value in the map, and what to remove inside it.
+	type fieldValue struct {
 		v   []byte
 		sub *removal
 	}
-	vals := small[:0]
+	var small [16]fieldValue
+	vals := small[:]
 	if len(n.fields) > len(small) {
-		vals = make([]struct {
-			v   []byte
-			sub *removal
-		}, 0, len(n.fields))
+		vals = make([]fieldValue, len(n.fields))
 	}
 	vals = vals[:len(n.fields)]
 	for range count {
@@ -375,10 +364,7 @@ func (w *avroWriter) appendValue(dst []byte, n *avroNode, b []byte, depth int, r
 		if err != nil {
 			return dst, b, err
 		}
-		if n.typ == avro.Float {
-			return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(f))), rest, nil
-		}
-		return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f)), rest, nil
+		return appendReal(dst, n.typ, f), rest, nil
 	case avro.String, avro.Bytes, avro.Enum, avro.Fixed:
 		var v []byte
 		switch t {
@@ -396,6 +382,14 @@ func (w *avroWriter) appendValue(dst []byte, n *avroNode, b []byte, depth int, r
 		return out, rest, err
 	}
 	return dst, b, typeError(n, t)
+}
+
+// appendReal writes f as a float or a double, by typ.
+func appendReal(dst []byte, typ avro.Type, f float64) []byte {
+	if typ == avro.Float {
+		return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(f)))
+	}
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 }
 
 func typeError(n *avroNode, t msgp.Type) error {
@@ -587,10 +581,7 @@ func (w *avroWriter) appendTime(dst []byte, n *avroNode, ns int64) ([]byte, erro
 		default:
 			return dst, fmt.Errorf("a %s takes the time with Timestamp_Format double, epoch, epoch_ms or epoch_ns", n.typ)
 		}
-		if n.typ == avro.Float {
-			return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(f))), nil
-		}
-		return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f)), nil
+		return appendReal(dst, n.typ, f), nil
 	case avro.String:
 		var buf [40]byte
 		return appendAvroText(dst, n, appendTimeText(buf[:0], ns, w.time))
@@ -652,11 +643,8 @@ func appendDefault(dst []byte, n *avroNode, v any) ([]byte, error) {
 		default:
 			return dst, fmt.Errorf("default %v for type %s", v, n.name)
 		}
-		switch n.typ {
-		case avro.Float:
-			return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(f))), nil
-		case avro.Double:
-			return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f)), nil
+		if n.typ == avro.Float || n.typ == avro.Double {
+			return appendReal(dst, n.typ, f), nil
 		}
 		return binary.AppendVarint(dst, int64(f)), nil
 	case avro.String, avro.Bytes, avro.Enum, avro.Fixed:
