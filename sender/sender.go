@@ -209,11 +209,21 @@ func (l *Lane) SendAll() {
 	l.produce(l.s.acc.DrainAll(l.index, buf[:0]))
 }
 
-// produce hands batches to the producer; l.sending is held.
+// produce hands batches to the producer; l.sending is held. When Produce
+// panics (C out of memory; the flush's export recovers), that batch and the
+// ones after it fail for a retry as the panic goes on: drained, they are in
+// no queue, and their flushes would wait for them for good.
 func (l *Lane) produce(batches []*accumulator.Batch) {
-	for i, b := range batches {
+	i := 0
+	defer func() {
+		if i < len(batches) {
+			l.s.inflight.Add(int64(len(batches) - i - 1)) // abort counts every batch out
+			l.s.abort(batches[i:], "not produced: the producer failed")
+		}
+	}()
+	for ; i < len(batches); i++ {
 		l.s.inflight.Add(1)
-		l.prod.Produce(b)
+		l.prod.Produce(batches[i])
 		batches[i] = nil
 	}
 }

@@ -92,6 +92,7 @@ type recorder struct {
 	fatal       error
 	pollOnly    bool
 	bogus       bool
+	panicOn     int // Produce panics on its panicOn-th call from now (0: never)
 	wakes       atomic.Int32
 	woken       chan struct{}
 	interrupted chan struct{}
@@ -104,6 +105,11 @@ func newRecorder() *recorder {
 func (p *recorder) Produce(b *accumulator.Batch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.panicOn > 0 {
+		if p.panicOn--; p.panicOn == 0 {
+			panic("rdk: out of memory for a batch")
+		}
+	}
 	p.produced = append(p.produced, b)
 }
 
@@ -329,6 +335,52 @@ func TestPanicWhileWaitingFreesTheLane(t *testing.T) {
 	case <-closed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close waits for the lane the panicking flush held")
+	}
+}
+
+// TestPanicInProduceFailsTheRest: when producing a batch panics (C out of
+// memory; the flush's export recovers), that batch and the rest of the pass
+// fail for a retry and give their memory back; the batches produced before
+// it stay in flight.
+func TestPanicInProduceFailsTheRest(t *testing.T) {
+	p := newRecorder()
+	acc := accumulator.New(64, 1<<20, time.Hour, accumulator.GoAllocator{}) // 64 B batches: 3 records each
+	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(time.Now())
+	const n = 12
+	w := accumulator.NewWaiter(n)
+	if got, err := acc.Append("t", -1, 0, staged(n), w, time.Now().Add(time.Minute)); got != n || err != nil {
+		t.Fatal(got, err)
+	}
+	p.mu.Lock()
+	p.produced, p.panicOn = nil, 2
+	p.mu.Unlock()
+	l := s.Lane(0)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Produce did not panic")
+			}
+		}()
+		l.SendAll()
+	}()
+	l.Release()
+	p.mu.Lock()
+	produced := 0
+	for _, b := range p.produced {
+		produced += len(b.Recs)
+	}
+	p.mu.Unlock()
+	res, done := acc.Wait(w, time.Now(), func(<-chan struct{}, time.Time) {})
+	if produced == n || done || res.InFlight != produced || res.Retriable != n-produced {
+		t.Fatalf("%d records produced; in flight %d, failed for a retry %d (done %v), want the other %d failed",
+			produced, res.InFlight, res.Retriable, done, n-produced)
+	}
+	if got, want := s.inflight.Load(), int64(len(p.produced)); got != want {
+		t.Fatalf("%d batches in flight, want %d", got, want)
 	}
 }
 
