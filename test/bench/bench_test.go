@@ -67,6 +67,7 @@ const hostTag = "test"
 type result struct {
 	mode      string
 	records   int64
+	start     time.Time
 	wall      float64 // seconds
 	user, sys float64 // CPU seconds of the whole process (all its threads)
 	maxRSSKB  int64
@@ -451,15 +452,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	logf("load average at end %s\n", loadavg())
 
-	// Each mode's round with the median CPU per record.
-	med, best := map[string]result{}, map[string]result{}
-	spread := map[string]string{}
-	for name, rs := range all {
-		rs = slices.Clone(rs)
-		slices.SortFunc(rs, func(x, y result) int { return cmp.Compare(x.cpuPerRecord(), y.cpuPerRecord()) })
-		med[name], best[name] = rs[len(rs)/2], rs[0]
-		spread[name] = fmt.Sprintf("%.3f–%.3f", rs[0].cpuPerRecord(), rs[len(rs)-1].cpuPerRecord())
-	}
+	med, best, spread := medianRounds(all)
 	thin := med["floor-thin"]
 	chunkMiB := float64(in.chunkBytes) / (1 << 20)
 	var t strings.Builder
@@ -529,6 +522,19 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ReportMetric(r.rssMiB()/thin.rssMiB(), "RSS÷thin")
 		})
 	}
+}
+
+// medianRounds returns, of each mode's rounds, the one with the median CPU
+// per record, the one with the lowest, and the range of CPU per record.
+func medianRounds(all map[string][]result) (med, best map[string]result, spread map[string]string) {
+	med, best, spread = map[string]result{}, map[string]result{}, map[string]string{}
+	for name, rs := range all {
+		rs = slices.Clone(rs)
+		slices.SortFunc(rs, func(x, y result) int { return cmp.Compare(x.cpuPerRecord(), y.cpuPerRecord()) })
+		med[name], best[name] = rs[len(rs)/2], rs[0]
+		spread[name] = fmt.Sprintf("%.3f–%.3f", rs[0].cpuPerRecord(), rs[len(rs)-1].cpuPerRecord())
+	}
+	return med, best, spread
 }
 
 // countBatchRecords counts the records in a batch mode topic's messages,
