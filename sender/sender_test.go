@@ -340,47 +340,44 @@ func TestPanicWhileWaitingFreesTheLane(t *testing.T) {
 
 // TestPanicInProduceFailsTheRest: when producing a batch panics (C out of
 // memory; the flush's export recovers), that batch and the rest of the pass
-// fail for a retry and give their memory back; the batches produced before
-// it stay in flight.
+// fail for a retry; the batch produced before it stays in flight.
 func TestPanicInProduceFailsTheRest(t *testing.T) {
 	p := newRecorder()
-	acc := accumulator.New(64, 1<<20, time.Hour, accumulator.GoAllocator{}) // 64 B batches: 3 records each
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
 	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(time.Now())
-	const n = 12
-	w := accumulator.NewWaiter(n)
-	if got, err := acc.Append("t", -1, 0, staged(n), w, time.Now().Add(time.Minute)); got != n || err != nil {
-		t.Fatal(got, err)
+	// A batch per partition, none full: only the flush's SendAll drains them.
+	const partitions, each = 4, 3
+	w := accumulator.NewWaiter(partitions * each)
+	for part := range int32(partitions) {
+		if got, err := acc.Append("t", part, 0, staged(each), w, time.Now().Add(time.Minute)); got != each || err != nil {
+			t.Fatal(got, err)
+		}
 	}
 	p.mu.Lock()
-	p.produced, p.panicOn = nil, 2
+	p.panicOn = 2
 	p.mu.Unlock()
-	l := s.Lane(0)
+	l := s.lanes[0]
+	l.sending.Lock() // as SendAll, without giving way to the send loop
 	func() {
 		defer func() {
 			if recover() == nil {
 				t.Error("Produce did not panic")
 			}
 		}()
-		l.SendAll()
+		l.produce(acc.DrainAll(0, nil))
 	}()
-	l.Release()
-	p.mu.Lock()
-	produced := 0
-	for _, b := range p.produced {
-		produced += len(b.Recs)
-	}
-	p.mu.Unlock()
+	l.sending.Unlock()
 	res, done := acc.Wait(w, time.Now(), func(<-chan struct{}, time.Time) {})
-	if produced == n || done || res.InFlight != produced || res.Retriable != n-produced {
-		t.Fatalf("%d records produced; in flight %d, failed for a retry %d (done %v), want the other %d failed",
-			produced, res.InFlight, res.Retriable, done, n-produced)
+	if done || res.InFlight != each || res.Retriable != (partitions-1)*each {
+		t.Fatalf("in flight %d, failed for a retry %d (done %v); want the %d records of the batch produced in flight, the other %d failed",
+			res.InFlight, res.Retriable, done, each, (partitions-1)*each)
 	}
-	if got, want := s.inflight.Load(), int64(len(p.produced)); got != want {
-		t.Fatalf("%d batches in flight, want %d", got, want)
+	if got := s.inflight.Load(); got != 1 {
+		t.Fatalf("%d batches in flight, want 1", got)
 	}
 }
 
