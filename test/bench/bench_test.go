@@ -67,7 +67,6 @@ const hostTag = "test"
 type result struct {
 	mode      string
 	records   int64
-	start     time.Time
 	wall      float64 // seconds
 	user, sys float64 // CPU seconds of the whole process (all its threads)
 	maxRSSKB  int64
