@@ -103,6 +103,25 @@ func TestLingerAndFlushReadiness(t *testing.T) {
 	<-waited
 }
 
+// TestPanicWhileWaitingKeepsLinger: a flush whose wait panics (its export
+// recovers) stops making every batch ready: later batches linger again.
+func TestPanicWhileWaitingKeepsLinger(t *testing.T) {
+	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter(1)
+	a.Append("t", -1, 0, staged(1, 10), w, far())
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the wait did not panic")
+			}
+		}()
+		a.Wait(w, far(), func(<-chan struct{}, time.Time) { panic("waiting") })
+	}()
+	if ready, next := a.Drain(time.Now(), AllLanes, nil); len(ready) != 0 || next <= 0 {
+		t.Fatalf("after the panicking wait: %d ready (next in %v), want the batch to linger", len(ready), next)
+	}
+}
+
 // TestFailuresNotedByKind: a chunk's failures are counted by kind for the
 // log, and Complete returns how many failed for now. Beyond maxExamples
 // kinds, a record refused for good still gets its line, in place of a

@@ -179,16 +179,17 @@ func (a *Accumulator) Wait(w *Waiter, deadline time.Time, block Block) (res Resu
 		a.signal() // every batch is ready now
 	}
 	a.mu.Unlock()
-
+	defer func() { // also when block panics: else every batch would stay ready, Linger ignored
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.flushing--
+		res = w.Result
+		res.InFlight = w.pending
+		w.Retriable, w.Examples = 0, nil
+		ok = w.pending == 0
+	}()
 	if done != nil {
 		block(done, deadline)
 	}
-
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.flushing--
-	res = w.Result
-	res.InFlight = w.pending
-	w.Retriable, w.Examples = 0, nil
-	return res, w.pending == 0
+	return // with what the deferred function sets
 }

@@ -37,7 +37,7 @@ func (p *Producer) refreshToken() {
 		defer p.background.Done()
 		ctx, cancel := context.WithTimeout(p.stopping, tokenTimeout)
 		defer cancel()
-		value, principal, expiry, err := p.tokens(ctx)
+		value, principal, expiry, err := p.token(ctx)
 		if err == nil {
 			err = p.setToken(value, principal, expiry)
 		}
@@ -51,6 +51,17 @@ func (p *Producer) refreshToken() {
 			C.free(unsafe.Pointer(text))
 		}
 	}()
+}
+
+// token makes a token with p.tokens; a panic there (the AWS SDK's, say) is
+// a failure to make one rather than the end of Fluent Bit.
+func (p *Producer) token(ctx context.Context) (value, principal string, expiry time.Time, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return p.tokens(ctx)
 }
 
 func (p *Producer) setToken(value, principal string, expiry time.Time) error {

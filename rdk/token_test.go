@@ -14,8 +14,8 @@ import (
 
 // TestTokens runs producers with AWS_MSK_IAM's settings, to no broker, with
 // token sources of the test's: librdkafka asks at once and again as a
-// token's life runs out; a failure, and a token librdkafka refuses, are
-// logged; Close cancels a token being made.
+// token's life runs out; a failure, a panic, and a token librdkafka
+// refuses, are logged; Close cancels a token being made.
 func TestTokens(t *testing.T) {
 	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1", "AWS_MSK_IAM": "on", "rdkafka.security.protocol": "SASL_PLAINTEXT",
 		"AWS_MSK_IAM_Cluster_ARN": "arn:aws:kafka:eu-west-1:123456789012:cluster/logs/0b1c2d3e"}, []string{"security.protocol"})
@@ -81,6 +81,12 @@ func TestTokens(t *testing.T) {
 		if lines := sink.matching(failure); len(lines) != 2 || lines[0] != "1 "+failure {
 			t.Errorf("want the failure logged once as an error, then librdkafka's report at debug level: %q", lines)
 		}
+	})
+	t.Run("Panicked", func(t *testing.T) {
+		_, sink := start(t, func(context.Context) (string, string, time.Time, error) {
+			panic("no region")
+		})
+		logged(t, sink, "Failed to acquire SASL OAUTHBEARER token: internal error: no region")
 	})
 	t.Run("Refused", func(t *testing.T) {
 		_, sink := start(t, func(context.Context) (string, string, time.Time, error) {

@@ -4,6 +4,7 @@ package sender
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -365,14 +366,8 @@ func (s *Sender) sendLoop() {
 		// at least every fatalCheck.
 		next := fatalCheck
 		for _, l := range s.lanes[:s.started.Load()] {
-			if err := l.prod.Fatal(); err != nil {
-				s.recreate(l, err)
-			}
-			l.sending.Lock()
 			var wait time.Duration
-			ready, wait = s.acc.Drain(time.Now(), l.index, ready[:0])
-			l.produce(ready)
-			l.sending.Unlock()
+			s.guard("the send loop", func() { ready, wait = s.sendLane(l, ready[:0]) })
 			if wait > 0 {
 				next = min(next, wait)
 			}
@@ -387,6 +382,20 @@ func (s *Sender) sendLoop() {
 	}
 }
 
+// sendLane replaces l's producer after a fatal error and produces l's
+// ready batches; it returns ready's storage and how long until the next
+// batch is ready (0: none waits).
+func (s *Sender) sendLane(l *Lane, ready []*accumulator.Batch) ([]*accumulator.Batch, time.Duration) {
+	if err := l.prod.Fatal(); err != nil {
+		s.recreate(l, err)
+	}
+	l.sending.Lock()
+	defer l.sending.Unlock()
+	ready, wait := s.acc.Drain(time.Now(), l.index, ready)
+	l.produce(ready)
+	return ready, wait
+}
+
 func (s *Sender) pollLoop(l *Lane) {
 	defer s.wg.Done()
 	var done []Completion
@@ -396,25 +405,51 @@ func (s *Sender) pollLoop(l *Lane) {
 			return
 		default:
 		}
-		l.mu.RLock()
-		done = l.prod.Poll(pollInterval, done[:0])
-		if len(done) > 0 {
-			s.complete(done)
-			if l.awaiting.Load() { // else a Wake would end the next Wait at once, for nothing
-				l.prod.Wake()
-			}
+		if s.guard("the delivery-report loop", func() { done = s.poll(l, done[:0]) }) {
+			time.Sleep(pollInterval) // a panic that repeats does not spin
 		}
-		l.mu.RUnlock()
 	}
 }
 
+// poll takes l's delivery reports for up to pollInterval and completes
+// their batches; it returns done's storage.
+func (s *Sender) poll(l *Lane, done []Completion) []Completion {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	done = l.prod.Poll(pollInterval, done)
+	if len(done) > 0 {
+		s.complete(done)
+		if l.awaiting.Load() { // else a Wake would end the next Wait at once, for nothing
+			l.prod.Wake()
+		}
+	}
+	return done
+}
+
+// guard runs f and logs a panic in it, as an export recovers one: on a
+// goroutine of the plugin's own, a panic would end Fluent Bit, with every
+// chunk it holds in memory. It reports whether f panicked.
+func (s *Sender) guard(where string, f func()) (panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log(1, fmt.Sprintf("internal error in %s: %v\n%s", where, r, debug.Stack()))
+			panicked = true
+		}
+	}()
+	f()
+	return false
+}
+
 // complete reports the batches' outcomes to the accumulator, and returns
-// how many records failed for now.
+// how many records failed for now. A panic completing one batch is logged,
+// and the batches after it are still completed: their flushes would
+// otherwise wait for them for good.
 func (s *Sender) complete(done []Completion) (retriable int) {
-	for i, c := range done {
-		retriable += s.acc.Complete(c.Batch, c.Failures)
-		s.inflight.Add(-1)
+	for i := range done {
+		c := done[i]
 		done[i] = Completion{}
+		s.inflight.Add(-1)
+		s.guard("completing a batch", func() { retriable += s.acc.Complete(c.Batch, c.Failures) })
 	}
 	return retriable
 }

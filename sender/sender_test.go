@@ -3,6 +3,7 @@ package sender
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,11 +80,11 @@ func TestPartitionsLeaveTheLane(t *testing.T) {
 }
 
 // recorder is a producer without a cluster: Poll reports the batches
-// produced, as acknowledged, once report is set (Wait too, unless
-// pollOnly: then it returns only on a Wake, or after 10 s; with bogus, it
-// returns a completion of no batch, on which completing panics); Close returns the batches
-// produced and not reported, as acknowledged when acked is set (their
-// reports came meanwhile), else as unreported.
+// produced, as acknowledged, once report is set, with bogus after a
+// completion of no batch, on which completing panics (Wait too, unless
+// pollOnly: then it returns only on a Wake, or after 10 s); Close returns
+// the batches produced and not reported, as acknowledged when acked is set
+// (their reports came meanwhile), else as unreported.
 type recorder struct {
 	mu          sync.Mutex
 	produced    []*accumulator.Batch
@@ -92,7 +93,9 @@ type recorder struct {
 	fatal       error
 	pollOnly    bool
 	bogus       bool
-	panicOn     int // Produce panics on its panicOn-th call from now (0: never)
+	panicOn     int  // Produce panics on its panicOn-th call from now (0: never)
+	pollPanics  int  // Poll panics on its next pollPanics calls
+	waitPanics  bool // Wait panics
 	wakes       atomic.Int32
 	woken       chan struct{}
 	interrupted chan struct{}
@@ -120,7 +123,14 @@ func (p *recorder) Poll(timeout time.Duration, dst []Completion) []Completion {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.pollPanics > 0 {
+		p.pollPanics--
+		panic("rdk: a delivery report of no batch")
+	}
 	if p.report {
+		if p.bogus && len(p.produced) > 0 {
+			dst = append(dst, Completion{})
+		}
 		for _, b := range p.produced {
 			dst = append(dst, Completion{Batch: b})
 		}
@@ -131,10 +141,10 @@ func (p *recorder) Poll(timeout time.Duration, dst []Completion) []Completion {
 
 func (p *recorder) Wait(timeout time.Duration, dst []Completion) []Completion {
 	p.mu.Lock()
-	pollOnly, bogus := p.pollOnly, p.bogus
+	pollOnly, waitPanics := p.pollOnly, p.waitPanics
 	p.mu.Unlock()
-	if bogus {
-		return append(dst, Completion{})
+	if waitPanics {
+		panic("rdk: waiting failed")
 	}
 	if !pollOnly {
 		return p.Poll(timeout, dst)
@@ -302,9 +312,9 @@ func TestPollWakesOnlyAWaiter(t *testing.T) {
 	}
 }
 
-// TestPanicWhileWaitingFreesTheLane: a flush whose completing panics while
-// it waits in the producer (its export recovers) leaves the lane unlocked:
-// Close does not wait for it for good.
+// TestPanicWhileWaitingFreesTheLane: a flush whose wait in the producer
+// panics (its export recovers) leaves the lane unlocked: Close does not
+// wait for it for good.
 func TestPanicWhileWaitingFreesTheLane(t *testing.T) {
 	p := newRecorder()
 	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
@@ -314,13 +324,13 @@ func TestPanicWhileWaitingFreesTheLane(t *testing.T) {
 	}
 	w := produce(t, acc, s, 10)
 	p.mu.Lock()
-	p.bogus = true
+	p.waitPanics = true
 	p.mu.Unlock()
 	l := s.Lane(0)
 	func() {
 		defer func() {
 			if recover() == nil {
-				t.Error("completing no batch did not panic")
+				t.Error("the wait did not panic")
 			}
 		}()
 		l.Wait(w, time.Now().Add(10*time.Second))
@@ -335,6 +345,66 @@ func TestPanicWhileWaitingFreesTheLane(t *testing.T) {
 	case <-closed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close waits for the lane the panicking flush held")
+	}
+}
+
+// TestPanicsInTheLoopsAreLogged: a panic in the delivery-report loop, or in
+// completing one batch, is logged; it does not end the process, and the
+// batches reported after it are completed.
+func TestPanicsInTheLoopsAreLogged(t *testing.T) {
+	p := newRecorder()
+	p.pollPanics, p.bogus = 2, true
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	var mu sync.Mutex
+	var logged []string
+	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(_ int, msg string) {
+		mu.Lock()
+		logged = append(logged, msg)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(time.Now())
+	w := produce(t, acc, s, 10)
+	p.mu.Lock()
+	p.report = true
+	p.mu.Unlock()
+	if res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep); !ok || res.Delivered != 10 {
+		t.Fatalf("%+v (done %v), want the 10 records delivered", res, ok)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	all := strings.Join(logged, "\n")
+	if strings.Count(all, "internal error in the delivery-report loop: rdk: a delivery report of no batch") != 2 ||
+		strings.Count(all, "internal error in completing a batch") != 1 {
+		t.Fatalf("logged:\n%s", all)
+	}
+}
+
+// TestPanicInTheSendLoopIsLogged: when producing panics in the send loop,
+// the panic is logged, not the end of the process, and the batch fails for
+// a retry.
+func TestPanicInTheSendLoopIsLogged(t *testing.T) {
+	p := newRecorder()
+	p.panicOn = 1
+	acc := accumulator.New(1<<16, 1<<20, time.Millisecond, accumulator.GoAllocator{}) // one batch
+	logged := make(chan string, 10)
+	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(_ int, msg string) { logged <- msg })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(time.Now())
+	w := accumulator.NewWaiter(10)
+	if got, err := acc.Append("t", -1, 0, staged(10), w, time.Now().Add(time.Minute)); got != 10 || err != nil {
+		t.Fatal(got, err)
+	}
+	// Not waiting: the batch lingers, then the send loop produces it.
+	if msg := <-logged; !strings.Contains(msg, "internal error in the send loop: rdk: out of memory for a batch") {
+		t.Fatalf("logged %q", msg)
+	}
+	if res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep); !ok || res.Retriable != 10 {
+		t.Fatalf("%+v (done %v), want the 10 records failed for a retry", res, ok)
 	}
 }
 
