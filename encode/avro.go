@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gokafka/gokafka/ra"
@@ -89,7 +91,7 @@ func newAvroWriter(o Options) (*avroWriter, error) {
 		switch f.name {
 		case o.TimestampKey:
 			f.added = 't'
-			if _, err := w.appendTime(nil, f.node, 0); err != nil {
+			if _, err := w.appendTime(nil, f.node, time.Now().UnixNano()); err != nil { // an int holds no epoch_ms of today
 				return nil, fmt.Errorf("field %s, for Timestamp_Key: %w", f.name, err)
 			}
 		case o.TagKey:
@@ -647,12 +649,20 @@ func appendDefault(dst []byte, n *avroNode, v any) ([]byte, error) {
 			return appendReal(dst, n.typ, f), nil
 		}
 		return binary.AppendVarint(dst, int64(f)), nil
-	case avro.String, avro.Bytes, avro.Enum, avro.Fixed:
-		switch x := v.(type) {
-		case string:
+	case avro.String, avro.Enum:
+		if x, ok := v.(string); ok {
 			return appendAvroText(dst, n, []byte(x))
-		case []byte:
-			return appendAvroText(dst, n, x)
+		}
+	case avro.Bytes: // a decimal's default is its encoding too
+		if x, ok := v.([]byte); ok {
+			return append(binary.AppendVarint(dst, int64(len(x))), x...), nil
+		}
+	case avro.Fixed: // hamba gives a [size]byte
+		if x := reflect.ValueOf(v); x.Kind() == reflect.Array && x.Type().Elem().Kind() == reflect.Uint8 && x.Len() == n.size {
+			start := len(dst)
+			dst = append(dst, make([]byte, n.size)...)
+			reflect.Copy(reflect.ValueOf(dst[start:]), x)
+			return dst, nil
 		}
 	case avro.Array:
 		if items, ok := v.([]any); ok {

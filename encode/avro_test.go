@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/gokafka/gokafka/chunk"
@@ -200,6 +201,13 @@ func TestAvroTime(t *testing.T) {
 			t.Errorf("%s with %s: got %s, want %s", c.typ, c.format, got, c.want)
 		}
 	}
+	// An int holds times in seconds, not today's in milliseconds: refused
+	// at the start, not at every record.
+	schema := avro.MustParse(`{"type":"record","name":"T","fields":[{"name":"t","type":"int"}]}`)
+	_, err := New(Options{Format: "avro", Avro: Avro{Schema: schema}, TimestampKey: "t", TimestampFormat: "epoch_ms"})
+	if err == nil || !strings.Contains(err.Error(), "field t, for Timestamp_Key: time ") || !strings.Contains(err.Error(), "is out of an int's range") {
+		t.Errorf("int with epoch_ms: %v", err)
+	}
 }
 
 func TestAvroSchemas(t *testing.T) {
@@ -225,6 +233,11 @@ func TestAvroSchemas(t *testing.T) {
 			{"name":"m","type":{"type":"map","values":"int"},"default":{"k":1,"j":2}},{"name":"l","type":{"type":"array","items":"double"},"default":[1.5]},
 			{"name":"t","type":[{"type":"long","logicalType":"timestamp-millis"},"null"],"default":0},{"name":"f","type":"float","default":2}]}`, Options{},
 			map[string]any{}, `{"a":{"A":{"x":null,"y":4}},"b":"/w==","e":"Q","f":2,"l":[1.5],"m":{"j":2,"k":1},"t":"1970-01-01T00:00:00Z"}`},
+		{"defaults of fixed and decimal", `{"type":"record","name":"R","fields":[
+			{"name":"f","type":{"type":"fixed","name":"F","size":2},"default":"\u00ff\u0001"},
+			{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":4,"scale":2},"default":"\u0001\u0002"},
+			{"name":"u","type":[{"type":"fixed","name":"G","size":1},"null"],"default":"\u00ee"}]}`, Options{},
+			map[string]any{}, `{"d":"129/50","f":[255,1],"u":{"G":[238]}}`},
 		{"alias does not hide a name", `{"type":"record","name":"R","fields":[{"name":"b","type":"long"},{"name":"a","type":"long","aliases":["b"],"default":0}]}`, Options{},
 			map[string]any{"b": int64(1)}, `{"a":0,"b":1}`},
 		{"decimal from text", `{"type":"record","name":"R","fields":[{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":4,"scale":2}}]}`, Options{},

@@ -27,7 +27,7 @@ func mustEncoder(t testing.TB, format, key, tsFormat string) *Encoder {
 }
 
 func TestJSONValues(t *testing.T) {
-	m := msgp.AppendMapHeader(nil, 17)
+	m := msgp.AppendMapHeader(nil, 19)
 	m = msgp.AppendString(msgp.AppendString(m, "log"), "héllo \"wörld\"\n\t\\ 日本 🚀\x01")
 	m = msgp.AppendInt64(msgp.AppendString(m, "neg"), -42)
 	m = msgp.AppendUint64(msgp.AppendString(m, "big"), math.MaxUint64)
@@ -47,13 +47,15 @@ func TestJSONValues(t *testing.T) {
 	m = msgp.AppendString(m, "v")
 	m = msgp.AppendStringFromBytes(msgp.AppendString(m, "bad"), []byte{'a', 0xff, 0xfe, 'b'})
 	m = msgp.AppendString(msgp.AppendInt(m, 7), "int key")
+	m = append(msgp.AppendString(m, "et"), 0xd7, 0, 0x65, 0x53, 0xf1, 0, 0, 0, 0, 5)       // EventTime 1700000000 s 5 ns
+	m = append(msgp.AppendString(m, "carry"), 0xd7, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff) // 1 s 4294967295 ns
 
 	got, err := mustEncoder(t, "json", "", "").Append(nil, &chunk.Record{Body: m}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"log":"héllo \"wörld\"\n\t\\ 日本 🚀\u0001","neg":-42,"big":18446744073709551615,"f":1.5,"whole":1500000.0,"f32":-2.0,"huge":1e+300,"mid":1234567.5,"tiny":-1e-05,` +
-		`"nan":null,"inf":null,"ok":true,"nil":null,"bin":"\u0000\u0001\u0002` + "\ufffd" + `","arr":[1,{"k":"v"}],"bad":"a` + "\ufffd\ufffd" + `b","7":"int key"}`
+		`"nan":null,"inf":null,"ok":true,"nil":null,"bin":"\u0000\u0001\u0002` + "\ufffd" + `","arr":[1,{"k":"v"}],"bad":"a` + "\ufffd\ufffd" + `b","7":"int key","et":1700000000.000000005,"carry":5.294967295}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}

@@ -100,9 +100,10 @@ func appendJSON(dst, b []byte, depth int, d *dedup) ([]byte, []byte, error) {
 		if typ, data, b, err = readExt(b); err != nil {
 			return dst, b, err
 		}
-		if typ == 0 && len(data) == 8 { // EventTime: seconds.nanoseconds
-			dst = strconv.AppendUint(dst, uint64(binary.BigEndian.Uint32(data)), 10)
-			return appendFraction(append(dst, '.'), uint64(binary.BigEndian.Uint32(data[4:])), 9), b, nil
+		if typ == 0 && len(data) == 8 { // EventTime: seconds.nanoseconds (1e9 or more carry, as a record's time)
+			ns := uint64(binary.BigEndian.Uint32(data))*1e9 + uint64(binary.BigEndian.Uint32(data[4:]))
+			dst = strconv.AppendUint(dst, ns/1e9, 10)
+			return appendFraction(append(dst, '.'), ns%1e9, 9), b, nil
 		}
 		return appendBase64(dst, data), b, nil
 	}
