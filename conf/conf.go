@@ -6,6 +6,7 @@ package conf
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gokafka/gokafka/batch"
 	"github.com/gokafka/gokafka/encode"
@@ -185,7 +187,13 @@ var Options = []Option{
 			return nil
 		}},
 	{"Schema_Registry_Subject", "string", "", "With Schema_Registry_URL: the subject whose schema (and its ID) is fetched, e.g. logs-value.",
-		func(c *Config, v string) error { c.Registry.Subject = v; return nil }},
+		func(c *Config, v string) error {
+			if v == "." || v == ".." { // the registry's URL path would lose it
+				return errors.New("not a subject")
+			}
+			c.Registry.Subject = v
+			return nil
+		}},
 	{"Schema_Registry_Version", "string", "latest", "With Schema_Registry_Subject: the version fetched, latest or a number; fetched once, at Init.",
 		func(c *Config, v string) error {
 			if n, err := strconv.Atoi(v); v != "latest" && (err != nil || n < 1) {
@@ -274,7 +282,13 @@ var Options = []Option{
 			return nil
 		}},
 	{"Metrics_Instance", "string", "", "The instance label of its metrics; by default gokafka.N, N counting this plugin's instances in configuration order.",
-		func(c *Config, v string) error { c.MetricsInstance = v; return nil }},
+		func(c *Config, v string) error {
+			if !utf8.ValidString(v) { // Prometheus would refuse every scrape of the address
+				return errors.New("not UTF-8")
+			}
+			c.MetricsInstance = v
+			return nil
+		}},
 	{"Message_Mode", "enum", "record", "record: one Kafka message per record; batch: one per batch, an LZ4 frame of its records (NDJSON, or a msgpack stream).",
 		enum(func(c *Config) *string { return &c.MessageMode }, "record", "batch")},
 	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic before a batch is sent; at most Buffer_Memory.",
@@ -343,6 +357,13 @@ type Error struct {
 	Key, Value, Reason string
 }
 
+// userinfoPassword matches the password of a URL's user information.
+var userinfoPassword = regexp.MustCompile(`(//[^/?#@:\s,]*:)[^@\s,]*@`)
+
+// redactUserinfo hides the passwords of the URLs in a value, or in what is
+// said of it, as url.URL.Redacted does.
+func redactUserinfo(v string) string { return userinfoPassword.ReplaceAllString(v, "${1}xxxxx@") }
+
 func (e *Error) Error() string {
 	if e.Value == "" {
 		return fmt.Sprintf("%s: %s", e.Key, e.Reason)
@@ -365,7 +386,7 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			if !user {
 				panic(fmt.Sprintf("conf: default of %s: %v", o.Name, err))
 			}
-			return nil, &Error{Key: o.Name, Value: v, Reason: err.Error()}
+			return nil, &Error{Key: o.Name, Value: redactUserinfo(v), Reason: redactUserinfo(err.Error())}
 		}
 	}
 	if c.Brokers == "" {
@@ -649,6 +670,11 @@ func (c *Config) producerDefaults() []Property {
 		// queue limits must never be the tighter bound.
 		{Key: "queue.buffering.max.messages", Value: "2147483647"},
 		{Key: "queue.buffering.max.kbytes", Value: "2147483647"},
+		// A topic the cluster does not have fails its records (for a
+		// retry, the log naming the topic) within the first flush, rather
+		// than after librdkafka's 30 s, when Fluent Bit may have given the
+		// chunk up (Retry_Limit) with nothing said.
+		{Key: "topic.metadata.propagation.max.ms", Value: "2000"},
 	}
 	if c.MetricsListen != "" {
 		p = append(p, Property{Key: "statistics.interval.ms", Value: "5000"})

@@ -2,6 +2,7 @@ package conf
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,8 +53,8 @@ func TestValues(t *testing.T) {
 }
 
 // freeForm are the options that take any text.
-var freeForm = map[string]bool{"Timestamp_Key": true, "Tag_Key": true, "Message_Key": true, "Metrics_Instance": true, "Client_ID": true,
-	"Schema_Registry_Subject": true, "Schema_Str": true, "Schema_Registry_HTTP_User": true, "Schema_Registry_HTTP_Passwd": true, "Schema_Registry_Bearer_Token": true}
+var freeForm = map[string]bool{"Timestamp_Key": true, "Tag_Key": true, "Message_Key": true, "Client_ID": true,
+	"Schema_Str": true, "Schema_Registry_HTTP_User": true, "Schema_Registry_HTTP_Passwd": true, "Schema_Registry_Bearer_Token": true}
 
 func TestInvalidValuesNameTheKey(t *testing.T) {
 	invalid := map[string]string{
@@ -66,6 +67,7 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		"AWS_MSK_IAM": "iam", "AWS_MSK_IAM_Cluster_ARN": "arn:aws:s3:::bucket", "OTLP_Body_Key_Attributes": "sometimes", "OTLP_Body_Key": "log, $message",
 		"Schema_ID":           "-1",
 		"Schema_Registry_URL": "http://r:8081, registry:8081", "Schema_Registry_Version": "v2",
+		"Schema_Registry_Subject": "..", "Metrics_Instance": "node\xff",
 	}
 	for _, o := range Options {
 		value, ok := invalid[o.Name]
@@ -76,8 +78,15 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 			continue
 		}
 		_, err := Load(MapGetter{"Brokers": "x:1", o.Name: value}, nil)
-		if err == nil || !strings.HasPrefix(err.Error(), o.Name+": ") || !strings.Contains(err.Error(), value) {
+		if err == nil || !strings.HasPrefix(err.Error(), o.Name+": ") || !strings.Contains(err.Error(), strconv.Quote(value)) {
 			t.Errorf("%s=%q: error %v, want one naming the key and value", o.Name, value, err)
+		}
+	}
+	// A URL's password is not repeated.
+	for _, urls := range []string{"https://u:S3CRET@reg:8081, ftp://reg2", "https://u:SE/CRET@reg:8081, reg2"} {
+		_, err := Load(MapGetter{"Brokers": "x:1", "Schema_Registry_URL": urls}, nil)
+		if err == nil || !strings.HasPrefix(err.Error(), "Schema_Registry_URL: ") || strings.Contains(err.Error(), "CRET") || !strings.Contains(err.Error(), "u:xxxxx@reg:8081") {
+			t.Errorf("Schema_Registry_URL=%q: %v", urls, err)
 		}
 	}
 	if _, err := Load(MapGetter{}, nil); err == nil || !strings.HasPrefix(err.Error(), "Brokers: required") {

@@ -293,8 +293,8 @@ type rdStats struct {
 // instance's producers to ch (nil to only keep track of the transmit
 // errors): queues summed; per broker, the transmit errors of every producer
 // the label has had, up when every producer that connected to it (not in
-// INIT: librdkafka connects only where it sends) is, and their average
-// round-trip time.
+// INIT: librdkafka connects only where it sends) is, not said when none
+// did, and their average round-trip time.
 func (ep *endpoint) observeBrokers(label string, stats [][]byte, ch chan<- prometheus.Metric) {
 	type broker struct {
 		state        string // UP, or the first other state a producer is in
@@ -339,11 +339,15 @@ func (ep *endpoint) observeBrokers(label string, stats [][]byte, ch chan<- prome
 	gauge(descQueueMsgs, float64(queueMsgs))
 	gauge(descQueueBytes, float64(queueBytes))
 	for name, b := range brokers {
-		up := 0.0
-		if b.state == "UP" {
-			up = 1
+		// A broker no producer needed is neither up nor down: the bootstrap
+		// servers, added again after an outage, stay in INIT.
+		if b.state != "INIT" {
+			up := 0.0
+			if b.state == "UP" {
+				up = 1
+			}
+			gauge(descBrokerUp, up, name)
 		}
-		gauge(descBrokerUp, up, name)
 		known := false
 		for _, st := range brokerStates {
 			v := 0.0

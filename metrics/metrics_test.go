@@ -306,6 +306,13 @@ func TestProducersSummed(t *testing.T) {
 		`gokafka_broker_up{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:              1,
 		`gokafka_broker_tx_errors_total{broker="127.0.0.1:9092/1",instance="gokafka.0"}`: 9,
 	})
+	// No producer connected to it: neither up nor down.
+	f.setStats(withState("INIT", 5), withState("INIT", 4))
+	got := scrape(t, addr)
+	expect(t, got, map[string]float64{`gokafka_broker_state{broker="127.0.0.1:9092/1",instance="gokafka.0",state="INIT"}`: 1})
+	if v, ok := got[`gokafka_broker_up{broker="127.0.0.1:9092/1",instance="gokafka.0"}`]; ok {
+		t.Errorf("broker_up %v of a broker in INIT", v)
+	}
 	f.setStats(fmt.Sprintf(statsJSON, 5), withState("DOWN", 4))
 	unreg()
 	g := &fakeSource{}

@@ -710,17 +710,28 @@ func (in *Instance) Exit() {
 	wait := in.longestWait(in.acc.Acknowledged())
 	abandoned := in.snd.Close(time.Now().Add(wait))
 	// What Kafka said since of the chunks handed back for a retry that
-	// did not come (Retry_Limit, or this Exit) is logged and counted now.
+	// did not come (Retry_Limit, or this Exit) is logged and counted now,
+	// and what it never took of them.
+	undelivered, chunks := 0, 0
 	for _, w := range in.retries.drain() {
 		res, _ := in.acc.Wait(w, time.Time{}, accumulator.Sleep) // none in flight after Close
-		// Only the losses get a line: records failed for now are given up
-		// below, and Close may have cut short a move to the dead-letter topic.
+		// Only the losses get a line of their own: records failed for now
+		// are given up below, and Close may have cut short a move to the
+		// dead-letter topic.
 		res.Examples = slices.DeleteFunc(res.Examples, func(f accumulator.FailedRecords) bool { return !f.Permanent || f.ToDeadLetter })
 		in.logFailures(res)
 		in.count(w, res, 0, 0)
+		if n := w.Len() - res.Delivered - res.DeadLettered - res.Permanent; n > 0 {
+			undelivered += n
+			chunks++
+		}
 	}
 	in.Log(LevelInfo, "stopped: Kafka acknowledged %d records since Init (Exit waited %v at most for acknowledgements)", in.acc.Acknowledged(), wait)
+	if undelivered > 0 {
+		in.Log(LevelWarn, "%d records of %s handed back for a retry that did not come (Retry_Limit reached, or this shutdown) were not delivered; "+
+			"Fluent Bit sends them again only from filesystem storage, after a restart", undelivered, plural(chunks, "chunk"))
+	}
 	if abandoned > 0 {
-		in.Log(LevelWarn, "%d records not acknowledged when the producer stopped were given up", abandoned)
+		in.Log(LevelWarn, "%d records not acknowledged were still in the producer's queue when it stopped", abandoned)
 	}
 }

@@ -323,10 +323,37 @@ func TestStalledKafkaShortensExit(t *testing.T) {
 	}
 	in.Exit()
 	for _, want := range []string{"stopped: Kafka acknowledged 0 records since Init (Exit waited 250ms at most for acknowledgements)",
-		"1 records not acknowledged when the producer stopped were given up"} {
+		"1 records not acknowledged were still in the producer's queue when it stopped",
+		"1 records of 1 chunk handed back for a retry that did not come (Retry_Limit reached, or this shutdown) were not delivered"} {
 		if !strings.Contains(sink.String(), want) {
 			t.Fatalf("log:\n%s\nwant %q", sink, want)
 		}
+	}
+}
+
+// TestUndeliveredLoggedAtExit: records of a chunk handed back for a retry
+// that Kafka failed for now after the flush returned, and no retry came,
+// are logged as not delivered at Exit.
+func TestUndeliveredLoggedAtExit(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "Flush_Timeout": "200ms", "Max_Block": "100ms"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, sink, stats := &fakeProducer{hold: true}, &logSink{}, new(Stats)
+	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, stats, sink.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := in.Flush(chunkOf("a", "retriable b", "retriable c"), "t"); got != Retry {
+		t.Fatalf("Flush = %d, want Retry", got)
+	}
+	prod.release()
+	in.Exit()
+	log := sink.String()
+	if stats.Delivered.Load() != 1 || stats.Failed.Load() != 0 ||
+		!strings.Contains(log, "2 records of 1 chunk handed back for a retry that did not come (Retry_Limit reached, or this shutdown) were not delivered") ||
+		strings.Contains(log, "still in the producer's queue") {
+		t.Errorf("delivered %d, failed %d; log:\n%s", stats.Delivered.Load(), stats.Failed.Load(), log)
 	}
 }
 

@@ -219,7 +219,7 @@ static void readd_maybe(gk_ctx *c) {
 	rd_kafka_brokers_add(c->rk, c->bootstrap);
 	c->readd = 0;
 	c->readded = now.tv_sec > 0 ? now.tv_sec : 1;
-	add_event(c, 5, 0, "every broker was down: bootstrap.servers added to the brokers again");
+	add_event(c, 7, 0, "every broker was down: bootstrap.servers added to the brokers again"); // debug: held back by the 30 s, it may come once the brokers are back
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *msg) {

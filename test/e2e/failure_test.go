@@ -305,6 +305,36 @@ func TestDeadLetterTopic(t *testing.T) {
 	}
 }
 
+// TestUnknownTopicNamed: records for a topic the cluster does not have (and
+// does not create) fail within the flush, not after librdkafka's 30 s, and
+// its log names the topic and Kafka's reason; once Retry_Limit gave the
+// chunk up, Exit says how many records were not delivered.
+func TestUnknownTopicNamed(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	so := pluginSO(t)
+	recs := containerLogs(t, "docker", 100)
+	topic := kafkatest.UniqueTopic(t) + "-missing"
+	res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
+		Keys:   keys("Brokers", bootstrap, "Topics", topic, "rdkafka.allow.auto.create.topics", "false"),
+		Chunks: fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2}),
+	}}})
+	if s := res.Instances[0]; s.Chunks != 1 || s.Retry != 2 || s.Dropped != 1 {
+		t.Fatalf("want the chunk tried twice (Retry_Limit 1), then dropped: %+v\n%s", s, hostrun.Tail(res.Stderr, 20))
+	}
+	for _, want := range []string{
+		"records of up to", "for topic " + topic + " not delivered: Local: Unknown topic",
+		"100 of 100 records not delivered for now; chunk will be retried",
+		"100 records of 1 chunk handed back for a retry that did not come (Retry_Limit reached, or this shutdown) were not delivered",
+	} {
+		if !strings.Contains(res.Stderr, want) {
+			t.Errorf("log lacks %q:\n%s", want, hostrun.Tail(res.Stderr, 20))
+		}
+	}
+	if strings.Contains(res.Stderr, "flush timed out") {
+		t.Errorf("a flush waited out its Flush_Timeout:\n%s", hostrun.Tail(res.Stderr, 20))
+	}
+}
+
 // expectedJSON is the plugin's JSON for rec with the default settings, in
 // its field order.
 func expectedJSON(rec fixture.Record) []byte {
