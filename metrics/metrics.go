@@ -66,6 +66,7 @@ type endpoint struct {
 	reg  *prometheus.Registry
 	refs int
 	srv  *http.Server
+	ln   net.Listener
 
 	mu      sync.Mutex // guards the maps below; held while reading sources
 	live    map[string]*entry
@@ -203,7 +204,7 @@ func (ep *endpoint) listen() error {
 	mux.Handle("/metrics", promhttp.HandlerFor(ep.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }() // ErrServerClosed after Close
-	ep.srv = srv
+	ep.srv, ep.ln = srv, ln
 	return nil
 }
 
@@ -228,8 +229,9 @@ func (ep *endpoint) unregister(instance string, e *entry) {
 	delete(ep.live, instance)
 	ep.mu.Unlock()
 	if ep.refs--; ep.refs == 0 {
-		ep.srv.Close() // the listener and open connections
-		ep.srv = nil
+		ep.srv.Close() // open connections, and the listener once Serve has it
+		ep.ln.Close()  // before Serve has it: else the address stays bound until it runs
+		ep.srv, ep.ln = nil, nil
 	}
 }
 

@@ -414,3 +414,16 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisterAgainAtOnce: the address is free as soon as its last instance
+// left, as at a hot reload, or an Init that fails after registering.
+func TestRegisterAgainAtOnce(t *testing.T) {
+	addr := freeAddr(t)
+	for i := range 300 {
+		unreg, err := Register(addr, "x", new(plugin.Stats), &fakeSource{})
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		unreg()
+	}
+}

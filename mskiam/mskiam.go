@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-msk-iam-sasl-signer-go/signer"
@@ -20,6 +21,8 @@ import (
 type Signer struct {
 	region string
 	creds  aws.CredentialsProvider // an aws.CredentialsCache
+	mu     sync.Mutex
+	last   aws.Credentials // the last expiring ones retrieved, for when renewing them fails
 }
 
 // renewBefore is how long before they expire credentials are renewed: a
@@ -59,12 +62,29 @@ func (s *Signer) Token(ctx context.Context) (value, principal string, expiry tim
 }
 
 // credentials returns the cached credentials, or new ones if those expire
-// within renewBefore.
+// within renewBefore; when getting new ones fails (the instance metadata
+// service out of reach for a moment), the last ones while they last, and
+// the next token asks again.
 func (s *Signer) credentials(ctx context.Context) (aws.Credentials, error) {
-	creds, err := s.creds.Retrieve(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	creds, err := s.retrieve(ctx)
 	if cache, ok := s.creds.(*aws.CredentialsCache); ok && err == nil && creds.CanExpire && time.Until(creds.Expires) < renewBefore {
 		cache.Invalidate()
-		creds, err = cache.Retrieve(ctx)
+		creds, err = s.retrieve(ctx)
+	}
+	if err != nil && time.Until(s.last.Expires) > 0 {
+		return s.last, nil
+	}
+	return creds, err
+}
+
+// retrieve gets credentials, and keeps expiring ones as the last; s.mu is
+// held.
+func (s *Signer) retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := s.creds.Retrieve(ctx)
+	if err == nil && creds.CanExpire {
+		s.last = creds
 	}
 	return creds, err
 }

@@ -3,6 +3,7 @@ package mskiam
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -150,5 +151,28 @@ func writeFile(t *testing.T, name string, perm os.FileMode, text string) {
 	t.Helper()
 	if err := os.WriteFile(name, []byte(text), perm); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRenewalFails: credentials about to expire whose renewal fails (the
+// instance metadata service out of reach for a moment) still sign, until
+// they expire.
+func TestRenewalFails(t *testing.T) {
+	calls := 0
+	expires := time.Now().Add(4 * time.Minute) // within renewBefore
+	s := &Signer{region: "eu-west-1", creds: aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		if calls++; calls == 1 {
+			return aws.Credentials{AccessKeyID: "ASIAGOKAFKATEST00003", SecretAccessKey: "c2VjcmV0", SessionToken: "dG9rZW4", CanExpire: true, Expires: expires}, nil
+		}
+		return aws.Credentials{}, errors.New("dial tcp 169.254.169.254:80: i/o timeout")
+	}))}
+	for range 2 {
+		_, principal, expiry, err := s.Token(context.Background())
+		if err != nil || principal != "ASIAGOKAFKATEST00003" || expiry.Sub(expires).Abs() > time.Second {
+			t.Fatalf("principal %q, expiry %v (%v), err %v; want the old credentials' token", principal, expiry, expires, err)
+		}
+	}
+	if calls != 3 { // the first, then a renewal asked for each token
+		t.Errorf("%d calls for credentials, want 3", calls)
 	}
 }

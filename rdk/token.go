@@ -41,6 +41,9 @@ func (p *Producer) refreshToken() {
 		if err == nil {
 			err = p.setToken(value, principal, expiry)
 		}
+		if err != nil && p.stopping.Err() != nil {
+			return // Close cancelled it: no failure to tell
+		}
 		if err != nil {
 			// librdkafka reports a failure only when its text changed:
 			// one that lasts is logged here, as librdkafka would, once

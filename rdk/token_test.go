@@ -15,7 +15,8 @@ import (
 // TestTokens runs producers with AWS_MSK_IAM's settings, to no broker, with
 // token sources of the test's: librdkafka asks at once and again as a
 // token's life runs out; a failure, a panic, and a token librdkafka
-// refuses, are logged; Close cancels a token being made.
+// refuses, are logged; Close cancels a token being made, and says nothing
+// of it.
 func TestTokens(t *testing.T) {
 	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1", "AWS_MSK_IAM": "on", "rdkafka.security.protocol": "SASL_PLAINTEXT",
 		"AWS_MSK_IAM_Cluster_ARN": "arn:aws:kafka:eu-west-1:123456789012:cluster/logs/0b1c2d3e"}, []string{"security.protocol"})
@@ -95,8 +96,8 @@ func TestTokens(t *testing.T) {
 		logged(t, sink, "Failed to acquire SASL OAUTHBEARER token: token refused: Must supply an unexpired token")
 	})
 	t.Run("Closed", func(t *testing.T) {
-		asked, ended := make(chan struct{}), make(chan error, 1)
-		p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses(), func(ctx context.Context) (string, string, time.Time, error) {
+		asked, ended, sink := make(chan struct{}), make(chan error, 1), new(logSink)
+		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses(), func(ctx context.Context) (string, string, time.Time, error) {
 			close(asked)
 			<-ctx.Done()
 			ended <- ctx.Err()
@@ -121,6 +122,9 @@ func TestTokens(t *testing.T) {
 			}
 		default:
 			t.Error("Close returned before the token being made was given up")
+		}
+		if strings.Contains(sink.String(), "OAUTHBEARER") {
+			t.Errorf("a token given up by Close logged as a failure:\n%s", sink)
 		}
 	})
 }

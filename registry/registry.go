@@ -3,10 +3,13 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -39,10 +42,16 @@ const timeout = 3 * time.Second
 // same again: an error status other than a timeout or throttling, a
 // certificate it cannot be trusted with, or a schema that is not Avro.
 func Fetch(ctx context.Context, c *Config) (avro.Schema, int, error) {
-	client := &http.Client{Timeout: timeout}
+	t := transport{hosts: map[string]bool{}, next: http.DefaultTransport}
 	if c.BearerToken != "" && c.User == "" {
-		client.Transport = bearer{token: c.BearerToken, next: http.DefaultTransport}
+		t.token = c.BearerToken
 	}
+	for _, u := range c.URLs {
+		if p, err := url.Parse(u); err == nil {
+			t.hosts[p.Host] = true
+		}
+	}
+	client := &http.Client{Timeout: timeout, Transport: t}
 	var refused, last error
 	for _, u := range c.URLs {
 		opts := []registry.ClientFunc{registry.WithHTTPClient(client)}
@@ -94,17 +103,39 @@ func fetch(ctx context.Context, rc *registry.Client, c *Config) (avro.Schema, in
 		v, _ := strconv.Atoi(c.Version)
 		info, err = rc.GetSchemaInfo(ctx, subject, v)
 	}
+	if err == nil && (info.ID <= 0 || info.ID > math.MaxUint32) { // the framing holds 4 bytes
+		err = fmt.Errorf("schema ID %d in the answer", info.ID)
+	}
 	return info.Schema, info.ID, err
 }
 
-// bearer adds a bearer token to each request.
-type bearer struct {
+// maxAnswer bounds a registry's answer.
+const maxAnswer = 16 << 20
+
+// transport reads each answer whole, so that one cut or stalled midway is a
+// failed request, which asking again may cure, not an answer that does not
+// decode; and it adds the bearer token, if any, to requests to the
+// registries' hosts only, not to another a redirect names.
+type transport struct {
 	token string
+	hosts map[string]bool
 	next  http.RoundTripper
 }
 
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.next.RoundTrip(r)
+func (t transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.token != "" && t.hosts[r.URL.Host] {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+t.token)
+	}
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
 }

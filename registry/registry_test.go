@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -72,5 +73,53 @@ func TestFetch(t *testing.T) {
 	// Without the token.
 	if _, _, err := Fetch(context.Background(), &Config{URLs: []string{srv.URL}, ID: 7}); !errors.Is(err, ErrRefused) {
 		t.Errorf("no token: %v", err)
+	}
+}
+
+// TestAnswersChecked: an answer cut midway is a failure that asking again
+// may cure, not a refusal; a schema ID the framing cannot hold is refused;
+// the bearer token does not follow a redirect to another host.
+func TestAnswersChecked(t *testing.T) {
+	var elsewhere atomic.Value // the Authorization header the other host got
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Store(r.Header.Get("Authorization"))
+		fmt.Fprintf(w, `{"id":8,"version":2,"schema":%q}`, schema)
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved/subjects/s/versions/latest":
+			http.Redirect(w, r, strings.Replace(other.URL, "127.0.0.1", "localhost", 1)+"/subjects/s/versions/latest", http.StatusTemporaryRedirect)
+		case "/cut/subjects/s/versions/latest":
+			w.Header().Set("Content-Length", "1000")
+			fmt.Fprint(w, `{"id":8,"version":2,`)
+			w.(http.Flusher).Flush()
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		case "/bigid/subjects/s/versions/latest":
+			fmt.Fprintf(w, `{"id":4294967304,"version":2,"schema":%q}`, schema)
+		case "/noid/subjects/s/versions/latest":
+			fmt.Fprintf(w, `{"version":2,"schema":%q}`, schema)
+		}
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		base, err string
+		refused   bool
+	}{
+		{"/cut", "reading the answer: unexpected EOF", false},
+		{"/bigid", "schema ID 4294967304 in the answer", true},
+		{"/noid", "schema ID 0 in the answer", true},
+	} {
+		_, _, err := Fetch(context.Background(), &Config{URLs: []string{srv.URL + c.base}, Subject: "s", Version: "latest"})
+		if err == nil || !strings.Contains(err.Error(), c.err) || errors.Is(err, ErrRefused) != c.refused {
+			t.Errorf("%s: %v, want %q (refused %v)", c.base, err, c.err, c.refused)
+		}
+	}
+	if _, id, err := Fetch(context.Background(), &Config{URLs: []string{srv.URL + "/moved"}, Subject: "s", Version: "latest", BearerToken: "t"}); err != nil || id != 8 {
+		t.Fatalf("redirected: %d, %v", id, err)
+	}
+	if got := elsewhere.Load(); got != "" {
+		t.Errorf("the other host got Authorization %q", got)
 	}
 }
