@@ -26,6 +26,11 @@ func main() {
 	file := flag.String("file", "", "read concatenated message values from this file instead")
 	ctype := flag.String("type", batch.NDJSON, "content type of the file's records")
 	flag.Parse()
+	if *file == "" && *topic == "" || *ctype != batch.NDJSON && *ctype != batch.Msgpack && *ctype != batch.Text {
+		fmt.Fprintf(os.Stderr, "gokafka-batch: give -topic or -file, and a -type of %s, %s or %s\n", batch.NDJSON, batch.Msgpack, batch.Text)
+		flag.Usage()
+		os.Exit(2)
+	}
 	out := bufio.NewWriter(os.Stdout)
 	print := func(contentType string) func([]byte) error {
 		return func(rec []byte) error {
@@ -104,6 +109,7 @@ func consume(brokers, topic string, n int, fn func(*kafka.Message)) error {
 		return err
 	}
 	eof := map[int32]bool{}
+	lastErr := ""
 	for got := 0; n == 0 || got < n; {
 		switch e := c.Poll(1000).(type) {
 		case *kafka.Message:
@@ -117,6 +123,10 @@ func consume(brokers, topic string, n int, fn func(*kafka.Message)) error {
 		case kafka.Error:
 			if e.IsFatal() {
 				return e
+			}
+			if e.String() != lastErr { // said once while it lasts: librdkafka repeats it at each reconnect
+				lastErr = e.String()
+				fmt.Fprintln(os.Stderr, "gokafka-batch:", e)
 			}
 		}
 	}

@@ -164,4 +164,11 @@ func TestBatchMode(t *testing.T) {
 		!strings.Contains(stderr.String(), fmt.Sprintf("message at partition 0 offset %v: lz4 frame:", at.Offset)) {
 		t.Errorf("gokafka-batch with a foreign message: %v, %d bytes for %d; stderr:\n%s", err, len(out2), len(out), &stderr)
 	}
+	// Nothing to read, or a content type it does not know, is a usage error.
+	for _, args := range [][]string{{"-brokers", bootstrap}, {"-file", path, "-type", "msgpack"}} {
+		b, err := exec.Command(cmdPath, args...).CombinedOutput()
+		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 || !bytes.Contains(b, []byte("give -topic or -file")) {
+			t.Errorf("gokafka-batch %q: %v\n%s", args, err, b)
+		}
+	}
 }
