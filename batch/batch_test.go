@@ -2,6 +2,7 @@ package batch
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -85,5 +86,69 @@ func TestReadBounded(t *testing.T) {
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s: %v after %d records, want %q", name, err, n, tc.want)
 		}
+	}
+}
+
+// TestRecordAtTheBound: a record of exactly the bound is read, in lines
+// and in msgpack; one byte more is refused.
+func TestRecordAtTheBound(t *testing.T) {
+	const max = 1 << 20
+	line := func(n int) []byte { return append(bytes.Repeat([]byte("x"), n), '\n') }
+	str := msgp.AppendString(nil, strings.Repeat("x", max-5)) // str 32: 5 bytes of header
+	for name, tc := range map[string]struct {
+		contentType string
+		raw         []byte
+		ok          bool
+	}{
+		"line of max":       {NDJSON, line(max), true},
+		"line of max+1":     {Text, line(max + 1), false},
+		"msgpack of max":    {Msgpack, str, true},
+		"msgpack of max+1":  {Msgpack, msgp.AppendString(nil, strings.Repeat("x", max-4)), false},
+		"lines around":      {Text, append(append(line(3), line(max)...), line(2)...), true},
+		"msgpack after one": {Msgpack, append(msgp.AppendInt(nil, 1), str...), true},
+	} {
+		var sizes []int
+		err := read(bytes.NewReader(frame(t, tc.raw)), tc.contentType, max, func(rec []byte) error { sizes = append(sizes, len(rec)); return nil })
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v after records of %v", name, err, sizes)
+		}
+	}
+}
+
+// TestCallbackErrorStops: an error fn returns ends the reading, returned
+// as it is, with no record after it.
+func TestCallbackErrorStops(t *testing.T) {
+	stop := errors.New("enough")
+	for contentType, raw := range map[string][]byte{
+		NDJSON:  []byte("{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n"),
+		Msgpack: msgp.AppendInt(msgp.AppendInt(msgp.AppendInt(nil, 1), 2), 3),
+	} {
+		n := 0
+		err := Records(frame(t, raw), contentType, func([]byte) error {
+			if n++; n == 2 {
+				return stop
+			}
+			return nil
+		})
+		if err != stop || n != 2 {
+			t.Errorf("%s: %v after %d records, want %v after 2", contentType, err, n, stop)
+		}
+	}
+}
+
+// TestWireNames: the header names and content types of batch messages, as
+// README documents them for consumers.
+func TestWireNames(t *testing.T) {
+	for got, want := range map[string]string{
+		ContentTypeHeader: "content-type", ContentEncodingHeader: "content-encoding", RecordsHeader: "gokafka.records",
+		FirstTimeHeader: "gokafka.first_time", LastTimeHeader: "gokafka.last_time",
+		NDJSON: "application/x-ndjson", Msgpack: "application/msgpack", Text: "text/plain",
+	} {
+		if got != want {
+			t.Errorf("%q, want %q", got, want)
+		}
+	}
+	if len(Headers) != 5 {
+		t.Errorf("Headers %q, want the 5", Headers)
 	}
 }

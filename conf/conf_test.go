@@ -8,6 +8,16 @@ import (
 	"time"
 )
 
+// rdkafkaMap is c.Rdkafka as librdkafka sees it: a later setting of a
+// property wins.
+func rdkafkaMap(c *Config) map[string]string {
+	m := map[string]string{}
+	for _, p := range c.Rdkafka {
+		m[p.Key] = p.Value
+	}
+	return m
+}
+
 func TestDefaults(t *testing.T) {
 	c, err := Load(MapGetter{"brokers": "127.0.0.1:9092"}, nil)
 	if err != nil {
@@ -28,6 +38,12 @@ func TestDefaults(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("missing librdkafka settings %v", want)
+	}
+	// Nothing else is added to a record, nor read from it: one message per record.
+	if c.DynamicTopic || c.IncludeTagKey || c.MetadataHeaders || c.TopicKey != nil || c.MessageKeyField != nil || c.MessageKey != "" ||
+		c.MessageMode != "record" || c.KafkaTimestamp != "event" || c.TagKey != "tag" || c.DLQTopic != "" || c.MetricsListen != "" ||
+		c.Registry.Version != "latest" || c.MSKIAMRegion != "" || len(c.Headers) != 0 || len(c.RemoveKeys) != 0 || len(c.Warnings) != 0 {
+		t.Errorf("defaults: %+v", c)
 	}
 }
 
@@ -80,6 +96,21 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		_, err := Load(MapGetter{"Brokers": "x:1", o.Name: value}, nil)
 		if err == nil || !strings.HasPrefix(err.Error(), o.Name+": ") || !strings.Contains(err.Error(), strconv.Quote(value)) {
 			t.Errorf("%s=%q: error %v, want one naming the key and value", o.Name, value, err)
+		}
+	}
+	// Other values refused.
+	for _, kv := range [][2]string{
+		{"Brokers", "a:1 b:2"},           // blank-separated, not comma-separated
+		{"Brokers", "a:1,b :2"},          // a blank inside a broker
+		{"Topics", " , "},                // no topic at all: there would be no default topic
+		{"Metrics_Listen", "127.0.0.1:"}, // no port: it would listen on a random one
+		{"Schema_Registry_URL", "http://"},
+		{"Schema_Registry_Version", "0"},
+		{"Schema_Registry_Subject", "."},
+		{"Include_Tag_Key", "maybe"},
+	} {
+		if _, err := Load(MapGetter{"Brokers": "x:1", kv[0]: kv[1]}, nil); err == nil || !strings.HasPrefix(err.Error(), kv[0]+": ") {
+			t.Errorf("%s %q: %v, want an error naming %s", kv[0], kv[1], err, kv[0])
 		}
 	}
 	// A URL's password is not repeated.
@@ -173,6 +204,9 @@ func TestWarnings(t *testing.T) {
 		{map[string]string{"rdkafka.partitioner": "random"}, []string{"rdkafka.partitioner random: "}},
 		{map[string]string{"rdkafka.partitioner": "consistent_random"}, nil},
 		{map[string]string{"rdkafka.queue.buffering.max.messages": "100000"}, []string{"rdkafka.queue.buffering.max.messages 100000: "}},
+		{map[string]string{"rdkafka.queue.buffering.max.kbytes": "1024"}, []string{"rdkafka.queue.buffering.max.kbytes 1024: "}},
+		{map[string]string{"rdkafka.enable.idempotence": "0"}, []string{"rdkafka.enable.idempotence 0: "}},
+		{map[string]string{"rdkafka.enable.idempotence": "F"}, []string{"rdkafka.enable.idempotence F: "}},
 	} {
 		tc.keys["Brokers"] = "x:1"
 		c, err := Load(MapGetter(tc.keys), props)
@@ -235,7 +269,7 @@ func TestTimestampKeyOff(t *testing.T) {
 
 func TestUnits(t *testing.T) {
 	for in, want := range map[string]int64{"0": 0, "100": 100, "1k": 1000, "64M": 64e6, "1.5M": 1.5e6, "2 MiB": 2 << 20, "1G": 1e9,
-		"10KB": 10e3, "512KiB": 512 << 10, "1gib": 1 << 30, "7B": 7} {
+		"10KB": 10e3, "64MB": 64e6, "1GB": 1e9, "1.5MB": 1.5e6, "2mb": 2e6, "512KiB": 512 << 10, "1gib": 1 << 30, "7B": 7} {
 		if got, err := ParseSize(in); err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
@@ -354,13 +388,6 @@ func TestBatchModeFitsMessages(t *testing.T) {
 func TestMSKIAM(t *testing.T) {
 	const arn = "arn:aws:kafka:eu-west-1:123456789012:cluster/logs/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0-2"
 	msk := "b-1.logs.a1b2c3.c2.kafka.us-east-2.amazonaws.com:9098,b-2.logs.a1b2c3.c2.kafka.us-east-2.amazonaws.com:9098"
-	rdkafka := func(c *Config) map[string]string {
-		m := map[string]string{}
-		for _, p := range c.Rdkafka {
-			m[p.Key] = p.Value // later ones win, as in librdkafka
-		}
-		return m
-	}
 	for _, tc := range []struct {
 		keys          MapGetter
 		region, proto string
@@ -378,7 +405,7 @@ func TestMSKIAM(t *testing.T) {
 			t.Errorf("%v: %v", tc.keys, err)
 			continue
 		}
-		props := rdkafka(c)
+		props := rdkafkaMap(c)
 		if c.MSKIAMRegion != tc.region || props["security.protocol"] != tc.proto || !strings.EqualFold(props["sasl.mechanism"], "OAUTHBEARER") || len(c.Warnings) != 0 {
 			t.Errorf("%v: region %q, properties %v, warnings %q", tc.keys, c.MSKIAMRegion, props, c.Warnings)
 		}
@@ -389,7 +416,7 @@ func TestMSKIAM(t *testing.T) {
 		t.Errorf("ARN and brokers of different regions: %v, %+v", err, c)
 	}
 	c, err = Load(MapGetter{"Brokers": msk, "AWS_MSK_IAM_Cluster_ARN": arn}, nil)
-	if err != nil || c.MSKIAMRegion != "" || rdkafka(c)["sasl.mechanism"] != "" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "not used with AWS_MSK_IAM off") {
+	if err != nil || c.MSKIAMRegion != "" || rdkafkaMap(c)["sasl.mechanism"] != "" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "not used with AWS_MSK_IAM off") {
 		t.Errorf("ARN with AWS_MSK_IAM off: %v, %+v", err, c)
 	}
 	for _, brokers := range []string{"127.0.0.1:9092", msk + ",b-3.logs.a1b2c3.c2.kafka.us-west-1.amazonaws.com:9098", "kafka.us-east-1.example.com:9092"} {
@@ -448,5 +475,132 @@ func TestAvro(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%v:\ngot  %s\nwant %s", c.keys, got, c.want)
 		}
+	}
+}
+
+// TestProducerSettingsByMode: the librdkafka settings the plugin derives,
+// in record mode and in batch mode (whose messages are LZ4 frames already,
+// sent at once), and statistics only with Metrics_Listen.
+func TestProducerSettingsByMode(t *testing.T) {
+	record := map[string]string{
+		"bootstrap.servers": "a:1,b:2", "client.id": "fb-7", "compression.type": "zstd", "enable.idempotence": "true",
+		"acks": "all", "linger.ms": "1", "partitioner": "murmur2_random",
+		"queue.buffering.max.messages": "2147483647", "queue.buffering.max.kbytes": "2147483647",
+		"topic.metadata.propagation.max.ms": "2000",
+	}
+	for _, tc := range []struct {
+		keys MapGetter
+		want map[string]string // "" for a property that must not be set
+	}{
+		{MapGetter{"Compression": "zstd"}, record},
+		{MapGetter{"Compression": "zstd", "Message_Mode": "batch"}, map[string]string{"compression.type": "none", "linger.ms": "0", "partitioner": "murmur2_random"}},
+		{MapGetter{"Compression": "zstd"}, map[string]string{"statistics.interval.ms": ""}},
+		{MapGetter{"Compression": "zstd", "Metrics_Listen": "127.0.0.1:2021"}, map[string]string{"statistics.interval.ms": "5000"}},
+	} {
+		tc.keys["Brokers"], tc.keys["Client_ID"] = "a:1,b:2", "fb-7"
+		c, err := Load(tc.keys, nil)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.keys, err)
+		}
+		got := rdkafkaMap(c)
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Errorf("%v: %s = %q, want %q", tc.keys, k, got[k], v)
+			}
+		}
+	}
+}
+
+// TestBoundsInclusive: every bound a key's error states is itself
+// accepted, and the value just past it refused, naming the key.
+func TestBoundsInclusive(t *testing.T) {
+	for _, tc := range []struct {
+		key, ok, bad string
+		also         MapGetter // other keys the value needs
+	}{
+		{"Schema_ID", "2147483647", "2147483648", nil}, // the framing's ID is 4 bytes; beyond, it would wrap
+		{"Schema_ID", "0", "-1", nil},
+		{"Producers", "16", "17", nil},
+		{"Producers", "1", "0", nil},
+		{"Flush_Timeout", "100ms", "99ms", MapGetter{"Max_Block": "0"}},
+		{"Flush_Timeout", "1h", "61m", nil},
+		{"Max_Block", "1h", "61m", MapGetter{"Flush_Timeout": "1h"}},
+		{"Linger", "1m", "61s", nil},
+		{"Linger", "0", "-1ms", nil},
+		{"Batch_Size", "1000", "999", nil},
+		{"Batch_Size", "1GiB", "1073741825", MapGetter{"Buffer_Memory": "4GiB"}},
+		{"Buffer_Memory", "1M", "999999", MapGetter{"Batch_Size": "1000"}},
+	} {
+		for _, v := range []string{tc.ok, tc.bad} {
+			g := MapGetter{"Brokers": "x:1", tc.key: v}
+			for k, x := range tc.also {
+				g[k] = x
+			}
+			_, err := Load(g, nil)
+			if v == tc.ok && err != nil {
+				t.Errorf("%s %s, at its bound: %v", tc.key, v, err)
+			}
+			if v == tc.bad && (err == nil || !strings.HasPrefix(err.Error(), tc.key+": ")) {
+				t.Errorf("%s %s, past its bound: %v, want an error naming %s", tc.key, v, err, tc.key)
+			}
+		}
+	}
+	// A Batch_Size of all Buffer_Memory is allowed ("at most Buffer_Memory").
+	if _, err := Load(MapGetter{"Brokers": "x:1", "Batch_Size": "2M", "Buffer_Memory": "2M"}, nil); err != nil {
+		t.Errorf("Batch_Size equal to Buffer_Memory: %v", err)
+	}
+}
+
+// TestBooleanForms: the words read as on and as off.
+func TestBooleanForms(t *testing.T) {
+	for v, want := range map[string]bool{"on": true, "On": true, "true": true, "yes": true, "YES": true, "1": true,
+		"off": false, "OFF": false, "false": false, "no": false, "No": false, "0": false} {
+		c, err := Load(MapGetter{"Brokers": "x:1", "Include_Tag_Key": v, "Dynamic_Topic": v}, nil)
+		if err != nil || c.IncludeTagKey != want || c.DynamicTopic != want {
+			t.Errorf("%q: %v, Include_Tag_Key %v, Dynamic_Topic %v; want %v", v, err, c != nil && c.IncludeTagKey, c != nil && c.DynamicTopic, want)
+		}
+	}
+}
+
+// TestRegistrySettingsKept: the Schema Registry keys reach the registry
+// configuration.
+func TestRegistrySettingsKept(t *testing.T) {
+	c, err := Load(MapGetter{"Brokers": "x:1", "Format": "avro", "Schema_Registry_URL": "https://r:8081", "Schema_Registry_Subject": "logs-value",
+		"Schema_Registry_Version": "3", "Schema_Registry_HTTP_User": "u", "Schema_Registry_HTTP_Passwd": "p", "Schema_Registry_Bearer_Token": "tok"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Registry
+	if len(r.URLs) != 1 || r.URLs[0] != "https://r:8081" || r.Subject != "logs-value" || r.Version != "3" || r.User != "u" || r.Password != "p" || r.BearerToken != "tok" {
+		t.Errorf("registry %+v", r)
+	}
+}
+
+// TestEveryBatchHeaderRefused: in batch mode a static Header may not take
+// the name of any header the plugin sets on a batch message (as README
+// lists them), in any case.
+func TestEveryBatchHeaderRefused(t *testing.T) {
+	for _, name := range []string{"content-type", "content-encoding", "gokafka.records", "gokafka.first_time", "gokafka.last_time", "GoKafka.First_Time"} {
+		if _, err := Load(MapGetter{"Brokers": "x:1", "Message_Mode": "batch", "Header": name + " x"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Header: ") {
+			t.Errorf("Header %s in batch mode: %v", name, err)
+		}
+	}
+}
+
+// TestNoRdkafkaKeysNoUserProperties: the rdkafka.* keys asked for but not
+// given add no property: the plugin's settings stand.
+func TestNoRdkafkaKeysNoUserProperties(t *testing.T) {
+	c, err := Load(MapGetter{"Brokers": "x:1", "rdkafka.debug": "broker"}, []string{"acks", "linger.ms", "compression.type", "debug", "message.max.bytes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var user []Property
+	for _, p := range c.Rdkafka {
+		if p.FromUser {
+			user = append(user, p)
+		}
+	}
+	if len(user) != 1 || user[0] != (Property{"debug", "broker", true}) || rdkafkaMap(c)["acks"] != "all" {
+		t.Errorf("operator's properties %v, acks %q", user, rdkafkaMap(c)["acks"])
 	}
 }

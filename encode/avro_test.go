@@ -328,3 +328,29 @@ func deep(n int) map[string]any {
 	}
 	return m
 }
+
+// TestAvroUnionsAndNullableMaps: a value goes to the union branch of its
+// own kind before one it converts to, whatever the schema's order; a map
+// whose values may be null keeps its nil values as null.
+func TestAvroUnionsAndNullableMaps(t *testing.T) {
+	schema := avro.MustParse(`{"type":"record","name":"U","fields":[
+		{"name":"n","type":["null","double","long"]},
+		{"name":"s","type":["null","bytes","string"]},
+		{"name":"m","type":{"type":"map","values":["null","string"]}}]}`)
+	got, err := avroOf(t, Options{Avro: Avro{Schema: schema}}, map[string]any{"n": int64(5), "s": "text", "m": map[string]any{"a": nil, "b": "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, want := jsonText(t, got), `{"m":{"a":null,"b":"x"},"n":5,"s":"text"}`; s != want {
+		t.Errorf("got  %s\nwant %s", s, want)
+	}
+	// The branches, as written: long (2) and string (2).
+	e, err := New(Options{Format: "avro", Avro: Avro{Schema: schema, SchemaID: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Append(nil, &chunk.Record{Body: pack(nil, obj{{"n", 5}, {"s", "t"}, {"m", obj{}}})}, "")
+	if want := []byte{0, 0, 0, 0, 1, 4, 10, 4, 2, 't', 0}; err != nil || !bytes.Equal(v, want) {
+		t.Errorf("got % x (%v), want % x", v, err, want)
+	}
+}

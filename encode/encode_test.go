@@ -376,3 +376,74 @@ func TestDoubleNegative(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlappingRemoveKeys: a field and a field inside it, given in
+// either order, remove the field whole, in every format that removes.
+func TestOverlappingRemoveKeys(t *testing.T) {
+	body := pack(nil, obj{{"log", "x"}, {"kubernetes", obj{{"pod", "p"}, {"labels", obj{{"app", "web"}}}}}, {"n", 1}})
+	for _, rm := range [][]string{{"$kubernetes", "$kubernetes['labels']"}, {"$kubernetes['labels']", "$kubernetes"}, {"$kubernetes['labels']['app']", "$kubernetes"}} {
+		for format, want := range map[string]string{"json": `{"log":"x","n":1}`, "logfmt": `log=x n=1`} {
+			if got, err := encodeAll(t, Options{Format: format, Remove: paths(t, rm...)}, body); err != nil || got != want {
+				t.Errorf("%s, Remove_Keys %v: got %s (%v), want %s", format, rm, got, err, want)
+			}
+		}
+		e, err := New(Options{Format: "msgpack", Remove: paths(t, rm...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.Append(nil, &chunk.Record{Time: ts, Body: body}, "")
+		if v, _, err2 := msgp.ReadMapStrIntfBytes(got, nil); err != nil || err2 != nil || len(v) != 2 || v["kubernetes"] != nil {
+			t.Errorf("msgpack, Remove_Keys %v: got %v (%v, %v)", rm, v, err, err2)
+		}
+	}
+}
+
+// TestMsgpackNonMapBody: a body that is not a map passes as it is in
+// msgpack, as Fluent Bit's msgpack.
+func TestMsgpackNonMapBody(t *testing.T) {
+	for _, body := range [][]byte{pack(nil, "text"), pack(nil, []any{1, "a"}), pack(nil, 7)} {
+		e := mustEncoder(t, "msgpack", "@timestamp", "epoch_ms")
+		if got, err := e.Append(nil, &chunk.Record{Time: ts, Body: body}, ""); err != nil || !bytes.Equal(got, body) {
+			t.Errorf("%x: got %x (%v)", body, got, err)
+		}
+	}
+}
+
+// TestRawScalars: in raw format a bin field is its bytes, and a number
+// its text, as for topics and keys.
+func TestRawScalars(t *testing.T) {
+	body := pack(nil, obj{{"b", bin("line\n")}, {"i", -7}, {"u", uint64(math.MaxUint64)}, {"f", 2.5}, {"t", true}})
+	for key, want := range map[string]string{"$b": "line\n", "$i": "-7", "$u": "18446744073709551615", "$f": "2.5", "$t": "true"} {
+		e, err := New(Options{Format: "raw", RawKey: paths(t, key)[0]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := e.Append(nil, &chunk.Record{Body: body}, ""); err != nil || string(got) != want {
+			t.Errorf("%s: got %q (%v), want %q", key, got, err, want)
+		}
+	}
+}
+
+// TestLogfmtSpecialBytes: '=' in a key becomes '_', and a value with '=',
+// a quote or a backslash is quoted, so that every pair reads back as one
+// key and one value.
+func TestLogfmtSpecialBytes(t *testing.T) {
+	body := pack(nil, obj{{"a=b", "v"}, {"eq", "x=y"}, {"path", `C:\tmp`}, {"q", `say "hi"`}, {"plain", "ok-1.2/x"}})
+	want := `a_b=v eq="x=y" path="C:\\tmp" q="say \"hi\"" plain=ok-1.2/x`
+	if got, err := encodeAll(t, Options{Format: "logfmt"}, body); err != nil || got != want {
+		t.Errorf("got  %s (%v)\nwant %s", got, err, want)
+	}
+}
+
+// TestJSONFloats: a float32 is written at its own precision; a whole float
+// keeps its ".0" up to int64's range, also above 2^53.
+func TestJSONFloats(t *testing.T) {
+	m := msgp.AppendMapHeader(nil, 3)
+	m = msgp.AppendFloat32(msgp.AppendString(m, "f32"), 0.1)
+	m = msgp.AppendFloat64(msgp.AppendString(m, "big"), 9.1e15)
+	m = msgp.AppendFloat64(msgp.AppendString(m, "bigger"), 1<<60)
+	want := `{"f32":0.1,"big":9100000000000000.0,"bigger":1152921504606847000.0}`
+	if got, err := mustEncoder(t, "json", "", "").Append(nil, &chunk.Record{Body: m}, ""); err != nil || string(got) != want {
+		t.Errorf("got  %s (%v)\nwant %s", got, err, want)
+	}
+}

@@ -204,3 +204,19 @@ func FuzzGELF(f *testing.F) {
 		}
 	})
 }
+
+// TestGELFSyslogLevels: every syslog severity name, and the numbers 0 to 7,
+// become GELF's level.
+func TestGELFSyslogLevels(t *testing.T) {
+	levels := map[any]byte{
+		"emerg": 0, "panic": 0, "emergency": 0, "alert": 1, "crit": 2, "critical": 2, "err": 3, "error": 3,
+		"warning": 4, "warn": 4, "notice": 5, "info": 6, "informational": 6, "debug": 7, "DEBUG": 7, "Error": 3,
+		0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, uint64(7): 7, "0": 0, "7": 7,
+	}
+	for v, level := range levels {
+		got, err := encodeAll(t, gelfOptions(t, "log"), pack(nil, obj{{"log", "x"}, {"level", v}}))
+		if want := `"level":` + string('0'+rune(level)) + `}`; err != nil || !strings.HasSuffix(got, want) {
+			t.Errorf("level %#v: got %s (%v), want it to end %s", v, got, err, want)
+		}
+	}
+}

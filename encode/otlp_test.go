@@ -243,3 +243,19 @@ func TestOTLPLargeMaps(t *testing.T) {
 		}
 	}
 }
+
+// TestOTLPTagKeyAndRanges: the tag's attribute is named Tag_Key; a time before 1970
+// is none rather than one in 2554; severity and the other numbers of the
+// metadata stay within their types.
+func TestOTLPTagKeyAndRanges(t *testing.T) {
+	o := Options{OTLP: OTLP{BodyKeys: []string{"log"}}, TagKey: "fluent.tag"}
+	got, err := otlpBoth(t, o, &chunk.Record{Time: -5, Body: pack(nil, obj{{"log", "x"}})})
+	if want := otlpRecord(``, ``, `"body":{"stringValue":"x"},"attributes":[{"key":"fluent.tag","value":{"stringValue":"kube.x"}}]`); err != nil || got != want {
+		t.Errorf("got  %s (%v)\nwant %s", got, err, want)
+	}
+	metadata := pack(nil, obj{{"otlp", obj{{"severity_number", uint64(1<<32 + 9)}, {"observed_timestamp", -1}, {"trace_flags", -1}}}})
+	got, err = otlpBoth(t, Options{OTLP: OTLP{BodyKeys: []string{"log"}}}, &chunk.Record{Time: ts, Metadata: metadata, Body: pack(nil, obj{{"log", "x"}})})
+	if want := otlpRecord(``, ``, `"timeUnixNano":"1795341601123456789","severityNumber":2147483647,"body":{"stringValue":"x"}`); err != nil || got != want {
+		t.Errorf("got  %s (%v)\nwant %s", got, err, want)
+	}
+}

@@ -427,3 +427,65 @@ func TestRegisterAgainAtOnce(t *testing.T) {
 		unreg()
 	}
 }
+
+// TestReregistrationEveryCounter: every counter of an instance that left,
+// and its flush durations' sum, continue under the instance that takes its
+// label.
+func TestReregistrationEveryCounter(t *testing.T) {
+	addr := freeAddr(t)
+	var old, cur plugin.Stats
+	for _, s := range []*plugin.Stats{&old, &cur} {
+		s.Retried.Add(1)
+		s.Failed.Add(2)
+		s.DeadLettered.Add(3)
+		s.Rerouted.Add(4)
+		s.Restamped.Add(5)
+		s.Skipped.Add(6)
+		s.Flushes.Observe(250 * time.Millisecond)
+	}
+	register(t, addr, "gokafka.0", &old, &fakeSource{})()
+	defer register(t, addr, "gokafka.0", &cur, &fakeSource{})()
+	expect(t, scrape(t, addr), map[string]float64{
+		`gokafka_records_retried_total{instance="gokafka.0"}`:        2,
+		`gokafka_records_failed_total{instance="gokafka.0"}`:         4,
+		`gokafka_records_dead_lettered_total{instance="gokafka.0"}`:  6,
+		`gokafka_records_rerouted_total{instance="gokafka.0"}`:       8,
+		`gokafka_records_restamped_total{instance="gokafka.0"}`:      10,
+		`gokafka_records_skipped_total{instance="gokafka.0"}`:        12,
+		`gokafka_flush_duration_seconds_count{instance="gokafka.0"}`: 2,
+		`gokafka_flush_duration_seconds_sum{instance="gokafka.0"}`:   0.5,
+	})
+}
+
+// TestBrokerSources: librdkafka's logical brokers, like its internal one,
+// are not shown; a state this package does not know is shown as it is.
+func TestBrokerSources(t *testing.T) {
+	addr := freeAddr(t)
+	f := &fakeSource{}
+	defer register(t, addr, "gokafka.0", new(plugin.Stats), f)()
+	f.setStats(`{"msg_cnt":0,"msg_size":0,"brokers":{
+		"GroupCoordinator":{"name":"GroupCoordinator","nodeid":-1,"source":"logical","state":"UP"},
+		"127.0.0.1:9092/1":{"name":"127.0.0.1:9092/1","nodeid":1,"source":"learned","state":"NEW_STATE","txerrs":0}}}`)
+	got := scrape(t, addr)
+	for k := range got {
+		if strings.Contains(k, "GroupCoordinator") {
+			t.Errorf("a logical broker is shown: %s", k)
+		}
+	}
+	expect(t, got, map[string]float64{
+		`gokafka_broker_state{broker="127.0.0.1:9092/1",instance="gokafka.0",state="NEW_STATE"}`: 1,
+		`gokafka_broker_state{broker="127.0.0.1:9092/1",instance="gokafka.0",state="UP"}`:        0,
+		`gokafka_broker_up{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:                      0,
+	})
+}
+
+// TestBrokerRTTOfMeasured: a broker's round-trip time is the average over
+// the producers that measured one; one that has not (0) does not lower it.
+func TestBrokerRTTOfMeasured(t *testing.T) {
+	addr := freeAddr(t)
+	f := &fakeSource{}
+	defer register(t, addr, "gokafka.0", new(plugin.Stats), f)()
+	unmeasured := strings.Replace(fmt.Sprintf(statsJSON, 0), `"avg":2500`, `"avg":0`, 1)
+	f.setStats(fmt.Sprintf(statsJSON, 0), unmeasured)
+	expect(t, scrape(t, addr), map[string]float64{`gokafka_broker_rtt_seconds{broker="127.0.0.1:9092/1",instance="gokafka.0"}`: 0.0025})
+}

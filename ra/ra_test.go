@@ -1,6 +1,7 @@
 package ra
 
 import (
+	"math"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
@@ -160,6 +161,30 @@ func TestDuplicateKeys(t *testing.T) {
 		p, _ := Parse(path)
 		if v, ok := p.Lookup(m); ok {
 			t.Errorf("%s: found %x", path, v)
+		}
+	}
+}
+
+// TestAppendTextScalars: bin is its bytes; an unsigned integer beyond
+// int64 stays unsigned; floats are plain from 1e-4 to below 1e16, as C's
+// %.16g writes them, with an exponent outside.
+func TestAppendTextScalars(t *testing.T) {
+	for _, tc := range []struct {
+		v    []byte
+		want string
+	}{
+		{msgp.AppendBytes(nil, []byte("bin key")), "bin key"},
+		{msgp.AppendUint64(nil, math.MaxUint64), "18446744073709551615"},
+		{msgp.AppendInt64(nil, math.MinInt64), "-9223372036854775808"},
+		{msgp.AppendFloat64(nil, 1e15), "1000000000000000"},
+		{msgp.AppendFloat64(nil, 1e16), "1e+16"},
+		{msgp.AppendFloat64(nil, 0.0001), "0.0001"},
+		{msgp.AppendFloat64(nil, 0.00001), "1e-05"},
+		{msgp.AppendFloat64(nil, -2.5e-5), "-2.5e-05"},
+		{msgp.AppendFloat64(nil, 0), "0"},
+	} {
+		if got, ok := AppendText(nil, tc.v); !ok || string(got) != tc.want {
+			t.Errorf("%x: got %q (%v), want %q", tc.v, got, ok, tc.want)
 		}
 	}
 }

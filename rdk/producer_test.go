@@ -590,6 +590,11 @@ func TestPermanentErrors(t *testing.T) {
 		{kafka.ErrMsgTimedOut, false, accumulator.OtherRefusal},
 		{kafka.ErrPurgeQueue, false, accumulator.OtherRefusal},
 		{kafka.ErrQueueFull, false, accumulator.OtherRefusal},
+		{kafka.ErrTopicException, true, accumulator.OtherRefusal},
+		{kafka.ErrRecordListTooLarge, true, accumulator.OtherRefusal},
+		{kafka.ErrInvalidMsgSize, true, accumulator.OtherRefusal},
+		{kafka.ErrBadMsg, true, accumulator.OtherRefusal},
+		{kafka.ErrInvalidArg, true, accumulator.OtherRefusal},
 	} {
 		if got := rdk.Permanent(int(tc.err)); got != tc.permanent {
 			t.Errorf("%v: permanent %v, want %v", tc.err, got, tc.permanent)
@@ -853,6 +858,17 @@ func TestAllBrokersDownBootstrapsAgain(t *testing.T) {
 		b.Start()
 		if res := send(t, acc, 100*outage, 100); res.Delivered != 100 {
 			t.Fatalf("after outage %d: %+v\n%s", outage, res, sink)
+		}
+	}
+}
+
+// TestNewNamesProperty: a property librdkafka refuses is named as the
+// operator gave it: rdkafka.<name> when it is theirs.
+func TestNewNamesProperty(t *testing.T) {
+	for fromUser, want := range map[bool]string{true: "rdkafka.acks: ", false: "acks: "} {
+		_, err := rdk.New([]conf.Property{{Key: "acks", Value: "sometimes", FromUser: fromUser}}, func(int, string) {}, rdk.NewCauses(), nil)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("from the operator %v: %v, want an error starting %q", fromUser, err, want)
 		}
 	}
 }

@@ -98,3 +98,23 @@ func TestCausesLevel(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactOverlappingSecrets: a secret inside another is cut after the
+// longer one, which is cut whole; the fields of a comma-separated value
+// are cut too.
+func TestRedactOverlappingSecrets(t *testing.T) {
+	r := newRedactor([]conf.Property{
+		{Key: "ssl.key.password", Value: "secr"},
+		{Key: "sasl.password", Value: "mysecretvalue"},
+		{Key: "sasl.oauthbearer.config", Value: "principal=svc,clientSecret=s3cr3tz"},
+	})
+	for in, want := range map[string]string{
+		"login mysecretvalue": "login [redacted]",
+		"key secr":            "key [redacted]",
+		"got s3cr3tz":         "got [redacted]",
+	} {
+		if got := r.apply(in); got != want {
+			t.Errorf("apply(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -14,12 +14,13 @@ import (
 
 // TestTokens runs producers with AWS_MSK_IAM's settings, to no broker, with
 // token sources of the test's: librdkafka asks at once and again as a
-// token's life runs out; a failure, a panic, and a token librdkafka
-// refuses, are logged; Close cancels a token being made, and says nothing
+// token's life runs out; a failure (without the configuration's secrets),
+// a panic, and a token librdkafka refuses, are logged; Close cancels a token being made, and says nothing
 // of it.
 func TestTokens(t *testing.T) {
 	cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1", "AWS_MSK_IAM": "on", "rdkafka.security.protocol": "SASL_PLAINTEXT",
-		"AWS_MSK_IAM_Cluster_ARN": "arn:aws:kafka:eu-west-1:123456789012:cluster/logs/0b1c2d3e"}, []string{"security.protocol"})
+		"AWS_MSK_IAM_Cluster_ARN": "arn:aws:kafka:eu-west-1:123456789012:cluster/logs/0b1c2d3e", "rdkafka.sasl.password": "hunter2-secret"},
+		[]string{"security.protocol", "sasl.password"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestTokens(t *testing.T) {
 
 	t.Run("Refreshed", func(t *testing.T) {
 		asked := make(chan time.Time, 10)
-		start(t, func(context.Context) (string, string, time.Time, error) {
+		_, sink := start(t, func(context.Context) (string, string, time.Time, error) {
 			asked <- time.Now()
 			return "dG9rZW4", "svc", time.Now().Add(2 * time.Second), nil
 		})
@@ -72,6 +73,9 @@ func TestTokens(t *testing.T) {
 				t.Fatalf("asked %d times", i)
 			}
 		}
+		if strings.Contains(sink.String(), "OAUTHBEARER") {
+			t.Errorf("a valid token refused:\n%s", sink)
+		}
 	})
 	t.Run("Failed", func(t *testing.T) {
 		_, sink := start(t, func(context.Context) (string, string, time.Time, error) {
@@ -81,6 +85,15 @@ func TestTokens(t *testing.T) {
 		logged(t, sink, "4 "+failure) // librdkafka's report comes after the plugin's
 		if lines := sink.matching(failure); len(lines) != 2 || lines[0] != "1 "+failure {
 			t.Errorf("want the failure logged once as an error, then librdkafka's report at debug level: %q", lines)
+		}
+	})
+	t.Run("Redacted", func(t *testing.T) {
+		_, sink := start(t, func(context.Context) (string, string, time.Time, error) {
+			return "", "", time.Time{}, errors.New("signer said hunter2-secret")
+		})
+		logged(t, sink, "4 librdkafka: _AUTHENTICATION: Failed to acquire SASL OAUTHBEARER token: signer said")
+		if strings.Contains(sink.String(), "hunter2") {
+			t.Errorf("a secret logged:\n%s", sink)
 		}
 	})
 	t.Run("Panicked", func(t *testing.T) {

@@ -123,3 +123,58 @@ func TestAnswersChecked(t *testing.T) {
 		t.Errorf("the other host got Authorization %q", got)
 	}
 }
+
+// TestBasicAuthWinsOverToken: with a user, basic authentication is sent,
+// and the bearer token is not.
+func TestBasicAuthWinsOverToken(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "u" || p != "pw" {
+			http.Error(w, `{"error_code":40101,"message":"Unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintf(w, `{"id":8,"version":2,"schema":%q}`, schema)
+	}))
+	defer srv.Close()
+	_, id, err := Fetch(context.Background(), &Config{URLs: []string{srv.URL}, Subject: "s", Version: "latest", User: "u", Password: "pw", BearerToken: "t"})
+	if err != nil || id != 8 {
+		t.Errorf("%d, %v; want 8", id, err)
+	}
+}
+
+// TestTransientStatusesRetried: 500, 408 and 429, like 503, are answers
+// that asking again may change: not refusals.
+func TestTransientStatusesRetried(t *testing.T) {
+	for _, status := range []int{http.StatusInternalServerError, http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, `{"error_code":1,"message":"later"}`, status)
+		}))
+		_, _, err := Fetch(context.Background(), &Config{URLs: []string{srv.URL}, Subject: "s", Version: "latest"})
+		if err == nil || errors.Is(err, ErrRefused) {
+			t.Errorf("status %d: %v, want an error that is not a refusal", status, err)
+		}
+		srv.Close()
+	}
+}
+
+// TestErrorHidesURLPassword: an error names the registry without the
+// password of its URL.
+func TestErrorHidesURLPassword(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(fakeRegistry))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://user:S3CRET@", 1)
+	_, _, err := Fetch(context.Background(), &Config{URLs: []string{u}, Subject: "x", Version: "latest", BearerToken: "t"})
+	if err == nil || strings.Contains(err.Error(), "S3CRET") || !strings.Contains(err.Error(), "user:xxxxx@") {
+		t.Errorf("%v", err)
+	}
+}
+
+// TestUntrustedCertificateRefused: a registry whose certificate cannot be
+// verified answers the same every time: a refusal.
+func TestUntrustedCertificateRefused(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(fakeRegistry))
+	defer srv.Close()
+	_, _, err := Fetch(context.Background(), &Config{URLs: []string{srv.URL}, Subject: "s", Version: "latest", BearerToken: "t"})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("%v, want a refusal for the certificate", err)
+	}
+}
