@@ -11,7 +11,6 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/gokafka/gokafka/batch"
-	"github.com/gokafka/gokafka/encode"
 	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
 	"github.com/gokafka/gokafka/test/kafkatest"
@@ -264,7 +263,8 @@ func TestBrokerKilledTwice(t *testing.T) {
 
 // TestDeadLetterTopic: one record over the producer's message size limit
 // among 1,000: 999 delivered, the oversized one in the dead-letter topic,
-// cut to fit, with headers saying why; the chunk is acknowledged.
+// cut to fit, with headers saying why after its own, and its key; the
+// chunk is acknowledged.
 func TestDeadLetterTopic(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	so := pluginSO(t)
@@ -279,7 +279,8 @@ func TestDeadLetterTopic(t *testing.T) {
 	kafkatest.CreateTopic(t, bootstrap, topic, 3)
 	kafkatest.CreateTopic(t, bootstrap, dlq, 1)
 	res := hostrun.Run(t, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{{
-		Keys:   keys("Brokers", bootstrap, "Topics", topic, "DLQ_Topic", dlq, "rdkafka.message.max.bytes", "200000"),
+		Keys: keys("Brokers", bootstrap, "Topics", topic, "DLQ_Topic", dlq, "rdkafka.message.max.bytes", "200000",
+			"Message_Key_Field", "time", "Header", "env prod"),
 		Chunks: fixture.EncodeChunks(in, fixture.ChunkOptions{Layout: 2, ChunkBytes: 1 << 20}),
 	}}})
 	if s := res.Instances[0]; s.Chunks != 1 || s.OK != 1 {
@@ -297,8 +298,9 @@ func TestDeadLetterTopic(t *testing.T) {
 	}
 	want := expectedJSON(big)
 	if headers["gokafka.error.code"] != "10" || headers["gokafka.topic"] != topic || headers["gokafka.truncated"] != fmt.Sprint(len(want)) ||
-		!strings.Contains(headers["gokafka.error"], "too large") || len(dead[0].Value) >= 200000 || !bytes.HasPrefix(want, dead[0].Value) {
-		t.Errorf("dead-letter message: headers %v, value of %d bytes", headers, len(dead[0].Value))
+		!strings.Contains(headers["gokafka.error"], "too large") || len(dead[0].Value) >= 200000 || !bytes.HasPrefix(want, dead[0].Value) ||
+		headers["env"] != "prod" || string(dead[0].Key) != "big" { // the record's own key and headers are kept
+		t.Errorf("dead-letter message: headers %v, key %q, value of %d bytes", headers, dead[0].Key, len(dead[0].Value))
 	}
 	if !strings.Contains(res.Stderr, "sent to the dead-letter topic "+dlq) {
 		t.Errorf("log does not tell:\n%s", hostrun.Tail(res.Stderr, 10))
@@ -350,7 +352,7 @@ func expectedJSON(rec fixture.Record) []byte {
 		b.Truncate(b.Len() - 1)
 		b.WriteByte(',')
 	}
-	fmt.Fprintf(&b, `"@timestamp":"%s"}`, encode.AppendISO8601(nil, rec.Time.UnixNano(), 9))
+	fmt.Fprintf(&b, `"@timestamp":"%s"}`, isoTime(rec.Time))
 	return b.Bytes()
 }
 
