@@ -261,6 +261,16 @@ func TestBrokerKilledTwice(t *testing.T) {
 	})
 }
 
+// oversized is a record of 300 kB that does not compress below 200 kB (its
+// field time is "big"): over a producer's message.max.bytes of 200000.
+func oversized(at time.Time) fixture.Record {
+	noise := make([]byte, 300000)
+	for i := range noise {
+		noise[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[(i*7919+i/13)%36]
+	}
+	return fixture.Record{Time: at, Body: []fixture.KV{{Key: "log", Value: string(noise)}, {Key: "time", Value: "big"}}}
+}
+
 // TestDeadLetterTopic: one record over the producer's message size limit
 // among 1,000: 999 delivered, the oversized one in the dead-letter topic,
 // cut to fit, with headers saying why after its own, and its key; the
@@ -269,11 +279,7 @@ func TestDeadLetterTopic(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	so := pluginSO(t)
 	recs := containerLogs(t, "docker", 999)
-	noise := make([]byte, 300000)
-	for i := range noise {
-		noise[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[(i*7919+i/13)%36]
-	}
-	big := fixture.Record{Time: recs[0].Time, Body: []fixture.KV{{Key: "log", Value: string(noise)}, {Key: "time", Value: "big"}}}
+	big := oversized(recs[0].Time)
 	in := append(append(append([]fixture.Record{}, recs[:300]...), big), recs[300:]...)
 	topic, dlq := kafkatest.UniqueTopic(t), kafkatest.UniqueTopic(t)+"-dlq"
 	kafkatest.CreateTopic(t, bootstrap, topic, 3)

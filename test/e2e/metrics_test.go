@@ -119,7 +119,8 @@ func keeper(t *testing.T, bootstrap string, recs []fixture.Record, d time.Durati
 // endpoint is scraped during each host run and its counters are checked
 // against the records sent and the flushes the host made: with a broker
 // (delivered per instance and topic, nothing retried or failed), without one
-// (every record of every chunk retried), and across a hot reload (the
+// (every record of every chunk retried), with a record Kafka refuses
+// (failed, or dead-lettered), and across a hot reload (the
 // counters carry on and the port is bound again).
 func TestMetrics(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
@@ -221,6 +222,44 @@ func TestMetrics(t *testing.T) {
 		}
 		if v := m[series("gokafka_records_failed_total", "instance", labelA)]; v != 0 {
 			t.Errorf("failed = %v, want 0", v)
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		// A record over message.max.bytes among ten: failed without a
+		// DLQ_Topic (A), dead-lettered with one (B); the ten delivered.
+		recs := append(append([]fixture.Record{}, docker[:10]...), oversized(docker[0].Time))
+		topicA, topicB, dlq := kafkatest.UniqueTopic(t), kafkatest.UniqueTopic(t), kafkatest.UniqueTopic(t)
+		for _, topic := range []string{topicA, topicB, dlq} {
+			kafkatest.CreateTopic(t, bootstrap, topic, 1)
+		}
+		want := map[string]float64{
+			series("gokafka_records_delivered_total", "instance", labelA, "topic", topicA): 10,
+			series("gokafka_records_delivered_total", "instance", labelB, "topic", topicB): 10,
+			series("gokafka_records_failed_total", "instance", labelA):                     1,
+			series("gokafka_records_dead_lettered_total", "instance", labelA):              0,
+			series("gokafka_records_failed_total", "instance", labelB):                     0,
+			series("gokafka_records_dead_lettered_total", "instance", labelB):              1,
+		}
+		m, ok, _, res := metricsRun(t, addr, hostrun.Options{Plugin: so, Instances: []hostrun.Instance{
+			{Keys: keys("Brokers", bootstrap, "Topics", topicA, "Metrics_Listen", addr, "rdkafka.message.max.bytes", "200000"),
+				Chunks: fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2, ChunkBytes: 1 << 20})},
+			{Keys: keys("Brokers", bootstrap, "Topics", topicB, "Metrics_Listen", addr, "Metrics_Instance", labelB, "rdkafka.message.max.bytes", "200000",
+				"DLQ_Topic", dlq), Chunks: fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2, ChunkBytes: 1 << 20})},
+			keeper(t, bootstrap, docker, 8*time.Second),
+		}}, func(m map[string]float64) bool {
+			for k, v := range want {
+				if got, shown := m[k]; !shown || got != v {
+					return false
+				}
+			}
+			return true
+		}, nil)
+		if s0, s1 := res.Sum(0), res.Sum(1); res.ExitCode != 0 || s0.OK != s0.Chunks || s1.OK != s1.Chunks {
+			t.Fatalf("want every chunk acknowledged: exit %d, %+v, %+v", res.ExitCode, s0, s1)
+		}
+		if !ok {
+			t.Errorf("no scrape showed %v; last scrape: %v", want, m)
 		}
 	})
 
