@@ -501,3 +501,369 @@ func TestResendKeepsOrder(t *testing.T) {
 		t.Fatalf("%+v %v", res, ok)
 	}
 }
+
+// completeAll completes every batch there is as acknowledged.
+func completeAll(a *Accumulator) {
+	for _, b := range a.DrainAll(AllLanes, nil) {
+		a.Complete(b, nil)
+	}
+}
+
+// drainWake empties the wake-up channel.
+func drainWake(a *Accumulator) {
+	select {
+	case <-a.Wake():
+	default:
+	}
+}
+
+// TestCostCountsEmptyHeaderLast: a header with an empty value, last of its
+// record, is one the C producer adds (rd_kafka_header_add), so it costs as
+// any other.
+func TestCostCountsEmptyHeaderLast(t *testing.T) {
+	s := &Staged{Buf: []byte("value")}
+	hdr := len(s.Buf)
+	s.Buf = AppendHeader(s.Buf, []byte("empty"), nil)
+	s.Add(0, 0, hdr, hdr, false, 0)
+	r := s.Recs[0]
+	want := int(r.Size()+r.HdrLen) + RecordOverhead + HeadersOverhead + HeaderOverhead
+	if got := Cost(r, s.Buf[hdr:]); got != want {
+		t.Fatalf("cost %d, want %d (one header)", got, want)
+	}
+}
+
+// TestFullBatchWakesTheSender: a batch that fills while a flush is still
+// appending wakes the send loop, which produces it meanwhile.
+func TestFullBatchWakesTheSender(t *testing.T) {
+	a := New(perBatch10, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter(11)
+	a.Append("t", -1, 0, staged(10, 98), w, far()) // exactly one batch
+	drainWake(a)
+	a.Append("t", -1, 0, stagedFrom(10, 1, 98), w, far()) // starts the next: the first is full
+	select {
+	case <-a.Wake():
+	default:
+		t.Fatal("a batch filled and the send loop was not woken")
+	}
+}
+
+// TestOversizedRecordAfterPooledBatch: a record larger than Batch_Size gets
+// a buffer of its own size, counted in the budget, also when a pooled batch
+// is free: a pooled buffer would grow past what the budget counts (and a C
+// buffer cannot grow).
+func TestOversizedRecordAfterPooledBatch(t *testing.T) {
+	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter(2)
+	a.Append("t", -1, 0, staged(1, 10), w, far())
+	completeAll(a) // its batch is pooled
+	a.Append("t", -1, 0, stagedFrom(1, 1, 5000), w, far())
+	ready := a.DrainAll(AllLanes, nil)
+	want := 5004 + RecordOverhead
+	if len(ready) != 1 || cap(ready[0].Buf) != want || a.Used() != int64(1000+want) {
+		t.Fatalf("%d batches, capacity %d (want %d), %d bytes used (want %d)", len(ready), cap(ready[0].Buf), want, a.Used(), 1000+want)
+	}
+}
+
+// TestMemoryQueueEmptyAfterAWait: an appender that waited for memory and got
+// it leaves the queue of waiters; the next appender then takes free memory
+// at once rather than waiting behind no one.
+func TestMemoryQueueEmptyAfterAWait(t *testing.T) {
+	a := New(perBatch10, perBatch10, time.Hour, GoAllocator{})
+	w := NewWaiter(30)
+	a.Append("t", -1, 0, staged(10, 98), w, far()) // the budget's one batch
+	ready := a.DrainAll(AllLanes, nil)
+	drainWake(a)
+	waited := make(chan error, 1)
+	go func() {
+		_, err := a.Append("t", -1, 0, stagedFrom(10, 10, 98), w, far())
+		waited <- err
+	}()
+	<-a.Wake() // it waits for memory
+	a.Complete(ready[0], nil)
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	completeAll(a)
+	if n, err := a.Append("t", -1, 0, stagedFrom(20, 10, 98), w, time.Now().Add(2*time.Second)); n != 10 || err != nil {
+		t.Fatalf("with the budget free: appended %d (%v)", n, err)
+	}
+}
+
+// TestMemoryGivenBackAtClose: Close frees the pooled buffers, a batch
+// completed after Close is freed rather than pooled, and a batch of records
+// sent again counts in the budget until it is completed: once every batch is
+// completed, no memory is left (with the plugin's C allocator, what is left
+// leaks at each hot reload).
+func TestMemoryGivenBackAtClose(t *testing.T) {
+	a := New(perBatch10, 10*perBatch10, time.Hour, GoAllocator{})
+	w := NewWaiter(30)
+	a.Append("t", -1, 0, staged(30, 98), w, far())
+	ready := a.DrainAll(AllLanes, nil)
+	if len(ready) != 3 {
+		t.Fatalf("%d batches", len(ready))
+	}
+	a.Complete(ready[0], nil) // pooled
+	a.Complete(ready[1], []Failure{{Index: 0, Err: -138, Reason: "beside", Refusal: RefusedBeside}})
+	again := a.DrainAll(AllLanes, nil) // the record sent again, in a batch of its own
+	if len(again) != 1 || a.Used() != int64(3*perBatch10+cap(again[0].Buf)) {
+		t.Fatalf("%d batches sent again, %d bytes used", len(again), a.Used())
+	}
+	a.Close()
+	a.Complete(ready[2], nil)
+	a.Complete(again[0], nil)
+	if a.Used() != 0 {
+		t.Fatalf("%d bytes used after Close with every batch completed", a.Used())
+	}
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 30 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+// TestPooledDeadLetterBatchReset: a dead-letter batch whose buffer is pooled
+// (its size Batch_Size by chance) comes back as a plain batch: its records
+// count as delivered to their topic, not as dead-lettered.
+func TestPooledDeadLetterBatchReset(t *testing.T) {
+	deadLetterOf := func(a *Accumulator, w *Waiter) *Batch {
+		a.Append("t", -1, 0, staged(1, 10), w, far())
+		a.Complete(a.DrainAll(AllLanes, nil)[0], []Failure{{Index: 0, Err: 10, Reason: "too large", Permanent: true}})
+		return a.DrainAll(AllLanes, nil)[0]
+	}
+	probe := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	probe.SetDeadLetterTopic("dlq", 1<<20)
+	size := cap(deadLetterOf(probe, NewWaiter(1)).Buf)
+
+	a := New(size, 1<<20, time.Hour, GoAllocator{}) // dead-letter batches of Batch_Size
+	a.SetDeadLetterTopic("dlq", 1<<20)
+	dl := deadLetterOf(a, NewWaiter(1))
+	if !dl.DeadLetter || cap(dl.Buf) != size {
+		t.Fatalf("dead letter of %d bytes, want %d", cap(dl.Buf), size)
+	}
+	a.Complete(dl, nil) // pooled, the newest
+	w := NewWaiter(1)
+	a.Append("t", -1, 0, staged(1, 10), w, far())
+	b := a.DrainAll(AllLanes, nil)[0]
+	if b.DeadLetter {
+		t.Error("a pooled dead-letter batch still marked as one")
+	}
+	a.Complete(b, nil)
+	if res, _ := a.Wait(w, far(), Sleep); res.Delivered != 1 || res.DeadLettered != 0 || w.State(0) != Acked {
+		t.Fatalf("%+v, state %v", res, w.State(0))
+	}
+}
+
+// TestDeliveredByTopic: the per-topic count of acknowledged records (the
+// metrics endpoint's) counts the records Kafka acknowledged, not those it
+// refused.
+func TestDeliveredByTopic(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter(5)
+	a.Append("t", -1, 0, staged(3, 10), w, far())
+	a.Append("u", -1, 0, stagedFrom(3, 2, 10), w, far())
+	for _, b := range a.DrainAll(AllLanes, nil) {
+		var failures []Failure
+		if b.Topic == "t" {
+			failures = []Failure{{Index: 1, Err: 1, Reason: "later"}}
+		}
+		a.Complete(b, failures)
+	}
+	if got := fmt.Sprint(a.DeliveredByTopic()); got != "map[t:2 u:2]" {
+		t.Fatalf("delivered by topic %s", got)
+	}
+}
+
+// TestDuplicateFailures: a record reported failed twice counts once, and
+// the failures of the records after it still count.
+func TestDuplicateFailures(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter(4)
+	a.Append("t", -1, 0, staged(4, 10), w, far())
+	later := func(i int) Failure { return Failure{Index: i, Err: 1, Reason: "later"} }
+	if n := a.Complete(a.DrainAll(AllLanes, nil)[0], []Failure{later(2), later(1), later(1)}); n != 2 {
+		t.Errorf("Complete says %d failed for now, want 2", n)
+	}
+	res, ok := a.Wait(w, far(), Sleep)
+	if !ok || res.Delivered != 2 || res.Retriable != 2 || w.State(1) != Retriable || w.State(2) != Retriable || w.State(3) != Acked {
+		t.Fatalf("%+v, states %v", res, w.state)
+	}
+}
+
+// TestDeadLetterRefusedIsDropped: a record the dead-letter topic refuses
+// for good is dropped, not dead-lettered again and again.
+func TestDeadLetterRefusedIsDropped(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a.SetDeadLetterTopic("dlq", 1<<20)
+	w := NewWaiter(1)
+	a.Append("t", -1, 0, staged(1, 10), w, far())
+	tooLarge := []Failure{{Index: 0, Err: 10, Reason: "too large", Permanent: true}}
+	a.Complete(a.DrainAll(AllLanes, nil)[0], tooLarge)
+	dl := a.DrainAll(AllLanes, nil)
+	if len(dl) != 1 || !dl[0].DeadLetter {
+		t.Fatalf("%d batches, want the dead letter", len(dl))
+	}
+	a.Complete(dl[0], tooLarge)
+	if res, ok := a.Wait(w, far(), Sleep); !ok || a.Batches() != 0 || res.Permanent != 1 || res.DeadLettered != 0 || w.State(0) != Dropped {
+		t.Fatalf("%+v, %d batches left, state %v", res, a.Batches(), w.State(0))
+	}
+}
+
+// TestWaitingForMemoryMakesBatchesReady: while an appender waits for
+// memory, every batch is ready, lingering ones too: else batches of other
+// partitions would hold the budget until Linger passed, and the appender
+// would wait for nothing.
+func TestWaitingForMemoryMakesBatchesReady(t *testing.T) {
+	a := New(perBatch10, 3*perBatch10, time.Hour, GoAllocator{})
+	w := NewWaiter(4)
+	for p := range 3 { // a batch each, lingering, the whole budget
+		a.Append("t", int32(p), 0, stagedFrom(p, 1, 98), w, far())
+	}
+	drainWake(a)
+	waited := make(chan error, 1)
+	go func() {
+		_, err := a.Append("t", 3, 0, stagedFrom(3, 1, 98), w, far())
+		waited <- err
+	}()
+	<-a.Wake() // it waits for memory
+	ready, _ := a.Drain(time.Now(), AllLanes, nil)
+	for _, b := range ready {
+		a.Complete(b, nil)
+	}
+	if len(ready) != 3 {
+		a.Close() // lets the appender go
+		<-waited
+		t.Fatalf("%d batches ready while an appender waits for memory, want 3", len(ready))
+	}
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLingerNextIsTheSoonest: Drain tells how long until the first of the
+// lingering batches is ready, not the last, so the send loop does not
+// sleep past a batch's Linger.
+func TestLingerNextIsTheSoonest(t *testing.T) {
+	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	a.Append("t", 0, 0, staged(1, 10), NewWaiter(1), far())
+	firstBy := time.Now()
+	time.Sleep(5 * time.Millisecond) // the second batch is younger
+	a.Append("t", 1, 0, staged(1, 10), NewWaiter(1), far())
+	now := time.Now()
+	if _, next := a.Drain(now, AllLanes, nil); next <= 0 || next > firstBy.Add(time.Hour).Sub(now) {
+		t.Fatalf("next batch ready in %v, want at most %v", next, firstBy.Add(time.Hour).Sub(now))
+	}
+}
+
+// TestResentBatchReadyAtOnce: records Kafka refused beside others go again
+// at once, not after Linger, also when no flush waits for them.
+func TestResentBatchReadyAtOnce(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter(3)
+	a.Append("t", 0, 0, stagedAt(1, 2, 3), w, far())
+	beside := func(i int) Failure { return Failure{Index: i, Err: -138, Reason: "beside", Refusal: RefusedBeside} }
+	a.Complete(a.DrainAll(0, nil)[0], []Failure{beside(0), beside(1), beside(2)})
+	if ready, _ := a.Drain(time.Now(), AllLanes, nil); len(ready) != 1 {
+		t.Fatalf("%d batches ready, want the records sent again", len(ready))
+	}
+}
+
+// TestWaiterBehindOneThatGivesUp: an appender that waits for memory behind
+// one that gives up (its deadline passed) takes the memory free then,
+// rather than waiting for a release that may not come.
+func TestWaiterBehindOneThatGivesUp(t *testing.T) {
+	a := New(perBatch10, 3*perBatch10, time.Hour, GoAllocator{})
+	w := NewWaiter(40)
+	a.Append("t", -1, 0, staged(30, 98), w, far())
+	ready := a.DrainAll(AllLanes, nil) // the budget's three batches
+	drainWake(a)
+	large := make(chan error, 1)
+	go func() { // needs two batches' memory, gives up soon
+		_, err := a.Append("large", -1, 0, stagedFrom(30, 1, 2*perBatch10-RecordOverhead-4), w, time.Now().Add(100*time.Millisecond))
+		large <- err
+	}()
+	<-a.Wake()
+	small := make(chan error, 1)
+	go func() { // waits behind it
+		_, err := a.Append("small", -1, 0, stagedFrom(31, 1, 98), w, far())
+		small <- err
+	}()
+	<-a.Wake()
+	a.Complete(ready[0], nil) // one batch's memory: enough for the second only
+	if err := <-large; !errors.Is(err, ErrMemoryTimeout) {
+		t.Fatalf("large record: %v, want a memory timeout", err)
+	}
+	select {
+	case err := <-small:
+		if err != nil {
+			t.Fatalf("the appender behind the one that gave up: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		a.Close() // lets it go
+		t.Fatal("the appender behind the one that gave up still waits, with memory free")
+	}
+}
+
+// TestSkipKeepsRecordIndexes: records appended after Skip (the plugin's
+// way past a record too large, or past those an earlier Append took) are
+// followed under their own index in the chunk.
+func TestSkipKeepsRecordIndexes(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter(5)
+	s := staged(5, 10)
+	s.Skip(3)
+	if n, err := a.Append("t", -1, 0, s, w, far()); n != 2 || err != nil {
+		t.Fatal(n, err)
+	}
+	a.Complete(a.DrainAll(AllLanes, nil)[0], []Failure{{Index: 0, Err: 1, Reason: "later"}})
+	if w.State(3) != Retriable || w.State(4) != Acked || w.State(0) != Unsent || w.State(1) != Unsent {
+		t.Fatalf("states %v, want record 3 failed and 4 acknowledged", w.state)
+	}
+}
+
+// TestExampleSizeIsTheLargest: a kind of failure is logged with the size of
+// its largest record, wherever it is in the batch.
+func TestExampleSizeIsTheLargest(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	w := NewWaiter(2)
+	a.Append("t", -1, 0, stagedFrom(0, 1, 30), w, far())
+	a.Append("t", -1, 0, stagedFrom(1, 1, 10), w, far())
+	tooLarge := func(i int) Failure { return Failure{Index: i, Err: 10, Reason: "too large", Permanent: true} }
+	a.Complete(a.DrainAll(AllLanes, nil)[0], []Failure{tooLarge(0), tooLarge(1)})
+	if res, _ := a.Wait(w, far(), Sleep); len(res.Examples) != 1 || res.Examples[0].MaxSize != 30 {
+		t.Fatalf("%+v, want one kind of 2 records of up to 30 bytes", res.Examples)
+	}
+}
+
+// TestDeadLetterWithinMessageLimit: a record refused for good goes to the
+// dead-letter topic's partitioner (partition -1: its own topic's partition
+// may not exist there), cut so that with its key and headers it stays within
+// the message size limit, and it may go again once there when refused beside
+// others.
+func TestDeadLetterWithinMessageLimit(t *testing.T) {
+	const maxMessage = 10000
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a.SetDeadLetterTopic("dlq", maxMessage)
+	s := &Staged{Buf: []byte(strings.Repeat("v", 8000) + strings.Repeat("k", 5000))}
+	s.Add(0, 0, 8000, len(s.Buf), true, 0)
+	w := NewWaiter(1)
+	a.Append("t", 3, 0, s, w, far())
+	a.Complete(a.DrainAll(AllLanes, nil)[0], []Failure{{Index: 0, Err: 10, Reason: "Broker: Message size too large", Permanent: true}})
+	dl := a.DrainAll(AllLanes, nil)
+	if len(dl) != 1 {
+		t.Fatalf("%d batches", len(dl))
+	}
+	b, r := dl[0], dl[0].Recs[0]
+	if b.Topic != "dlq" || b.Partition != -1 || r.KeyLen != 5000 || r.Len >= 8000 || int(r.Size()) > maxMessage {
+		t.Fatalf("dead letter to %s[%d]: value %d bytes, key %d, headers %d; want within %d", b.Topic, b.Partition, r.Len, r.KeyLen, r.HdrLen, maxMessage)
+	}
+	if h := string(b.Buf[r.Off+r.Len+r.KeyLen : r.Off+r.Size()]); !strings.Contains(h, HeaderTruncated+"\x04\x00\x00\x008000") {
+		t.Errorf("headers %q, want the original size", h)
+	}
+	a.Complete(b, []Failure{{Index: 0, Err: -138, Reason: "beside", Refusal: RefusedBeside}})
+	again := a.DrainAll(AllLanes, nil)
+	if len(again) != 1 || again[0].Topic != "dlq" {
+		t.Fatalf("%d batches after the dead letter was refused beside others, want it again", len(again))
+	}
+	a.Complete(again[0], nil)
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.DeadLettered != 1 {
+		t.Fatalf("%+v", res)
+	}
+}

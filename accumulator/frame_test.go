@@ -45,15 +45,7 @@ func TestFrames(t *testing.T) {
 		}
 		got := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
 		lines = append(lines, got...)
-		h := map[string]string{}
-		for hb := b.Buf[r.Off+r.Len : r.Off+r.Size()]; len(hb) > 0; {
-			n := int(hb[0]) | int(hb[1])<<8
-			name := string(hb[2 : 2+n])
-			hb = hb[2+n:]
-			v := int(hb[0]) | int(hb[1])<<8 | int(hb[2])<<16 | int(hb[3])<<24
-			h[name] = string(hb[4 : 4+v])
-			hb = hb[4+v:]
-		}
+		h := batchHeaders(b)
 		if h[batch.ContentTypeHeader] != "application/x-ndjson" || h[batch.ContentEncodingHeader] != "lz4" || h[batch.RecordsHeader] != fmt.Sprint(len(got)) ||
 			h[batch.FirstTimeHeader] == "" || h[batch.LastTimeHeader] == "" {
 			t.Errorf("headers %v", h)
@@ -398,5 +390,139 @@ func TestFramesResentInOrder(t *testing.T) {
 	}
 	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 10 || res.Restamped != 5 {
 		t.Fatalf("%+v %v", res, ok)
+	}
+}
+
+// batchHeaders returns the headers of batch message b by name.
+func batchHeaders(b *Batch) map[string]string {
+	r := b.Recs[0]
+	h := map[string]string{}
+	for hb := b.Buf[r.Off+r.Len+r.KeyLen : r.Off+r.Size()]; len(hb) > 0; {
+		n := int(hb[0]) | int(hb[1])<<8
+		name := string(hb[2 : 2+n])
+		hb = hb[2+n:]
+		v := int(hb[0]) | int(hb[1])<<8 | int(hb[2])<<16 | int(hb[3])<<24
+		h[name] = string(hb[4 : 4+v])
+		hb = hb[4+v:]
+	}
+	return h
+}
+
+// TestFramesGivenBackAtClose: in batch mode too, the sent frames kept for
+// reuse give their memory back at Close.
+func TestFramesGivenBackAtClose(t *testing.T) {
+	a := New(10000, 1<<20, time.Hour, GoAllocator{})
+	a.SetFrames("application/x-ndjson", true)
+	a.Append("t", 0, 0, framed(a, 0, 300, 98), NewWaiter(300), far())
+	completeAll(a)
+	a.Close()
+	if a.Used() != 0 {
+		t.Fatalf("%d bytes used after Close", a.Used())
+	}
+}
+
+// TestReusedFrameGoesAgainOnce: a frame sent again once and reused for the
+// next batch message is that message's first send: refused beside another,
+// it goes again at once, rather than waiting for the chunk's retry.
+func TestReusedFrameGoesAgainOnce(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a.SetFrames("application/x-ndjson", true)
+	beside := []Failure{{Err: -138, Reason: "beside", Refusal: RefusedBeside}}
+	for round := range 2 {
+		w := NewWaiter(5)
+		a.Append("t", 0, 0, framed(a, 0, 5, 98), w, far())
+		a.Complete(a.DrainAll(0, nil)[0], beside)
+		again := a.DrainAll(0, nil)
+		if len(again) != 1 {
+			t.Fatalf("round %d: %d batch messages sent again, want 1", round, len(again))
+		}
+		a.Complete(again[0], nil) // its frame is kept for the next round
+		if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 5 {
+			t.Fatalf("round %d: %+v", round, res)
+		}
+	}
+}
+
+// TestFrameTimesAcrossFlushes: a batch message holding the records of
+// several flushes gives the earliest and latest event times of all of
+// them; a frame kept from a sent message starts afresh, with its own
+// records' times, count, and Kafka timestamp.
+func TestFrameTimesAcrossFlushes(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a.SetFrames("application/x-ndjson", true)
+	w := NewWaiter(3000)
+	a.Append("t", 0, 0, framed(a, 2005, 5, 10), w, far()) // event times 2005 to 2009 ms
+	a.Append("t", 0, 0, framed(a, 2000, 5, 10), w, far()) // then earlier ones
+	sent := a.DrainAll(0, nil)
+	if len(sent) != 1 {
+		t.Fatalf("%d batch messages", len(sent))
+	}
+	if h := batchHeaders(sent[0]); h[batch.FirstTimeHeader] != "1970-01-01T00:00:02Z" || h[batch.LastTimeHeader] != "1970-01-01T00:00:02.009Z" ||
+		sent[0].Recs[0].TimeMs != 2009 {
+		t.Fatalf("headers %v, timestamp %d", h, sent[0].Recs[0].TimeMs)
+	}
+	a.Complete(sent[0], nil)
+	a.Append("t", 0, 0, framed(a, 1000, 5, 10), w, far()) // in the frame kept
+	b := a.DrainAll(0, nil)[0]
+	if b != sent[0] {
+		t.Fatal("the sent frame was not reused")
+	}
+	if h := batchHeaders(b); h[batch.FirstTimeHeader] != "1970-01-01T00:00:01Z" || h[batch.LastTimeHeader] != "1970-01-01T00:00:01.004Z" ||
+		h[batch.RecordsHeader] != "5" || b.Recs[0].TimeMs != 1004 {
+		t.Fatalf("reused frame: headers %v, timestamp %d", h, b.Recs[0].TimeMs)
+	}
+	a.Complete(b, nil) // unpins its buffer
+}
+
+// TestStagedReusedInBatchMode: a stage reset for the next flush (the plugin
+// keeps them) cuts its new records into segments from the start.
+func TestStagedReusedInBatchMode(t *testing.T) {
+	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a.SetFrames("application/x-ndjson", true)
+	w := NewWaiter(10)
+	s := framed(a, 0, 5, 10)
+	a.Append("t", 0, 0, s, w, far())
+	s.Reset()
+	for i := 5; i < 10; i++ {
+		start := len(s.Buf)
+		s.Buf = fmt.Appendf(s.Buf, "%010d\n", i)
+		s.Add(i, start, len(s.Buf), len(s.Buf), false, int64(i))
+		a.Compress(s, false)
+	}
+	a.Compress(s, true)
+	if n, err := a.Append("t", 0, 0, s, w, far()); n != 5 || err != nil {
+		t.Fatalf("second flush: %d records, %v", n, err)
+	}
+	completeAll(a)
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 10 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+// TestTooSmallFrameGivesItsMemoryBack: a kept frame too small for the next
+// segment, which the budget cannot grow, gives its memory back for a larger
+// one: else the budget shrinks for good and Append waits for memory no batch
+// holds.
+func TestTooSmallFrameGivesItsMemoryBack(t *testing.T) {
+	const limit = 40000
+	a := New(30000, limit, time.Hour, GoAllocator{}) // frames of 10000 bytes to start with
+	a.SetFrames("text/plain", false)
+	w := NewWaiter(3)
+	a.Append("t", 0, 0, framed(a, 0, 1, 10), w, far())
+	a.Append("t", 1, 0, framed(a, 1, 1, 10), w, far())
+	completeAll(a) // two frames kept, 20000 bytes
+	if a.Used() != 20000 {
+		t.Fatalf("%d bytes used, want the two frames'", a.Used())
+	}
+	noise := make([]byte, 33000) // incompressible: a frame of 34 KB or so
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range noise {
+		noise[i] = byte(rng.IntN(256))
+	}
+	if n, err := a.Append("t", 2, 0, bigRecord(a, 2, noise), w, time.Now().Add(2*time.Second)); n != 1 || err != nil {
+		t.Fatalf("appended %d (%v) with %d of %d bytes used by frames that are not in use", n, err, a.Used(), limit)
+	}
+	if a.Used() > limit {
+		t.Fatalf("%d bytes used, over %d", a.Used(), limit)
 	}
 }

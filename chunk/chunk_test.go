@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
@@ -134,16 +135,22 @@ func TestGroups(t *testing.T) {
 
 func TestMalformed(t *testing.T) {
 	good := v2(nil, 1, 0, false, body("ok"))
+	three := append(eventTime(msgp.AppendArrayHeader(nil, 3), 1, 0), body("x")...)
+	three = append(three, body("extra")...)
 	cases := map[string][]byte{
-		"truncated":       good[:len(good)-2],
-		"not an array":    msgp.AppendString(nil, "x"),
-		"three elements":  msgp.AppendArrayHeader(nil, 3),
-		"cut time":        {0x92, 0xcb, 0x41, 0xd9},
-		"cut header time": {0x92, 0x92, 0xc7, 8, 0, 0, 0},
-		"absurd length":   {0x92, 0xd7, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0xdf, 0xff, 0xff, 0xff, 0xff},
-		"empty header":    append(msgp.AppendArrayHeader(msgp.AppendArrayHeader(nil, 2), 0), body("x")...),
-		"bad prefix":      {0x92, 0x01, 0xc1},
-		"missing body v1": msgp.AppendInt64(msgp.AppendArrayHeader(nil, 2), 1),
+		// Whole entries of the wrong shape, a record after them: neither
+		// their extra value nor the next record is taken as a record.
+		"three whole elements, then a record": append(three, good...),
+		"empty header, then a record":         append(append(msgp.AppendArrayHeader(msgp.AppendArrayHeader(nil, 2), 0), body("x")...), good...),
+		"truncated":                           good[:len(good)-2],
+		"not an array":                        msgp.AppendString(nil, "x"),
+		"three elements":                      msgp.AppendArrayHeader(nil, 3),
+		"cut time":                            {0x92, 0xcb, 0x41, 0xd9},
+		"cut header time":                     {0x92, 0x92, 0xc7, 8, 0, 0, 0},
+		"absurd length":                       {0x92, 0xd7, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0xdf, 0xff, 0xff, 0xff, 0xff},
+		"empty header":                        append(msgp.AppendArrayHeader(msgp.AppendArrayHeader(nil, 2), 0), body("x")...),
+		"bad prefix":                          {0x92, 0x01, 0xc1},
+		"missing body v1":                     msgp.AppendInt64(msgp.AppendArrayHeader(nil, 2), 1),
 	}
 	for name, bad := range cases {
 		data := append(append([]byte{}, good...), bad...)
@@ -342,4 +349,45 @@ func FuzzNextOpen(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSkipStringLengths: skip steps over strings of every short length as
+// msgp.Skip does, fixstr up to 31 bytes included; a record whose body holds
+// a string of 16 to 31 bytes (a pod name, a level, a short message) is read
+// whole and the record after it too.
+func TestSkipStringLengths(t *testing.T) {
+	for n := range 300 {
+		b := msgp.AppendString(nil, strings.Repeat("s", n))
+		b = append(b, 0xc0) // something after it
+		got, gotErr := skip(b)
+		want, wantErr := msgp.Skip(b)
+		if len(got) != len(want) || (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("string of %d bytes: skip leaves %d bytes (%v), msgp.Skip %d (%v)", n, len(got), gotErr, len(want), wantErr)
+		}
+	}
+	long := body(strings.Repeat("x", 20))
+	data := v2(v2(nil, 1, 0, false, long), 2, 0, false, body("after"))
+	recs := readAll(t, data)
+	if len(recs) != 2 || !bytes.Equal(recs[0].Body, long) || !bytes.Equal(recs[1].Body, body("after")) {
+		t.Fatalf("%d records: %+v", len(recs), recs)
+	}
+}
+
+// TestNegativeIntegerTimes: a negative integer timestamp, -1 and -2
+// included, is a record whose time cannot be read, as Fluent Bit's decoder
+// refuses it; it is not a group marker, which would make the record vanish
+// without a word and change the group of the records after it.
+func TestNegativeIntegerTimes(t *testing.T) {
+	for _, sec := range []int64{-1, -2} {
+		data := v2(nil, groupStart, 0, false, body("group"))
+		bad := msgp.AppendArrayHeader(nil, 2)
+		bad = msgp.AppendInt64(bad, sec)
+		data = append(append(data, bad...), body("bad")...)
+		data = v2(data, 1, 0, false, body("ok"))
+		recs := readAll(t, data)
+		if len(recs) != 2 || recs[0].TimeErr == nil || !bytes.Equal(recs[0].Body, body("bad")) ||
+			recs[1].TimeErr != nil || !bytes.Equal(recs[1].Group.Body, body("group")) {
+			t.Errorf("integer %d: %+v, want the record with a TimeErr, then one still in the group", sec, recs)
+		}
+	}
 }

@@ -349,8 +349,8 @@ func (s *Sender) recreate(l *Lane, cause error) {
 func (s *Sender) abort(batches []*accumulator.Batch, reason string) int {
 	n := 0
 	for _, b := range batches {
+		s.inflight.Add(-1) // first, as in complete: Abort wakes its flush
 		n += s.acc.Abort(b, reason)
-		s.inflight.Add(-1)
 	}
 	return n
 }

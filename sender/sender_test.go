@@ -88,6 +88,7 @@ func TestPartitionsLeaveTheLane(t *testing.T) {
 type recorder struct {
 	mu          sync.Mutex
 	produced    []*accumulator.Batch
+	records     atomic.Int64 // produced since it was made
 	report      bool
 	acked       bool
 	fatal       error
@@ -114,6 +115,7 @@ func (p *recorder) Produce(b *accumulator.Batch) {
 		}
 	}
 	p.produced = append(p.produced, b)
+	p.records.Add(int64(len(b.Recs)))
 }
 
 func (p *recorder) Poll(timeout time.Duration, dst []Completion) []Completion {
@@ -196,17 +198,28 @@ func staged(n int) *accumulator.Staged {
 	return s
 }
 
-// produce appends n records for lane 0 and produces them.
-func produce(t *testing.T, acc *accumulator.Accumulator, s *Sender, n int) *accumulator.Waiter {
+// produce appends n records for lane 0 and produces them into p. A SendAll
+// that finds the send loop producing (full batches wake it) leaves the rest
+// to it, and it sends a lingering batch only after Linger: so produce asks
+// again until p has every record.
+func produce(t *testing.T, acc *accumulator.Accumulator, s *Sender, p *recorder, n int) *accumulator.Waiter {
 	t.Helper()
 	w := accumulator.NewWaiter(n)
+	want := p.records.Load() + int64(n)
 	if got, err := acc.Append("t", -1, 0, staged(n), w, time.Now().Add(time.Minute)); got != n || err != nil {
 		t.Fatal(got, err)
 	}
-	l := s.Lane(0)
-	l.SendAll()
-	l.Release()
-	return w
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		l := s.Lane(0)
+		l.SendAll()
+		l.Release()
+		if p.records.Load() >= want {
+			return w
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records produced", n-int(want-p.records.Load()), n)
+		}
+	}
 }
 
 // TestCloseCompletesReported: batches whose reports came before the
@@ -222,7 +235,7 @@ func TestCloseCompletesReported(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := produce(t, acc, s, 10)
+		w := produce(t, acc, s, p, 10)
 		s.Close(time.Now())
 		res, ok := acc.Wait(w, time.Now(), accumulator.Sleep)
 		if want := 10 * btoi(acked); !ok || res.Delivered != want || res.Retriable != 10-want || acc.Acknowledged() != int64(want) {
@@ -239,26 +252,31 @@ func btoi(b bool) int {
 }
 
 // TestRecreateCompletesReported: when a producer is replaced after a fatal
-// error, its batches whose reports came meanwhile count as acknowledged.
+// error, its batches whose reports came meanwhile count as acknowledged, and
+// those never reported fail for a retry at once: their flushes do not wait
+// for them until their timeout, nor their memory stay held.
 func TestRecreateCompletesReported(t *testing.T) {
-	first := newRecorder()
-	first.acked = true
-	prods := []*recorder{first, newRecorder()}
-	var made atomic.Int32
-	newProd := func() (Producer, error) { return prods[min(made.Add(1)-1, 1)], nil }
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-	s, err := Start(acc, newProd, 1, func(int, string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(time.Now())
-	w := produce(t, acc, s, 10)
-	first.mu.Lock()
-	first.fatal = errors.New("fenced")
-	first.mu.Unlock()
-	res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep) // the send loop looks every second
-	if !ok || res.Delivered != 10 || s.Recreated() != 1 {
-		t.Fatalf("%+v, %d producers replaced", res, s.Recreated())
+	for _, acked := range []bool{true, false} {
+		first := newRecorder() // its Close returns what it holds, as reported or not
+		first.acked = acked
+		prods := []*recorder{first, newRecorder()}
+		var made atomic.Int32
+		newProd := func() (Producer, error) { return prods[min(made.Add(1)-1, 1)], nil }
+		acc := accumulator.New(1<<16, 1<<20, time.Hour, accumulator.GoAllocator{}) // one batch
+		s, err := Start(acc, newProd, 1, func(int, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := produce(t, acc, s, first, 10)
+		first.mu.Lock()
+		first.fatal = errors.New("fenced")
+		first.mu.Unlock()
+		res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep) // the send loop looks every second
+		if want := 10 * btoi(acked); !ok || res.Delivered != want || res.Retriable != 10-want || s.Recreated() != 1 || s.inflight.Load() != 0 {
+			t.Errorf("reported before the fatal error %v: %+v (done %v), %d producers replaced, %d batches in flight",
+				acked, res, ok, s.Recreated(), s.inflight.Load())
+		}
+		s.Close(time.Now())
 	}
 }
 
@@ -275,9 +293,12 @@ func TestPollWakesOnlyAWaiter(t *testing.T) {
 	}
 	defer s.Close(time.Now())
 	for i := range 3 {
-		w := produce(t, acc, s, 10)
+		w := produce(t, acc, s, p, 10)
 		if res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep); !ok || res.Delivered != 10 {
 			t.Fatalf("flush %d: %+v", i, res)
+		}
+		if n := s.inflight.Load(); n != 0 { // else Close would wait its whole deadline
+			t.Fatalf("flush %d: %d batches in flight after every report came", i, n)
 		}
 	}
 	if n := p.wakes.Load(); n != 0 {
@@ -288,7 +309,7 @@ func TestPollWakesOnlyAWaiter(t *testing.T) {
 	p.mu.Lock()
 	p.report, p.pollOnly = false, true
 	p.mu.Unlock()
-	w := produce(t, acc, s, 10)
+	w := produce(t, acc, s, p, 10)
 	l := s.Lane(0)
 	defer l.Release()
 	got := make(chan accumulator.Result, 1)
@@ -322,7 +343,7 @@ func TestPanicWhileWaitingFreesTheLane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := produce(t, acc, s, 10)
+	w := produce(t, acc, s, p, 10)
 	p.mu.Lock()
 	p.waitPanics = true
 	p.mu.Unlock()
@@ -355,30 +376,22 @@ func TestPanicsInTheLoopsAreLogged(t *testing.T) {
 	p := newRecorder()
 	p.pollPanics, p.bogus = 2, true
 	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-	var mu sync.Mutex
-	var logged []string
-	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(_ int, msg string) {
-		mu.Lock()
-		logged = append(logged, msg)
-		mu.Unlock()
-	})
+	logs := &logLines{}
+	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, logs.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(time.Now())
-	w := produce(t, acc, s, 10)
+	w := produce(t, acc, s, p, 10)
 	p.mu.Lock()
 	p.report = true
 	p.mu.Unlock()
 	if res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep); !ok || res.Delivered != 10 {
 		t.Fatalf("%+v (done %v), want the 10 records delivered", res, ok)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	all := strings.Join(logged, "\n")
-	if strings.Count(all, "internal error in the delivery-report loop: rdk: a delivery report of no batch") != 2 ||
-		strings.Count(all, "internal error in completing a batch") != 1 {
-		t.Fatalf("logged:\n%s", all)
+	if logs.count("internal error in the delivery-report loop: rdk: a delivery report of no batch") != 2 ||
+		logs.count("internal error in completing a batch") != 1 {
+		t.Fatalf("logged %q", logs.lines)
 	}
 }
 
@@ -467,4 +480,243 @@ func TestAppendAfterClose(t *testing.T) {
 	if res, ok := acc.Wait(w, time.Now(), accumulator.Sleep); !ok || res.InFlight != 0 || acc.Batches() != 0 {
 		t.Fatalf("%+v, %d batches left", res, acc.Batches())
 	}
+}
+
+// logLines collects a sender's log.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) log(_ int, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, msg)
+}
+
+func (l *logLines) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(strings.Join(l.lines, "\n"), s)
+}
+
+// closeRecorder is a recorder that notes its Close.
+type closeRecorder struct {
+	*recorder
+	closed atomic.Bool
+}
+
+func (p *closeRecorder) Close() ([]Completion, []*accumulator.Batch) {
+	p.closed.Store(true)
+	return p.recorder.Close()
+}
+
+// refuseAtClose is a recorder whose Close reports every batch produced as
+// refused for good (as reports that came in while it closed).
+type refuseAtClose struct{ *recorder }
+
+func (p refuseAtClose) Close() (done []Completion, unreported []*accumulator.Batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.produced {
+		var failures []accumulator.Failure
+		for i := range b.Recs {
+			failures = append(failures, accumulator.Failure{Index: i, Err: 10, Reason: "too large", Permanent: true})
+		}
+		done = append(done, Completion{Batch: b, Failures: failures})
+	}
+	p.produced = nil
+	return done, nil
+}
+
+// onlyFirst makes first, then fails; made counts the calls.
+func onlyFirst(first Producer, made *atomic.Int32) NewProducer {
+	return func() (Producer, error) {
+		if made.Add(1) == 1 {
+			return first, nil
+		}
+		return nil, errors.New("out of memory")
+	}
+}
+
+// TestLaneNotMadeAgainAfterFailing: when making another producer fails,
+// flushes share the ones made; the next flushes do not try again (and log
+// again) each time.
+func TestLaneNotMadeAgainAfterFailing(t *testing.T) {
+	var made atomic.Int32
+	newProd := onlyFirst(newRecorder(), &made)
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	logs := &logLines{}
+	s, err := Start(acc, newProd, 3, logs.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(time.Now())
+	var lanes []*Lane
+	for range 4 { // flushes at once
+		lanes = append(lanes, s.Lane(-1))
+	}
+	for _, l := range lanes {
+		if l.Index() != 0 {
+			t.Errorf("lane %d, want the first", l.Index())
+		}
+		l.Release()
+	}
+	if made.Load() != 2 || logs.count("cannot make producer 2") != 1 {
+		t.Fatalf("%d producers asked for, want 2; log %q", made.Load(), logs.lines)
+	}
+}
+
+// TestNewLaneCountsItsFlush: the flush that makes a lane uses it: the next
+// flush that starts while both are in use gets a producer of its own.
+func TestNewLaneCountsItsFlush(t *testing.T) {
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	s, err := Start(acc, func() (Producer, error) { return newRecorder(), nil }, 3, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(time.Now())
+	var got []int
+	for range 3 {
+		l := s.Lane(-1)
+		defer l.Release()
+		got = append(got, l.Index())
+	}
+	if got[0] != 0 || got[1] != 1 || got[2] != 2 {
+		t.Fatalf("flushes at once got lanes %v, want 0, 1, 2", got)
+	}
+}
+
+// TestProducerMadeWhileClosingIsClosed: a producer that a flush was making
+// when the sender closed is closed, not started (its threads and
+// connections would outlive the instance).
+func TestProducerMadeWhileClosingIsClosed(t *testing.T) {
+	second := &closeRecorder{recorder: newRecorder()}
+	making, gate := make(chan struct{}), make(chan struct{})
+	var made atomic.Int32
+	newProd := func() (Producer, error) {
+		if made.Add(1) == 1 {
+			return newRecorder(), nil
+		}
+		close(making)
+		<-gate
+		return second, nil
+	}
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	s, err := Start(acc, newProd, 2, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := s.Lane(-1)
+	got := make(chan *Lane)
+	go func() { got <- s.Lane(-1) }() // makes the second producer
+	<-making
+	s.Close(time.Now())
+	close(gate)
+	l := <-got
+	l.Release()
+	first.Release()
+	if !second.closed.Load() || l.Index() != 0 {
+		t.Fatalf("producer made during Close: closed %v; the flush got lane %d, want the first", second.closed.Load(), l.Index())
+	}
+}
+
+// TestRecreateFailureLoggedOnce: while a producer that failed cannot be
+// made again, the send loop tries every second, and says so once.
+func TestRecreateFailureLoggedOnce(t *testing.T) {
+	first := newRecorder()
+	first.fatal = errors.New("fenced")
+	var made atomic.Int32
+	newProd := onlyFirst(first, &made)
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	logs := &logLines{}
+	s, err := Start(acc, newProd, 1, logs.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(time.Now())
+	for deadline := time.Now().Add(10 * time.Second); made.Load() < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d producers asked for in 10 s", made.Load())
+		}
+	}
+	if n := logs.count("cannot be made again"); n != 1 {
+		t.Fatalf("logged %d times: %q", n, logs.lines)
+	}
+}
+
+// TestCloseFailsDeadLettersMadeAtClose: batches made for the dead-letter
+// topic by the reports Close completes, which nothing will send, fail for a
+// retry: their records are not left in flight, nor their memory held.
+func TestCloseFailsDeadLettersMadeAtClose(t *testing.T) {
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	acc.SetDeadLetterTopic("dlq", 1<<20)
+	p := refuseAtClose{newRecorder()}
+	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := produce(t, acc, s, p.recorder, 3)
+	abandoned := s.Close(time.Now())
+	res, ok := acc.Wait(w, time.Now(), accumulator.Sleep)
+	if abandoned != 3 || !ok || res.Retriable != 3 || acc.Batches() != 0 || acc.Used() != 0 {
+		t.Fatalf("abandoned %d, %+v (done %v), %d batches and %d bytes left", abandoned, res, ok, acc.Batches(), acc.Used())
+	}
+}
+
+// TestGuardReportsAPanic: the loops sleep after a panic they logged, so
+// that one that repeats does not spin.
+func TestGuardReportsAPanic(t *testing.T) {
+	logs := &logLines{}
+	s := &Sender{log: logs.log}
+	if !s.guard("a test", func() { panic("x") }) || s.guard("a test", func() {}) {
+		t.Fatal("guard does not tell a panic")
+	}
+	if logs.count("internal error in a test: x") != 1 {
+		t.Fatalf("log %q", logs.lines)
+	}
+}
+
+// TestClosedLaneUsesNoProducer: once a lane's producer is closed, the lane
+// neither produces into it (a flush's SendAll) nor asks it (a partition
+// count): in rdk it is freed C memory.
+func TestClosedLaneUsesNoProducer(t *testing.T) {
+	t.Run("SendAll", func(t *testing.T) {
+		p := newRecorder()
+		acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+		s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close(time.Now())
+		if n, err := acc.Append("t", -1, 0, staged(3), accumulator.NewWaiter(3), time.Now().Add(time.Minute)); n != 3 || err != nil {
+			t.Fatal(n, err)
+		}
+		l := s.Lane(0)
+		defer l.Release()
+		l.mu.Lock() // as Close does
+		l.closed = true
+		l.mu.Unlock()
+		l.SendAll()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(p.produced) != 0 {
+			t.Fatalf("%d batches produced into a closed producer", len(p.produced))
+		}
+	})
+	t.Run("Partitions", func(t *testing.T) {
+		p := &slowCluster{asked: make(chan struct{}, 1), answer: make(chan struct{}), interrupted: make(chan struct{})}
+		close(p.answer)
+		acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+		s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := s.Lane(-1)
+		defer l.Release()
+		s.Close(time.Now())
+		if n := l.Partitions("t", time.Now().Add(time.Minute), false); n != -1 || len(p.asked) != 0 {
+			t.Fatalf("a closed lane answered %d (asked %d times), want -1 without asking", n, len(p.asked))
+		}
+	})
 }
