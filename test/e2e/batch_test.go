@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,7 +28,7 @@ func header(m *kafka.Message, name string) string {
 	return ""
 }
 
-// TestBatchMode: 100k records in batch mode, keyed by stream (some empty),
+// TestBatchMode: 100k records with fields of every type in batch mode, keyed by stream (some empty),
 // through the host and the real broker. Every message is an LZ4 frame of NDJSON whose
 // headers count its records (and carry the static Header); decoded with the batch package every record
 // comes back field for field, in the partition its key's murmur2 picks; the
@@ -38,6 +37,7 @@ func TestBatchMode(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	so := pluginSO(t)
 	recs := containerLogs(t, "docker", 100000)
+	addTypedFields(recs)
 	for i := 0; i < len(recs); i += 50 { // an empty key has a partition too, murmur2's of ""
 		for j := range recs[i].Body {
 			if recs[i].Body[j].Key == "stream" {
@@ -83,8 +83,8 @@ func TestBatchMode(t *testing.T) {
 		var first, last time.Time // the earliest and latest event times of the message's records
 		err := batch.Records(m.Value, header(m, batch.ContentTypeHeader), func(rec []byte) error {
 			n++
-			var v map[string]any
-			if err := json.Unmarshal(rec, &v); err != nil {
+			v, err := decodeJSON(rec)
+			if err != nil {
 				return err
 			}
 			ts, err := time.Parse(time.RFC3339Nano, v["@timestamp"].(string))

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/gokafka/gokafka/test/fixture"
@@ -53,9 +54,62 @@ func containerLogs(t *testing.T, format string, n int) []fixture.Record {
 func expected(t *testing.T, rec fixture.Record) string {
 	m := map[string]any{"@timestamp": isoTime(rec.Time)}
 	for _, kv := range rec.Body {
-		m[kv.Key] = kv.Value
+		m[kv.Key] = plain(kv.Value)
 	}
 	return canonical(t, m)
+}
+
+// plain is v as decodeJSON gives it back: a map for each []fixture.KV, and
+// text with an invalid byte as U+FFFD (which encoding/json would write as
+// the escape \ufffd, where a decoded U+FFFD is written as it is).
+// decodeMsgpack's values go through it too: msgpack keeps the byte.
+func plain(v any) any {
+	switch v := v.(type) {
+	case string:
+		return strings.ToValidUTF8(v, "\uFFFD")
+	case map[string]any:
+		for k, e := range v {
+			v[k] = plain(e)
+		}
+		return v
+	case []fixture.KV:
+		m := make(map[string]any, len(v))
+		for _, kv := range v {
+			m[kv.Key] = plain(kv.Value)
+		}
+		return m
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = plain(e)
+		}
+		return out
+	}
+	return v
+}
+
+// addTypedFields gives every record, beside its text fields, a field of
+// each other type a record may carry: negative integers, integers beyond
+// float64's 2^53 and beyond int64, fractional floats, booleans, null,
+// nested maps and arrays, and text that JSON must escape, including a
+// byte that is not UTF-8 (sent as U+FFFD).
+func addTypedFields(recs []fixture.Record) {
+	for i := range recs {
+		n := int64(i)
+		recs[i].Body = append(recs[i].Body,
+			fixture.KV{Key: "pid", Value: n*7919 - 500000},
+			fixture.KV{Key: "span_id", Value: int64(1<<53) + n},
+			fixture.KV{Key: "offset", Value: uint64(1<<63) + uint64(i)},
+			fixture.KV{Key: "ratio", Value: float64(n) + 0.25},
+			fixture.KV{Key: "sampled", Value: i%2 == 0},
+			fixture.KV{Key: "parent", Value: nil},
+			fixture.KV{Key: "ctx", Value: []fixture.KV{
+				{Key: "attempt", Value: n % 5},
+				{Key: "path", Value: []any{"a", -n, 1.5, true, nil, []fixture.KV{{Key: "k", Value: "v"}}}},
+			}},
+			fixture.KV{Key: "note", Value: fmt.Sprintf("say \"hi\" \\ \n\t\x01 ünïcødé 😀 \xff %d", i)},
+		)
+	}
 }
 
 // isoTime is the default Timestamp_Format (iso8601, nine fraction
@@ -109,8 +163,12 @@ func compare(t *testing.T, topic string, recs []fixture.Record, msgs []*kafka.Me
 }
 
 // decodeJSON keeps numbers as their text (json.Number), so that canonical
-// tells 5 from 5.0 and keeps integers beyond float64's 2^53 exact.
+// tells 5 from 5.0 and keeps integers beyond float64's 2^53 exact. JSON
+// must be UTF-8 (RFC 8259), which encoding/json alone does not check.
 func decodeJSON(b []byte) (map[string]any, error) {
+	if !utf8.Valid(b) {
+		return nil, fmt.Errorf("not UTF-8")
+	}
 	var m map[string]any
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
@@ -128,7 +186,7 @@ func decodeMsgpack(b []byte) (map[string]any, error) {
 	if err == nil && len(rest) > 0 {
 		err = fmt.Errorf("%d bytes after the map", len(rest))
 	}
-	return m, err
+	return plain(m).(map[string]any), err
 }
 
 func keys(kv ...string) [][2]string {
@@ -141,12 +199,15 @@ func keys(kv ...string) [][2]string {
 
 // TestEndToEnd: two instances in one host, 100k records each, to two topics:
 // docker logs in the v2 layout with group markers and Workers 0, and CRI logs
-// in the v1 layout with Workers 4. Every record comes back field for field.
+// in the v1 layout with Workers 4, each record with fields of every type.
+// Every record comes back field for field.
 func TestEndToEnd(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	so := pluginSO(t)
 	const n = 100000
 	docker, cri := containerLogs(t, "docker", n), containerLogs(t, "cri", n)
+	addTypedFields(docker)
+	addTypedFields(cri)
 	topicA, topicB := kafkatest.UniqueTopic(t), kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, bootstrap, topicA, 3)
 	kafkatest.CreateTopic(t, bootstrap, topicB, 3)
@@ -229,11 +290,12 @@ func TestKeyOrderWithWorkers(t *testing.T) {
 }
 
 // TestTimestampsAndMsgpack: integer and float timestamps in the v1 layout,
-// msgpack values, Workers 4.
+// msgpack values of records with fields of every type, Workers 4.
 func TestTimestampsAndMsgpack(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	so := pluginSO(t)
 	recs := containerLogs(t, "docker", 20000)
+	addTypedFields(recs)
 	for _, tf := range []fixture.TimeFormat{fixture.Int, fixture.Float} {
 		topic := kafkatest.UniqueTopic(t)
 		kafkatest.CreateTopic(t, bootstrap, topic, 2)
