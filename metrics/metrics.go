@@ -38,6 +38,7 @@ var (
 	descSkipped      = desc("records_skipped_total", "Records skipped for lack of their value field: Raw_Log_Key in raw format, the short message in gelf.")
 	descBuffer       = desc("buffer_bytes", "Memory of the batch buffers now (counted against Buffer_Memory).")
 	descFlush        = desc("flush_duration_seconds", "Duration of flushes, from the chunk handed over to the return code.")
+	descProducers    = desc("producers", "librdkafka producers running: the first, and one more (up to Producers) each time flushes ran at once.")
 	descQueueMsgs    = desc("producer_queue_messages", "Messages in librdkafka's queues (msg_cnt).")
 	descQueueBytes   = desc("producer_queue_bytes", "Bytes of the messages in librdkafka's queues (msg_size).")
 	descBrokerUp     = desc("broker_up", "1 when librdkafka's connection to the broker is UP, else 0.", "broker")
@@ -238,7 +239,7 @@ func (ep *endpoint) unregister(instance string, e *entry) {
 // Describe sends every metric's description.
 func (ep *endpoint) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descFailed, descDeadLettered, descRerouted,
-		descRestamped, descSkipped, descBuffer, descFlush, descQueueMsgs, descQueueBytes, descBrokerUp, descBrokerState,
+		descRestamped, descSkipped, descBuffer, descFlush, descProducers, descQueueMsgs, descQueueBytes, descBrokerUp, descBrokerState,
 		descBrokerRTT, descBrokerTxErrs} {
 		ch <- d
 	}
@@ -272,7 +273,9 @@ func (ep *endpoint) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		ch <- prometheus.MustNewConstHistogram(descFlush, t.flushes, t.flushSeconds, buckets, label)
-		ep.observeBrokers(label, e.src.BrokerStatistics(), ch)
+		stats := e.src.BrokerStatistics()
+		ch <- prometheus.MustNewConstMetric(descProducers, prometheus.GaugeValue, float64(len(stats)), label)
+		ep.observeBrokers(label, stats, ch)
 	}
 }
 

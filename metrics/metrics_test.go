@@ -287,6 +287,7 @@ func TestProducersSummed(t *testing.T) {
 	}
 	f.setStats(fmt.Sprintf(statsJSON, 3), withState("DOWN", 4))
 	expect(t, scrape(t, addr), map[string]float64{
+		`gokafka_producers{instance="gokafka.0"}`:                                           2,
 		`gokafka_producer_queue_messages{instance="gokafka.0"}`:                             14,
 		`gokafka_producer_queue_bytes{instance="gokafka.0"}`:                                2468,
 		`gokafka_broker_up{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:                 0,
@@ -319,6 +320,7 @@ func TestProducersSummed(t *testing.T) {
 	defer register(t, addr, "gokafka.0", new(plugin.Stats), g)()
 	g.setStats(fmt.Sprintf(statsJSON, 1))
 	expect(t, scrape(t, addr), map[string]float64{
+		`gokafka_producers{instance="gokafka.0"}`:                                        1,
 		`gokafka_producer_queue_messages{instance="gokafka.0"}`:                          7,
 		`gokafka_broker_up{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:              1,
 		`gokafka_broker_tx_errors_total{broker="127.0.0.1:9092/1",instance="gokafka.0"}`: 10,

@@ -178,6 +178,7 @@ func (s *Sender) startNext() *Lane {
 	s.startLane(next, prod)
 	next.flushes++
 	s.lanesMu.Unlock()
+	s.log(3, fmt.Sprintf("flushes ran at once: made producer %d of at most %d", next.index+1, len(s.lanes)))
 	return next
 }
 

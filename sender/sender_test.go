@@ -568,10 +568,12 @@ func TestLaneNotMadeAgainAfterFailing(t *testing.T) {
 }
 
 // TestNewLaneCountsItsFlush: the flush that makes a lane uses it: the next
-// flush that starts while both are in use gets a producer of its own.
+// flush that starts while both are in use gets a producer of its own. Each
+// producer made is logged.
 func TestNewLaneCountsItsFlush(t *testing.T) {
 	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-	s, err := Start(acc, func() (Producer, error) { return newRecorder(), nil }, 3, func(int, string) {})
+	logs := &logLines{}
+	s, err := Start(acc, func() (Producer, error) { return newRecorder(), nil }, 3, logs.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,6 +586,9 @@ func TestNewLaneCountsItsFlush(t *testing.T) {
 	}
 	if got[0] != 0 || got[1] != 1 || got[2] != 2 {
 		t.Fatalf("flushes at once got lanes %v, want 0, 1, 2", got)
+	}
+	if logs.count("made producer 2 of at most 3") != 1 || logs.count("made producer 3 of at most 3") != 1 {
+		t.Errorf("log %q, want a line for each producer made", logs.lines)
 	}
 }
 

@@ -231,7 +231,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 // TestKeyOrderWithWorkers: with Workers 4, flushes run at once through
-// two producers (Producers 2); records of one key in one chunk still reach
+// two producers (Producers 2, the second one logged); records of one key in one chunk still reach
 // their partition in the chunk's order, and every record arrives once.
 func TestKeyOrderWithWorkers(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
@@ -256,6 +256,9 @@ func TestKeyOrderWithWorkers(t *testing.T) {
 	}}})
 	if s := res.Instances[0]; s.Chunks != chunks || s.OK != s.Chunks || s.Retry+s.Error+s.Dropped != 0 {
 		t.Fatalf("want %d chunks acknowledged at once: %+v", chunks, s)
+	}
+	if !strings.Contains(res.Stderr, "made producer 2 of at most 2") {
+		t.Errorf("no second producer made for flushes at once:\n%s", hostrun.Tail(res.Stderr, 20))
 	}
 	msgs := kafkatest.Consume(t, bootstrap, topic, len(recs), time.Minute)
 	compare(t, topic, recs, msgs, decodeJSON)

@@ -186,6 +186,10 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("%s: no gokafka_producer_queue_messages", label)
 			}
 		}
+		// Workers 0 runs one flush at a time: one producer.
+		if v := m[series("gokafka_producers", "instance", labelA)]; v != 1 {
+			t.Errorf("%s: %v producers, want 1", labelA, v)
+		}
 		for k, v := range m {
 			if strings.HasPrefix(k, "gokafka_broker_up{") || strings.HasPrefix(k, "gokafka_broker_rtt") || strings.HasPrefix(k, "gokafka_producer_queue") {
 				t.Logf("%s %v", k, v)
