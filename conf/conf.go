@@ -457,6 +457,7 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		c.Warnings = append(c.Warnings, "AWS_MSK_IAM_Cluster_ARN is not used with AWS_MSK_IAM off")
 	}
 	c.Rdkafka = c.producerDefaults()
+	idempotenceSet, conflict := false, ""
 	for _, p := range rdkafkaProps {
 		if v := g.Get(RdkafkaPrefix + p); v != "" {
 			if reason := c.refused(p, v); reason != "" {
@@ -465,8 +466,17 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			if risk := c.weakens(p, v); risk != "" {
 				c.Warnings = append(c.Warnings, fmt.Sprintf("%s%s %s: %s", RdkafkaPrefix, p, v, risk))
 			}
+			idempotenceSet = idempotenceSet || p == "enable.idempotence"
+			if conflict == "" && conflictsWithIdempotence(p, v) {
+				conflict = RdkafkaPrefix + p + " " + v
+			}
 			c.Rdkafka = append(c.Rdkafka, Property{Key: p, Value: v, FromUser: true})
 		}
+	}
+	if conflict != "" && !idempotenceSet {
+		// As the Java client does (KIP-679), rather than fail at Init.
+		c.Rdkafka[slices.IndexFunc(c.Rdkafka, func(p Property) bool { return p.Key == "enable.idempotence" })].Value = "false"
+		c.Warnings = append(c.Warnings, conflict+": enable.idempotence is off, which librdkafka requires with it, so "+idempotenceOff)
 	}
 	if c.MessageMode == "batch" { // message.max.bytes may have changed the limit
 		if err := c.checkBatchSize(g); err != nil {
@@ -588,7 +598,7 @@ func (c *Config) weakens(key, v string) string {
 		return "if Buffer_Memory holds more records than librdkafka's queue, the records beyond fail for a retry of their chunk, and a key's later records may overtake them"
 	case "enable.idempotence":
 		if b, ok := rdkafkaBool(v); ok && !b {
-			return "a batch that is sent again can be written twice, and out of order"
+			return idempotenceOff
 		}
 	case "statistics.interval.ms":
 		if v == "0" && c.MetricsListen != "" {
@@ -651,6 +661,25 @@ func (c *Config) lingerMs() string {
 		return "0"
 	}
 	return "1"
+}
+
+// idempotenceOff is what a producer without idempotence risks.
+const idempotenceOff = "a batch that is sent again can be written twice, and out of order"
+
+// conflictsWithIdempotence reports whether librdkafka refuses property key
+// set to v beside enable.idempotence true: idempotence needs acks all, at
+// most 5 requests in flight per connection, and retries.
+func conflictsWithIdempotence(key, v string) bool {
+	switch key {
+	case "acks", "request.required.acks":
+		return !strings.EqualFold(v, "all") && v != "-1"
+	case "max.in.flight", "max.in.flight.requests.per.connection":
+		n, err := strconv.Atoi(v)
+		return err == nil && n > 5
+	case "retries", "message.send.max.retries":
+		return v == "0"
+	}
+	return false
 }
 
 // producerDefaults are the librdkafka settings the plugin derives from its

@@ -194,7 +194,7 @@ func TestWarnings(t *testing.T) {
 		want []string // each warning's start
 	}{
 		{map[string]string{"rdkafka.acks": "0", "rdkafka.enable.idempotence": "false"}, []string{"rdkafka.acks 0: ", "rdkafka.enable.idempotence false: "}},
-		{map[string]string{"rdkafka.request.required.acks": "0"}, []string{"rdkafka.request.required.acks 0: "}},
+		{map[string]string{"rdkafka.request.required.acks": "0"}, []string{"rdkafka.request.required.acks 0: ", "rdkafka.request.required.acks 0: enable.idempotence is off"}},
 		{map[string]string{"rdkafka.enable.idempotence": "fAlse"}, []string{"rdkafka.enable.idempotence fAlse: "}},
 		{map[string]string{"rdkafka.enable.idempotence": "f"}, []string{"rdkafka.enable.idempotence f: "}},
 		{map[string]string{"rdkafka.statistics.interval.ms": "0", "Metrics_Listen": "127.0.0.1:2021"}, []string{"rdkafka.statistics.interval.ms 0: "}},
@@ -221,6 +221,47 @@ func TestWarnings(t *testing.T) {
 			if !strings.HasPrefix(c.Warnings[i], w) {
 				t.Errorf("%v: warning %q, want it to start %q", tc.keys, c.Warnings[i], w)
 			}
+		}
+	}
+}
+
+// TestIdempotenceOffForItsConflicts: a setting librdkafka's idempotence
+// cannot have turns it off, with a warning, unless the operator set
+// enable.idempotence (then librdkafka's refusal names both).
+func TestIdempotenceOffForItsConflicts(t *testing.T) {
+	props := []string{"acks", "request.required.acks", "enable.idempotence", "max.in.flight", "max.in.flight.requests.per.connection",
+		"retries", "message.send.max.retries"}
+	for _, tc := range []struct {
+		keys    map[string]string
+		want    string // enable.idempotence
+		warning string // the start of the idempotence warning, if one
+	}{
+		{map[string]string{"rdkafka.acks": "1"}, "false", "rdkafka.acks 1: enable.idempotence is off"},
+		{map[string]string{"rdkafka.acks": "ALL"}, "true", ""},
+		{map[string]string{"rdkafka.request.required.acks": "-1"}, "true", ""},
+		{map[string]string{"rdkafka.max.in.flight": "6"}, "false", "rdkafka.max.in.flight 6: enable.idempotence is off"},
+		{map[string]string{"rdkafka.max.in.flight.requests.per.connection": "5"}, "true", ""},
+		{map[string]string{"rdkafka.retries": "0", "rdkafka.max.in.flight": "10"}, "false", "rdkafka.max.in.flight 10: enable.idempotence is off"},
+		{map[string]string{"rdkafka.message.send.max.retries": "0"}, "false", "rdkafka.message.send.max.retries 0: enable.idempotence is off"},
+		{map[string]string{"rdkafka.retries": "3"}, "true", ""},
+		{map[string]string{"rdkafka.acks": "1", "rdkafka.enable.idempotence": "true"}, "true", ""},
+	} {
+		tc.keys["Brokers"] = "x:1"
+		c, err := Load(MapGetter(tc.keys), props)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.keys, err)
+		}
+		if got := rdkafkaMap(c)["enable.idempotence"]; got != tc.want {
+			t.Errorf("%v: enable.idempotence %s, want %s", tc.keys, got, tc.want)
+		}
+		var warned []string
+		for _, w := range c.Warnings {
+			if strings.Contains(w, "enable.idempotence is off") {
+				warned = append(warned, w)
+			}
+		}
+		if tc.warning == "" && len(warned) != 0 || tc.warning != "" && (len(warned) != 1 || !strings.HasPrefix(warned[0], tc.warning)) {
+			t.Errorf("%v: warnings %q, want one starting %q", tc.keys, c.Warnings, tc.warning)
 		}
 	}
 }

@@ -29,6 +29,9 @@ func Markdown() string {
 		"(or `rdkafka.queue.buffering.max.ms`) of your own turns that off. Records without a key go to one " +
 		"partition per batch, the next batch to the next partition (as the Java client's sticky partitioner " +
 		"does), rather than to librdkafka's sticky partition of the moment; an `rdkafka.partitioner` or " +
-		"`rdkafka.sticky.partitioning.linger.ms` of your own turns that off.\n")
+		"`rdkafka.sticky.partitioning.linger.ms` of your own turns that off. An `rdkafka.acks` other than all " +
+		"(or -1), `rdkafka.max.in.flight` above 5 or `rdkafka.retries` 0, which librdkafka's idempotence " +
+		"cannot have, turns `enable.idempotence` off with a warning, as the Java client does, unless an " +
+		"`rdkafka.enable.idempotence` of your own says otherwise.\n")
 	return b.String()
 }

@@ -863,12 +863,47 @@ func TestAllBrokersDownBootstrapsAgain(t *testing.T) {
 }
 
 // TestNewNamesProperty: a property librdkafka refuses is named as the
-// operator gave it: rdkafka.<name> when it is theirs.
+// operator gave it: rdkafka.<name> when it is theirs. So are those that
+// librdkafka's check of the whole configuration names.
 func TestNewNamesProperty(t *testing.T) {
 	for fromUser, want := range map[bool]string{true: "rdkafka.acks: ", false: "acks: "} {
 		_, err := rdk.New([]conf.Property{{Key: "acks", Value: "sometimes", FromUser: fromUser}}, func(int, string) {}, rdk.NewCauses(), nil)
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("from the operator %v: %v, want an error starting %q", fromUser, err, want)
+		}
+	}
+	// A setting idempotence cannot have turns it off (conf), so that the
+	// producer starts, unless the operator turned it on.
+	for _, acks := range []string{"0", "1"} {
+		cfg, err := conf.Load(conf.MapGetter{"Brokers": "127.0.0.1:1", "rdkafka.acks": acks}, []string{"acks"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses(), nil)
+		if err != nil {
+			t.Fatalf("rdkafka.acks %s: %v", acks, err)
+		}
+		p.Close()
+	}
+	user := func(kv ...string) []conf.Property {
+		var props []conf.Property
+		for i := 0; i < len(kv); i += 2 {
+			props = append(props, conf.Property{Key: kv[i], Value: kv[i+1], FromUser: true})
+		}
+		return props
+	}
+	for _, c := range []struct {
+		props []conf.Property
+		want  string
+	}{
+		{user("security.protocol", "sasl_plaintext", "sasl.mechanisms", "FOO"), "rdkafka.sasl.mechanisms: Unsupported SASL mechanism: FOO"},
+		{user("acks", "1", "enable.idempotence", "true"), "rdkafka.acks, rdkafka.enable.idempotence: `acks` must be set to `all`"},
+		{user("security.protocol", "ssl", "ssl.ca.location", "/nonexistent/ca.pem"), "rdkafka.ssl.ca.location: ssl.ca.location failed"},
+		{append(user("linger.ms", "2000"), conf.Property{Key: "message.timeout.ms", Value: "1000"}), "rdkafka.linger.ms: `message.timeout.ms` must be greater than `linger.ms`"},
+	} {
+		_, err := rdk.New(c.props, func(int, string) {}, rdk.NewCauses(), nil)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error starting %q", c.props, err, c.want)
 		}
 	}
 }

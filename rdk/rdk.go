@@ -118,7 +118,8 @@ func New(props []conf.Property, log Logger, causes *Causes, tokens TokenSource) 
 	if rk == nil {
 		C.rd_kafka_conf_destroy(cconf)
 		C.gk_ctx_free(ctx)
-		return nil, fmt.Errorf("rdkafka: %s", redact.apply(C.GoString(&errstr[0])))
+		text := redact.apply(C.GoString(&errstr[0]))
+		return nil, fmt.Errorf("%s: %s", culprits(props, text), text)
 	}
 	p := &Producer{
 		rk:         rk,
@@ -371,6 +372,43 @@ func reason(code int) string {
 		text += " (the record over rdkafka.message.max.bytes, or its request over the topic's max.message.bytes)"
 	}
 	return text
+}
+
+// culprits names the operator's properties that librdkafka's error at
+// rd_kafka_new names, by key (`acks` must be set to `all` when ...) or by
+// value (Unsupported SASL mechanism: FOO), as rdkafka.<key>; "rdkafka"
+// when it names none of them.
+func culprits(props []conf.Property, text string) string {
+	var names []string
+	for _, p := range props {
+		if p.FromUser && (mentions(text, p.Key) || !SecretProperty(p.Key) && len(p.Value) >= 3 && mentions(text, p.Value)) {
+			names = append(names, conf.RdkafkaPrefix+p.Key)
+		}
+	}
+	if len(names) == 0 {
+		return "rdkafka"
+	}
+	return strings.Join(names, ", ")
+}
+
+// mentions reports whether text holds word where neither a letter, a
+// digit, '.' nor '_' adjoins it: linger.ms is not in
+// sticky.partitioning.linger.ms.
+func mentions(text, word string) bool {
+	part := func(c byte) bool {
+		return c == '.' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	}
+	for i := 0; ; {
+		j := strings.Index(text[i:], word)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(word)
+		if (start == 0 || !part(text[start-1])) && (end == len(text) || !part(text[end])) {
+			return true
+		}
+		i = start + 1
+	}
 }
 
 func errorText(code int) string {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/gokafka/gokafka/accumulator"
+	"github.com/gokafka/gokafka/conf"
 )
 
 // TestSyslogLevels: librdkafka's syslog levels as Fluent Bit's.
@@ -31,5 +32,28 @@ func TestFailUnrecorded(t *testing.T) {
 	}
 	if !slices.Equal(idx, []int{1, 0, 2, 3}) || !got[0].Permanent || got[0].Err != 5 {
 		t.Errorf("%+v", got)
+	}
+}
+
+// TestCulprits: the operator's properties an error names by key or by
+// value, whole words only; never by a secret's value.
+func TestCulprits(t *testing.T) {
+	props := []conf.Property{
+		{Key: "linger.ms", Value: "20", FromUser: true},
+		{Key: "sasl.mechanisms", Value: "FOO", FromUser: true},
+		{Key: "sasl.password", Value: "FOO", FromUser: true},
+		{Key: "client.id", Value: "fluent-bit"}, // the plugin's own
+	}
+	for text, want := range map[string]string{
+		"`message.timeout.ms` must be greater than `linger.ms`": "rdkafka.linger.ms",
+		"Unsupported SASL mechanism: FOO":                       "rdkafka.sasl.mechanisms",
+		"sticky.partitioning.linger.ms is bad":                  "rdkafka",
+		"mechanism FOOBAR; linger.msx":                          "rdkafka",
+		"client.id fluent-bit refused":                          "rdkafka",
+		"linger.ms and sasl.mechanisms":                         "rdkafka.linger.ms, rdkafka.sasl.mechanisms",
+	} {
+		if got := culprits(props, text); got != want {
+			t.Errorf("%q: %q, want %q", text, got, want)
+		}
 	}
 }
