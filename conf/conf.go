@@ -457,7 +457,7 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		c.Warnings = append(c.Warnings, "AWS_MSK_IAM_Cluster_ARN is not used with AWS_MSK_IAM off")
 	}
 	c.Rdkafka = c.producerDefaults()
-	idempotenceSet, conflict := false, ""
+	idempotenceSet, conflict := false, "" // by the operator; a setting idempotence cannot have
 	for _, p := range rdkafkaProps {
 		if v := g.Get(RdkafkaPrefix + p); v != "" {
 			if reason := c.refused(p, v); reason != "" {
@@ -466,7 +466,10 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			if risk := c.weakens(p, v); risk != "" {
 				c.Warnings = append(c.Warnings, fmt.Sprintf("%s%s %s: %s", RdkafkaPrefix, p, v, risk))
 			}
-			idempotenceSet = idempotenceSet || p == "enable.idempotence"
+			// The gapless guarantee needs idempotence: asking for it asks
+			// for idempotence too.
+			gapless, _ := rdkafkaBool(v)
+			idempotenceSet = idempotenceSet || p == "enable.idempotence" || p == "enable.gapless.guarantee" && gapless
 			if conflict == "" && conflictsWithIdempotence(p, v) {
 				conflict = RdkafkaPrefix + p + " " + v
 			}
@@ -475,8 +478,13 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	}
 	if conflict != "" && !idempotenceSet {
 		// As the Java client does (KIP-679), rather than fail at Init.
-		c.Rdkafka[slices.IndexFunc(c.Rdkafka, func(p Property) bool { return p.Key == "enable.idempotence" })].Value = "false"
-		c.Warnings = append(c.Warnings, conflict+": enable.idempotence is off, which librdkafka requires with it, so "+idempotenceOff)
+		for i := range c.Rdkafka {
+			if c.Rdkafka[i].Key == "enable.idempotence" {
+				c.Rdkafka[i].Value = "false"
+			}
+		}
+		c.Warnings = append(c.Warnings, conflict+": enable.idempotence is off, which librdkafka's idempotence cannot have, so "+
+			idempotenceOff+" (rdkafka.enable.idempotence true refuses the setting instead)")
 	}
 	if c.MessageMode == "batch" { // message.max.bytes may have changed the limit
 		if err := c.checkBatchSize(g); err != nil {
@@ -664,22 +672,45 @@ func (c *Config) lingerMs() string {
 }
 
 // idempotenceOff is what a producer without idempotence risks.
-const idempotenceOff = "a batch that is sent again can be written twice, and out of order"
+const idempotenceOff = "a batch that is sent again can be written twice, and out of order (a key's records too)"
 
 // conflictsWithIdempotence reports whether librdkafka refuses property key
 // set to v beside enable.idempotence true: idempotence needs acks all, at
-// most 5 requests in flight per connection, and retries.
+// most 5 requests in flight per connection, and retries. Numbers are read
+// as librdkafka reads them (strtol, base 0).
 func conflictsWithIdempotence(key, v string) bool {
+	n, err := strconv.ParseInt(v, 0, 32)
 	switch key {
 	case "acks", "request.required.acks":
-		return !strings.EqualFold(v, "all") && v != "-1"
+		return !strings.EqualFold(v, "all") && (err != nil || n != -1)
 	case "max.in.flight", "max.in.flight.requests.per.connection":
-		n, err := strconv.Atoi(v)
 		return err == nil && n > 5
 	case "retries", "message.send.max.retries":
-		return v == "0"
+		return err == nil && n < 1
 	}
 	return false
+}
+
+// propertyAliases pairs the two names of each librdkafka property that has
+// two (CONFIGURATION.md: "Alias for ...") and that its messages may name.
+var propertyAliases = map[string]string{
+	"acks": "request.required.acks", "max.in.flight": "max.in.flight.requests.per.connection",
+	"retries": "message.send.max.retries", "linger.ms": "queue.buffering.max.ms",
+	"compression.type": "compression.codec", "sasl.mechanism": "sasl.mechanisms",
+	"bootstrap.servers": "metadata.broker.list",
+}
+
+// PropertyAlias returns the other name of librdkafka property key, or "".
+func PropertyAlias(key string) string {
+	if alias, ok := propertyAliases[key]; ok {
+		return alias
+	}
+	for short, long := range propertyAliases {
+		if long == key {
+			return short
+		}
+	}
+	return ""
 }
 
 // producerDefaults are the librdkafka settings the plugin derives from its

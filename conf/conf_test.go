@@ -227,10 +227,11 @@ func TestWarnings(t *testing.T) {
 
 // TestIdempotenceOffForItsConflicts: a setting librdkafka's idempotence
 // cannot have turns it off, with a warning, unless the operator set
-// enable.idempotence (then librdkafka's refusal names both).
+// enable.idempotence, or enable.gapless.guarantee, which needs it (then
+// librdkafka's refusal names the keys).
 func TestIdempotenceOffForItsConflicts(t *testing.T) {
 	props := []string{"acks", "request.required.acks", "enable.idempotence", "max.in.flight", "max.in.flight.requests.per.connection",
-		"retries", "message.send.max.retries"}
+		"retries", "message.send.max.retries", "enable.gapless.guarantee"}
 	for _, tc := range []struct {
 		keys    map[string]string
 		want    string // enable.idempotence
@@ -245,6 +246,12 @@ func TestIdempotenceOffForItsConflicts(t *testing.T) {
 		{map[string]string{"rdkafka.message.send.max.retries": "0"}, "false", "rdkafka.message.send.max.retries 0: enable.idempotence is off"},
 		{map[string]string{"rdkafka.retries": "3"}, "true", ""},
 		{map[string]string{"rdkafka.acks": "1", "rdkafka.enable.idempotence": "true"}, "true", ""},
+		{map[string]string{"rdkafka.acks": "1", "rdkafka.enable.gapless.guarantee": "true"}, "true", ""},
+		{map[string]string{"rdkafka.acks": "1", "rdkafka.enable.gapless.guarantee": "false"}, "false", "rdkafka.acks 1: "},
+		// Numbers as librdkafka reads them: strtol, base 0.
+		{map[string]string{"rdkafka.acks": "-01"}, "true", ""},
+		{map[string]string{"rdkafka.max.in.flight": "0x10"}, "false", "rdkafka.max.in.flight 0x10: "},
+		{map[string]string{"rdkafka.retries": "00"}, "false", "rdkafka.retries 00: "},
 	} {
 		tc.keys["Brokers"] = "x:1"
 		c, err := Load(MapGetter(tc.keys), props)

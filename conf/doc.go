@@ -30,8 +30,8 @@ func Markdown() string {
 		"partition per batch, the next batch to the next partition (as the Java client's sticky partitioner " +
 		"does), rather than to librdkafka's sticky partition of the moment; an `rdkafka.partitioner` or " +
 		"`rdkafka.sticky.partitioning.linger.ms` of your own turns that off. An `rdkafka.acks` other than all " +
-		"(or -1), `rdkafka.max.in.flight` above 5 or `rdkafka.retries` 0, which librdkafka's idempotence " +
-		"cannot have, turns `enable.idempotence` off with a warning, as the Java client does, unless an " +
-		"`rdkafka.enable.idempotence` of your own says otherwise.\n")
+		"(or -1), `rdkafka.max.in.flight` above 5 or `rdkafka.retries` 0 (or the same under their aliases), which " +
+		"librdkafka's idempotence cannot have, turns `enable.idempotence` off with a warning, as the Java client " +
+		"does, unless an `rdkafka.enable.idempotence` (or `rdkafka.enable.gapless.guarantee` true) of your own is set.\n")
 	return b.String()
 }

@@ -38,7 +38,7 @@ var (
 	descSkipped      = desc("records_skipped_total", "Records skipped for lack of their value field: Raw_Log_Key in raw format, the short message in gelf.")
 	descBuffer       = desc("buffer_bytes", "Memory of the batch buffers now (counted against Buffer_Memory).")
 	descFlush        = desc("flush_duration_seconds", "Duration of flushes, from the chunk handed over to the return code.")
-	descProducers    = desc("producers", "librdkafka producers running: the first, and one more (up to Producers) each time flushes ran at once.")
+	descProducers    = desc("producers", "librdkafka producers made: the first, and another (up to Producers) when a flush starts while every one is in use.")
 	descQueueMsgs    = desc("producer_queue_messages", "Messages in librdkafka's queues (msg_cnt).")
 	descQueueBytes   = desc("producer_queue_bytes", "Bytes of the messages in librdkafka's queues (msg_size).")
 	descBrokerUp     = desc("broker_up", "1 when librdkafka's connection to the broker is UP, else 0.", "broker")

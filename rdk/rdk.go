@@ -375,20 +375,27 @@ func reason(code int) string {
 }
 
 // culprits names the operator's properties that librdkafka's error at
-// rd_kafka_new names, by key (`acks` must be set to `all` when ...) or by
-// value (Unsupported SASL mechanism: FOO), as rdkafka.<key>; "rdkafka"
-// when it names none of them.
+// rd_kafka_new names, as rdkafka.<key>: by key or its alias (`acks` must be
+// set to `all` when ...), else by value (Unsupported SASL mechanism: FOO);
+// "rdkafka" when it names none of them.
 func culprits(props []conf.Property, text string) string {
-	var names []string
+	var byKey, byValue []string
 	for _, p := range props {
-		if p.FromUser && (mentions(text, p.Key) || !SecretProperty(p.Key) && len(p.Value) >= 3 && mentions(text, p.Value)) {
-			names = append(names, conf.RdkafkaPrefix+p.Key)
+		switch alias := conf.PropertyAlias(p.Key); {
+		case !p.FromUser:
+		case mentions(text, p.Key) || alias != "" && mentions(text, alias):
+			byKey = append(byKey, conf.RdkafkaPrefix+p.Key)
+		case !SecretProperty(p.Key) && len(p.Value) >= 3 && mentions(text, p.Value):
+			byValue = append(byValue, conf.RdkafkaPrefix+p.Key)
 		}
 	}
-	if len(names) == 0 {
-		return "rdkafka"
+	switch {
+	case len(byKey) > 0:
+		return strings.Join(byKey, ", ")
+	case len(byValue) > 0:
+		return strings.Join(byValue, ", ")
 	}
-	return strings.Join(names, ", ")
+	return "rdkafka"
 }
 
 // mentions reports whether text holds word where neither a letter, a

@@ -35,14 +35,16 @@ func TestFailUnrecorded(t *testing.T) {
 	}
 }
 
-// TestCulprits: the operator's properties an error names by key or by
-// value, whole words only; never by a secret's value.
+// TestCulprits: the operator's properties an error names by key (or its
+// alias), else by value, whole words only; never by a secret's value.
 func TestCulprits(t *testing.T) {
 	props := []conf.Property{
 		{Key: "linger.ms", Value: "20", FromUser: true},
 		{Key: "sasl.mechanisms", Value: "FOO", FromUser: true},
 		{Key: "sasl.password", Value: "FOO", FromUser: true},
 		{Key: "client.id", Value: "fluent-bit"}, // the plugin's own
+		{Key: "socket.keepalive.enable", Value: "true", FromUser: true},
+		{Key: "request.required.acks", Value: "1", FromUser: true},
 	}
 	for text, want := range map[string]string{
 		"`message.timeout.ms` must be greater than `linger.ms`": "rdkafka.linger.ms",
@@ -51,6 +53,9 @@ func TestCulprits(t *testing.T) {
 		"mechanism FOOBAR; linger.msx":                          "rdkafka",
 		"client.id fluent-bit refused":                          "rdkafka",
 		"linger.ms and sasl.mechanisms":                         "rdkafka.linger.ms, rdkafka.sasl.mechanisms",
+		// By a key's alias; by value only when no key is named.
+		"`acks` must be set to `all` when `enable.idempotence` is true": "rdkafka.request.required.acks",
+		"true and FOO": "rdkafka.sasl.mechanisms, rdkafka.socket.keepalive.enable",
 	} {
 		if got := culprits(props, text); got != want {
 			t.Errorf("%q: %q, want %q", text, got, want)

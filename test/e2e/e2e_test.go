@@ -60,13 +60,18 @@ func expected(t *testing.T, rec fixture.Record) string {
 }
 
 // plain is v as decodeJSON gives it back: a map for each []fixture.KV, and
-// text with an invalid byte as U+FFFD (which encoding/json would write as
-// the escape \ufffd, where a decoded U+FFFD is written as it is).
-// decodeMsgpack's values go through it too: msgpack keeps the byte.
+// text with each byte that is not UTF-8 as U+FFFD (which encoding/json
+// would write as the escape \ufffd, where a decoded U+FFFD is written as it
+// is). decodeMsgpack's values go through it too: msgpack keeps the bytes
+// (TestTimestampsAndMsgpack checks that apart).
 func plain(v any) any {
 	switch v := v.(type) {
 	case string:
-		return strings.ToValidUTF8(v, "\uFFFD")
+		var b strings.Builder
+		for _, r := range v { // U+FFFD for each byte that is not UTF-8
+			b.WriteRune(r)
+		}
+		return b.String()
 	case map[string]any:
 		for k, e := range v {
 			v[k] = plain(e)
@@ -92,7 +97,7 @@ func plain(v any) any {
 // each other type a record may carry: negative integers, integers beyond
 // float64's 2^53 and beyond int64, fractional floats, booleans, null,
 // nested maps and arrays, and text that JSON must escape, including a
-// byte that is not UTF-8 (sent as U+FFFD).
+// run of two bytes that are not UTF-8 (in JSON each as U+FFFD).
 func addTypedFields(recs []fixture.Record) {
 	for i := range recs {
 		n := int64(i)
@@ -107,7 +112,7 @@ func addTypedFields(recs []fixture.Record) {
 				{Key: "attempt", Value: n % 5},
 				{Key: "path", Value: []any{"a", -n, 1.5, true, nil, []fixture.KV{{Key: "k", Value: "v"}}}},
 			}},
-			fixture.KV{Key: "note", Value: fmt.Sprintf("say \"hi\" \\ \n\t\x01 ünïcødé 😀 \xff %d", i)},
+			fixture.KV{Key: "note", Value: fmt.Sprintf("say \"hi\" \\ \n\t\x01 ünïcødé 😀 \xff\xfe %d", i)},
 		)
 	}
 }
@@ -251,7 +256,7 @@ func TestKeyOrderWithWorkers(t *testing.T) {
 	topic := kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, bootstrap, topic, 3)
 	res := hostrun.Run(t, hostrun.Options{Plugin: so, StartDelay: time.Second, Instances: []hostrun.Instance{{
-		Keys:   keys("Brokers", bootstrap, "Topics", topic, "Workers", "4", "Message_Key_Field", "key", "Batch_Size", "64K"),
+		Keys:   keys("Brokers", bootstrap, "Topics", topic, "Workers", "4", "Producers", "2", "Message_Key_Field", "key", "Batch_Size", "64K"),
 		Chunks: data,
 	}}})
 	if s := res.Instances[0]; s.Chunks != chunks || s.OK != s.Chunks || s.Retry+s.Error+s.Dropped != 0 {
@@ -293,7 +298,8 @@ func TestKeyOrderWithWorkers(t *testing.T) {
 }
 
 // TestTimestampsAndMsgpack: integer and float timestamps in the v1 layout,
-// msgpack values of records with fields of every type, Workers 4.
+// msgpack values of records with fields of every type (text that is not
+// UTF-8 kept as it is), Workers 4.
 func TestTimestampsAndMsgpack(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	so := pluginSO(t)
@@ -323,6 +329,15 @@ func TestTimestampsAndMsgpack(t *testing.T) {
 		}
 		msgs := kafkatest.Consume(t, bootstrap, topic, len(recs), time.Minute)
 		compare(t, topic, want, msgs, decodeMsgpack)
+		changed := 0 // msgpack text is bytes: those that are not UTF-8 go as they are
+		for _, m := range msgs {
+			if !bytes.Contains(m.Value, []byte("😀 \xff\xfe ")) {
+				changed++
+			}
+		}
+		if changed > 0 {
+			t.Errorf("%d of %d messages do not keep the bytes that are not UTF-8", changed, len(msgs))
+		}
 	}
 }
 
