@@ -51,11 +51,7 @@ func (p *slowCluster) Partitions(string, time.Time, bool) int {
 // flushes behind it.
 func TestPartitionsLeaveTheLane(t *testing.T) {
 	p := &slowCluster{asked: make(chan struct{}), answer: make(chan struct{}), interrupted: make(chan struct{})}
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := startSender(t, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
 	defer s.Close(time.Now())
 	l := s.Lane(-1)
 	defer l.Release()
@@ -230,11 +226,7 @@ func TestCloseCompletesReported(t *testing.T) {
 	for _, acked := range []bool{true, false} {
 		p := newRecorder()
 		p.acked = acked
-		acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-		s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
-		if err != nil {
-			t.Fatal(err)
-		}
+		acc, s := startSender(t, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
 		w := produce(t, acc, s, p, 10)
 		s.Close(time.Now())
 		res, ok := acc.Wait(w, time.Now(), accumulator.Sleep)
@@ -286,11 +278,7 @@ func TestRecreateCompletesReported(t *testing.T) {
 func TestPollWakesOnlyAWaiter(t *testing.T) {
 	p := newRecorder()
 	p.report = true
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acc, s := startSender(t, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
 	defer s.Close(time.Now())
 	for i := range 3 {
 		w := produce(t, acc, s, p, 10)
@@ -338,11 +326,7 @@ func TestPollWakesOnlyAWaiter(t *testing.T) {
 // wait for it for good.
 func TestPanicWhileWaitingFreesTheLane(t *testing.T) {
 	p := newRecorder()
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acc, s := startSender(t, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
 	w := produce(t, acc, s, p, 10)
 	p.mu.Lock()
 	p.waitPanics = true
@@ -375,12 +359,8 @@ func TestPanicWhileWaitingFreesTheLane(t *testing.T) {
 func TestPanicsInTheLoopsAreLogged(t *testing.T) {
 	p := newRecorder()
 	p.pollPanics, p.bogus = 2, true
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
 	logs := &logLines{}
-	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, logs.log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acc, s := startSender(t, func() (Producer, error) { return p, nil }, 1, logs.log)
 	defer s.Close(time.Now())
 	w := produce(t, acc, s, p, 10)
 	p.mu.Lock()
@@ -426,11 +406,7 @@ func TestPanicInTheSendLoopIsLogged(t *testing.T) {
 // fail for a retry; the batch produced before it stays in flight.
 func TestPanicInProduceFailsTheRest(t *testing.T) {
 	p := newRecorder()
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acc, s := startSender(t, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
 	defer s.Close(time.Now())
 	// A batch per partition, none full: only the flush's SendAll drains them.
 	const partitions, each = 4, 3
@@ -467,11 +443,7 @@ func TestPanicInProduceFailsTheRest(t *testing.T) {
 // TestAppendAfterClose: once the sender closed, the accumulator takes no
 // records (nothing would send them): the flush retries them.
 func TestAppendAfterClose(t *testing.T) {
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-	s, err := Start(acc, func() (Producer, error) { return newRecorder(), nil }, 1, func(int, string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acc, s := startSender(t, func() (Producer, error) { return newRecorder(), nil }, 1, func(int, string) {})
 	s.Close(time.Now())
 	w := accumulator.NewWaiter(10)
 	if n, err := acc.Append("t", -1, 0, staged(10), w, time.Now().Add(time.Minute)); n != 0 || !errors.Is(err, accumulator.ErrClosed) {
@@ -529,6 +501,19 @@ func (p refuseAtClose) Close() (done []Completion, unreported []*accumulator.Bat
 	return done, nil
 }
 
+// startSender starts a sender of at most lanes producers made by newProd,
+// logging to log, over an accumulator of 1 KiB batches in 1 MiB that
+// never lingers them out.
+func startSender(t *testing.T, newProd NewProducer, lanes int, log func(int, string)) (*accumulator.Accumulator, *Sender) {
+	t.Helper()
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	s, err := Start(acc, newProd, lanes, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acc, s
+}
+
 // onlyFirst makes first, then fails; made counts the calls.
 func onlyFirst(first Producer, made *atomic.Int32) NewProducer {
 	return func() (Producer, error) {
@@ -545,12 +530,8 @@ func onlyFirst(first Producer, made *atomic.Int32) NewProducer {
 func TestLaneNotMadeAgainAfterFailing(t *testing.T) {
 	var made atomic.Int32
 	newProd := onlyFirst(newRecorder(), &made)
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
 	logs := &logLines{}
-	s, err := Start(acc, newProd, 3, logs.log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := startSender(t, newProd, 3, logs.log)
 	defer s.Close(time.Now())
 	var lanes []*Lane
 	for range 4 { // flushes at once
@@ -571,12 +552,8 @@ func TestLaneNotMadeAgainAfterFailing(t *testing.T) {
 // flush that starts while both are in use gets a producer of its own. Each
 // producer made is logged.
 func TestNewLaneCountsItsFlush(t *testing.T) {
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
 	logs := &logLines{}
-	s, err := Start(acc, func() (Producer, error) { return newRecorder(), nil }, 3, logs.log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := startSender(t, func() (Producer, error) { return newRecorder(), nil }, 3, logs.log)
 	defer s.Close(time.Now())
 	var got []int
 	for range 3 {
@@ -607,11 +584,7 @@ func TestProducerMadeWhileClosingIsClosed(t *testing.T) {
 		<-gate
 		return second, nil
 	}
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-	s, err := Start(acc, newProd, 2, func(int, string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := startSender(t, newProd, 2, func(int, string) {})
 	first := s.Lane(-1)
 	got := make(chan *Lane)
 	go func() { got <- s.Lane(-1) }() // makes the second producer
@@ -633,12 +606,8 @@ func TestRecreateFailureLoggedOnce(t *testing.T) {
 	first.fatal = errors.New("fenced")
 	var made atomic.Int32
 	newProd := onlyFirst(first, &made)
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
 	logs := &logLines{}
-	s, err := Start(acc, newProd, 1, logs.log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := startSender(t, newProd, 1, logs.log)
 	defer s.Close(time.Now())
 	for deadline := time.Now().Add(10 * time.Second); made.Load() < 3; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -688,11 +657,7 @@ func TestGuardReportsAPanic(t *testing.T) {
 func TestClosedLaneUsesNoProducer(t *testing.T) {
 	t.Run("SendAll", func(t *testing.T) {
 		p := newRecorder()
-		acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-		s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
-		if err != nil {
-			t.Fatal(err)
-		}
+		acc, s := startSender(t, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
 		defer s.Close(time.Now())
 		if n, err := acc.Append("t", -1, 0, staged(3), accumulator.NewWaiter(3), time.Now().Add(time.Minute)); n != 3 || err != nil {
 			t.Fatal(n, err)
@@ -712,11 +677,7 @@ func TestClosedLaneUsesNoProducer(t *testing.T) {
 	t.Run("Partitions", func(t *testing.T) {
 		p := &slowCluster{asked: make(chan struct{}, 1), answer: make(chan struct{}), interrupted: make(chan struct{})}
 		close(p.answer)
-		acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
-		s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, s := startSender(t, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
 		l := s.Lane(-1)
 		defer l.Release()
 		s.Close(time.Now())
