@@ -1,6 +1,6 @@
 # gokafka: Kafka output plugin for Fluent Bit.
 #   make build   out_gokafka.so
-#   make test    every test, against a local Kafka broker started for the run
+#   make test    every test: lint, unit, end to end against Kafka brokers the tests start, fuzzing
 #   make run     the plugin end to end on sample container logs
 #   make bench   benchmarks (make bench-fluent-bit FLUENT_BIT=...: against the built-in kafka output)
 SHELL := /bin/bash
@@ -52,7 +52,7 @@ test: lint
 
 # Tests that need neither Kafka nor the C host.
 unit: rdk/rdkafka.h
-	$(GO) test -count=1 ./conf ./ra ./chunk ./encode ./accumulator ./sender ./plugin ./metrics ./batch
+	$(GO) test -count=1 ./conf ./ra ./chunk ./encode ./accumulator ./sender ./plugin ./metrics ./batch ./registry ./mskiam .
 
 # Budgets count executions: a duration can end a run with a spurious
 # "context deadline exceeded" failure in Go 1.26 (golang/go#75804).

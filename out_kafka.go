@@ -263,10 +263,7 @@ func flush(ctx unsafe.Pointer, data []byte, tag string) (ret int) {
 	r := instance(ctx)
 	if r == nil {
 		defer recoverTo(nil, &ret, output.FLB_ERROR)
-		n, cr, rec := 0, chunk.NewReader(data), chunk.Record{}
-		for more, _ := cr.Next(&rec); more; more, _ = cr.Next(&rec) {
-			n++
-		}
+		n := chunk.Count(data)
 		fmt.Fprintf(os.Stderr, "[gokafka] chunk of %d records (tag %s) dropped: flushed to an instance that is not running (its Init failed, or it has exited)\n", n, tag)
 		return output.FLB_ERROR
 	}

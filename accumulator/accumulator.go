@@ -10,6 +10,7 @@ package accumulator
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -179,12 +180,19 @@ type GoAllocator struct{}
 func (GoAllocator) Alloc(n int) []byte { return make([]byte, 0, n) }
 func (GoAllocator) Free([]byte)        {}
 
-// ErrTooLarge is returned for a record that could never fit the memory budget.
-var ErrTooLarge = errors.New("record larger than Buffer_Memory")
+// ErrTooLarge is returned for a record that could never fit the memory
+// budget, wrapped by tooLarge.
+var ErrTooLarge = errors.New("more than Buffer_Memory")
+
+// tooLarge is ErrTooLarge for a record (in batch mode, its compressed
+// segment) that needs size bytes of the budget.
+func tooLarge(size int) error {
+	return fmt.Errorf("it needs %d bytes of buffer memory with its key, headers and bookkeeping, %w", size, ErrTooLarge)
+}
 
 // ErrClosed is returned by Append once the accumulator is closed: the
 // records left are not buffered, for a retry.
-var ErrClosed = errors.New("output stopping: records not buffered")
+var ErrClosed = errors.New("output stopping")
 
 type key struct {
 	topic     string
@@ -301,8 +309,8 @@ func (s *Staged) Skip(n int) {
 // Append copies s's records into batches of topic/partition for lane on
 // behalf of w, waiting for memory until deadline. It returns how many
 // records went in; fewer than all means the deadline passed (or, with
-// ErrTooLarge, that record s.Recs[n] can never fit and was skipped: the
-// caller counts it). Once the accumulator is closed, no record goes in
+// ErrTooLarge, that record s.Recs[n] can never fit: the caller skips and
+// counts it). Once the accumulator is closed, no record goes in
 // (ErrClosed): nothing would send it.
 func (a *Accumulator) Append(topic string, partition int32, lane int, s *Staged, w *Waiter, deadline time.Time) (int, error) {
 	k := key{topic, partition, lane}
@@ -375,12 +383,19 @@ func (b *Batch) addSpan(w *Waiter) {
 	}
 }
 
+// freeBuf gives the buffer of b, a record mode batch, back to the
+// allocator and the budget; a.mu is held.
+func (a *Accumulator) freeBuf(b *Batch) {
+	a.alloc.Free(b.Buf)
+	a.used -= int64(cap(b.Buf))
+}
+
 // newBatch takes a pooled batch or allocates one for a record of cost
 // bytes (Cost), waiting for memory until deadline (obtain).
 func (a *Accumulator) newBatch(cost int, deadline time.Time) (*Batch, error) {
 	capacity := max(cost, a.batchSize)
 	if int64(capacity) > a.limit {
-		return nil, ErrTooLarge
+		return nil, tooLarge(cost)
 	}
 	return a.obtain(deadline, func() *Batch {
 		if capacity == a.batchSize && len(a.free) > 0 {
@@ -392,8 +407,7 @@ func (a *Accumulator) newBatch(cost int, deadline time.Time) (*Batch, error) {
 		for capacity != a.batchSize && len(a.free) > 0 && a.used+int64(capacity) > a.limit {
 			b := a.free[len(a.free)-1]
 			a.free = a.free[:len(a.free)-1]
-			a.alloc.Free(b.Buf)
-			a.used -= int64(cap(b.Buf))
+			a.freeBuf(b)
 		}
 		if a.used+int64(capacity) > a.limit {
 			return nil
@@ -697,8 +711,7 @@ func (a *Accumulator) release(b *Batch) {
 		b.Buf = b.Buf[:0]
 		a.free = append(a.free, b)
 	default:
-		a.alloc.Free(b.Buf)
-		a.used -= int64(cap(b.Buf))
+		a.freeBuf(b)
 	}
 	a.wakeFirst()
 }
@@ -731,8 +744,7 @@ func (a *Accumulator) Close() {
 	defer a.mu.Unlock()
 	a.closed = true
 	for _, b := range a.free {
-		a.alloc.Free(b.Buf)
-		a.used -= int64(cap(b.Buf))
+		a.freeBuf(b)
 	}
 	a.free = nil
 	if a.frames != nil {

@@ -66,6 +66,16 @@ func NewReader(data []byte) *Reader { return &Reader{data: data, rest: data} }
 // Reset starts reading data with r, so a Reader can be reused.
 func (r *Reader) Reset(data []byte) { *r = Reader{data: data, rest: data} }
 
+// Count returns how many records data holds, up to its end or its first
+// malformed entry; group markers are not records.
+func Count(data []byte) int {
+	n, r, rec := 0, NewReader(data), Record{}
+	for more, _ := r.Next(&rec); more; more, _ = r.Next(&rec) {
+		n++
+	}
+	return n
+}
+
 // Next fills rec with the next record; it returns false at the end of the
 // chunk or with an *Error where decoding failed. A record whose timestamp
 // cannot be read but whose entry is well formed comes with rec.TimeErr set.

@@ -109,6 +109,9 @@ func TestGroups(t *testing.T) {
 	wantGroups := [][]byte{nil, body("group 1"), nil, body("group 2"), body("group 3")}
 	wantMeta := [][]byte{nil, {0x81, 0xa1, 'k', 0xa1, 'v'}, nil, {0x80}, {0x80}}
 
+	if n := Count(data); n != len(wantGroups) {
+		t.Errorf("Count = %d, want %d", n, len(wantGroups))
+	}
 	for _, open := range []bool{false, true} {
 		r, rec := NewReader(data), Record{}
 		for i := 0; ; i++ {
@@ -163,6 +166,9 @@ func TestMalformed(t *testing.T) {
 		var cerr *Error
 		if more || !errors.As(err, &cerr) || cerr.Offset != len(good) || cerr.Record != 1 {
 			t.Errorf("%s: got more=%v err=%v, want an error at byte %d", name, more, err, len(good))
+		}
+		if n := Count(data); n != 1 {
+			t.Errorf("%s: Count = %d, want the 1 record before the fault", name, n)
 		}
 	}
 }

@@ -194,7 +194,7 @@ var Options = []Option{
 			c.Registry.Subject = v
 			return nil
 		}},
-	{"Schema_Registry_Version", "string", "latest", "With Schema_Registry_Subject: the version fetched, latest or a number; fetched once, at Init.",
+	{"Schema_Registry_Version", "string", "latest", "With Schema_Registry_Subject: the version fetched, latest or a number; fetched once (at Init, or by later flushes until the registry answers), never refreshed.",
 		func(c *Config, v string) error {
 			if n, err := strconv.Atoi(v); v != "latest" && (err != nil || n < 1) {
 				return fmt.Errorf("want latest or a version number")
@@ -483,7 +483,7 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 				c.Rdkafka[i].Value = "false"
 			}
 		}
-		c.Warnings = append(c.Warnings, conflict+": enable.idempotence is off, which librdkafka's idempotence cannot have, so "+
+		c.Warnings = append(c.Warnings, conflict+", which librdkafka's idempotence cannot have: enable.idempotence is turned off, so "+
 			idempotenceOff+" (rdkafka.enable.idempotence true refuses the setting instead)")
 	}
 	if c.MessageMode == "batch" { // message.max.bytes may have changed the limit
@@ -533,8 +533,8 @@ func (c *Config) checkAvro() error {
 // plugin acknowledges a flush on each record's delivery report and produces
 // outside transactions; batch mode compresses its messages itself.
 func (c *Config) refused(key, v string) string {
-	switch key {
-	case "compression.type", "compression.codec":
+	switch PropertyName(key) {
+	case "compression.type":
 		if c.MessageMode == "batch" && v != "none" {
 			return "with Message_Mode batch every message is an LZ4 frame already; librdkafka's compression stays none"
 		}
@@ -547,12 +547,12 @@ func (c *Config) refused(key, v string) string {
 	}
 	if c.MSKIAMRegion != "" {
 		const iam = "AWS_MSK_IAM on authenticates with the OAUTHBEARER tokens it signs"
-		switch key {
+		switch PropertyName(key) {
 		case "security.protocol":
 			if !strings.HasPrefix(strings.ToLower(v), "sasl_") {
 				return iam + ": use SASL_SSL (or SASL_PLAINTEXT)"
 			}
-		case "sasl.mechanism", "sasl.mechanisms":
+		case "sasl.mechanism":
 			if v != "OAUTHBEARER" { // librdkafka reads it case-sensitively
 				return iam
 			}
@@ -590,8 +590,8 @@ func rdkafkaBool(v string) (b, ok bool) {
 // plugin's delivery promise or its metrics, or "": such settings are
 // accepted, and Init logs this.
 func (c *Config) weakens(key, v string) string {
-	switch key {
-	case "acks", "request.required.acks":
+	switch PropertyName(key) {
+	case "acks":
 		switch v {
 		case "0":
 			return "the broker confirms nothing, so a flush is acknowledged once its records are sent, and records the broker loses are not retried"
@@ -630,7 +630,7 @@ func (c *Config) checkBatchSize(g Getter) error {
 		c.BatchSize = min(c.BatchSize, limit)
 	case c.BatchSize > limit:
 		return &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: fmt.Sprintf(
-			"with Message_Mode batch a batch is one message: at most %d bytes for message.max.bytes %d", limit, c.MaxMessageBytes())}
+			"with Message_Mode batch a batch is one message: at most %d bytes for %smessage.max.bytes %d", limit, RdkafkaPrefix, c.MaxMessageBytes())}
 	}
 	return nil
 }
@@ -644,8 +644,8 @@ func (c *Config) MaxMessageBytes() int {
 	n := defaultMaxMessageBytes
 	for _, p := range c.Rdkafka {
 		if p.Key == "message.max.bytes" {
-			if v, err := strconv.Atoi(p.Value); err == nil {
-				n = v
+			if v, err := rdkafkaInt(p.Value); err == nil {
+				n = int(v)
 			}
 		}
 	}
@@ -674,40 +674,53 @@ func (c *Config) lingerMs() string {
 // idempotenceOff is what a producer without idempotence risks.
 const idempotenceOff = "a batch that is sent again can be written twice, and out of order (a key's records too)"
 
+// rdkafkaInt reads an integer property value as librdkafka does (strtol,
+// base 0: 0x20 is 32).
+func rdkafkaInt(v string) (int64, error) { return strconv.ParseInt(v, 0, 32) }
+
 // conflictsWithIdempotence reports whether librdkafka refuses property key
 // set to v beside enable.idempotence true: idempotence needs acks all, at
-// most 5 requests in flight per connection, and retries. Numbers are read
-// as librdkafka reads them (strtol, base 0).
+// most 5 requests in flight per connection, and retries.
 func conflictsWithIdempotence(key, v string) bool {
-	n, err := strconv.ParseInt(v, 0, 32)
-	switch key {
-	case "acks", "request.required.acks":
+	n, err := rdkafkaInt(v)
+	switch PropertyName(key) {
+	case "acks":
 		return !strings.EqualFold(v, "all") && (err != nil || n != -1)
-	case "max.in.flight", "max.in.flight.requests.per.connection":
+	case "max.in.flight":
 		return err == nil && n > 5
-	case "retries", "message.send.max.retries":
+	case "retries":
 		return err == nil && n < 1
 	}
 	return false
 }
 
-// propertyAliases pairs the two names of each librdkafka property that has
-// two (CONFIGURATION.md: "Alias for ...") and that its messages may name.
+// propertyAliases maps the second name of each librdkafka property that has
+// two (CONFIGURATION.md: "Alias for ...") and that the plugin looks at, or
+// librdkafka's messages may name, to the name the plugin knows it by.
 var propertyAliases = map[string]string{
-	"acks": "request.required.acks", "max.in.flight": "max.in.flight.requests.per.connection",
-	"retries": "message.send.max.retries", "linger.ms": "queue.buffering.max.ms",
-	"compression.type": "compression.codec", "sasl.mechanism": "sasl.mechanisms",
-	"bootstrap.servers": "metadata.broker.list",
+	"request.required.acks": "acks", "max.in.flight.requests.per.connection": "max.in.flight",
+	"message.send.max.retries": "retries", "queue.buffering.max.ms": "linger.ms",
+	"compression.codec": "compression.type", "sasl.mechanisms": "sasl.mechanism",
+	"metadata.broker.list": "bootstrap.servers",
+}
+
+// PropertyName returns the name the plugin knows librdkafka property key by:
+// acks for request.required.acks, key itself when it has one name.
+func PropertyName(key string) string {
+	if name, ok := propertyAliases[key]; ok {
+		return name
+	}
+	return key
 }
 
 // PropertyAlias returns the other name of librdkafka property key, or "".
 func PropertyAlias(key string) string {
-	if alias, ok := propertyAliases[key]; ok {
-		return alias
+	if name, ok := propertyAliases[key]; ok {
+		return name
 	}
-	for short, long := range propertyAliases {
-		if long == key {
-			return short
+	for alias, name := range propertyAliases {
+		if name == key {
+			return alias
 		}
 	}
 	return ""

@@ -194,7 +194,7 @@ func TestWarnings(t *testing.T) {
 		want []string // each warning's start
 	}{
 		{map[string]string{"rdkafka.acks": "0", "rdkafka.enable.idempotence": "false"}, []string{"rdkafka.acks 0: ", "rdkafka.enable.idempotence false: "}},
-		{map[string]string{"rdkafka.request.required.acks": "0"}, []string{"rdkafka.request.required.acks 0: ", "rdkafka.request.required.acks 0: enable.idempotence is off"}},
+		{map[string]string{"rdkafka.request.required.acks": "0"}, []string{"rdkafka.request.required.acks 0: ", "rdkafka.request.required.acks 0, which librdkafka's idempotence cannot have: enable.idempotence is turned off"}},
 		{map[string]string{"rdkafka.enable.idempotence": "fAlse"}, []string{"rdkafka.enable.idempotence fAlse: "}},
 		{map[string]string{"rdkafka.enable.idempotence": "f"}, []string{"rdkafka.enable.idempotence f: "}},
 		{map[string]string{"rdkafka.statistics.interval.ms": "0", "Metrics_Listen": "127.0.0.1:2021"}, []string{"rdkafka.statistics.interval.ms 0: "}},
@@ -237,21 +237,21 @@ func TestIdempotenceOffForItsConflicts(t *testing.T) {
 		want    string // enable.idempotence
 		warning string // the start of the idempotence warning, if one
 	}{
-		{map[string]string{"rdkafka.acks": "1"}, "false", "rdkafka.acks 1: enable.idempotence is off"},
+		{map[string]string{"rdkafka.acks": "1"}, "false", "rdkafka.acks 1, which librdkafka's idempotence cannot have: enable.idempotence is turned off"},
 		{map[string]string{"rdkafka.acks": "ALL"}, "true", ""},
 		{map[string]string{"rdkafka.request.required.acks": "-1"}, "true", ""},
-		{map[string]string{"rdkafka.max.in.flight": "6"}, "false", "rdkafka.max.in.flight 6: enable.idempotence is off"},
+		{map[string]string{"rdkafka.max.in.flight": "6"}, "false", "rdkafka.max.in.flight 6, which librdkafka's idempotence cannot have: enable.idempotence is turned off"},
 		{map[string]string{"rdkafka.max.in.flight.requests.per.connection": "5"}, "true", ""},
-		{map[string]string{"rdkafka.retries": "0", "rdkafka.max.in.flight": "10"}, "false", "rdkafka.max.in.flight 10: enable.idempotence is off"},
-		{map[string]string{"rdkafka.message.send.max.retries": "0"}, "false", "rdkafka.message.send.max.retries 0: enable.idempotence is off"},
+		{map[string]string{"rdkafka.retries": "0", "rdkafka.max.in.flight": "10"}, "false", "rdkafka.max.in.flight 10, which librdkafka's idempotence cannot have: enable.idempotence is turned off"},
+		{map[string]string{"rdkafka.message.send.max.retries": "0"}, "false", "rdkafka.message.send.max.retries 0, which librdkafka's idempotence cannot have: enable.idempotence is turned off"},
 		{map[string]string{"rdkafka.retries": "3"}, "true", ""},
 		{map[string]string{"rdkafka.acks": "1", "rdkafka.enable.idempotence": "true"}, "true", ""},
 		{map[string]string{"rdkafka.acks": "1", "rdkafka.enable.gapless.guarantee": "true"}, "true", ""},
-		{map[string]string{"rdkafka.acks": "1", "rdkafka.enable.gapless.guarantee": "false"}, "false", "rdkafka.acks 1: "},
+		{map[string]string{"rdkafka.acks": "1", "rdkafka.enable.gapless.guarantee": "false"}, "false", "rdkafka.acks 1, "},
 		// Numbers as librdkafka reads them: strtol, base 0.
 		{map[string]string{"rdkafka.acks": "-01"}, "true", ""},
-		{map[string]string{"rdkafka.max.in.flight": "0x10"}, "false", "rdkafka.max.in.flight 0x10: "},
-		{map[string]string{"rdkafka.retries": "00"}, "false", "rdkafka.retries 00: "},
+		{map[string]string{"rdkafka.max.in.flight": "0x10"}, "false", "rdkafka.max.in.flight 0x10, "},
+		{map[string]string{"rdkafka.retries": "00"}, "false", "rdkafka.retries 00, "},
 	} {
 		tc.keys["Brokers"] = "x:1"
 		c, err := Load(MapGetter(tc.keys), props)
@@ -263,7 +263,7 @@ func TestIdempotenceOffForItsConflicts(t *testing.T) {
 		}
 		var warned []string
 		for _, w := range c.Warnings {
-			if strings.Contains(w, "enable.idempotence is off") {
+			if strings.Contains(w, "enable.idempotence is turned off") {
 				warned = append(warned, w)
 			}
 		}
@@ -421,8 +421,13 @@ func TestBatchModeFitsMessages(t *testing.T) {
 		t.Fatalf("default batch size %d, compression %s (%v)", c.BatchSize, c.compression(), err)
 	}
 	_, err = Load(MapGetter{"Brokers": "x:1", "Message_Mode": "batch", "Batch_Size": "4M", "rdkafka.message.max.bytes": "2000000"}, []string{"message.max.bytes"})
-	if err == nil || !strings.HasPrefix(err.Error(), "Batch_Size: ") || !strings.Contains(err.Error(), "2000000") {
+	if err == nil || !strings.HasPrefix(err.Error(), "Batch_Size: ") || !strings.Contains(err.Error(), "for rdkafka.message.max.bytes 2000000") {
 		t.Fatalf("a batch larger than a message: %v", err)
+	}
+	// The limit read as librdkafka reads it: 0x200000 is 2 MiB.
+	c, err = Load(MapGetter{"Brokers": "x:1", "Message_Mode": "batch", "Batch_Size": "2000000", "rdkafka.message.max.bytes": "0x200000"}, []string{"message.max.bytes"})
+	if err != nil || c.MaxMessageBytes() != 2<<20 {
+		t.Fatalf("message.max.bytes 0x200000: limit %d (%v)", c.MaxMessageBytes(), err)
 	}
 	// A message.max.bytes too small for a batch of Batch_Size's minimum.
 	for _, v := range []string{"1000", "4000", "4096", "5000"} {

@@ -25,13 +25,14 @@ type Source interface {
 	BufferBytes() int64
 	DeliveredByTopic() map[string]int64
 	BrokerStatistics() [][]byte // librdkafka's statistics JSON of each producer, nil for none yet
+	ProducersReplaced() int64   // producers replaced after a fatal error
 }
 
 // The metrics, labelled by instance (and topic or broker).
 var (
 	descDelivered    = desc("records_delivered_total", "Records Kafka acknowledged.", "topic")
 	descRetried      = desc("records_retried_total", "Records in chunks handed back to Fluent Bit for a retry.")
-	descFailed       = desc("records_failed_total", "Records dropped: Kafka can never take them, they cannot be encoded, or their timestamp cannot be read.")
+	descFailed       = desc("records_failed_total", "Records dropped: Kafka can never take them, they cannot be encoded, their timestamp cannot be read, or they are larger than Buffer_Memory.")
 	descDeadLettered = desc("records_dead_lettered_total", "Records Kafka refused for good, sent to DLQ_Topic.")
 	descRerouted     = desc("records_rerouted_total", "Records sent to the default topic because Topic_Key gave no allowed topic.")
 	descRestamped    = desc("records_restamped_total", "Records sent again with the produce time as their timestamp, Kafka having refused them for their timestamp or as invalid.")
@@ -39,6 +40,7 @@ var (
 	descBuffer       = desc("buffer_bytes", "Memory of the batch buffers now (counted against Buffer_Memory).")
 	descFlush        = desc("flush_duration_seconds", "Duration of flushes, from the chunk handed over to the return code.")
 	descProducers    = desc("producers", "librdkafka producers made: the first, and another (up to Producers) when a flush starts while every one is in use.")
+	descReplaced     = desc("producers_replaced_total", "librdkafka producers replaced after a fatal error (a fenced idempotent producer, for example); the records they had in flight were retried.")
 	descQueueMsgs    = desc("producer_queue_messages", "Messages in librdkafka's queues (msg_cnt).")
 	descQueueBytes   = desc("producer_queue_bytes", "Bytes of the messages in librdkafka's queues (msg_size).")
 	descBrokerUp     = desc("broker_up", "1 when librdkafka's connection to the broker is UP, else 0.", "broker")
@@ -90,6 +92,7 @@ type entry struct {
 type totals struct {
 	delivered                                                   map[string]int64 // by topic
 	retried, failed, deadLettered, rerouted, restamped, skipped int64
+	replaced                                                    int64    // producers
 	buckets                                                     []uint64 // cumulative, per plugin.FlushBuckets
 	flushes                                                     uint64
 	flushSeconds                                                float64
@@ -104,6 +107,7 @@ func read(e *entry) *totals {
 		rerouted:     e.stats.Rerouted.Load(),
 		restamped:    e.stats.Restamped.Load(),
 		skipped:      e.stats.Skipped.Load(),
+		replaced:     e.src.ProducersReplaced(),
 	}
 	t.buckets, t.flushes, t.flushSeconds = e.stats.Flushes.Snapshot()
 	return t
@@ -126,6 +130,7 @@ func (t *totals) add(o *totals) {
 	t.rerouted += o.rerouted
 	t.restamped += o.restamped
 	t.skipped += o.skipped
+	t.replaced += o.replaced
 	if len(t.buckets) < len(o.buckets) {
 		t.buckets = append(t.buckets, make([]uint64, len(o.buckets)-len(t.buckets))...)
 	}
@@ -158,8 +163,10 @@ var ErrLabelUsed = errors.New("instance label already used")
 // Register shows stats and src under the label instance at
 // http://addr/metrics, starting the listener for addr unless another
 // instance already did. An instance that takes the label of one that
-// unregistered continues its counters. unregister must be called before the
-// source stops; it waits for a scrape that is reading the source.
+// unregistered continues its counters. unregister reads the final counters,
+// and the broker statistics the source had when it stopped, so it is called
+// once the instance stopped (after its Exit, whose acknowledgements count);
+// it waits for a scrape that is reading the source.
 func Register(addr, instance string, stats *plugin.Stats, src Source) (unregister func(), err error) {
 	if stats == nil || src == nil {
 		return nil, errors.New("metrics: nil stats or source")
@@ -239,7 +246,7 @@ func (ep *endpoint) unregister(instance string, e *entry) {
 // Describe sends every metric's description.
 func (ep *endpoint) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descFailed, descDeadLettered, descRerouted,
-		descRestamped, descSkipped, descBuffer, descFlush, descProducers, descQueueMsgs, descQueueBytes, descBrokerUp, descBrokerState,
+		descRestamped, descSkipped, descBuffer, descFlush, descProducers, descReplaced, descQueueMsgs, descQueueBytes, descBrokerUp, descBrokerState,
 		descBrokerRTT, descBrokerTxErrs} {
 		ch <- d
 	}
@@ -265,6 +272,7 @@ func (ep *endpoint) Collect(ch chan<- prometheus.Metric) {
 		counter(descRerouted, t.rerouted)
 		counter(descRestamped, t.restamped)
 		counter(descSkipped, t.skipped)
+		counter(descReplaced, t.replaced)
 		ch <- prometheus.MustNewConstMetric(descBuffer, prometheus.GaugeValue, float64(e.src.BufferBytes()), label)
 		buckets := make(map[float64]uint64, len(plugin.FlushBuckets))
 		for i, le := range plugin.FlushBuckets {

@@ -23,7 +23,10 @@ type fakeSource struct {
 	buffer    int64
 	delivered map[string]int64
 	stats     [][]byte
+	replaced  int64
 }
+
+func (f *fakeSource) ProducersReplaced() int64 { return f.replaced }
 
 func (f *fakeSource) BufferBytes() int64 { f.mu.Lock(); defer f.mu.Unlock(); return f.buffer }
 func (f *fakeSource) BrokerStatistics() [][]byte {
@@ -153,7 +156,7 @@ const statsJSON = `{"name":"rdkafka#producer-1","type":"producer","msg_cnt":7,"m
 func TestSharedListener(t *testing.T) {
 	addr := freeAddr(t)
 	var s1, s2 plugin.Stats
-	f1, f2 := &fakeSource{buffer: 4096}, &fakeSource{}
+	f1, f2 := &fakeSource{buffer: 4096, replaced: 2}, &fakeSource{}
 	defer register(t, addr, "gokafka.0", &s1, f1)()
 	defer register(t, addr, "edge", &s2, f2)()
 
@@ -182,6 +185,8 @@ func TestSharedListener(t *testing.T) {
 		`gokafka_records_rerouted_total{instance="edge"}`:                                      6,
 		`gokafka_records_restamped_total{instance="gokafka.0"}`:                                9,
 		`gokafka_records_skipped_total{instance="edge"}`:                                       8,
+		`gokafka_producers_replaced_total{instance="gokafka.0"}`:                               2,
+		`gokafka_producers_replaced_total{instance="edge"}`:                                    0,
 		`gokafka_buffer_bytes{instance="gokafka.0"}`:                                           4096,
 		`gokafka_buffer_bytes{instance="edge"}`:                                                0,
 		`gokafka_flush_duration_seconds_count{instance="gokafka.0"}`:                           2,
@@ -445,8 +450,8 @@ func TestReregistrationEveryCounter(t *testing.T) {
 		s.Skipped.Add(6)
 		s.Flushes.Observe(250 * time.Millisecond)
 	}
-	register(t, addr, "gokafka.0", &old, &fakeSource{})()
-	defer register(t, addr, "gokafka.0", &cur, &fakeSource{})()
+	register(t, addr, "gokafka.0", &old, &fakeSource{replaced: 7})()
+	defer register(t, addr, "gokafka.0", &cur, &fakeSource{replaced: 7})()
 	expect(t, scrape(t, addr), map[string]float64{
 		`gokafka_records_retried_total{instance="gokafka.0"}`:        2,
 		`gokafka_records_failed_total{instance="gokafka.0"}`:         4,
@@ -454,6 +459,7 @@ func TestReregistrationEveryCounter(t *testing.T) {
 		`gokafka_records_rerouted_total{instance="gokafka.0"}`:       8,
 		`gokafka_records_restamped_total{instance="gokafka.0"}`:      10,
 		`gokafka_records_skipped_total{instance="gokafka.0"}`:        12,
+		`gokafka_producers_replaced_total{instance="gokafka.0"}`:     14,
 		`gokafka_flush_duration_seconds_count{instance="gokafka.0"}`: 2,
 		`gokafka_flush_duration_seconds_sum{instance="gokafka.0"}`:   0.5,
 	})

@@ -435,7 +435,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	if w == nil {
 		w = accumulator.NewWaiter(records)
 	} else {
-		in.Log(LevelInfo, "retry of a chunk of %d records: %d already acknowledged or dropped, sending %d again",
+		in.Log(LevelInfo, "retry of a chunk of %d records: %d already delivered, dead-lettered or dropped, sending the other %d",
 			records, records-resent, resent)
 	}
 	for _, i := range st.unencodable {
@@ -466,7 +466,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	switch {
 	case appendErr != nil:
 		in.Log(LevelWarn, "%v; chunk will be retried", appendErr)
-		in.noteStall(acknowledged, start)
+		if !errors.Is(appendErr, accumulator.ErrClosed) {
+			in.noteStall(acknowledged, start)
+		}
 		code = Retry
 	case !acked:
 		in.Log(LevelWarn, "flush timed out after %v: %d of %d records acknowledged; chunk will be retried", wait, res.Delivered, records)
@@ -642,7 +644,7 @@ func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, reco
 			s.Skip(n)
 			switch {
 			case errors.Is(err, accumulator.ErrTooLarge):
-				in.Log(LevelError, "record of %d bytes for topic %s is larger than Buffer_Memory, dropped", s.Recs[0].Len, t.name)
+				in.Log(LevelError, "record of %d bytes for topic %s dropped: %v", s.Recs[0].Len, t.name, err)
 				in.acc.Drop(w, int(s.Idx[0]))
 				s.Skip(1)
 				st.tooLarge++
@@ -700,6 +702,9 @@ func (in *Instance) DeliveredByTopic() map[string]int64 { return in.acc.Delivere
 // (JSON), nil for one that has none.
 func (in *Instance) BrokerStatistics() [][]byte { return in.snd.Statistics() }
 
+// ProducersReplaced counts the producers replaced after a fatal error.
+func (in *Instance) ProducersReplaced() int64 { return in.snd.Recreated() }
+
 // Exit sends what is buffered, waits up to Flush_Timeout for Kafka (while
 // Kafka acknowledges nothing, stalledWait: the chunks of what is left were
 // handed back to Fluent Bit for a retry), and stops the producer.
@@ -732,6 +737,6 @@ func (in *Instance) Exit() {
 			"Fluent Bit sends them again only from filesystem storage, after a restart", undelivered, plural(chunks, "chunk"))
 	}
 	if abandoned > 0 {
-		in.Log(LevelWarn, "%d records not acknowledged were still in the producer's queue when it stopped", abandoned)
+		in.Log(LevelWarn, "%d records not acknowledged were still buffered or in the producer's queue when it stopped", abandoned)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/sender"
 	"github.com/gokafka/gokafka/test/fixture"
+	"github.com/gokafka/gokafka/test/logsink"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -138,31 +139,14 @@ func (p *fakeProducer) Close() ([]sender.Completion, []*accumulator.Batch) {
 
 func (p *fakeProducer) Fatal() error { return nil }
 
-type logSink struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logSink) log(level int, msg string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf("%d %s", level, msg))
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Instance, *logSink) {
+func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Instance, *logsink.Sink) {
 	keys["Brokers"] = "unused:1"
 	cfg, err := conf.Load(keys, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &logSink{}
-	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
+	sink := &logsink.Sink{}
+	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +161,8 @@ func TestStartAndStopLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &logSink{}
-	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
+	sink := &logsink.Sink{}
+	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,8 +306,8 @@ func TestStalledKafkaShortensExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &logSink{}
-	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{hold: true}, nil }, accumulator.GoAllocator{}, new(Stats), sink.log)
+	sink := &logsink.Sink{}
+	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{hold: true}, nil }, accumulator.GoAllocator{}, new(Stats), sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +316,7 @@ func TestStalledKafkaShortensExit(t *testing.T) {
 	}
 	in.Exit()
 	for _, want := range []string{"stopped: Kafka acknowledged 0 records since Init (Exit waited 250ms at most for acknowledgements)",
-		"1 records not acknowledged were still in the producer's queue when it stopped",
+		"1 records not acknowledged were still buffered or in the producer's queue when it stopped",
 		"1 records of 1 chunk handed back for a retry that did not come (Retry_Limit reached, or this shutdown) were not delivered"} {
 		if !strings.Contains(sink.String(), want) {
 			t.Fatalf("log:\n%s\nwant %q", sink, want)
@@ -348,8 +332,8 @@ func TestUndeliveredLoggedAtExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod, sink, stats := &fakeProducer{hold: true}, &logSink{}, new(Stats)
-	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, stats, sink.log)
+	prod, sink, stats := &fakeProducer{hold: true}, &logsink.Sink{}, new(Stats)
+	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, stats, sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,8 +364,8 @@ func TestLateOutcomesCountedAtExit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		prod, sink, stats := &fakeProducer{hold: true}, &logSink{}, new(Stats)
-		in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, stats, sink.log)
+		prod, sink, stats := &fakeProducer{hold: true}, &logsink.Sink{}, new(Stats)
+		in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, stats, sink.Log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -746,7 +730,7 @@ func TestRetrySendsOnlyWhatKafkaDidNotTake(t *testing.T) {
 	if strings.Count(sink.String(), "2 records of up to 63 bytes for topic fluent-bit not delivered: Local: Broker transport failure") != 1 {
 		t.Fatalf("failures of the earlier attempt not logged:\n%s", sink)
 	}
-	if !strings.Contains(sink.String(), "2 already acknowledged or dropped, sending 2 again") || in.Stats.Delivered.Load() != 4 {
+	if !strings.Contains(sink.String(), "2 already delivered, dead-lettered or dropped, sending the other 2") || in.Stats.Delivered.Load() != 4 {
 		t.Fatalf("delivered %d; log:\n%s", in.Stats.Delivered.Load(), sink)
 	}
 	if len(in.retries.byKey) != 0 {
@@ -892,8 +876,8 @@ func TestFatalProducerReplacedBetweenFlushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &logSink{}
-	in, err := New(cfg, newProd, accumulator.GoAllocator{}, new(Stats), sink.log)
+	sink := &logsink.Sink{}
+	in, err := New(cfg, newProd, accumulator.GoAllocator{}, new(Stats), sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1300,7 +1284,8 @@ func TestRecordLargerThanBufferMemory(t *testing.T) {
 		t.Fatalf("Flush = %d; log:\n%s", got, sink)
 	}
 	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"c"}]` || in.Stats.Failed.Load() != 1 || in.Stats.Delivered.Load() != 2 ||
-		!strings.Contains(sink.String(), "for topic fluent-bit is larger than Buffer_Memory, dropped") ||
+		!strings.Contains(sink.String(), "for topic fluent-bit dropped: it needs ") ||
+		!strings.Contains(sink.String(), " bytes of buffer memory with its key, headers and bookkeeping, more than Buffer_Memory") ||
 		strings.Contains(sink.String(), "can never be delivered") { // Kafka refused nothing
 		t.Fatalf("sent %q, failed %d; log:\n%s", prod.sent, in.Stats.Failed.Load(), sink)
 	}

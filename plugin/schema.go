@@ -65,12 +65,7 @@ func (in *Instance) noSchema(data []byte) int {
 		}()
 	}
 	l.mu.Unlock()
-	n := 0
-	for r, rec := chunk.NewReader(data), (chunk.Record{}); ; n++ {
-		if more, _ := r.Next(&rec); !more {
-			break
-		}
-	}
+	n := chunk.Count(data)
 	in.Stats.Retried.Add(int64(n))
 	level := LevelWarn
 	if errors.Is(last, registry.ErrRefused) { // the registry's answer, or its schema, needs an operator

@@ -11,6 +11,7 @@ import (
 	"github.com/gokafka/gokafka/accumulator"
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/sender"
+	"github.com/gokafka/gokafka/test/logsink"
 	"github.com/hamba/avro/v2"
 )
 
@@ -103,7 +104,7 @@ func TestSchemaRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), (&logSink{}).log)
+		_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), (&logsink.Sink{}).Log)
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%+v: %v", c, err)
 		}
@@ -117,7 +118,7 @@ func TestSchemaStrRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), (&logSink{}).log)
+	_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), (&logsink.Sink{}).Log)
 	if want := "Schema_Str: avro schema is array, not a record"; err == nil || err.Error() != want {
 		t.Fatalf("%v, want %s", err, want)
 	}

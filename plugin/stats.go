@@ -9,7 +9,7 @@ import (
 type Stats struct {
 	Delivered    atomic.Int64 // acknowledged by Kafka
 	Retried      atomic.Int64 // in chunks handed back to Fluent Bit for a retry
-	Failed       atomic.Int64 // dropped: Kafka can never take them, they cannot be encoded, or their timestamp cannot be read
+	Failed       atomic.Int64 // dropped: Kafka can never take them, they cannot be encoded, their timestamp cannot be read, or they are larger than Buffer_Memory
 	DeadLettered atomic.Int64 // refused by Kafka for good and sent to DLQ_Topic
 	Rerouted     atomic.Int64 // sent to the default topic because Topic_Key gave no allowed topic
 	Restamped    atomic.Int64 // sent again with the produce time, Kafka having refused them for their timestamp or named them invalid

@@ -20,40 +20,10 @@ import (
 	"github.com/gokafka/gokafka/rdk"
 	"github.com/gokafka/gokafka/sender"
 	"github.com/gokafka/gokafka/test/kafkatest"
+	"github.com/gokafka/gokafka/test/logsink"
 )
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
-
-// logSink collects the producer's log lines.
-type logSink struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logSink) log(level int, msg string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf("%d %s", level, msg))
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-// matching returns the lines that contain substr.
-func (l *logSink) matching(substr string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var lines []string
-	for _, line := range l.lines {
-		if strings.Contains(line, substr) {
-			lines = append(lines, line)
-		}
-	}
-	return lines
-}
 
 func staged(first, n int) *accumulator.Staged {
 	s := &accumulator.Staged{}
@@ -113,11 +83,11 @@ func TestFatalErrorRecreatesProducer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &logSink{}
+	sink := &logsink.Sink{}
 	var mu sync.Mutex
 	var prods []*rdk.Producer
 	newProd := func() (sender.Producer, error) {
-		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses(), nil)
+		p, err := rdk.New(cfg.Rdkafka, sink.Log, rdk.NewCauses(), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +97,7 @@ func TestFatalErrorRecreatesProducer(t *testing.T) {
 		return p, nil
 	}
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-	snd, err := sender.Start(acc, newProd, 1, sink.log)
+	snd, err := sender.Start(acc, newProd, 1, sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -818,14 +788,14 @@ func TestAllBrokersDownBootstrapsAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &logSink{}
+	sink := &logsink.Sink{}
 	var prod *rdk.Producer
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
 	snd, err := sender.Start(acc, func() (sender.Producer, error) {
-		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses(), nil)
+		p, err := rdk.New(cfg.Rdkafka, sink.Log, rdk.NewCauses(), nil)
 		prod = p
 		return p, err
-	}, 1, sink.log)
+	}, 1, sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}

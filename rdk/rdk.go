@@ -13,6 +13,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -90,7 +91,7 @@ func New(props []conf.Property, log Logger, causes *Causes, tokens TokenSource) 
 	var errstr [512]C.char
 	sendAtOnce, batchPartitions := C.int(1), C.int(1)
 	for _, p := range props {
-		if p.FromUser && (p.Key == "linger.ms" || p.Key == "queue.buffering.max.ms") {
+		if p.FromUser && conf.PropertyName(p.Key) == "linger.ms" {
 			sendAtOnce = 0
 		}
 		if p.FromUser && (p.Key == "partitioner" || p.Key == "sticky.partitioning.linger.ms") {
@@ -110,6 +111,10 @@ func New(props []conf.Property, log Logger, causes *Causes, tokens TokenSource) 
 		}
 	}
 	ctx := C.gk_ctx_new()
+	if ctx == nil {
+		C.rd_kafka_conf_destroy(cconf)
+		return nil, errors.New("rdk: out of memory")
+	}
 	C.gk_conf_callbacks(cconf, ctx, sendAtOnce, batchPartitions)
 	if tokens != nil {
 		C.gk_conf_token_refresh(cconf)

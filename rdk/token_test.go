@@ -10,6 +10,7 @@ import (
 
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/rdk"
+	"github.com/gokafka/gokafka/test/logsink"
 )
 
 // TestTokens runs producers with AWS_MSK_IAM's settings, to no broker, with
@@ -25,9 +26,9 @@ func TestTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	// start makes a producer whose poll loop runs until the test ends.
-	start := func(t *testing.T, tokens rdk.TokenSource) (*rdk.Producer, *logSink) {
-		sink := new(logSink)
-		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses(), tokens)
+	start := func(t *testing.T, tokens rdk.TokenSource) (*rdk.Producer, *logsink.Sink) {
+		sink := new(logsink.Sink)
+		p, err := rdk.New(cfg.Rdkafka, sink.Log, rdk.NewCauses(), tokens)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +47,7 @@ func TestTokens(t *testing.T) {
 		})
 		return p, sink
 	}
-	logged := func(t *testing.T, sink *logSink, text string) {
+	logged := func(t *testing.T, sink *logsink.Sink, text string) {
 		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(sink.String(), text); time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%q not logged:\n%s", text, sink)
@@ -83,7 +84,7 @@ func TestTokens(t *testing.T) {
 		})
 		const failure = "librdkafka: _AUTHENTICATION: Failed to acquire SASL OAUTHBEARER token: no credentials here"
 		logged(t, sink, "4 "+failure) // librdkafka's report comes after the plugin's
-		if lines := sink.matching(failure); len(lines) != 2 || lines[0] != "1 "+failure {
+		if lines := sink.Matching(failure); len(lines) != 2 || lines[0] != "1 "+failure {
 			t.Errorf("want the failure logged once as an error, then librdkafka's report at debug level: %q", lines)
 		}
 	})
@@ -109,8 +110,8 @@ func TestTokens(t *testing.T) {
 		logged(t, sink, "Failed to acquire SASL OAUTHBEARER token: token refused: Must supply an unexpired token")
 	})
 	t.Run("Closed", func(t *testing.T) {
-		asked, ended, sink := make(chan struct{}), make(chan error, 1), new(logSink)
-		p, err := rdk.New(cfg.Rdkafka, sink.log, rdk.NewCauses(), func(ctx context.Context) (string, string, time.Time, error) {
+		asked, ended, sink := make(chan struct{}), make(chan error, 1), new(logsink.Sink)
+		p, err := rdk.New(cfg.Rdkafka, sink.Log, rdk.NewCauses(), func(ctx context.Context) (string, string, time.Time, error) {
 			close(asked)
 			<-ctx.Done()
 			ended <- ctx.Err()

@@ -81,15 +81,16 @@ type Lane struct {
 	index int
 	// mu is held for reading while using prod, for writing to replace or
 	// close it; the send loop, which replaces it, uses it without.
-	mu         sync.RWMutex
-	prod       Producer
-	closed     bool         // prod is closed; guarded by mu
-	sending    sync.Mutex   // held while producing: by a flush in SendAll, or the send loop
-	waiting    sync.Mutex   // held by the flush waiting in Producer.Wait
-	waitBuf    []Completion // that flush's
-	awaiting   atomic.Bool  // a flush waits in the producer (holds waiting)
-	flushes    int          // flushes using the lane now; guarded by s.lanesMu
-	fatalSince time.Time    // when recreating the producer first failed (send loop)
+	mu           sync.RWMutex
+	prod         Producer
+	closed       bool         // prod is closed; guarded by mu
+	lastStats    []byte       // prod's statistics when it was closed; guarded by mu
+	sending      sync.Mutex   // held while producing: by a flush in SendAll, or the send loop
+	waiting      sync.Mutex   // held by the flush waiting in Producer.Wait
+	waitBuf      []Completion // that flush's
+	awaiting     atomic.Bool  // a flush waits in the producer (holds waiting)
+	flushes      int          // flushes using the lane now; guarded by s.lanesMu
+	remakeFailed bool         // making a new producer failed, and was logged (send loop)
 }
 
 // Start makes a producer and runs a Sender over acc with it, which makes up
@@ -284,19 +285,27 @@ func (l *Lane) waitInProducer(timeout time.Duration) bool {
 }
 
 // Statistics returns each producer's latest librdkafka statistics (JSON),
-// nil for one that has none.
+// nil for one that has none; once closed, those it had then.
 func (s *Sender) Statistics() [][]byte {
 	var out [][]byte
 	for _, l := range s.lanes[:s.started.Load()] {
-		var js []byte
 		l.mu.RLock()
-		if p, ok := l.prod.(interface{ Statistics() []byte }); ok && !l.closed {
-			js = p.Statistics()
+		js := l.lastStats
+		if !l.closed {
+			js = statistics(l.prod)
 		}
 		l.mu.RUnlock()
 		out = append(out, js)
 	}
 	return out
+}
+
+// statistics returns p's latest librdkafka statistics, nil for none.
+func statistics(p Producer) []byte {
+	if p, ok := p.(interface{ Statistics() []byte }); ok {
+		return p.Statistics()
+	}
+	return nil
 }
 
 // Partitions returns how many partitions topic has, as the lane's producer
@@ -328,8 +337,8 @@ func (s *Sender) Recreated() int64 { return s.recreated.Load() }
 func (s *Sender) recreate(l *Lane, cause error) {
 	prod, err := s.newProd()
 	if err != nil {
-		if l.fatalSince.IsZero() {
-			l.fatalSince = time.Now()
+		if !l.remakeFailed {
+			l.remakeFailed = true
 			s.log(1, fmt.Sprintf("producer %d failed (%v) and cannot be made again: %v", l.index+1, cause, err))
 		}
 		return
@@ -339,7 +348,7 @@ func (s *Sender) recreate(l *Lane, cause error) {
 	l.prod = prod
 	l.mu.Unlock()
 	done, left := old.Close() // no flush uses old now; closing it may wait up to a second
-	l.fatalSince = time.Time{}
+	l.remakeFailed = false
 	s.recreated.Add(1)
 	failed := s.complete(done) + s.abort(left, "producer replaced after a fatal error")
 	s.log(2, fmt.Sprintf("producer %d failed (%v); made a new one, %d records in flight failed and will be retried", l.index+1, cause, failed))
@@ -482,7 +491,7 @@ func (s *Sender) Close(deadline time.Time) int {
 	for i, l := range lanes { // at once: each may wait up to a second
 		closing.Go(func() {
 			l.mu.Lock() // a flush waiting in Producer.Wait leaves it first
-			l.closed = true
+			l.closed, l.lastStats = true, statistics(l.prod)
 			l.mu.Unlock()
 			done[i], unreported[i] = l.prod.Close()
 		})

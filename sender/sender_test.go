@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gokafka/gokafka/accumulator"
+	"github.com/gokafka/gokafka/test/logsink"
 )
 
 // slowCluster is a producer without a cluster that answers a partition
@@ -359,8 +360,8 @@ func TestPanicWhileWaitingFreesTheLane(t *testing.T) {
 func TestPanicsInTheLoopsAreLogged(t *testing.T) {
 	p := newRecorder()
 	p.pollPanics, p.bogus = 2, true
-	logs := &logLines{}
-	acc, s := startSender(t, func() (Producer, error) { return p, nil }, 1, logs.log)
+	logs := &logsink.Sink{}
+	acc, s := startSender(t, func() (Producer, error) { return p, nil }, 1, logs.Log)
 	defer s.Close(time.Now())
 	w := produce(t, acc, s, p, 10)
 	p.mu.Lock()
@@ -369,9 +370,9 @@ func TestPanicsInTheLoopsAreLogged(t *testing.T) {
 	if res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep); !ok || res.Delivered != 10 {
 		t.Fatalf("%+v (done %v), want the 10 records delivered", res, ok)
 	}
-	if logs.count("internal error in the delivery-report loop: rdk: a delivery report of no batch") != 2 ||
-		logs.count("internal error in completing a batch") != 1 {
-		t.Fatalf("logged %q", logs.lines)
+	if logs.Count("internal error in the delivery-report loop: rdk: a delivery report of no batch") != 2 ||
+		logs.Count("internal error in completing a batch") != 1 {
+		t.Fatalf("logged %q", logs)
 	}
 }
 
@@ -454,24 +455,6 @@ func TestAppendAfterClose(t *testing.T) {
 	}
 }
 
-// logLines collects a sender's log.
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logLines) log(_ int, msg string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, msg)
-}
-
-func (l *logLines) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(strings.Join(l.lines, "\n"), s)
-}
-
 // closeRecorder is a recorder that notes its Close.
 type closeRecorder struct {
 	*recorder
@@ -530,8 +513,8 @@ func onlyFirst(first Producer, made *atomic.Int32) NewProducer {
 func TestLaneNotMadeAgainAfterFailing(t *testing.T) {
 	var made atomic.Int32
 	newProd := onlyFirst(newRecorder(), &made)
-	logs := &logLines{}
-	_, s := startSender(t, newProd, 3, logs.log)
+	logs := &logsink.Sink{}
+	_, s := startSender(t, newProd, 3, logs.Log)
 	defer s.Close(time.Now())
 	var lanes []*Lane
 	for range 4 { // flushes at once
@@ -543,8 +526,8 @@ func TestLaneNotMadeAgainAfterFailing(t *testing.T) {
 		}
 		l.Release()
 	}
-	if made.Load() != 2 || logs.count("cannot make producer 2") != 1 {
-		t.Fatalf("%d producers asked for, want 2; log %q", made.Load(), logs.lines)
+	if made.Load() != 2 || logs.Count("cannot make producer 2") != 1 {
+		t.Fatalf("%d producers asked for, want 2; log %q", made.Load(), logs)
 	}
 }
 
@@ -552,8 +535,8 @@ func TestLaneNotMadeAgainAfterFailing(t *testing.T) {
 // flush that starts while both are in use gets a producer of its own. Each
 // producer made is logged.
 func TestNewLaneCountsItsFlush(t *testing.T) {
-	logs := &logLines{}
-	_, s := startSender(t, func() (Producer, error) { return newRecorder(), nil }, 3, logs.log)
+	logs := &logsink.Sink{}
+	_, s := startSender(t, func() (Producer, error) { return newRecorder(), nil }, 3, logs.Log)
 	defer s.Close(time.Now())
 	var got []int
 	for range 3 {
@@ -564,8 +547,8 @@ func TestNewLaneCountsItsFlush(t *testing.T) {
 	if got[0] != 0 || got[1] != 1 || got[2] != 2 {
 		t.Fatalf("flushes at once got lanes %v, want 0, 1, 2", got)
 	}
-	if logs.count("made producer 2 of at most 3") != 1 || logs.count("made producer 3 of at most 3") != 1 {
-		t.Errorf("log %q, want a line for each producer made", logs.lines)
+	if logs.Count("made producer 2 of at most 3") != 1 || logs.Count("made producer 3 of at most 3") != 1 {
+		t.Errorf("log %q, want a line for each producer made", logs)
 	}
 }
 
@@ -606,16 +589,16 @@ func TestRecreateFailureLoggedOnce(t *testing.T) {
 	first.fatal = errors.New("fenced")
 	var made atomic.Int32
 	newProd := onlyFirst(first, &made)
-	logs := &logLines{}
-	_, s := startSender(t, newProd, 1, logs.log)
+	logs := &logsink.Sink{}
+	_, s := startSender(t, newProd, 1, logs.Log)
 	defer s.Close(time.Now())
 	for deadline := time.Now().Add(10 * time.Second); made.Load() < 3; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d producers asked for in 10 s", made.Load())
 		}
 	}
-	if n := logs.count("cannot be made again"); n != 1 {
-		t.Fatalf("logged %d times: %q", n, logs.lines)
+	if n := logs.Count("cannot be made again"); n != 1 {
+		t.Fatalf("logged %d times: %q", n, logs)
 	}
 }
 
@@ -641,13 +624,13 @@ func TestCloseFailsDeadLettersMadeAtClose(t *testing.T) {
 // TestGuardReportsAPanic: the loops sleep after a panic they logged, so
 // that one that repeats does not spin.
 func TestGuardReportsAPanic(t *testing.T) {
-	logs := &logLines{}
-	s := &Sender{log: logs.log}
+	logs := &logsink.Sink{}
+	s := &Sender{log: logs.Log}
 	if !s.guard("a test", func() { panic("x") }) || s.guard("a test", func() {}) {
 		t.Fatal("guard does not tell a panic")
 	}
-	if logs.count("internal error in a test: x") != 1 {
-		t.Fatalf("log %q", logs.lines)
+	if logs.Count("internal error in a test: x") != 1 {
+		t.Fatalf("log %q", logs)
 	}
 }
 
@@ -685,4 +668,31 @@ func TestClosedLaneUsesNoProducer(t *testing.T) {
 			t.Fatalf("a closed lane answered %d (asked %d times), want -1 without asking", n, len(p.asked))
 		}
 	})
+}
+
+// statsProducer is a recorder with librdkafka statistics, that counts how
+// often it is asked for them.
+type statsProducer struct {
+	*recorder
+	asked atomic.Int32
+}
+
+func (p *statsProducer) Statistics() []byte {
+	p.asked.Add(1)
+	return []byte(`{"msg_cnt":0}`)
+}
+
+// TestStatisticsAfterClose: a closed sender returns the statistics its
+// producers had when they closed, without asking them.
+func TestStatisticsAfterClose(t *testing.T) {
+	p := &statsProducer{recorder: newRecorder()}
+	_, s := startSender(t, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
+	if got := s.Statistics(); len(got) != 1 || string(got[0]) != `{"msg_cnt":0}` {
+		t.Fatalf("statistics %q", got)
+	}
+	s.Close(time.Now())
+	asked := p.asked.Load()
+	if got := s.Statistics(); len(got) != 1 || string(got[0]) != `{"msg_cnt":0}` || p.asked.Load() != asked {
+		t.Fatalf("after Close: statistics %q, the producer asked %d more times", got, p.asked.Load()-asked)
+	}
 }

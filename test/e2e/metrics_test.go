@@ -190,6 +190,9 @@ func TestMetrics(t *testing.T) {
 		if v := m[series("gokafka_producers", "instance", labelA)]; v != 1 {
 			t.Errorf("%s: %v producers, want 1", labelA, v)
 		}
+		if v, ok := m[series("gokafka_producers_replaced_total", "instance", labelA)]; !ok || v != 0 {
+			t.Errorf("%s: %v producers replaced (shown %v), want 0", labelA, v, ok)
+		}
 		for k, v := range m {
 			if strings.HasPrefix(k, "gokafka_broker_up{") || strings.HasPrefix(k, "gokafka_broker_rtt") || strings.HasPrefix(k, "gokafka_producer_queue") {
 				t.Logf("%s %v", k, v)
