@@ -234,8 +234,9 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 }
 
 // stop stops the instance, then its metrics, whose totals then include
-// what Kafka acknowledged during Exit (a scrape meanwhile reads no
-// statistics of a stopped producer: Sender.Statistics).
+// what Kafka acknowledged during Exit (a scrape meanwhile, and the final
+// read, see the statistics the producers had when they stopped:
+// Sender.Statistics).
 func (r *running) stop() {
 	if r.stopMetrics != nil {
 		defer r.stopMetrics()

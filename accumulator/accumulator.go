@@ -184,10 +184,10 @@ func (GoAllocator) Free([]byte)        {}
 // budget, wrapped by tooLarge.
 var ErrTooLarge = errors.New("more than Buffer_Memory")
 
-// tooLarge is ErrTooLarge for a record (in batch mode, its compressed
-// segment) that needs size bytes of the budget.
-func tooLarge(size int) error {
-	return fmt.Errorf("it needs %d bytes of buffer memory with its key, headers and bookkeeping, %w", size, ErrTooLarge)
+// tooLarge is ErrTooLarge for a record that needs size bytes of the
+// budget, as what says.
+func tooLarge(what string, size int) error {
+	return fmt.Errorf("%s needs %d bytes of buffer memory, %w", what, size, ErrTooLarge)
 }
 
 // ErrClosed is returned by Append once the accumulator is closed: the
@@ -395,7 +395,7 @@ func (a *Accumulator) freeBuf(b *Batch) {
 func (a *Accumulator) newBatch(cost int, deadline time.Time) (*Batch, error) {
 	capacity := max(cost, a.batchSize)
 	if int64(capacity) > a.limit {
-		return nil, tooLarge(cost)
+		return nil, tooLarge("with its key, headers and bookkeeping it", cost)
 	}
 	return a.obtain(deadline, func() *Batch {
 		if capacity == a.batchSize && len(a.free) > 0 {

@@ -214,7 +214,7 @@ func (a *Accumulator) frameBuffer() int { return a.batchSize / 3 }
 func (a *Accumulator) newFrameBatch(n int, deadline time.Time) (*Batch, error) {
 	size := max(a.frameBuffer(), len(frameHeader)+n+a.frames.trailer)
 	if int64(size) > a.limit {
-		return nil, tooLarge(size)
+		return nil, tooLarge("compressed, in a frame of its own, it", size)
 	}
 	return a.obtain(deadline, func() *Batch {
 		for free := a.frames.free; len(free) > 0; free = a.frames.free {

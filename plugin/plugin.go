@@ -466,9 +466,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	switch {
 	case appendErr != nil:
 		in.Log(LevelWarn, "%v; chunk will be retried", appendErr)
-		if !errors.Is(appendErr, accumulator.ErrClosed) {
-			in.noteStall(acknowledged, start)
-		}
+		in.noteStall(acknowledged, start)
 		code = Retry
 	case !acked:
 		in.Log(LevelWarn, "flush timed out after %v: %d of %d records acknowledged; chunk will be retried", wait, res.Delivered, records)
