@@ -412,8 +412,9 @@ func (a *Accumulator) newBatch(cost int, deadline time.Time) (*Batch, error) {
 		if a.used+int64(capacity) > a.limit {
 			return nil
 		}
+		buf := a.alloc.Alloc(capacity) // first: a panic here leaves used as it was
 		a.used += int64(capacity)
-		return &Batch{Buf: a.alloc.Alloc(capacity)}
+		return &Batch{Buf: buf}
 	})
 }
 

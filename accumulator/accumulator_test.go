@@ -867,3 +867,25 @@ func TestDeadLetterWithinMessageLimit(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+// failingAlloc panics as rdk's allocator does when malloc fails.
+type failingAlloc struct{}
+
+func (failingAlloc) Alloc(int) []byte { panic("rdk: out of memory") }
+func (failingAlloc) Free([]byte)      {}
+
+// TestAllocPanicKeepsBudget: a buffer that could not be allocated is not
+// counted against Buffer_Memory.
+func TestAllocPanicKeepsBudget(t *testing.T) {
+	a := New(1000, 1<<20, time.Hour, failingAlloc{})
+	s := &Staged{}
+	s.Buf = append(s.Buf, "hello"...)
+	s.Add(0, 0, 5, 5, false, 0)
+	func() {
+		defer func() { recover() }()
+		a.Append("t", -1, 0, s, NewWaiter(1), time.Now().Add(time.Second))
+	}()
+	if u := a.Used(); u != 0 {
+		t.Fatalf("Used = %d after an allocation that failed", u)
+	}
+}

@@ -191,7 +191,7 @@ func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocat
 		in.schema = &schemaLoader{}
 		in.schema.ctx, in.schema.cancel = context.WithCancel(context.Background())
 		if err := in.loadSchema(in.schema.ctx); errors.Is(err, registry.ErrRefused) {
-			in.schema.cancel()
+			in.schema.stop()
 			return nil, fmt.Errorf("Schema_Registry_URL: %w", err)
 		} else if err != nil {
 			in.schema.err = err
@@ -223,7 +223,7 @@ func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocat
 	var err error
 	if in.snd, err = sender.Start(in.acc, newProd, cfg.Producers, log); err != nil {
 		if in.schema != nil {
-			in.schema.cancel()
+			in.schema.stop()
 		}
 		return nil, err
 	}
@@ -708,7 +708,7 @@ func (in *Instance) ProducersReplaced() int64 { return in.snd.Recreated() }
 // handed back to Fluent Bit for a retry), and stops the producer.
 func (in *Instance) Exit() {
 	if in.schema != nil {
-		in.schema.cancel()
+		in.schema.stop()
 	}
 	wait := in.longestWait(in.acc.Acknowledged())
 	abandoned := in.snd.Close(time.Now().Add(wait))

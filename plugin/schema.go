@@ -23,7 +23,17 @@ type schemaLoader struct {
 	cancel  context.CancelFunc
 	mu      sync.Mutex
 	running bool
-	err     error // the last fetch's
+	err     error          // the last fetch's
+	fetches sync.WaitGroup // the one in the background, for stop
+}
+
+// stop cancels the fetches and waits for the one in the background, if
+// any: it would log through the instance after Exit.
+func (l *schemaLoader) stop() {
+	l.mu.Lock()
+	l.cancel() // under l.mu: no fetch starts after it
+	l.mu.Unlock()
+	l.fetches.Wait()
 }
 
 // loadSchema fetches the schema and makes the instance's encoder of it. An
@@ -55,9 +65,11 @@ func (in *Instance) noSchema(data []byte) int {
 	l := in.schema
 	l.mu.Lock()
 	last := l.err
-	if !l.running && in.enc.Load() == nil { // not come since the flush looked
+	if !l.running && in.enc.Load() == nil && l.ctx.Err() == nil { // not come since the flush looked, not stopped
 		l.running = true
+		l.fetches.Add(1)
 		go func() {
+			defer l.fetches.Done()
 			err := in.loadSchema(l.ctx)
 			l.mu.Lock()
 			l.running, l.err = false, err

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,5 +122,58 @@ func TestSchemaStrRefused(t *testing.T) {
 	_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), (&logsink.Sink{}).Log)
 	if want := "Schema_Str: avro schema is array, not a record"; err == nil || err.Error() != want {
 		t.Fatalf("%v, want %s", err, want)
+	}
+}
+
+// TestExitWaitsForSchemaFetch: a fetch a flush started in the background
+// has ended when Exit returns, rather than log through an exited instance.
+func TestExitWaitsForSchemaFetch(t *testing.T) {
+	var requests atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 { // Init's
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		registryHandler(w, r)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	keys := avroKeys("http://"+ln.Addr().String(), "logs-value")
+	keys["Brokers"] = "unused:1"
+	cfg, err := conf.Load(keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fetch's last act, its log line, waits for unblock.
+	entered, unblock := make(chan struct{}), make(chan struct{})
+	var logged atomic.Bool
+	log := func(level int, msg string) {
+		if strings.Contains(msg, "loaded Avro schema") {
+			close(entered)
+			<-unblock
+			logged.Store(true)
+		}
+	}
+	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := in.Flush(chunkOf("a"), "t"); got != Retry {
+		t.Fatalf("Flush without a schema = %d", got)
+	}
+	<-entered
+	exited := make(chan bool)
+	go func() {
+		in.Exit()
+		exited <- logged.Load()
+	}()
+	time.Sleep(50 * time.Millisecond) // time for an Exit that does not wait to return
+	close(unblock)
+	if !<-exited {
+		t.Fatal("Exit returned while the schema fetch still ran")
 	}
 }

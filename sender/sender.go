@@ -161,7 +161,7 @@ func (s *Sender) Lane(prefer int) *Lane {
 // lane for the caller; nil when it cannot, or the sender is closing.
 // s.starting is set.
 func (s *Sender) startNext() *Lane {
-	prod, err := s.newProd()
+	prod, err := s.newProducer()
 	s.lanesMu.Lock()
 	s.starting = false
 	next := s.lanes[s.started.Load()]
@@ -328,6 +328,17 @@ func (l *Lane) Partitions(topic string, deadline time.Time, retry bool) int {
 	return p.Partitions(topic, deadline, retry)
 }
 
+// newProducer makes a producer; a panic doing so is an error, so that the
+// lane bookkeeping around it (s.starting) is not left half-done.
+func (s *Sender) newProducer() (p Producer, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return s.newProd()
+}
+
 // Recreated counts the producers replaced after fatal errors.
 func (s *Sender) Recreated() int64 { return s.recreated.Load() }
 
@@ -335,7 +346,7 @@ func (s *Sender) Recreated() int64 { return s.recreated.Load() }
 // yet reported fail retriably, so their flushes retry them; a record that
 // was in flight may then arrive twice. Called by the send loop.
 func (s *Sender) recreate(l *Lane, cause error) {
-	prod, err := s.newProd()
+	prod, err := s.newProducer()
 	if err != nil {
 		if !l.remakeFailed {
 			l.remakeFailed = true

@@ -696,3 +696,32 @@ func TestStatisticsAfterClose(t *testing.T) {
 		t.Fatalf("after Close: statistics %q, the producer asked %d more times", got, p.asked.Load()-asked)
 	}
 }
+
+// TestPanicMakingAProducer: a panic while a flush makes a producer of its
+// own (the export recovers it) is an error making one: later flushes are
+// not kept from making theirs.
+func TestPanicMakingAProducer(t *testing.T) {
+	var calls atomic.Int32
+	newProd := func() (Producer, error) {
+		if calls.Add(1) == 2 {
+			panic("rdk: out of memory")
+		}
+		return newRecorder(), nil
+	}
+	sink := &logsink.Sink{}
+	_, s := startSender(t, newProd, 3, sink.Log)
+	defer s.Close(time.Now())
+	a := s.Lane(-1)
+	defer a.Release()
+	b := s.Lane(-1) // lane 0 busy: making lane 1 panics
+	b.Release()
+	if b.Index() != 0 || !strings.Contains(sink.String(), "cannot make producer 2, flushes share the 1 made: internal error: rdk: out of memory") {
+		t.Fatalf("lane %d; log:\n%s", b.Index(), sink)
+	}
+	s.lanesMu.Lock()
+	starting := s.starting
+	s.lanesMu.Unlock()
+	if starting {
+		t.Fatal("still starting a producer after the panic")
+	}
+}
