@@ -29,10 +29,25 @@ import (
 func (p *Producer) Fatal() error {
 	var buf [256]C.char
 	if err := C.rd_kafka_fatal_error(p.rk, &buf[0], C.size_t(len(buf))); err != 0 {
-		return fmt.Errorf("%s: %s", C.GoString(C.rd_kafka_err2name(err)), p.redact.apply(C.GoString(&buf[0])))
+		return fatalError(C.GoString(C.rd_kafka_err2name(err)), p.redact.apply(C.GoString(&buf[0])))
 	}
 	return nil
 }
+
+// fatalError is librdkafka's fatal error, by name, with its text; when the
+// cluster refused the idempotent producer an ID, as it will every new one,
+// with what that needs.
+func fatalError(name, text string) error {
+	if name == "CLUSTER_AUTHORIZATION_FAILED" || name == "_UNSUPPORTED_FEATURE" {
+		text += idempotenceHint
+	}
+	return fmt.Errorf("%s: %s", name, text)
+}
+
+// idempotenceHint says what an idempotent producer needs of the cluster.
+const idempotenceHint = " (an idempotent producer needs the IdempotentWrite permission on the cluster, " +
+	"kafka-cluster:WriteDataIdempotently with AWS_MSK_IAM, and brokers that support it; " +
+	"or set rdkafka.enable.idempotence false)"
 
 // InjectFatal raises a fatal error in librdkafka, as a fenced idempotent
 // producer would; for tests.

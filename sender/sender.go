@@ -52,8 +52,15 @@ type NewProducer func() (Producer, error)
 // pollInterval bounds how long the poll loop sleeps in the producer.
 const pollInterval = 100 * time.Millisecond
 
-// fatalCheck is the send loop's longest sleep.
-const fatalCheck = time.Second
+// fatalCheck is the send loop's longest sleep. A producer that fails
+// within remakeBackoff[1] of being made (as every one does when the cluster
+// refuses it idempotence) is replaced after a delay, from remakeBackoff[0],
+// doubling up to remakeBackoff[1]: each replacement connects to every
+// broker anew. Variables for tests.
+var (
+	fatalCheck    = time.Second
+	remakeBackoff = [2]time.Duration{time.Second, time.Minute}
+)
 
 // Sender runs the send loop and the delivery-report loops of one instance.
 // Its producers are its lanes: a flush uses one lane from start to end.
@@ -81,16 +88,20 @@ type Lane struct {
 	index int
 	// mu is held for reading while using prod, for writing to replace or
 	// close it; the send loop, which replaces it, uses it without.
-	mu           sync.RWMutex
-	prod         Producer
-	closed       bool         // prod is closed; guarded by mu
-	lastStats    []byte       // prod's statistics when it was closed; guarded by mu
-	sending      sync.Mutex   // held while producing: by a flush in SendAll, or the send loop
-	waiting      sync.Mutex   // held by the flush waiting in Producer.Wait
-	waitBuf      []Completion // that flush's
-	awaiting     atomic.Bool  // a flush waits in the producer (holds waiting)
-	flushes      int          // flushes using the lane now; guarded by s.lanesMu
-	remakeFailed bool         // making a new producer failed, and was logged (send loop)
+	mu        sync.RWMutex
+	prod      Producer
+	closed    bool         // prod is closed; guarded by mu
+	lastStats []byte       // prod's statistics when it was closed; guarded by mu
+	sending   sync.Mutex   // held while producing: by a flush in SendAll, or the send loop
+	waiting   sync.Mutex   // held by the flush waiting in Producer.Wait
+	waitBuf   []Completion // that flush's
+	awaiting  atomic.Bool  // a flush waits in the producer (holds waiting)
+	flushes   int          // flushes using the lane now; guarded by s.lanesMu
+	// The send loop's, for replacing prod after a fatal error.
+	remakeFailed bool          // making a new producer failed, and was logged
+	made         time.Time     // when prod was made
+	failed       time.Time     // when its fatal error was seen; zero for none
+	remakeDelay  time.Duration // how long after a fatal error prod is replaced
 }
 
 // Start makes a producer and runs a Sender over acc with it, which makes up
@@ -113,7 +124,7 @@ func Start(acc *accumulator.Accumulator, newProd NewProducer, maxLanes int, log 
 // startLane starts lane l with prod and its delivery-report loop;
 // s.lanesMu is held, or s is not running yet.
 func (s *Sender) startLane(l *Lane, prod Producer) {
-	l.prod = prod
+	l.prod, l.made = prod, time.Now()
 	s.started.Add(1)
 	s.wg.Add(1)
 	go s.pollLoop(l)
@@ -359,10 +370,19 @@ func (s *Sender) recreate(l *Lane, cause error) {
 	l.prod = prod
 	l.mu.Unlock()
 	done, left := old.Close() // no flush uses old now; closing it may wait up to a second
-	l.remakeFailed = false
+	now := time.Now()
+	lived := l.failed.Sub(l.made)
+	l.remakeFailed, l.made, l.failed = false, now, time.Time{}
 	s.recreated.Add(1)
 	failed := s.complete(done) + s.abort(left, "producer replaced after a fatal error")
-	s.log(2, fmt.Sprintf("producer %d failed (%v); made a new one, %d records in flight failed and will be retried", l.index+1, cause, failed))
+	msg := fmt.Sprintf("producer %d failed (%v); made a new one, %d records in flight failed and will be retried", l.index+1, cause, failed)
+	if lived < remakeBackoff[1] {
+		l.remakeDelay = min(max(2*l.remakeDelay, remakeBackoff[0]), remakeBackoff[1])
+		msg += fmt.Sprintf("; it lasted %s: a new one that fails as soon is replaced no sooner than %s after it is made", lived.Round(time.Millisecond), l.remakeDelay)
+	} else {
+		l.remakeDelay = 0
+	}
+	s.log(2, msg)
 }
 
 // abort completes batches produced and never reported on as failed, for a
@@ -408,7 +428,12 @@ func (s *Sender) sendLoop() {
 // batch is ready (0: none waits).
 func (s *Sender) sendLane(l *Lane, ready []*accumulator.Batch) ([]*accumulator.Batch, time.Duration) {
 	if err := l.prod.Fatal(); err != nil {
-		s.recreate(l, err)
+		if l.failed.IsZero() {
+			l.failed = time.Now()
+		}
+		if time.Since(l.made) >= l.remakeDelay {
+			s.recreate(l, err)
+		}
 	}
 	l.sending.Lock()
 	defer l.sending.Unlock()

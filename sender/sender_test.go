@@ -725,3 +725,46 @@ func TestPanicMakingAProducer(t *testing.T) {
 		t.Fatal("still starting a producer after the panic")
 	}
 }
+
+// TestFatalAgainBacksOff: a producer that fails soon after it was made is
+// replaced after a delay that doubles, so that a cluster refusing every new
+// producer is not reconnected to each second; one that lasted is replaced
+// at once.
+func TestFatalAgainBacksOff(t *testing.T) {
+	oldCheck, oldBackoff := fatalCheck, remakeBackoff
+	fatalCheck, remakeBackoff = 5*time.Millisecond, [2]time.Duration{20 * time.Millisecond, 160 * time.Millisecond}
+	t.Cleanup(func() { fatalCheck, remakeBackoff = oldCheck, oldBackoff })
+	first := newRecorder()
+	var made atomic.Int32
+	newProd := func() (Producer, error) {
+		if made.Add(1) == 1 {
+			return first, nil
+		}
+		p := newRecorder()
+		p.fatal = errors.New("CLUSTER_AUTHORIZATION_FAILED: refused")
+		return p, nil
+	}
+	logs := &logsink.Sink{}
+	_, s := startSender(t, newProd, 1, logs.Log)
+	defer s.Close(time.Now())
+	time.Sleep(2 * remakeBackoff[1]) // the first lasts
+	first.mu.Lock()
+	first.fatal = errors.New("OUT_OF_ORDER_SEQUENCE_NUMBER: fenced")
+	first.mu.Unlock()
+	for made.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	// Without the delay, 200 producers a second; with it, at most one per
+	// 20, 40, 80, 160, 160... ms.
+	if n := made.Load(); n > 12 {
+		t.Errorf("%d producers made in a second", n)
+	}
+	lines := strings.Split(logs.String(), "\n")
+	if !strings.HasSuffix(lines[0], "producer 1 failed (OUT_OF_ORDER_SEQUENCE_NUMBER: fenced); made a new one, 0 records in flight failed and will be retried") ||
+		!strings.Contains(lines[1], "producer 1 failed (CLUSTER_AUTHORIZATION_FAILED: refused); made a new one, 0 records in flight failed and will be retried; it lasted ") ||
+		!strings.HasSuffix(lines[1], ": a new one that fails as soon is replaced no sooner than 20ms after it is made") ||
+		!strings.HasSuffix(lines[2], "no sooner than 40ms after it is made") {
+		t.Fatalf("log:\n%s", logs)
+	}
+}
