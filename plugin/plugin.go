@@ -62,6 +62,7 @@ type Instance struct {
 	rawLines      bool            // batch mode, Format raw: a value ending with '\n' gets no other
 	states        sync.Pool       // *flushState
 	retries       *retryMemory
+	reroutes      rerouteLog
 	// stalledAt is the acknowledged count (accumulator.Acknowledged) when a
 	// flush waited in vain and Kafka acknowledged nothing (noteStall), -1
 	// when not stalled: while the count stays there, waits are stalledWait
@@ -85,13 +86,14 @@ var contentTypes = map[string]string{
 
 // flushState is the reusable scratch space of one flush.
 type flushState struct {
-	reader   chunk.Reader
-	topics   map[string]*topicStage
-	order    []*topicStage // topics of this flush, in first-seen order
-	last     *topicStage   // the previous record's
-	topic    []byte        // the current record's topic name from Topic_Key
-	key      []byte        // the current record's key, in batch mode
-	stageKey []byte        // topic and partition, the key of topics
+	reader    chunk.Reader
+	topics    map[string]*topicStage
+	order     []*topicStage // topics of this flush, in first-seen order
+	last      *topicStage   // the previous record's
+	topic     []byte        // the current record's topic name from Topic_Key
+	topicText bool          // topic holds Topic_Key's value as text; else it is a map or an array
+	key       []byte        // the current record's key, in batch mode
+	stageKey  []byte        // topic and partition, the key of topics
 	// partitions caches, for one flush, the partition counts batch mode asks
 	// the lane's producer for.
 	partitions map[string]int
@@ -348,7 +350,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	st.reset(lane)
 	st.retry = w != nil
 	st.reader.Reset(data)
-	records, skipped, rerouted, resent := 0, 0, 0, 0
+	records, skipped, resent := 0, 0, 0
+	var rerouted [reroutes]int // by why
+	badTopic := ""             // the first value that is no topic name
 	var badTimes, unencodable dropped
 	var rec chunk.Record
 	var decodeErr error
@@ -374,9 +378,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			st.unencodable = append(st.unencodable, records)
 			continue
 		}
-		topic, ok := in.topic(st, &rec)
-		if !ok {
-			rerouted++
+		topic, why := in.topic(st, &rec)
+		if rerouted[why]++; why == notATopicName && badTopic == "" {
+			badTopic = st.badTopic()
 		}
 		partition := int32(-1)
 		if in.batchMode {
@@ -441,10 +445,13 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	for _, i := range st.unencodable {
 		in.acc.Drop(w, i)
 	}
-	if rerouted > 0 {
-		in.Stats.Rerouted.Add(int64(rerouted))
-		in.Log(LevelDebug, "%d records had no allowed topic in %s and went to %s", rerouted, in.cfg.TopicKey, in.defaultTopic)
+	if n := rerouted[noTopicField] + rerouted[notATopicName] + rerouted[notInTopics]; n > 0 {
+		in.Stats.Rerouted.Add(int64(n))
 	}
+	if n := rerouted[notInTopics]; n > 0 { // as meant: the topics allowed are listed
+		in.Log(LevelDebug, "%d records had a topic in %s that is not in Topics and went to %s", n, in.cfg.TopicKey, in.defaultTopic)
+	}
+	in.reroutes.note(in, rerouted[noTopicField], rerouted[notATopicName], badTopic, time.Now())
 	if skipped > 0 {
 		in.Stats.Skipped.Add(int64(skipped))
 		field, missing := in.cfg.RawLogKey, "no (or a null)"
@@ -527,22 +534,25 @@ func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, own, sk
 	}
 }
 
-// topic returns the record's topic; ok is false when Topic_Key is set but
-// gave no allowed topic, so the default topic was used.
-func (in *Instance) topic(st *flushState, rec *chunk.Record) (topic []byte, ok bool) {
+// topic returns the record's topic, and why it is the default topic when
+// Topic_Key is set but gave no allowed topic.
+func (in *Instance) topic(st *flushState, rec *chunk.Record) (topic []byte, why reroute) {
 	if in.cfg.TopicKey == nil {
-		return in.defaultTopic, true
+		return in.defaultTopic, routed
 	}
 	v, found := in.cfg.TopicKey.Lookup(rec.Body)
-	if !found {
-		return in.defaultTopic, false
+	if !found || msgp.IsNil(v) {
+		return in.defaultTopic, noTopicField
 	}
 	name, text := ra.AppendText(st.topic[:0], v)
-	st.topic = name
-	if !text || !conf.ValidTopic(name) || !in.cfg.DynamicTopic && !in.allowed[string(name)] {
-		return in.defaultTopic, false
+	st.topic, st.topicText = name, text
+	switch {
+	case !text || !conf.ValidTopic(name):
+		return in.defaultTopic, notATopicName
+	case !in.cfg.DynamicTopic && !in.allowed[string(name)]:
+		return in.defaultTopic, notInTopics
 	}
-	return name, true
+	return name, routed
 }
 
 // appendKey appends the message key: Message_Key_Field's value, else

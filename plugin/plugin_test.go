@@ -681,14 +681,19 @@ func TestBatchTimes(t *testing.T) {
 	}
 }
 
+// TestDynamicTopic: with Dynamic_Topic on, a Topic_Key value that names a
+// topic is the record's topic; the others go to the default topic, and a
+// warning says how many and why, at most once a minute.
 func TestDynamicTopic(t *testing.T) {
 	prod := &fakeProducer{}
-	in, _ := newInstance(t, prod, conf.MapGetter{"Topics": "logs", "Topic_Key": "$t", "Dynamic_Topic": "on", "Timestamp_Key": "off"})
+	in, sink := newInstance(t, prod, conf.MapGetter{"Topics": "logs", "Topic_Key": "$t", "Dynamic_Topic": "on", "Timestamp_Key": "off"})
 	var recs []fixture.Record
-	for _, topic := range []any{"new-topic", "bad topic!", int64(42), []fixture.KV{{Key: "x", Value: "y"}}, strings.Repeat("x", 250)} {
+	for _, topic := range []any{"new-topic", "bad topic!", int64(42), []fixture.KV{{Key: "x", Value: "y"}}, strings.Repeat("x", 250), nil} {
 		recs = append(recs, fixture.Record{Body: []fixture.KV{{Key: "t", Value: topic}}})
 	}
-	if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})[0], "t"); got != OK {
+	recs = append(recs, fixture.Record{Body: []fixture.KV{{Key: "u", Value: "no t"}}})
+	chunk := fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})[0]
+	if got := in.Flush(chunk, "t"); got != OK {
 		t.Fatalf("Flush = %d", got)
 	}
 	var topics []string
@@ -696,8 +701,17 @@ func TestDynamicTopic(t *testing.T) {
 		topics = append(topics, m.topic)
 	}
 	sort.Strings(topics)
-	if fmt.Sprint(topics) != "[42 logs logs logs new-topic]" || in.Stats.Rerouted.Load() != 3 {
+	if fmt.Sprint(topics) != "[42 logs logs logs logs logs new-topic]" || in.Stats.Rerouted.Load() != 5 {
 		t.Fatalf("topics %v, rerouted %d", topics, in.Stats.Rerouted.Load())
+	}
+	want := `records sent to the default topic logs: 2 had no (or a null) $t, 3 had a $t that cannot name a topic (the first: "bad topic!")`
+	if got := in.Flush(chunk, "t"); got != OK || sink.Count(want) != 1 || in.Stats.Rerouted.Load() != 10 {
+		t.Fatalf("second Flush = %d, rerouted %d; log:\n%s", got, in.Stats.Rerouted.Load(), sink)
+	}
+	// A minute later, the records since the last line.
+	in.reroutes.note(in, 1, 0, "", time.Now().Add(rerouteLogInterval))
+	if !strings.Contains(sink.String(), "records sent to the default topic logs: 3 had no (or a null) $t, 3 had a $t that cannot name a topic (the first: \"bad topic!\")") {
+		t.Fatalf("log:\n%s", sink)
 	}
 }
 
