@@ -301,7 +301,7 @@ var Options = []Option{
 		duration(func(c *Config) *time.Duration { return &c.MaxBlock }, 0, time.Hour)},
 	{"Flush_Timeout", "duration", "4s", "Longest a flush waits for Kafka's acknowledgements before it returns a retry; 250ms at most while Kafka acknowledges nothing.",
 		duration(func(c *Config) *time.Duration { return &c.FlushTimeout }, 100*time.Millisecond, time.Hour)},
-	{"Compression", "enum", "lz4", "Compression codec: none, gzip, snappy, lz4 or zstd.",
+	{"Compression", "enum", "lz4", "Compression codec: none, gzip, snappy, lz4 or zstd; batch mode's messages are LZ4 frames, and take only lz4.",
 		enum(func(c *Config) *string { return &c.Compression }, "none", "gzip", "snappy", "lz4", "zstd")},
 	{"Client_ID", "string", "fluent-bit", "Kafka client.id of the producer.",
 		func(c *Config, v string) error { c.ClientID = v; return nil }},
@@ -438,6 +438,8 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			return nil, &Error{Key: "Format", Value: c.Format, Reason: "not supported with Message_Mode batch: the OpenTelemetry Collector reads one OTLP message per Kafka message, not an LZ4 frame of them"}
 		case c.Format == "avro":
 			return nil, &Error{Key: "Format", Value: c.Format, Reason: "not supported with Message_Mode batch: Avro deserializers read one record per Kafka message, not an LZ4 frame of them"}
+		case c.Compression != "lz4":
+			return nil, &Error{Key: "Compression", Value: c.Compression, Reason: "with Message_Mode batch every message is an LZ4 frame"}
 		}
 		for _, h := range c.Headers {
 			if slices.ContainsFunc(batch.Headers, func(name string) bool { return strings.EqualFold(name, h.Name) }) {
@@ -587,8 +589,8 @@ func rdkafkaBool(v string) (b, ok bool) {
 }
 
 // weakens says what setting librdkafka property key to v gives up of the
-// plugin's delivery promise or its metrics, or "": such settings are
-// accepted, and Init logs this.
+// plugin's delivery promise, its metrics or its flushes' speed, or "": such
+// settings are accepted, and Init logs this.
 func (c *Config) weakens(key, v string) string {
 	switch PropertyName(key) {
 	case "acks":
@@ -611,6 +613,16 @@ func (c *Config) weakens(key, v string) string {
 	case "statistics.interval.ms":
 		if v == "0" && c.MetricsListen != "" {
 			return "the broker metrics of Metrics_Listen stay empty"
+		}
+	case "linger.ms":
+		// Floats are allowed: 0.5 is half a millisecond.
+		ms, err := strconv.ParseFloat(v, 64)
+		switch {
+		case err != nil || ms < 1:
+		case time.Duration(ms*float64(time.Millisecond)) >= c.FlushTimeout:
+			return fmt.Sprintf("records wait this long before they are sent, not less than Flush_Timeout (%v): every flush times out, and its chunk is retried", c.FlushTimeout)
+		default:
+			return "records wait this long before they are sent, and so does every flush (with Workers 0, all of Fluent Bit); without it a waiting flush has its records sent at once"
 		}
 	}
 	return ""

@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -137,6 +138,12 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 			t.Errorf("%s in batch mode: %v", key, err)
 		}
 	}
+	for value, want := range map[string]string{"zstd": `Compression: invalid value "zstd": with Message_Mode batch every message is an LZ4 frame`, "none": `Compression: invalid value "none": with Message_Mode batch every message is an LZ4 frame`, "lz4": ""} {
+		_, err := Load(MapGetter{"Brokers": "x:1", "Compression": value, "Message_Mode": "batch"}, nil)
+		if got := fmt.Sprint(err); err != nil && got != want || err == nil && want != "" {
+			t.Errorf("Compression %s in batch mode: %v", value, err)
+		}
+	}
 	// Batch mode sets these headers itself, and compresses itself.
 	for _, header := range []string{"Content-Type text/plain", "gokafka.records 7"} {
 		if _, err := Load(MapGetter{"Brokers": "x:1", "Header": "env prod, " + header, "Message_Mode": "batch"}, nil); err == nil || !strings.HasPrefix(err.Error(), "Header: ") {
@@ -184,11 +191,11 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	}
 }
 
-// TestWarnings: librdkafka settings that weaken delivery or the metrics are
-// accepted, each with a warning naming it.
+// TestWarnings: librdkafka settings that weaken delivery or the metrics, or
+// slow every flush, are accepted, each with a warning naming it.
 func TestWarnings(t *testing.T) {
 	props := []string{"acks", "request.required.acks", "enable.idempotence", "statistics.interval.ms", "partitioner",
-		"queue.buffering.max.messages", "queue.buffering.max.kbytes"}
+		"queue.buffering.max.messages", "queue.buffering.max.kbytes", "linger.ms", "queue.buffering.max.ms"}
 	for _, tc := range []struct {
 		keys map[string]string
 		want []string // each warning's start
@@ -207,6 +214,10 @@ func TestWarnings(t *testing.T) {
 		{map[string]string{"rdkafka.queue.buffering.max.kbytes": "1024"}, []string{"rdkafka.queue.buffering.max.kbytes 1024: "}},
 		{map[string]string{"rdkafka.enable.idempotence": "0"}, []string{"rdkafka.enable.idempotence 0: "}},
 		{map[string]string{"rdkafka.enable.idempotence": "F"}, []string{"rdkafka.enable.idempotence F: "}},
+		{map[string]string{"rdkafka.linger.ms": "500"}, []string{"rdkafka.linger.ms 500: records wait this long before they are sent, and so does every flush"}},
+		{map[string]string{"rdkafka.queue.buffering.max.ms": "4000"}, []string{"rdkafka.queue.buffering.max.ms 4000: records wait this long before they are sent, not less than Flush_Timeout (4s)"}},
+		{map[string]string{"rdkafka.linger.ms": "0.5"}, nil},
+		{map[string]string{"rdkafka.linger.ms": "0"}, nil},
 	} {
 		tc.keys["Brokers"] = "x:1"
 		c, err := Load(MapGetter(tc.keys), props)
@@ -546,7 +557,7 @@ func TestProducerSettingsByMode(t *testing.T) {
 		want map[string]string // "" for a property that must not be set
 	}{
 		{MapGetter{"Compression": "zstd"}, record},
-		{MapGetter{"Compression": "zstd", "Message_Mode": "batch"}, map[string]string{"compression.type": "none", "linger.ms": "0", "partitioner": "murmur2_random"}},
+		{MapGetter{"Message_Mode": "batch"}, map[string]string{"compression.type": "none", "linger.ms": "0", "partitioner": "murmur2_random"}},
 		{MapGetter{"Compression": "zstd"}, map[string]string{"statistics.interval.ms": ""}},
 		{MapGetter{"Compression": "zstd", "Metrics_Listen": "127.0.0.1:2021"}, map[string]string{"statistics.interval.ms": "5000"}},
 	} {
