@@ -615,10 +615,11 @@ func (c *Config) weakens(key, v string) string {
 			return "the broker metrics of Metrics_Listen stay empty"
 		}
 	case "linger.ms":
-		// Floats are allowed: 0.5 is half a millisecond.
+		// Floats are allowed: 0.5 is half a millisecond. Up to librdkafka's
+		// default, 5, is not worth a line.
 		ms, err := strconv.ParseFloat(v, 64)
 		switch {
-		case err != nil || ms < 1:
+		case err != nil || ms <= 5:
 		case time.Duration(ms*float64(time.Millisecond)) >= c.FlushTimeout:
 			return fmt.Sprintf("records wait this long before they are sent, not less than Flush_Timeout (%v): every flush times out, and its chunk is retried", c.FlushTimeout)
 		default:

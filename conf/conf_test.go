@@ -217,7 +217,7 @@ func TestWarnings(t *testing.T) {
 		{map[string]string{"rdkafka.linger.ms": "500"}, []string{"rdkafka.linger.ms 500: records wait this long before they are sent, and so does every flush"}},
 		{map[string]string{"rdkafka.queue.buffering.max.ms": "4000"}, []string{"rdkafka.queue.buffering.max.ms 4000: records wait this long before they are sent, not less than Flush_Timeout (4s)"}},
 		{map[string]string{"rdkafka.linger.ms": "0.5"}, nil},
-		{map[string]string{"rdkafka.linger.ms": "0"}, nil},
+		{map[string]string{"rdkafka.linger.ms": "5"}, nil},
 	} {
 		tc.keys["Brokers"] = "x:1"
 		c, err := Load(MapGetter(tc.keys), props)
