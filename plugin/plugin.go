@@ -311,7 +311,10 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if !keyed {
 			key, keyed = in.retries.key(tag, data), true
 		}
-		in.retries.put(key, w, laneIndex)
+		if chunks, records := in.retries.put(key, w, laneIndex); chunks > 0 {
+			in.Log(LevelWarn, "forgot %d earlier chunks (%d records) handed back for a retry: more records wait for retries than the %d remembered, "+
+				"so their retries send every record again, those Kafka took meanwhile too", chunks, records, in.retries.max)
+		}
 		remembered = true
 	}
 	// The export turns a panic into Retry: the waiter goes to the retry, as

@@ -759,7 +759,9 @@ func TestRetryMemoryIsBounded(t *testing.T) {
 	m := newRetryMemory(3 * (1000 + chunkCost))
 	var taken []weak.Pointer[accumulator.Waiter]
 	for i := range 10 {
-		m.put(chunkKey{sum: uint64(i)}, accumulator.NewWaiter(1000), i%2)
+		if chunks, records := m.put(chunkKey{sum: uint64(i)}, accumulator.NewWaiter(1000), i%2); i >= 3 && (chunks != 1 || records != 1000) || i < 3 && chunks != 0 {
+			t.Fatalf("chunk %d forgot %d chunks, %d records", i, chunks, records)
+		}
 		if i%2 == 0 {
 			w, lane := m.take(chunkKey{sum: uint64(i)})
 			taken = append(taken, weak.Make(w))
@@ -780,6 +782,21 @@ func TestRetryMemoryIsBounded(t *testing.T) {
 		if p.Value() != nil {
 			t.Fatalf("waiter of chunk %d still held, %d records counted, %d entries", 2*i, m.records, m.order.Len())
 		}
+	}
+}
+
+// TestRetryMemoryOverflowLogged: a chunk forgotten for want of room is
+// logged, as its retry will send every record again.
+func TestRetryMemoryOverflowLogged(t *testing.T) {
+	in, sink := newInstance(t, &fakeProducer{}, conf.MapGetter{})
+	in.retries = newRetryMemory(2 + chunkCost) // one chunk of two records
+	for _, c := range []string{"flaky a", "flaky b"} {
+		if got := in.Flush(chunkOf(c, "x"), "t"); got != Retry {
+			t.Fatalf("Flush %s = %d", c, got)
+		}
+	}
+	if sink.Count("forgot 1 earlier chunks (2 records) handed back for a retry: more records wait for retries than the 258 remembered") != 1 {
+		t.Fatalf("log:\n%s", sink)
 	}
 }
 

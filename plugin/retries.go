@@ -81,8 +81,9 @@ func (m *retryMemory) take(key chunkKey) (*accumulator.Waiter, int) {
 }
 
 // put remembers w for the chunk with key, sent through lane, forgetting
-// the oldest chunks beyond max records.
-func (m *retryMemory) put(key chunkKey, w *accumulator.Waiter, lane int) {
+// the oldest chunks beyond max records; it returns how many it forgot, and
+// their records.
+func (m *retryMemory) put(key chunkKey, w *accumulator.Waiter, lane int) (chunks, records int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.byKey[key]; ok {
@@ -91,8 +92,10 @@ func (m *retryMemory) put(key chunkKey, w *accumulator.Waiter, lane int) {
 	m.byKey[key] = m.order.PushBack(&remembered{key, w, lane})
 	m.records += w.Len() + chunkCost
 	for m.records > m.max {
-		m.remove(m.order.Front())
+		chunks++
+		records += m.remove(m.order.Front()).w.Len()
 	}
+	return chunks, records
 }
 
 // remove forgets the chunk of e; m.mu is held.
