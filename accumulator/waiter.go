@@ -34,6 +34,7 @@ type Waiter struct {
 	// Counted is the part of the result the flush that holds the waiter
 	// has already added to its statistics; only that flush touches it.
 	Counted Result
+	Tag     string // the chunk's, for the plugin's log
 }
 
 // Result counts a waiter's records.

@@ -129,7 +129,7 @@ func (d *dropped) add(record int, err error) {
 // what says.
 func (d *dropped) log(in *Instance, records int, tag, what string) {
 	if d.n > 0 {
-		in.Log(LevelError, "%d of %d records of chunk (tag %s) %s and were dropped; the first, %v", d.n, records, tag, what, d.first)
+		in.logChunk(tag, LevelError, "%d of %d records %s and were dropped; the first, %v", d.n, records, what, d.first)
 	}
 }
 
@@ -277,6 +277,11 @@ func (in *Instance) Log(level int, format string, args ...any) {
 	in.log(level, fmt.Sprintf(format, args...))
 }
 
+// logChunk formats a message about a chunk of tag.
+func (in *Instance) logChunk(tag string, level int, format string, args ...any) {
+	in.log(level, "tag "+tag+": "+fmt.Sprintf(format, args...))
+}
+
 // Flush ships every record of data and returns OK once Kafka acknowledged
 // them all; Retry when some failed for now or the timeout passed. In a
 // malformed chunk, the records before the fault are shipped likewise, and
@@ -288,7 +293,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	defer func() { in.Stats.Flushes.Observe(time.Since(start)) }()
 	enc := in.enc.Load()
 	if enc == nil {
-		return in.noSchema(data)
+		return in.noSchema(data, tag)
 	}
 	acknowledged := in.acc.Acknowledged()
 	wait := in.longestWait(acknowledged)
@@ -336,12 +341,12 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	laneIndex = lane.Index()
 	if w != nil {
 		before, ok := lane.Wait(w, deadline)
-		in.logFailures(before) // reported since the earlier attempt returned
+		in.logFailures(tag, before) // reported since the earlier attempt returned
 		if !ok {
 			in.count(w, before, 0, 0)
 			remember()
 			in.Stats.Retried.Add(int64(w.Len()))
-			in.Log(LevelWarn, "retry of a chunk of %d records: %d from the earlier attempt still unacknowledged after %v; chunk will be retried",
+			in.logChunk(tag, LevelWarn, "retry of a chunk of %d records: %d from the earlier attempt still unacknowledged after %v; chunk will be retried",
 				w.Len(), before.InFlight, wait)
 			in.noteStall(acknowledged, start)
 			return Retry
@@ -441,8 +446,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	}
 	if w == nil {
 		w = accumulator.NewWaiter(records)
+		w.Tag = tag
 	} else {
-		in.Log(LevelInfo, "retry of a chunk of %d records: %d already delivered, dead-lettered or dropped, sending the other %d",
+		in.logChunk(tag, LevelInfo, "retry of a chunk of %d records: %d already delivered, dead-lettered or dropped, sending the other %d",
 			records, records-resent, resent)
 	}
 	for _, i := range st.unencodable {
@@ -452,7 +458,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		in.Stats.Rerouted.Add(int64(n))
 	}
 	if n := rerouted[notInTopics]; n > 0 { // as meant: the topics allowed are listed
-		in.Log(LevelDebug, "%d records had a topic in %s that is not in Topics and went to %s", n, in.cfg.TopicKey, in.defaultTopic)
+		in.logChunk(tag, LevelDebug, "%d records had a topic in %s that is not in Topics and went to %s", n, in.cfg.TopicKey, in.defaultTopic)
 	}
 	in.reroutes.note(in, rerouted[noTopicField], rerouted[notATopicName], badTopic, time.Now())
 	if skipped > 0 {
@@ -461,7 +467,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if in.cfg.Format == "gelf" {
 			field, missing = in.cfg.GELF.ShortMessage, "no (or a null or blank)"
 		}
-		in.Log(LevelWarn, "%d of %d records have %s %s and were skipped", skipped, records, missing, field)
+		in.logChunk(tag, LevelWarn, "%d of %d records have %s %s and were skipped", skipped, records, missing, field)
 	}
 	badTimes.log(in, records, tag, "have a timestamp that cannot be read")
 	unencodable.log(in, records, tag, "cannot be encoded")
@@ -469,21 +475,21 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	appendErr := in.append(st, laneIndex, w, records, start, start.Add(min(in.cfg.MaxBlock, wait)))
 	lane.SendAll()
 	res, acked := lane.Wait(w, deadline)
-	in.logFailures(res)
+	in.logFailures(tag, res)
 	in.count(w, res, len(st.unencodable)+st.tooLarge, skipped)
 
 	code := OK
 	switch {
 	case appendErr != nil:
-		in.Log(LevelWarn, "%v; chunk will be retried", appendErr)
+		in.logChunk(tag, LevelWarn, "%v; chunk will be retried", appendErr)
 		in.noteStall(acknowledged, start)
 		code = Retry
 	case !acked:
-		in.Log(LevelWarn, "flush timed out after %v: %d of %d records acknowledged; chunk will be retried", wait, res.Delivered, records)
+		in.logChunk(tag, LevelWarn, "flush timed out after %v: %d of %d records acknowledged; chunk will be retried", wait, res.Delivered, records)
 		in.noteStall(acknowledged, start)
 		code = Retry
 	case res.Retriable > 0:
-		in.Log(LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
+		in.logChunk(tag, LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
 		code = Retry
 	case st.unplaced > 0:
 		unknown, others := 0, "" // topics whose count was asked for in vain
@@ -495,7 +501,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if unknown > 1 {
 			others = " (and of " + plural(unknown-1, "other topic") + ")"
 		}
-		in.Log(LevelWarn, "%d of %d records not sent: their key's partition is not known, the partition count of topic %s%s being unknown; chunk will be retried",
+		in.logChunk(tag, LevelWarn, "%d of %d records not sent: their key's partition is not known, the partition count of topic %s%s being unknown; chunk will be retried",
 			st.unplaced, records, st.unplacedTopic, others)
 		code = Retry
 	}
@@ -505,14 +511,14 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if code != Retry {
 			then, code = "the chunk is dropped", Error
 		}
-		in.Log(LevelError, "%v; the %d records before it were sent: %d delivered, %d dead-lettered, %d dropped, %d to send again; %s",
+		in.logChunk(tag, LevelError, "%v; the %d records before it were sent: %d delivered, %d dead-lettered, %d dropped, %d to send again; %s",
 			decodeErr, records, res.Delivered, res.DeadLettered, res.Permanent, records-settled, then)
 	}
 	if code == Retry {
 		in.Stats.Retried.Add(int64(records))
 		remember()
 	}
-	in.Log(LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
+	in.logChunk(tag, LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
 	return code
 }
 
@@ -530,10 +536,10 @@ func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, own, sk
 	in.Stats.Restamped.Add(int64(restamped))
 	w.Counted = res
 	if restamped > 0 {
-		in.Log(LevelWarn, "%d records of the chunk refused by Kafka for their timestamp (or as invalid) were sent again with the produce time", restamped)
+		in.logChunk(w.Tag, LevelWarn, "%d records refused by Kafka for their timestamp (or as invalid) were sent again with the produce time", restamped)
 	}
 	if refused > 0 {
-		in.Log(LevelError, "%d of %d records of the chunk can never be delivered and were dropped; %d delivered", refused, w.Len(), res.Delivered)
+		in.logChunk(w.Tag, LevelError, "%d of %d records can never be delivered and were dropped; %d delivered", refused, w.Len(), res.Delivered)
 	}
 }
 
@@ -655,7 +661,7 @@ func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, reco
 			s.Skip(n)
 			switch {
 			case errors.Is(err, accumulator.ErrTooLarge):
-				in.Log(LevelError, "record of %d bytes for topic %s dropped: %v", s.Recs[0].Len, t.name, err)
+				in.logChunk(w.Tag, LevelError, "record of %d bytes for topic %s dropped: %v", s.Recs[0].Len, t.name, err)
 				in.acc.Drop(w, int(s.Idx[0]))
 				s.Skip(1)
 				st.tooLarge++
@@ -673,7 +679,7 @@ func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, reco
 
 // logFailures logs each kind of failure of res's examples once, with its
 // record count.
-func (in *Instance) logFailures(res accumulator.Result) {
+func (in *Instance) logFailures(tag string, res accumulator.Result) {
 	for _, f := range res.Examples {
 		what := fmt.Sprintf("%d records of up to %d bytes", f.Records, f.MaxSize)
 		switch {
@@ -686,11 +692,11 @@ func (in *Instance) logFailures(res accumulator.Result) {
 		}
 		switch {
 		case f.ToDeadLetter:
-			in.Log(LevelWarn, "%s for topic %s refused (%s), sent to the dead-letter topic %s", what, f.Topic, f.Reason, in.cfg.DLQTopic)
+			in.logChunk(tag, LevelWarn, "%s for topic %s refused (%s), sent to the dead-letter topic %s", what, f.Topic, f.Reason, in.cfg.DLQTopic)
 		case f.Permanent:
-			in.Log(LevelError, "%s for topic %s dropped: %s", what, f.Topic, f.Reason)
+			in.logChunk(tag, LevelError, "%s for topic %s dropped: %s", what, f.Topic, f.Reason)
 		default:
-			in.Log(LevelWarn, "%s for topic %s not delivered: %s", what, f.Topic, f.Reason)
+			in.logChunk(tag, LevelWarn, "%s for topic %s not delivered: %s", what, f.Topic, f.Reason)
 		}
 	}
 }
@@ -735,7 +741,7 @@ func (in *Instance) Exit() {
 		// are given up below, and Close may have cut short a move to the
 		// dead-letter topic.
 		res.Examples = slices.DeleteFunc(res.Examples, func(f accumulator.FailedRecords) bool { return !f.Permanent || f.ToDeadLetter })
-		in.logFailures(res)
+		in.logFailures(w.Tag, res)
 		in.count(w, res, 0, 0)
 		if n := w.Len() - res.Delivered - res.DeadLettered - res.Permanent; n > 0 {
 			undelivered += n

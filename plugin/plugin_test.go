@@ -375,7 +375,7 @@ func TestLateOutcomesCountedAtExit(t *testing.T) {
 		prod.release()
 		in.Exit()
 		log := sink.String()
-		logged := strings.Contains(log, "1 of 2 records of the chunk can never be delivered") &&
+		logged := strings.Contains(log, "tag t: 1 of 2 records can never be delivered") &&
 			strings.Contains(log, "record of 21 bytes for topic fluent-bit dropped: Broker: Message size too large")
 		if dlq != "" { // counted, and no line: only losses get one at Exit
 			logged = !strings.Contains(log, "were not delivered") && !strings.Contains(log, "sent to the dead-letter topic")
@@ -433,7 +433,7 @@ func TestUnreadableTimestamp(t *testing.T) {
 		t.Fatalf("Flush = %d; log:\n%s", got, sink)
 	}
 	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"c"}]` || in.Stats.Failed.Load() != 1 ||
-		!strings.Contains(sink.String(), "1 of 3 records of chunk (tag t) have a timestamp that cannot be read and were dropped; the first, record 1: timestamp 1700000000000 s out of range") ||
+		!strings.Contains(sink.String(), "tag t: 1 of 3 records have a timestamp that cannot be read and were dropped; the first, record 1: timestamp 1700000000000 s out of range") ||
 		strings.Contains(sink.String(), "can never be delivered") { // Kafka refused nothing
 		t.Fatalf("sent %q, failed %d; log:\n%s", prod.sent, in.Stats.Failed.Load(), sink)
 	}
@@ -456,8 +456,8 @@ func TestRefusedCountOnRetry(t *testing.T) {
 	if got := in.Flush(data, "t"); got != OK {
 		t.Fatalf("retry: Flush = %d, want OK; log:\n%s", got, sink)
 	}
-	if n := strings.Count(sink.String(), "records of the chunk can never be delivered"); n != 1 ||
-		!strings.Contains(sink.String(), "15 of 17 records of the chunk can never be delivered and were dropped; 1 delivered") || in.Stats.Failed.Load() != 15 {
+	if n := strings.Count(sink.String(), "records can never be delivered"); n != 1 ||
+		!strings.Contains(sink.String(), "tag t: 15 of 17 records can never be delivered and were dropped; 1 delivered") || in.Stats.Failed.Load() != 15 {
 		t.Fatalf("%d lines of refused records, failed %d; log:\n%s", n, in.Stats.Failed.Load(), sink)
 	}
 }
@@ -476,7 +476,7 @@ func TestUnencodableRecordsLogOnce(t *testing.T) {
 		t.Fatalf("Flush = %d; log:\n%s", got, sink)
 	}
 	if n := strings.Count(sink.String(), "\n"); fmt.Sprint(prod.sent) != `[log=ok]` || in.Stats.Failed.Load() != 50 || n > 2 ||
-		!strings.Contains(sink.String(), "50 of 51 records of chunk (tag t) cannot be encoded and were dropped; the first, record 0: ") {
+		!strings.Contains(sink.String(), "tag t: 50 of 51 records cannot be encoded and were dropped; the first, record 0: ") {
 		t.Fatalf("sent %q, failed %d, %d log lines:\n%s", prod.sent, in.Stats.Failed.Load(), n, sink)
 	}
 }
@@ -644,7 +644,7 @@ func TestBatchMessageRefusedLoggedOnce(t *testing.T) {
 	}
 	log := sink.String()
 	if strings.Count(log, "batch message of") != 1 || !strings.Contains(log, "(3 records of the chunk) for topic fluent-bit dropped: Broker: Message size too large") ||
-		!strings.Contains(log, "3 of 3 records of the chunk can never be delivered") {
+		!strings.Contains(log, "tag t: 3 of 3 records can never be delivered") {
 		t.Errorf("log:\n%s", log)
 	}
 }
@@ -1324,7 +1324,7 @@ func TestRecordLargerThanBufferMemory(t *testing.T) {
 	if got := in.Flush(chunkOf("permanent d"), "t"); got != OK {
 		t.Fatalf("Flush = %d; log:\n%s", got, sink)
 	}
-	if !strings.Contains(sink.String(), "1 of 1 records of the chunk can never be delivered and were dropped") || in.Stats.Failed.Load() != 2 {
+	if !strings.Contains(sink.String(), "tag t: 1 of 1 records can never be delivered and were dropped") || in.Stats.Failed.Load() != 2 {
 		t.Fatalf("failed %d; log:\n%s", in.Stats.Failed.Load(), sink)
 	}
 }

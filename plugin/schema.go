@@ -61,7 +61,7 @@ func (in *Instance) loadSchema(ctx context.Context) (err error) {
 
 // noSchema hands a chunk back while the schema has not come, and starts a
 // fetch of it unless one runs.
-func (in *Instance) noSchema(data []byte) int {
+func (in *Instance) noSchema(data []byte, tag string) int {
 	l := in.schema
 	l.mu.Lock()
 	last := l.err
@@ -83,6 +83,6 @@ func (in *Instance) noSchema(data []byte) int {
 	if errors.Is(last, registry.ErrRefused) { // the registry's answer, or its schema, needs an operator
 		level = LevelError
 	}
-	in.Log(level, "%d records not sent: no Avro schema from Schema_Registry_URL yet (%v); chunk will be retried", n, last)
+	in.logChunk(tag, level, "%d records not sent: no Avro schema from Schema_Registry_URL yet (%v); chunk will be retried", n, last)
 	return Retry
 }
