@@ -80,7 +80,6 @@ static int gk_log_level(struct gk_plugin *p) {
 import "C"
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -194,6 +193,10 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 	if err != nil {
 		return fail(err)
 	}
+	if cfg.MetricsInstance != "" { // Fluent Bit keeps Alias to itself
+		name = cfg.MetricsInstance
+		log = hostLogger((*C.struct_gk_plugin)(p), "[output:gokafka:"+name+"] ")
+	}
 	var tokens rdk.TokenSource
 	if cfg.MSKIAMRegion != "" {
 		s, err := mskiam.New(context.Background(), cfg.MSKIAMRegion)
@@ -216,8 +219,7 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 	}
 	r = &running{in: in}
 	if cfg.MetricsListen != "" {
-		label := cmp.Or(cfg.MetricsInstance, name)
-		if r.stopMetrics, err = metrics.Register(cfg.MetricsListen, label, in.Stats, in); err != nil {
+		if r.stopMetrics, err = metrics.Register(cfg.MetricsListen, name, in.Stats, in); err != nil {
 			key := "Metrics_Listen"
 			if errors.Is(err, metrics.ErrLabelUsed) {
 				key = "Metrics_Instance"

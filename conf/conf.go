@@ -73,7 +73,7 @@ type Config struct {
 	DLQTopic        string // "" drops records Kafka refuses for good
 	MessageMode     string // record or batch
 	MetricsListen   string // host:port of the Prometheus endpoint, "" for none
-	MetricsInstance string // the instance label, "" for the plugin's name
+	MetricsInstance string // the instance's name in logs and metrics, "" for the plugin's
 	BatchSize       int64
 	Linger          time.Duration
 	BufferMemory    int64
@@ -281,7 +281,7 @@ var Options = []Option{
 			c.MetricsListen = v
 			return nil
 		}},
-	{"Metrics_Instance", "string", "", "The instance label of its metrics; by default gokafka.N, N counting this plugin's instances in configuration order.",
+	{"Metrics_Instance", "string", "", "The instance's name in its log lines and the instance label of its metrics; by default gokafka.N, N counting this plugin's instances in configuration order.",
 		func(c *Config, v string) error {
 			if !utf8.ValidString(v) { // Prometheus would refuse every scrape of the address
 				return errors.New("not UTF-8")

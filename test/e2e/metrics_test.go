@@ -169,6 +169,11 @@ func TestMetrics(t *testing.T) {
 		if !sawPartial {
 			t.Errorf("no scrape saw instance A part way through")
 		}
+		for _, label := range []string{labelA, labelB} {
+			if !strings.Contains(res.Stderr, "[output:gokafka:"+label+"] brokers=") {
+				t.Errorf("no log line of instance %s:\n%s", label, hostrun.Tail(res.Stderr, 20))
+			}
+		}
 		for i, label := range []string{labelA, labelB} {
 			s := res.Sum(i)
 			if s.OK != s.Chunks {
