@@ -241,7 +241,7 @@ var Options = []Option{
 		}},
 	{"Message_Key", "string", "", "Static key of every message, or the key when Message_Key_Field is missing; empty sends no key.",
 		func(c *Config, v string) error { c.MessageKey = v; return nil }},
-	{"Message_Key_Field", "record accessor", "", "Field whose value is the message key (an empty string is an empty key, not a null one); keys are partitioned by murmur2 as the Java client does.",
+	{"Message_Key_Field", "record accessor", "", "Field whose value is the message key: text as it is (an empty string is an empty key, not a null one), numbers in decimal, booleans as true or false, maps and arrays as JSON; a missing or null field gives Message_Key. Keys are partitioned by murmur2 as the Java client does.",
 		path(func(c *Config) *ra.Path { return &c.MessageKeyField })},
 	{"Header", "list", "", "Static headers: comma-separated `name value` pairs, e.g. `env prod, team core`; in batch mode not named as a batch header.",
 		func(c *Config, v string) error {
@@ -250,7 +250,7 @@ var Options = []Option{
 				return nil
 			})
 		}},
-	{"Header_Key", "list", "", "Headers from fields: comma-separated `name $path` pairs; a missing or null field sends no header.",
+	{"Header_Key", "list", "", "Headers from fields: comma-separated `name $path` pairs, the value rendered as Message_Key_Field's; a missing or null field sends no header.",
 		func(c *Config, v string) error {
 			return eachPair(v, "$path", func(name, value string) error {
 				path, err := ra.Parse(value)

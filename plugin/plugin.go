@@ -564,13 +564,14 @@ func (in *Instance) topic(st *flushState, rec *chunk.Record) (topic []byte, why 
 	return name, routed
 }
 
-// appendKey appends the message key: Message_Key_Field's value, else
-// Message_Key. Without either the record has no key (keyed false); a field
-// holding "" gives an empty key, which Kafka keeps apart from a null one.
+// appendKey appends the message key: Message_Key_Field's value (as
+// appendFieldText writes it), else Message_Key. Without either the record
+// has no key (keyed false); a field holding "" gives an empty key, which
+// Kafka keeps apart from a null one.
 func (in *Instance) appendKey(dst []byte, rec *chunk.Record) (out []byte, keyed bool) {
 	if in.cfg.MessageKeyField != nil {
 		if v, found := in.cfg.MessageKeyField.Lookup(rec.Body); found {
-			if out, ok := ra.AppendText(dst, v); ok {
+			if out, ok := appendFieldText(dst, v); ok {
 				return out, true
 			}
 		}
@@ -610,18 +611,30 @@ func (in *Instance) appendHeader(dst []byte, st *flushState, name, v []byte) []b
 	if len(name) > math.MaxUint16 { // more than AppendHeader's name length holds
 		return dst
 	}
-	text, ok := ra.AppendText(st.scratch[:0], v)
-	if !ok {
-		if msgp.NextType(v) == msgp.NilType {
-			return dst
-		}
-		var err error
-		if text, err = encode.AppendJSON(st.scratch[:0], v); err != nil {
-			return dst
-		}
-	}
+	text, ok := appendFieldText(st.scratch[:0], v)
 	st.scratch = text
+	if !ok {
+		return dst
+	}
 	return accumulator.AppendHeader(dst, name, text)
+}
+
+// appendFieldText appends a field's value as a key or header value: a
+// scalar as ra.AppendText writes it, a map or an array as its JSON; false
+// for null (or a value that cannot be encoded), which gives none.
+func appendFieldText(dst, v []byte) ([]byte, bool) {
+	n := len(dst)
+	if text, ok := ra.AppendText(dst, v); ok {
+		return text, true
+	}
+	if msgp.NextType(v) == msgp.NilType {
+		return dst[:n], false
+	}
+	text, err := encode.AppendJSON(dst[:n], v)
+	if err != nil {
+		return dst[:n], false
+	}
+	return text, true
 }
 
 // longestWait is how long a flush that began with acknowledged, or Exit,

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -569,6 +570,32 @@ func TestConcurrentFlushes(t *testing.T) {
 	wg.Wait()
 	if len(prod.sent) != 4*10*500 {
 		t.Fatalf("sent %d records", len(prod.sent))
+	}
+}
+
+// TestFieldText: a key and a header from a field render its value alike:
+// text as it is, numbers in decimal, booleans as true or false, maps and
+// arrays as JSON; null gives Message_Key for a key, and no header.
+func TestFieldText(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Message_Key_Field": "$f", "Message_Key": "fallback", "Header_Key": "h $f", "Timestamp_Key": "off"})
+	values := []any{"text", int64(-7), 3.0, 2.5, true, []fixture.KV{{Key: "a", Value: "b"}}, []any{int64(1), "x"}, nil}
+	want := []string{"text", "-7", "3", "2.5", "true", `{"a":"b"}`, `[1,"x"]`, ""}
+	var recs []fixture.Record
+	for _, v := range values {
+		recs = append(recs, fixture.Record{Body: []fixture.KV{{Key: "f", Value: v}}})
+	}
+	if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})[0], "t"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%s", got, sink)
+	}
+	for i, m := range prod.msgs {
+		header := ""
+		if len(m.headers) == 1 {
+			header = m.headers[0][1]
+		}
+		if wantKey := cmp.Or(want[i], "fallback"); m.key != wantKey || header != want[i] {
+			t.Errorf("%v: key %q, header %q; want %q and %q", values[i], m.key, header, wantKey, want[i])
+		}
 	}
 }
 
