@@ -260,15 +260,16 @@ func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) (
 }
 
 // flush ships a chunk through the instance of ctx. Without one (its Init
-// failed, or it has exited), the chunk is dropped and said so on stderr:
-// there is no instance to log through.
+// failed, or it has exited), the chunk is handed back, not dropped: from
+// filesystem storage Fluent Bit sends it again after a restart. Said on
+// stderr: there is no instance to log through.
 func flush(ctx unsafe.Pointer, data []byte, tag string) (ret int) {
 	r := instance(ctx)
 	if r == nil {
-		defer recoverTo(nil, &ret, output.FLB_ERROR)
+		defer recoverTo(nil, &ret, output.FLB_RETRY)
 		n := chunk.Count(data)
-		fmt.Fprintf(os.Stderr, "[gokafka] chunk of %d records (tag %s) dropped: flushed to an instance that is not running (its Init failed, or it has exited)\n", n, tag)
-		return output.FLB_ERROR
+		fmt.Fprintf(os.Stderr, "[gokafka] tag %s: chunk of %d records not sent: flushed to an instance that is not running (its Init failed, or it has exited); chunk will be retried\n", tag, n)
+		return output.FLB_RETRY
 	}
 	in := r.in
 	defer recoverTo(in.Logger(), &ret, output.FLB_RETRY)

@@ -121,7 +121,7 @@ func TestMetricsStopAfterExit(t *testing.T) {
 }
 
 // TestFlushUnknownContext: a chunk for a context with no instance is
-// dropped, and stderr says so.
+// handed back for a retry, and stderr says so.
 func TestFlushUnknownContext(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -134,7 +134,7 @@ func TestFlushUnknownContext(t *testing.T) {
 	os.Stderr = stderr
 	w.Close()
 	out, _ := io.ReadAll(r)
-	if ret != 0 || !strings.Contains(string(out), "chunk of 2 records (tag app.logs) dropped: flushed to an instance that is not running") {
+	if ret != 2 || !strings.Contains(string(out), "tag app.logs: chunk of 2 records not sent: flushed to an instance that is not running") {
 		t.Fatalf("flush = %d, stderr %q", ret, out)
 	}
 }
