@@ -246,7 +246,7 @@ func TestAvro(t *testing.T) {
 			t.Errorf("chunks retried: %+v", s)
 		}
 		logged := 0
-		re := regexp.MustCompile(`(\d+) of \d+ records of chunk \(tag kube\.web\) cannot be encoded and were dropped; the first, record \d+: seq: `)
+		re := regexp.MustCompile(`tag kube\.web: (\d+) of \d+ records cannot be encoded and were dropped; the first, record \d+: seq: `)
 		for _, m := range re.FindAllStringSubmatch(res.Stderr, -1) {
 			n, _ := strconv.Atoi(m[1])
 			logged += n
