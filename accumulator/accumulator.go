@@ -424,6 +424,12 @@ func (a *Accumulator) newBatch(cost int, deadline time.Time) (*Batch, error) {
 // a.mu is held and released while waiting.
 func (a *Accumulator) obtain(deadline time.Time, get func() *Batch) (*Batch, error) {
 	var turn chan struct{} // the place among the waiters, nil until queued
+	defer func() {
+		if r := recover(); r != nil { // in get (malloc failed): those queued behind must not wait for good
+			a.leave(turn)
+			panic(r)
+		}
+	}()
 	for {
 		if a.closed {
 			a.leave(turn)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -868,24 +869,41 @@ func TestDeadLetterWithinMessageLimit(t *testing.T) {
 	}
 }
 
-// failingAlloc panics as rdk's allocator does when malloc fails.
-type failingAlloc struct{}
+// failingAlloc panics, as rdk's allocator does when malloc fails, on its
+// first allocation.
+type failingAlloc struct{ calls atomic.Int32 }
 
-func (failingAlloc) Alloc(int) []byte { panic("rdk: out of memory") }
-func (failingAlloc) Free([]byte)      {}
+func (f *failingAlloc) Alloc(n int) []byte {
+	if f.calls.Add(1) == 1 {
+		panic("rdk: out of memory")
+	}
+	return make([]byte, 0, n)
+}
+func (*failingAlloc) Free([]byte) {}
 
 // TestAllocPanicKeepsBudget: a buffer that could not be allocated is not
-// counted against Buffer_Memory.
+// counted against Buffer_Memory, and an appender that had queued for
+// memory leaves the queue: those behind it do not wait for good.
 func TestAllocPanicKeepsBudget(t *testing.T) {
-	a := New(1000, 1<<20, time.Hour, failingAlloc{})
-	s := &Staged{}
-	s.Buf = append(s.Buf, "hello"...)
-	s.Add(0, 0, 5, 5, false, 0)
+	a := New(1000, 1<<20, time.Hour, &failingAlloc{})
+	first := make(chan struct{}, 1)
+	a.mu.Lock()
+	a.waiters = append(a.waiters, first) // an appender waits: the next queues behind it
+	a.mu.Unlock()
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		a.mu.Lock()
+		a.leave(first)
+		a.mu.Unlock()
+	}()
 	func() {
 		defer func() { recover() }()
-		a.Append("t", -1, 0, s, NewWaiter(1), time.Now().Add(time.Second))
+		a.Append("t", -1, 0, staged(1, 5), NewWaiter(1), time.Now().Add(time.Second))
 	}()
 	if u := a.Used(); u != 0 {
 		t.Fatalf("Used = %d after an allocation that failed", u)
+	}
+	if n, err := a.Append("u", -1, 0, staged(1, 5), NewWaiter(1), time.Now().Add(time.Second)); n != 1 || err != nil {
+		t.Fatalf("an append after the failed one: %d, %v", n, err)
 	}
 }

@@ -146,7 +146,7 @@ var Options = []Option{
 		}},
 	{"Topics", "list", "fluent-bit", "Comma-separated topics; the first is the default topic.",
 		func(c *Config, v string) error { c.Topics = splitList(v); return checkTopics(c.Topics) }},
-	{"Topic_Key", "record accessor", "", "Field whose value names the record's topic, e.g. $kubernetes['namespace_name']; a record without it (or with a value that cannot name a topic) goes to the first topic, logged once a minute.",
+	{"Topic_Key", "record accessor", "", "Field whose value names the record's topic, e.g. $kubernetes['namespace_name']; a record without it (or with a value that cannot name a topic) goes to the first topic, logged at most once a minute.",
 		path(func(c *Config) *ra.Path { return &c.TopicKey })},
 	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic; off keeps it to the Topics list. Other values go to the first topic.",
 		boolean(func(c *Config) *bool { return &c.DynamicTopic })},

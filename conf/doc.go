@@ -26,7 +26,7 @@ func Markdown() string {
 	}
 	b.WriteString("\nWith `Metrics_Listen` also `statistics.interval.ms=5000`. With `AWS_MSK_IAM` also `security.protocol=SASL_SSL` and `sasl.mechanism=OAUTHBEARER`. In batch mode `linger.ms=0` and `compression.type=none`. In record mode a flush that waits " +
 		"has librdkafka send its records at once rather than after `linger.ms`; an `rdkafka.linger.ms` " +
-		"(or `rdkafka.queue.buffering.max.ms`) of your own turns that off, and every flush waits it out (a warning at start). Records without a key go to one " +
+		"(or `rdkafka.queue.buffering.max.ms`) of your own turns that off, and every flush waits it out (above 5 ms, a warning at start). Records without a key go to one " +
 		"partition per batch, the next batch to the next partition (as the Java client's sticky partitioner " +
 		"does), rather than to librdkafka's sticky partition of the moment; an `rdkafka.partitioner` or " +
 		"`rdkafka.sticky.partitioning.linger.ms` of your own turns that off. An `rdkafka.acks` other than all " +

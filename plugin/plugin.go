@@ -317,8 +317,8 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			key, keyed = in.retries.key(tag, data), true
 		}
 		if chunks, records := in.retries.put(key, w, laneIndex); chunks > 0 {
-			in.Log(LevelWarn, "forgot %d earlier chunks (%d records) handed back for a retry: more records wait for retries than the %d remembered, "+
-				"so their retries send every record again, those Kafka took meanwhile too", chunks, records, in.retries.max)
+			in.Log(LevelWarn, "the retry memory is full: forgot the oldest chunks handed back for a retry, %d (%d records), "+
+				"whose retries send every record again, those Kafka took meanwhile too", chunks, records)
 		}
 		remembered = true
 	}
@@ -359,8 +359,8 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	st.retry = w != nil
 	st.reader.Reset(data)
 	records, skipped, resent := 0, 0, 0
-	var rerouted [reroutes]int // by why
-	badTopic := ""             // the first value that is no topic name
+	var rerouted [rerouteReasons]int // by why
+	badTopic := ""                   // the first value that is no topic name
 	var badTimes, unencodable dropped
 	var rec chunk.Record
 	var decodeErr error
@@ -460,7 +460,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	if n := rerouted[notInTopics]; n > 0 { // as meant: the topics allowed are listed
 		in.logChunk(tag, LevelDebug, "%d records had a topic in %s that is not in Topics and went to %s", n, in.cfg.TopicKey, in.defaultTopic)
 	}
-	in.reroutes.note(in, rerouted[noTopicField], rerouted[notATopicName], badTopic, time.Now())
+	in.reroutes.note(in, &rerouted, badTopic)
 	if skipped > 0 {
 		in.Stats.Skipped.Add(int64(skipped))
 		field, missing := in.cfg.RawLogKey, "no (or a null)"
@@ -761,6 +761,9 @@ func (in *Instance) Exit() {
 			chunks++
 		}
 	}
+	in.reroutes.mu.Lock()
+	in.reroutes.report(in)
+	in.reroutes.mu.Unlock()
 	in.Log(LevelInfo, "stopped: Kafka acknowledged %d records since Init (Exit waited %v at most for acknowledgements)", in.acc.Acknowledged(), wait)
 	if undelivered > 0 {
 		in.Log(LevelWarn, "%d records of %s handed back for a retry that did not come (Retry_Limit reached, or this shutdown) were not delivered; "+

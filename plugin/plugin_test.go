@@ -736,9 +736,50 @@ func TestDynamicTopic(t *testing.T) {
 		t.Fatalf("second Flush = %d, rerouted %d; log:\n%s", got, in.Stats.Rerouted.Load(), sink)
 	}
 	// A minute later, the records since the last line.
-	in.reroutes.note(in, 1, 0, "", time.Now().Add(rerouteLogInterval))
-	if !strings.Contains(sink.String(), "records sent to the default topic logs: 3 had no (or a null) $t, 3 had a $t that cannot name a topic (the first: \"bad topic!\")") {
-		t.Fatalf("log:\n%s", sink)
+	in.reroutes.mu.Lock()
+	in.reroutes.next = time.Time{}
+	in.reroutes.mu.Unlock()
+	if got := in.Flush(chunk, "t"); got != OK || sink.Count("records sent to the default topic logs: 4 had no (or a null) $t, 6 had a $t that cannot name a topic (the first: \"bad topic!\")") != 1 {
+		t.Fatalf("third Flush = %d; log:\n%s", got, sink)
+	}
+}
+
+// TestMissingTopicKeyLogged: records without Topic_Key's field are a
+// warning when none since the last line had it (a misspelled Topic_Key),
+// else logged at debug level (records meant for the default topic); Exit
+// logs those counted since the last line.
+func TestMissingTopicKeyLogged(t *testing.T) {
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "Topics": "logs,shop", "Topic_Key": "$ns"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &logsink.Sink{}
+	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), sink.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	some := fixture.EncodeChunks([]fixture.Record{{Body: []fixture.KV{{Key: "ns", Value: "shop"}}}, {Body: []fixture.KV{{Key: "log", Value: "host"}}}}, fixture.ChunkOptions{Layout: 1})[0]
+	none := fixture.EncodeChunks([]fixture.Record{{Body: []fixture.KV{{Key: "namespace", Value: "shop"}}}}, fixture.ChunkOptions{Layout: 1})[0]
+	for _, c := range []struct {
+		chunk []byte
+		level string
+	}{{some, "4 "}, {none, "2 "}} {
+		in.reroutes.mu.Lock()
+		in.reroutes.next = time.Time{}
+		in.reroutes.mu.Unlock()
+		if got := in.Flush(c.chunk, "t"); got != OK {
+			t.Fatalf("Flush = %d", got)
+		}
+		lines := sink.Matching("records sent to the default topic logs: 1 had no (or a null) $ns (Topic_Key;")
+		if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], c.level) {
+			t.Fatalf("want a line at level %s; log:\n%s", c.level, sink)
+		}
+	}
+	in.Flush(none, "t") // within the minute: counted, not logged
+	in.Flush(none, "t")
+	in.Exit()
+	if sink.Count("records sent to the default topic logs: 2 had no (or a null) $ns") != 1 {
+		t.Fatalf("Exit does not log the records since the last line:\n%s", sink)
 	}
 }
 
@@ -822,7 +863,7 @@ func TestRetryMemoryOverflowLogged(t *testing.T) {
 			t.Fatalf("Flush %s = %d", c, got)
 		}
 	}
-	if sink.Count("forgot 1 earlier chunks (2 records) handed back for a retry: more records wait for retries than the 258 remembered") != 1 {
+	if sink.Count("the retry memory is full: forgot the oldest chunks handed back for a retry, 1 (2 records), whose retries send every record again") != 1 {
 		t.Fatalf("log:\n%s", sink)
 	}
 }

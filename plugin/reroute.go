@@ -16,49 +16,66 @@ const (
 	noTopicField                 // Topic_Key's field is missing or null
 	notATopicName                // its value cannot name a topic
 	notInTopics                  // it names a topic not in Topics, and Dynamic_Topic is off
-	reroutes                     // how many there are
+	rerouteReasons
 )
 
 // rerouteLogInterval spaces the lines of rerouteLog.
 const rerouteLogInterval = time.Minute
 
 // rerouteLog logs the records sent to the default topic because Topic_Key
-// had no value, or one that is no topic name (a misspelled Topic_Key sends
-// every record there), at most once per rerouteLogInterval, counting those
-// since the last line.
+// had no value, or one that cannot name a topic, at most once per
+// rerouteLogInterval, counting those since the last line. Missing values
+// are a warning only when no record since had one (a misspelled Topic_Key);
+// else they may be meant, and are logged at debug level.
 type rerouteLog struct {
-	mu               sync.Mutex
-	next             time.Time // no line before
-	noField, badName int
-	example          string // the first value that is no topic name
+	mu                          sync.Mutex
+	next                        time.Time // no line before
+	noField, badName, withValue int
+	example                     string // the first value that cannot name a topic
 }
 
-func (r *rerouteLog) note(in *Instance, noField, badName int, example string, now time.Time) {
-	if noField+badName == 0 {
+// note counts a flush's records by why they went where they did, and logs
+// them with those before when a line is due.
+func (r *rerouteLog) note(in *Instance, by *[rerouteReasons]int, example string) {
+	if by[noTopicField]+by[notATopicName] == 0 {
 		return
 	}
+	now := time.Now()
 	r.mu.Lock()
-	r.noField += noField
-	r.badName += badName
+	defer r.mu.Unlock()
+	r.noField += by[noTopicField]
+	r.badName += by[notATopicName]
+	r.withValue += by[routed] + by[notATopicName] + by[notInTopics]
 	if r.example == "" {
 		r.example = example
 	}
 	if now.Before(r.next) {
-		r.mu.Unlock()
 		return
 	}
-	noField, badName, example = r.noField, r.badName, r.example
-	r.noField, r.badName, r.example, r.next = 0, 0, "", now.Add(rerouteLogInterval)
-	r.mu.Unlock()
+	r.next = now.Add(rerouteLogInterval)
+	r.report(in)
+}
+
+// report logs the records counted since the last line, if any; r.mu is
+// held. Exit calls it for the last ones.
+func (r *rerouteLog) report(in *Instance) {
 	var why []string
-	if noField > 0 {
-		why = append(why, fmt.Sprintf("%d had no (or a null) %s", noField, in.cfg.TopicKey))
+	level := LevelDebug
+	if r.noField > 0 {
+		why = append(why, fmt.Sprintf("%d had no (or a null) %s", r.noField, in.cfg.TopicKey))
+		if r.withValue == 0 {
+			level = LevelWarn
+		}
 	}
-	if badName > 0 {
-		why = append(why, fmt.Sprintf("%d had a %s that cannot name a topic (the first: %s)", badName, in.cfg.TopicKey, example))
+	if r.badName > 0 {
+		why = append(why, fmt.Sprintf("%d had a %s that cannot name a topic (the first: %s)", r.badName, in.cfg.TopicKey, r.example))
+		level = LevelWarn
 	}
-	in.Log(LevelWarn, "records sent to the default topic %s: %s (Topic_Key; logged at most once a minute, counting the records since the last line)",
-		in.defaultTopic, strings.Join(why, ", "))
+	if len(why) > 0 {
+		in.Log(level, "records sent to the default topic %s: %s (Topic_Key; logged at most once a minute, counting the records since the last line)",
+			in.defaultTopic, strings.Join(why, ", "))
+	}
+	r.noField, r.badName, r.withValue, r.example = 0, 0, 0, ""
 }
 
 // badTopic describes Topic_Key's value of the current record, which cannot

@@ -34,20 +34,19 @@ func (p *Producer) Fatal() error {
 	return nil
 }
 
-// fatalError is librdkafka's fatal error, by name, with its text; when the
-// cluster refused the idempotent producer an ID, as it will every new one,
-// with what that needs.
+// fatalError is librdkafka's fatal error, by name, with its text; when
+// the cluster refused the idempotent producer an ID, as it will every new
+// one, with what that needs.
 func fatalError(name, text string) error {
-	if name == "CLUSTER_AUTHORIZATION_FAILED" || name == "_UNSUPPORTED_FEATURE" {
-		text += idempotenceHint
+	switch name {
+	case "CLUSTER_AUTHORIZATION_FAILED":
+		text += " (an idempotent producer's principal needs Write on a topic, or before Kafka 2.8 IdempotentWrite on the cluster; " +
+			"with AWS_MSK_IAM, kafka-cluster:WriteDataIdempotently)"
+	case "_UNSUPPORTED_FEATURE":
+		text += " (the brokers cannot take an idempotent producer: set rdkafka.enable.idempotence false)"
 	}
 	return fmt.Errorf("%s: %s", name, text)
 }
-
-// idempotenceHint says what an idempotent producer needs of the cluster.
-const idempotenceHint = " (an idempotent producer needs the IdempotentWrite permission on the cluster, " +
-	"kafka-cluster:WriteDataIdempotently with AWS_MSK_IAM, and brokers that support it; " +
-	"or set rdkafka.enable.idempotence false)"
 
 // InjectFatal raises a fatal error in librdkafka, as a fenced idempotent
 // producer would; for tests.

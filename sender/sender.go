@@ -53,12 +53,14 @@ type NewProducer func() (Producer, error)
 const pollInterval = 100 * time.Millisecond
 
 // fatalCheck is the send loop's longest sleep. A producer that fails
-// within remakeBackoff[1] of being made (as every one does when the cluster
-// refuses it idempotence) is replaced after a delay, from remakeBackoff[0],
-// doubling up to remakeBackoff[1]: each replacement connects to every
-// broker anew. Variables for tests.
+// within failedSoon of being made (as every one does when the cluster
+// refuses it an ID) makes the next one that does too wait before it is
+// replaced, from when it was made: remakeBackoff[0], doubling up to
+// remakeBackoff[1]. Each replacement connects to every broker anew.
+// Variables for tests.
 var (
 	fatalCheck    = time.Second
+	failedSoon    = 10 * time.Second
 	remakeBackoff = [2]time.Duration{time.Second, time.Minute}
 )
 
@@ -376,7 +378,7 @@ func (s *Sender) recreate(l *Lane, cause error) {
 	s.recreated.Add(1)
 	failed := s.complete(done) + s.abort(left, "producer replaced after a fatal error")
 	msg := fmt.Sprintf("producer %d failed (%v); made a new one, %d records in flight failed and will be retried", l.index+1, cause, failed)
-	if lived < remakeBackoff[1] {
+	if lived < failedSoon {
 		l.remakeDelay = min(max(2*l.remakeDelay, remakeBackoff[0]), remakeBackoff[1])
 		msg += fmt.Sprintf("; it lasted %s: a new one that fails as soon is replaced no sooner than %s after it is made", lived.Round(time.Millisecond), l.remakeDelay)
 	} else {

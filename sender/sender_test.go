@@ -731,9 +731,9 @@ func TestPanicMakingAProducer(t *testing.T) {
 // producer is not reconnected to each second; one that lasted is replaced
 // at once.
 func TestFatalAgainBacksOff(t *testing.T) {
-	oldCheck, oldBackoff := fatalCheck, remakeBackoff
-	fatalCheck, remakeBackoff = 5*time.Millisecond, [2]time.Duration{20 * time.Millisecond, 160 * time.Millisecond}
-	t.Cleanup(func() { fatalCheck, remakeBackoff = oldCheck, oldBackoff })
+	oldCheck, oldSoon, oldBackoff := fatalCheck, failedSoon, remakeBackoff
+	fatalCheck, failedSoon, remakeBackoff = 5*time.Millisecond, 100*time.Millisecond, [2]time.Duration{20 * time.Millisecond, 160 * time.Millisecond}
+	t.Cleanup(func() { fatalCheck, failedSoon, remakeBackoff = oldCheck, oldSoon, oldBackoff })
 	first := newRecorder()
 	var made atomic.Int32
 	newProd := func() (Producer, error) {
@@ -747,12 +747,14 @@ func TestFatalAgainBacksOff(t *testing.T) {
 	logs := &logsink.Sink{}
 	_, s := startSender(t, newProd, 1, logs.Log)
 	defer s.Close(time.Now())
-	time.Sleep(2 * remakeBackoff[1]) // the first lasts
+	time.Sleep(2 * failedSoon) // the first lasts
 	first.mu.Lock()
 	first.fatal = errors.New("OUT_OF_ORDER_SEQUENCE_NUMBER: fenced")
 	first.mu.Unlock()
-	for made.Load() < 3 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); made.Load() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d producers made; log:\n%s", made.Load(), logs)
+		}
 	}
 	time.Sleep(time.Second)
 	// Without the delay, 200 producers a second; with it, at most one per
