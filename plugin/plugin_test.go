@@ -758,17 +758,19 @@ func TestMissingTopicKeyLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	some := fixture.EncodeChunks([]fixture.Record{{Body: []fixture.KV{{Key: "ns", Value: "shop"}}}, {Body: []fixture.KV{{Key: "log", Value: "host"}}}}, fixture.ChunkOptions{Layout: 1})[0]
+	some := fixture.EncodeChunks([]fixture.Record{{Body: []fixture.KV{{Key: "ns", Value: "shop"}}}}, fixture.ChunkOptions{Layout: 1})[0]
 	none := fixture.EncodeChunks([]fixture.Record{{Body: []fixture.KV{{Key: "namespace", Value: "shop"}}}}, fixture.ChunkOptions{Layout: 1})[0]
 	for _, c := range []struct {
-		chunk []byte
-		level string
-	}{{some, "4 "}, {none, "2 "}} {
+		chunks [][]byte
+		level  string
+	}{{[][]byte{some, none}, "4 "}, {[][]byte{none}, "2 "}} {
 		in.reroutes.mu.Lock()
 		in.reroutes.next = time.Time{}
 		in.reroutes.mu.Unlock()
-		if got := in.Flush(c.chunk, "t"); got != OK {
-			t.Fatalf("Flush = %d", got)
+		for _, chunk := range c.chunks { // one chunk with the field, one without
+			if got := in.Flush(chunk, "t"); got != OK {
+				t.Fatalf("Flush = %d", got)
+			}
 		}
 		lines := sink.Matching("records sent to the default topic logs: 1 had no (or a null) $ns (Topic_Key;")
 		if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], c.level) {

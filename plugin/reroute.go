@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,15 +29,19 @@ const rerouteLogInterval = time.Minute
 // are a warning only when no record since had one (a misspelled Topic_Key);
 // else they may be meant, and are logged at debug level.
 type rerouteLog struct {
-	mu                          sync.Mutex
-	next                        time.Time // no line before
-	noField, badName, withValue int
-	example                     string // the first value that cannot name a topic
+	withValue        atomic.Int64 // records that had a value, in every flush
+	mu               sync.Mutex
+	next             time.Time // no line before
+	noField, badName int
+	example          string // the first value that cannot name a topic
 }
 
 // note counts a flush's records by why they went where they did, and logs
 // them with those before when a line is due.
 func (r *rerouteLog) note(in *Instance, by *[rerouteReasons]int, example string) {
+	if n := by[routed] + by[notATopicName] + by[notInTopics]; n > 0 && in.cfg.TopicKey != nil {
+		r.withValue.Add(int64(n))
+	}
 	if by[noTopicField]+by[notATopicName] == 0 {
 		return
 	}
@@ -45,7 +50,6 @@ func (r *rerouteLog) note(in *Instance, by *[rerouteReasons]int, example string)
 	defer r.mu.Unlock()
 	r.noField += by[noTopicField]
 	r.badName += by[notATopicName]
-	r.withValue += by[routed] + by[notATopicName] + by[notInTopics]
 	if r.example == "" {
 		r.example = example
 	}
@@ -61,9 +65,9 @@ func (r *rerouteLog) note(in *Instance, by *[rerouteReasons]int, example string)
 func (r *rerouteLog) report(in *Instance) {
 	var why []string
 	level := LevelDebug
-	if r.noField > 0 {
+	if withValue := r.withValue.Swap(0); r.noField > 0 {
 		why = append(why, fmt.Sprintf("%d had no (or a null) %s", r.noField, in.cfg.TopicKey))
-		if r.withValue == 0 {
+		if withValue == 0 {
 			level = LevelWarn
 		}
 	}
@@ -75,7 +79,7 @@ func (r *rerouteLog) report(in *Instance) {
 		in.Log(level, "records sent to the default topic %s: %s (Topic_Key; logged at most once a minute, counting the records since the last line)",
 			in.defaultTopic, strings.Join(why, ", "))
 	}
-	r.noField, r.badName, r.withValue, r.example = 0, 0, 0, ""
+	r.noField, r.badName, r.example = 0, 0, ""
 }
 
 // badTopic describes Topic_Key's value of the current record, which cannot

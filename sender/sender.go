@@ -103,7 +103,7 @@ type Lane struct {
 	remakeFailed bool          // making a new producer failed, and was logged
 	made         time.Time     // when prod was made
 	failed       time.Time     // when its fatal error was seen; zero for none
-	remakeDelay  time.Duration // how long after a fatal error prod is replaced
+	remakeDelay  time.Duration // after a fatal error, prod is replaced no sooner than this after it was made
 }
 
 // Start makes a producer and runs a Sender over acc with it, which makes up
