@@ -342,7 +342,7 @@ func TestMetricsListenErrors(t *testing.T) {
 		{Keys: keys(append(base, "Metrics_Listen", addr, "Metrics_Instance", "same")...)},
 		{Keys: keys(append(base, "Metrics_Listen", addr, "Metrics_Instance", "same")...)},
 	}})
-	if want := `[output:gokafka:gokafka.1] configuration error: Metrics_Instance: instance label already used: "same" on ` + addr; res.ExitCode != 3 ||
+	if want := `[output:gokafka:same] configuration error: Metrics_Instance: instance label already used: "same" on ` + addr; res.ExitCode != 3 ||
 		!strings.Contains(res.Stderr, want) || strings.Count(res.Stderr, "] stopped") != 2 {
 		t.Errorf("label taken twice: exit %d, want 3, %q and both instances stopped; stderr:\n%s", res.ExitCode, want, hostrun.Tail(res.Stderr, 10))
 	}
