@@ -140,7 +140,16 @@ func (p *fakeProducer) Close() ([]sender.Completion, []*accumulator.Batch) {
 
 func (p *fakeProducer) Fatal() error { return nil }
 
+// newInstance starts an instance over prod, logging to the sink returned,
+// and exits it when the test ends.
 func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Instance, *logsink.Sink) {
+	in, sink := startInstance(t, prod, keys)
+	t.Cleanup(in.Exit)
+	return in, sink
+}
+
+// startInstance starts an instance for a test that exits it itself.
+func startInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Instance, *logsink.Sink) {
 	keys["Brokers"] = "unused:1"
 	cfg, err := conf.Load(keys, nil)
 	if err != nil {
@@ -151,7 +160,6 @@ func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Inst
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(in.Exit)
 	return in, sink
 }
 
@@ -749,15 +757,7 @@ func TestDynamicTopic(t *testing.T) {
 // else logged at debug level (records meant for the default topic); Exit
 // logs those counted since the last line.
 func TestMissingTopicKeyLogged(t *testing.T) {
-	cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1", "Topics": "logs,shop", "Topic_Key": "$ns"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &logsink.Sink{}
-	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), sink.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in, sink := startInstance(t, &fakeProducer{}, conf.MapGetter{"Topics": "logs,shop", "Topic_Key": "$ns"})
 	some := fixture.EncodeChunks([]fixture.Record{{Body: []fixture.KV{{Key: "ns", Value: "shop"}}}}, fixture.ChunkOptions{Layout: 1})[0]
 	none := fixture.EncodeChunks([]fixture.Record{{Body: []fixture.KV{{Key: "namespace", Value: "shop"}}}}, fixture.ChunkOptions{Layout: 1})[0]
 	for _, c := range []struct {
