@@ -7,7 +7,7 @@
 # /fluent-bit/etc/plugins.conf (named by the stock fluent-bit.conf as
 # `plugins_file plugins.conf`) or /fluent-bit/plugins/plugins.conf, which stays
 # visible when a volume replaces /fluent-bit/etc. See the README, "Container
-# image".
+# image and Kubernetes".
 
 # The Fluent Bit release whose plugin contract the project's test host follows.
 ARG FLUENT_BIT_VERSION=5.1.1

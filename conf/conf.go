@@ -146,7 +146,7 @@ var Options = []Option{
 		}},
 	{"Topics", "list", "fluent-bit", "Comma-separated topics; the first is the default topic.",
 		func(c *Config, v string) error { c.Topics = splitList(v); return checkTopics(c.Topics) }},
-	{"Topic_Key", "record accessor", "", "Field whose value names the record's topic, e.g. $kubernetes['namespace_name']; a record without it (or with a value that cannot name a topic) goes to the first topic, logged at most once a minute.",
+	{"Topic_Key", "record accessor", "", "Field whose value names the record's topic, e.g. $kubernetes['namespace_name']; a record without it (or with a value that cannot name a topic) goes to the first topic, counted and logged at most once a minute (missing values at debug level while other records have it).",
 		path(func(c *Config) *ra.Path { return &c.TopicKey })},
 	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic; off keeps it to the Topics list. Other values go to the first topic.",
 		boolean(func(c *Config) *bool { return &c.DynamicTopic })},
@@ -281,7 +281,7 @@ var Options = []Option{
 			c.MetricsListen = v
 			return nil
 		}},
-	{"Metrics_Instance", "string", "", "The instance's name in its log lines and the instance label of its metrics; by default gokafka.N, N counting this plugin's instances in configuration order.",
+	{"Metrics_Instance", "string", "", "The instance's name in its log lines and the instance label of its metrics; by default gokafka.N, N counting this plugin's instances in configuration order. Instances sharing a Metrics_Listen address need different names.",
 		func(c *Config, v string) error {
 			if !utf8.ValidString(v) { // Prometheus would refuse every scrape of the address
 				return errors.New("not UTF-8")
@@ -291,7 +291,7 @@ var Options = []Option{
 		}},
 	{"Message_Mode", "enum", "record", "record: one Kafka message per record; batch: one per batch, an LZ4 frame of its records (NDJSON, or a msgpack stream).",
 		enum(func(c *Config) *string { return &c.MessageMode }, "record", "batch")},
-	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic before a batch is sent; at most Buffer_Memory.",
+	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic before a batch is sent; at most Buffer_Memory. With Message_Mode batch, a batch message's uncompressed bytes: at most what fits rdkafka.message.max.bytes (992013 bytes for its default): the default shrinks to it, a larger value fails Init.",
 		size(func(c *Config) *int64 { return &c.BatchSize }, minBatchSize, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
 		duration(func(c *Config) *time.Duration { return &c.Linger }, 0, time.Minute)},
@@ -601,7 +601,7 @@ func (c *Config) weakens(key, v string) string {
 			return "only the partition's leader confirms a record, so one it acknowledged is lost if it fails before its followers copied it"
 		}
 	case "partitioner":
-		if v == "random" {
+		if v == "random" && c.MessageMode != "batch" { // batch mode places keyed records itself
 			return "records of one key go to any partition, so their order is not kept"
 		}
 	case "queue.buffering.max.messages", "queue.buffering.max.kbytes":

@@ -209,6 +209,7 @@ func TestWarnings(t *testing.T) {
 		{map[string]string{"rdkafka.acks": "all", "rdkafka.enable.idempotence": "true"}, nil},
 		{map[string]string{"rdkafka.acks": "1", "rdkafka.enable.idempotence": "false"}, []string{"rdkafka.acks 1: ", "rdkafka.enable.idempotence false: "}},
 		{map[string]string{"rdkafka.partitioner": "random"}, []string{"rdkafka.partitioner random: "}},
+		{map[string]string{"rdkafka.partitioner": "random", "Message_Mode": "batch"}, nil}, // keyed records placed by the plugin
 		{map[string]string{"rdkafka.partitioner": "consistent_random"}, nil},
 		{map[string]string{"rdkafka.queue.buffering.max.messages": "100000"}, []string{"rdkafka.queue.buffering.max.messages 100000: "}},
 		{map[string]string{"rdkafka.queue.buffering.max.kbytes": "1024"}, []string{"rdkafka.queue.buffering.max.kbytes 1024: "}},
