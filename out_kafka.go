@@ -86,6 +86,8 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"github.com/fluent/fluent-bit-go/output"
@@ -109,7 +111,17 @@ var (
 type running struct {
 	in          *plugin.Instance
 	stopMetrics func()
+	initThread  int         // the engine thread, where Workers 0 flushes run
+	warned      atomic.Bool // of a hot reload with workers
 }
+
+// hotReload is whether Fluent Bit has Hot_Reload on, as PreRun last said.
+var hotReload atomic.Bool
+
+// reloadWithWorkers says why Workers and Hot_Reload do not go together.
+const reloadWithWorkers = "Hot_Reload is on and this output runs on Fluent Bit's worker threads (Workers 1 or more): " +
+	"a reload can crash Fluent Bit (SIGSEGV; seen with 5.1.1), which starts a Go output's workers twice and stops only one set at a reload. " +
+	"With Hot_Reload On use Workers 0, or restart Fluent Bit instead of reloading it"
 
 // getter reads the instance's keys; valid only during Init.
 type getter struct{ plugin unsafe.Pointer }
@@ -217,7 +229,7 @@ func FLBPluginInit(p unsafe.Pointer) (ret int) {
 	if err != nil {
 		return fail(err)
 	}
-	r = &running{in: in}
+	r = &running{in: in, initThread: syscall.Gettid()}
 	if cfg.MetricsListen != "" {
 		if r.stopMetrics, err = metrics.Register(cfg.MetricsListen, name, in.Stats, in); err != nil {
 			key := "Metrics_Listen"
@@ -252,6 +264,20 @@ func instance(ctx unsafe.Pointer) *running {
 	return i
 }
 
+// FLBPluginOutputPreRun is called once per instance, after Init, with
+// whether Hot_Reload is on.
+//
+//export FLBPluginOutputPreRun
+func FLBPluginOutputPreRun(hotReloadOn C.int) (ret C.int) {
+	defer func() {
+		if recover() != nil {
+			ret = -1
+		}
+	}()
+	hotReload.Store(hotReloadOn != 0)
+	return 0
+}
+
 //export FLBPluginFlushCtx
 func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.size_t, tag *C.char) (ret int) {
 	C.gk_restore_fault_handlers()
@@ -274,6 +300,9 @@ func flush(ctx unsafe.Pointer, data []byte, tag string) (ret int) {
 	in := r.in
 	defer recoverTo(in.Logger(), &ret, output.FLB_RETRY)
 	plugin.NoteHostThread()
+	if hotReload.Load() && syscall.Gettid() != r.initThread && r.warned.CompareAndSwap(false, true) {
+		in.Log(plugin.LevelWarn, "%s", reloadWithWorkers)
+	}
 	return in.Flush(data, tag)
 }
 

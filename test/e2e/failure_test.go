@@ -385,6 +385,9 @@ func TestHotReload(t *testing.T) {
 	if n := strings.Count(res.Stderr, "] stopped"); n != 2 {
 		t.Errorf("%d instances stopped, want 2 (the old and the new)", n)
 	}
+	if n := strings.Count(res.Stderr, "] Hot_Reload is on and this output runs on Fluent Bit's worker threads"); n != 2 {
+		t.Errorf("%d warnings of Hot_Reload with Workers, want one per instance (2)", n)
+	}
 	compare(t, topic, recs, kafkatest.Consume(t, bootstrap, topic, len(recs), time.Minute), decodeJSON)
 }
 

@@ -310,6 +310,12 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("%s: %v flushes counted; host, both generations: %+v", label, got, s)
 			}
 		}
+		// Only the instance with Workers is warned of, once per generation.
+		for label, want := range map[string]int{labelA: 0, labelB: 2} {
+			if n := strings.Count(res.Stderr, "[output:gokafka:"+label+"] Hot_Reload is on"); n != want {
+				t.Errorf("%s: %d warnings of Hot_Reload with Workers, want %d", label, n, want)
+			}
+		}
 	})
 }
 
