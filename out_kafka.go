@@ -107,12 +107,13 @@ var (
 	rdkProps  = sync.OnceValue(rdk.Properties)
 )
 
-// running is an instance and what stops its metrics (nil without them).
+// running is an instance, what stops its metrics (nil without them), and
+// what its warning of Hot_Reload with workers needs.
 type running struct {
 	in          *plugin.Instance
 	stopMetrics func()
 	initThread  int         // the engine thread, where Workers 0 flushes run
-	warned      atomic.Bool // of a hot reload with workers
+	warned      atomic.Bool // reloadWithWorkers logged
 }
 
 // hotReload is whether Fluent Bit has Hot_Reload on, as PreRun last said.
@@ -157,7 +158,7 @@ func recoverTo(log plugin.Logger, ret *int, code int) {
 }
 
 //export FLBPluginPreRegister
-func FLBPluginPreRegister(hotReload C.int) (ret C.int) {
+func FLBPluginPreRegister(reloading C.int) (ret C.int) {
 	defer func() {
 		if recover() != nil {
 			ret = -1
@@ -258,6 +259,14 @@ func (r *running) stop() {
 	r.in.Exit()
 }
 
+// warnReloadWithWorkers logs reloadWithWorkers once, at the first flush
+// off Init's thread (on a worker) while Hot_Reload is on.
+func (r *running) warnReloadWithWorkers() {
+	if hotReload.Load() && !r.warned.Load() && syscall.Gettid() != r.initThread && r.warned.CompareAndSwap(false, true) {
+		r.in.Log(plugin.LevelWarn, "%s", reloadWithWorkers)
+	}
+}
+
 func instance(ctx unsafe.Pointer) *running {
 	r, _ := contexts.Load(uintptr(ctx))
 	i, _ := r.(*running)
@@ -300,9 +309,7 @@ func flush(ctx unsafe.Pointer, data []byte, tag string) (ret int) {
 	in := r.in
 	defer recoverTo(in.Logger(), &ret, output.FLB_RETRY)
 	plugin.NoteHostThread()
-	if hotReload.Load() && syscall.Gettid() != r.initThread && r.warned.CompareAndSwap(false, true) {
-		in.Log(plugin.LevelWarn, "%s", reloadWithWorkers)
-	}
+	r.warnReloadWithWorkers()
 	return in.Flush(data, tag)
 }
 

@@ -3,8 +3,11 @@ package main
 import (
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,5 +139,48 @@ func TestFlushUnknownContext(t *testing.T) {
 	out, _ := io.ReadAll(r)
 	if ret != 2 || !strings.Contains(string(out), "tag app.logs: chunk of 2 records not sent: flushed to an instance that is not running") {
 		t.Fatalf("flush = %d, stderr %q", ret, out)
+	}
+}
+
+// TestWarnReloadWithWorkers: with Hot_Reload on, an instance warns once, at
+// its first flush off Init's thread (a worker's); on Init's thread (Workers
+// 0), or with Hot_Reload off, it says nothing.
+func TestWarnReloadWithWorkers(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t.Cleanup(func() { hotReload.Store(false) })
+	for _, tc := range []struct {
+		name       string
+		hotReload  bool
+		initThread int
+		want       int
+	}{
+		{"worker thread", true, -1, 1},
+		{"Init's thread", true, syscall.Gettid(), 0},
+		{"Hot_Reload off", false, -1, 0},
+	} {
+		var warnings atomic.Int32
+		log := func(level int, msg string) {
+			if level == plugin.LevelWarn && strings.HasPrefix(msg, "Hot_Reload is on") {
+				warnings.Add(1)
+			}
+		}
+		cfg, err := conf.Load(conf.MapGetter{"Brokers": "unused:1"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := plugin.New(cfg, func() (sender.Producer, error) { return idleProducer{}, nil }, accumulator.GoAllocator{}, new(plugin.Stats), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hotReload.Store(tc.hotReload)
+		r := &running{in: in, initThread: tc.initThread}
+		for range 3 {
+			r.warnReloadWithWorkers()
+		}
+		in.Exit()
+		if n := int(warnings.Load()); n != tc.want {
+			t.Errorf("%s: %d warnings, want %d", tc.name, n, tc.want)
+		}
 	}
 }

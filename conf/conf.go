@@ -291,7 +291,7 @@ var Options = []Option{
 		}},
 	{"Message_Mode", "enum", "record", "record: one Kafka message per record; batch: one per batch, an LZ4 frame of its records (NDJSON, or a msgpack stream).",
 		enum(func(c *Config) *string { return &c.MessageMode }, "record", "batch")},
-	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic before a batch is sent; at most Buffer_Memory. With Message_Mode batch, a batch message's uncompressed bytes: at most what fits rdkafka.message.max.bytes (992013 bytes for its default): the default shrinks to it, a larger value fails Init.",
+	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic (with Message_Mode batch, per topic and partition) before a batch is sent; at most Buffer_Memory. With Message_Mode batch, a batch message's uncompressed bytes: at most what fits rdkafka.message.max.bytes (992013 bytes for its default): the default shrinks to it, a larger value fails Init.",
 		size(func(c *Config) *int64 { return &c.BatchSize }, minBatchSize, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
 		duration(func(c *Config) *time.Duration { return &c.Linger }, 0, time.Minute)},
