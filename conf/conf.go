@@ -148,7 +148,7 @@ var Options = []Option{
 		func(c *Config, v string) error { c.Topics = splitList(v); return checkTopics(c.Topics) }},
 	{"Topic_Key", "record accessor", "", "Field whose value names the record's topic, e.g. $kubernetes['namespace_name']; a record without it (or with a value that cannot name a topic) goes to the first topic, counted and logged at most once a minute (missing values at debug level while other records have it).",
 		path(func(c *Config) *ra.Path { return &c.TopicKey })},
-	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic; off keeps it to the Topics list. Other values go to the first topic.",
+	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic but DLQ_Topic; off keeps it to the Topics list. Other values go to the first topic. On, a record names the topic: the producer's ACLs are the bound.",
 		boolean(func(c *Config) *bool { return &c.DynamicTopic })},
 	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, gelf (GELF 1.1 JSON, for Graylog), otlp_proto or otlp_json (an OpenTelemetry log record, as the OpenTelemetry Collector's Kafka receiver reads it), avro (Confluent-framed Avro, of Schema_Str or from Schema_Registry_URL), or raw (the bytes of Raw_Log_Key). gelf, otlp_* and avro are not for Message_Mode batch.",
 		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "gelf", "otlp_proto", "otlp_json", "avro", "raw")},
@@ -179,9 +179,9 @@ var Options = []Option{
 	{"Schema_Registry_URL", "list", "", "With Format avro: Confluent Schema Registry base URLs (http or https), tried in turn for the schema at Init; until one answers, chunks are retried.",
 		func(c *Config, v string) error {
 			c.Registry.URLs = splitList(v)
-			for _, u := range c.Registry.URLs {
+			for i, u := range c.Registry.URLs { // not repeated: it may hold a password
 				if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-					return fmt.Errorf("%s: want http://host:port or https://host:port", u)
+					return fmt.Errorf("URL %d: want http://host:port or https://host:port", i+1)
 				}
 			}
 			return nil
@@ -357,12 +357,30 @@ type Error struct {
 	Key, Value, Reason string
 }
 
-// userinfoPassword matches the password of a URL's user information.
-var userinfoPassword = regexp.MustCompile(`(//[^/?#@:\s,]*:)[^@\s,]*@`)
-
-// redactUserinfo hides the passwords of the URLs in a value, or in what is
-// said of it, as url.URL.Redacted does.
-func redactUserinfo(v string) string { return userinfoPassword.ReplaceAllString(v, "${1}xxxxx@") }
+// redactUserinfo hides the passwords of the URLs in a value, as
+// url.URL.Redacted does: what follows "//user:" up to the URL's last '@'
+// before the next "//" (a password may hold '@', '/', ',' or a space).
+func redactUserinfo(v string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(v, "//")
+		if i < 0 {
+			b.WriteString(v)
+			return b.String()
+		}
+		b.WriteString(v[:i+2])
+		v = v[i+2:]
+		end := strings.Index(v, "//")
+		if end < 0 {
+			end = len(v)
+		}
+		at, colon := strings.LastIndex(v[:end], "@"), strings.Index(v[:end], ":")
+		if colon >= 0 && colon < at {
+			b.WriteString(v[:colon+1] + "xxxxx")
+			v = v[at:]
+		}
+	}
+}
 
 func (e *Error) Error() string {
 	if e.Value == "" {
@@ -386,7 +404,7 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			if !user {
 				panic(fmt.Sprintf("conf: default of %s: %v", o.Name, err))
 			}
-			return nil, &Error{Key: o.Name, Value: redactUserinfo(v), Reason: redactUserinfo(err.Error())}
+			return nil, &Error{Key: o.Name, Value: redactUserinfo(v), Reason: err.Error()}
 		}
 	}
 	if c.Brokers == "" {

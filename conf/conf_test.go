@@ -115,7 +115,8 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		}
 	}
 	// A URL's password is not repeated.
-	for _, urls := range []string{"https://u:S3CRET@reg:8081, ftp://reg2", "https://u:SE/CRET@reg:8081, reg2"} {
+	for _, urls := range []string{"https://u:S3CRET@reg:8081, ftp://reg2", "https://u:SE/CRET@reg:8081, reg2",
+		"htps://u:SE@CRET@reg:8081", "https://u:SE,CRET@reg:8081", "ftp://u:SE CRET@reg:8081", "https://reg2, ftp://u:SE@CRET@reg:8081"} {
 		_, err := Load(MapGetter{"Brokers": "x:1", "Schema_Registry_URL": urls}, nil)
 		if err == nil || !strings.HasPrefix(err.Error(), "Schema_Registry_URL: ") || strings.Contains(err.Error(), "CRET") || !strings.Contains(err.Error(), "u:xxxxx@reg:8081") {
 			t.Errorf("Schema_Registry_URL=%q: %v", urls, err)

@@ -536,7 +536,7 @@ func (w *avroWriter) appendMap(dst []byte, n *avroNode, b []byte, depth int, rm 
 		}
 		dst, _ = appendAvroText(dst, stringNode, k)
 		if dst, b, err = w.appendValue(dst, n.items, v, depth+1, sub); err != nil {
-			return dst, b, fmt.Errorf("%s: %w", k, err)
+			return dst, b, fmt.Errorf("%q: %w", k, err)
 		}
 	}
 	return append(dst, 0), b, nil

@@ -124,7 +124,8 @@ func TestAvroFields(t *testing.T) {
 		{"empty array", "sizes", []any{}, `[]`},
 		{"array item wrong", "sizes", []any{int64(1), "two"}, "error: sizes: [1]: str value for type long"},
 		{"map nil value left out", "labels", map[string]any{"a": "x", "b": nil}, `{"a":"x"}`},
-		{"map value wrong", "labels", map[string]any{"a": int64(1)}, "error: labels: a: int value for type string"},
+		{"map value wrong", "labels", map[string]any{"a": int64(1)}, `error: labels: "a": int value for type string`},
+		{"map key quoted", "labels", map[string]any{"a\n[forged]": int64(1)}, `error: labels: "a\n[forged]": int value for type string`}, // a log line of its own
 		{"empty map", "labels", map[string]any{}, `{}`},
 		{"nested record missing field", "kube", map[string]any{"pod": "p"}, "error: kube: ns: missing, and the schema gives no default"},
 		{"nested record not a map", "kube", "p", "error: kube: str value for type union"},

@@ -18,6 +18,7 @@ import (
 	"github.com/gokafka/gokafka/plugin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
 
 // Source is what an instance shows besides its Stats; *plugin.Instance is one.
@@ -203,15 +204,26 @@ func Register(addr, instance string, stats *plugin.Stats, src Source) (unregiste
 	return func() { once.Do(func() { ep.unregister(instance, e) }) }, nil
 }
 
+// What a client of an endpoint can hold, inside Fluent Bit's process:
+// connections (more wait to be accepted), a connection idle between
+// requests, and scrapes at once (more are answered 503).
+var (
+	maxConns         = 64
+	idleTimeout      = time.Minute
+	maxScrapesAtOnce = 4
+)
+
 func (ep *endpoint) listen() error {
 	ln, err := net.Listen("tcp", ep.addr)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(ep.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }() // ErrServerClosed after Close
+	mux.Handle("/metrics", promhttp.HandlerFor(ep.reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: maxScrapesAtOnce, Timeout: 20 * time.Second}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: idleTimeout, MaxHeaderBytes: 16 << 10}
+	go func() { _ = srv.Serve(netutil.LimitListener(ln, maxConns)) }() // ErrServerClosed after Close
 	ep.srv, ep.ln = srv, ln
 	return nil
 }

@@ -1,10 +1,13 @@
 package metrics
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -496,4 +499,60 @@ func TestBrokerRTTOfMeasured(t *testing.T) {
 	unmeasured := strings.Replace(fmt.Sprintf(statsJSON, 0), `"avg":2500`, `"avg":0`, 1)
 	f.setStats(fmt.Sprintf(statsJSON, 0), unmeasured)
 	expect(t, scrape(t, addr), map[string]float64{`gokafka_broker_rtt_seconds{broker="127.0.0.1:9092/1",instance="gokafka.0"}`: 0.0025})
+}
+
+// TestClientLimits: connections beyond maxConns wait to be served until one
+// closes, and a connection idle after its scrape is closed after
+// idleTimeout, so no client holds the endpoint's memory for good.
+func TestClientLimits(t *testing.T) {
+	idle, conns := idleTimeout, maxConns
+	idleTimeout, maxConns = time.Second, 2
+	defer func() { idleTimeout, maxConns = idle, conns }()
+	addr := freeAddr(t)
+	defer register(t, addr, "x", new(plugin.Stats), &fakeSource{})()
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	get := func(c net.Conn, r *bufio.Reader, wait time.Duration) error {
+		c.SetDeadline(time.Now().Add(wait))
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	a, ra := dial()
+	b, rb := dial()
+	for _, c := range []struct {
+		c net.Conn
+		r *bufio.Reader
+	}{{a, ra}, {b, rb}} {
+		if err := get(c.c, c.r, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, rc := dial()
+	if err := get(c, rc, 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a third connection beyond maxConns 2 was served at once (err %v)", err)
+	}
+	a.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := ra.ReadByte(); err != io.EOF {
+		t.Fatalf("an idle connection was not closed after idleTimeout: %v", err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(rc, nil) // its request was sent before
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the waiting connection was not served once one closed: %v", err)
+	}
+	resp.Body.Close()
 }
