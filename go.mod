@@ -16,6 +16,7 @@ require (
 	github.com/prometheus/common v0.73.1
 	github.com/tinylib/msgp v1.6.5
 	go.opentelemetry.io/collector/pdata v1.71.0
+	golang.org/x/net v0.61.0
 )
 
 require (
@@ -45,7 +46,6 @@ require (
 	github.com/ugorji/go/codec v1.1.7 // indirect
 	go.opentelemetry.io/collector/featuregate v1.71.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
-	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )

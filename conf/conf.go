@@ -179,7 +179,7 @@ var Options = []Option{
 	{"Schema_Registry_URL", "list", "", "With Format avro: Confluent Schema Registry base URLs (http or https), tried in turn for the schema at Init; until one answers, chunks are retried.",
 		func(c *Config, v string) error {
 			c.Registry.URLs = splitList(v)
-			for i, u := range c.Registry.URLs { // not repeated: it may hold a password
+			for i, u := range c.Registry.URLs { // by number: a URL may hold a password
 				if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 					return fmt.Errorf("URL %d: want http://host:port or https://host:port", i+1)
 				}
@@ -357,31 +357,6 @@ type Error struct {
 	Key, Value, Reason string
 }
 
-// redactUserinfo hides the passwords of the URLs in a value, as
-// url.URL.Redacted does: what follows "//user:" up to the URL's last '@'
-// before the next "//" (a password may hold '@', '/', ',' or a space).
-func redactUserinfo(v string) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(v, "//")
-		if i < 0 {
-			b.WriteString(v)
-			return b.String()
-		}
-		b.WriteString(v[:i+2])
-		v = v[i+2:]
-		end := strings.Index(v, "//")
-		if end < 0 {
-			end = len(v)
-		}
-		at, colon := strings.LastIndex(v[:end], "@"), strings.Index(v[:end], ":")
-		if colon >= 0 && colon < at {
-			b.WriteString(v[:colon+1] + "xxxxx")
-			v = v[at:]
-		}
-	}
-}
-
 func (e *Error) Error() string {
 	if e.Value == "" {
 		return fmt.Sprintf("%s: %s", e.Key, e.Reason)
@@ -404,11 +379,17 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			if !user {
 				panic(fmt.Sprintf("conf: default of %s: %v", o.Name, err))
 			}
-			return nil, &Error{Key: o.Name, Value: redactUserinfo(v), Reason: err.Error()}
+			if o.Name == "Schema_Registry_URL" {
+				v = "" // not repeated: a URL may hold a password
+			}
+			return nil, &Error{Key: o.Name, Value: v, Reason: err.Error()}
 		}
 	}
 	if c.Brokers == "" {
 		return nil, &Error{Key: "Brokers", Reason: "required, e.g. Brokers 127.0.0.1:9092"}
+	}
+	if slices.Contains(c.Topics, c.DLQTopic) {
+		return nil, &Error{Key: "DLQ_Topic", Value: c.DLQTopic, Reason: "one of Topics: dead letters would mix with records"}
 	}
 	if c.BatchSize > c.BufferMemory {
 		reason := fmt.Sprintf("larger than Buffer_Memory (%d bytes)", c.BufferMemory)

@@ -506,7 +506,7 @@ func TestBrokerRTTOfMeasured(t *testing.T) {
 // idleTimeout, so no client holds the endpoint's memory for good.
 func TestClientLimits(t *testing.T) {
 	idle, conns := idleTimeout, maxConns
-	idleTimeout, maxConns = time.Second, 2
+	idleTimeout, maxConns = 2*time.Second, 2
 	defer func() { idleTimeout, maxConns = idle, conns }()
 	addr := freeAddr(t)
 	defer register(t, addr, "x", new(plugin.Stats), &fakeSource{})()

@@ -556,7 +556,7 @@ func (in *Instance) topic(st *flushState, rec *chunk.Record) (topic []byte, why 
 	name, text := ra.AppendText(st.topic[:0], v)
 	st.topic, st.topicText = name, text
 	switch {
-	case !text || !conf.ValidTopic(name) || string(name) == in.cfg.DLQTopic:
+	case !text || !conf.ValidTopic(name) || in.cfg.DynamicTopic && string(name) == in.cfg.DLQTopic:
 		return in.defaultTopic, notATopicName
 	case !in.cfg.DynamicTopic && !in.allowed[string(name)]:
 		return in.defaultTopic, notInTopics

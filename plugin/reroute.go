@@ -15,7 +15,7 @@ type reroute int
 const (
 	routed        reroute = iota // it did not: its own, or Topic_Key is not set
 	noTopicField                 // Topic_Key's field is missing or null
-	notATopicName                // its value cannot name a topic, or names DLQ_Topic
+	notATopicName                // its value cannot name a topic (or, dynamic, names DLQ_Topic)
 	notInTopics                  // it names a topic not in Topics, and Dynamic_Topic is off
 	rerouteReasons
 )
