@@ -157,13 +157,17 @@ func recoverTo(log plugin.Logger, ret *int, code int) {
 	}
 }
 
+// recoverToFailure turns a panic into -1, the failure of the exports that
+// return a C int.
+func recoverToFailure(ret *C.int) {
+	if recover() != nil {
+		*ret = -1
+	}
+}
+
 //export FLBPluginPreRegister
 func FLBPluginPreRegister(reloading C.int) (ret C.int) {
-	defer func() {
-		if recover() != nil {
-			ret = -1
-		}
-	}()
+	defer recoverToFailure(&ret)
 	mu.Lock()
 	instances = 0
 	mu.Unlock()
@@ -172,11 +176,7 @@ func FLBPluginPreRegister(reloading C.int) (ret C.int) {
 
 //export FLBPluginRegister
 func FLBPluginRegister(def unsafe.Pointer) (ret C.int) {
-	defer func() {
-		if recover() != nil {
-			ret = -1
-		}
-	}()
+	defer recoverToFailure(&ret)
 	C.gk_keep_fault_handlers()
 	C.gk_restore_fault_handlers()
 	return C.int(output.FLBPluginRegister(def, "gokafka", "Kafka output with delivery tracking (Go)"))
@@ -278,11 +278,7 @@ func instance(ctx unsafe.Pointer) *running {
 //
 //export FLBPluginOutputPreRun
 func FLBPluginOutputPreRun(hotReloadOn C.int) (ret C.int) {
-	defer func() {
-		if recover() != nil {
-			ret = -1
-		}
-	}()
+	defer recoverToFailure(&ret)
 	hotReload.Store(hotReloadOn != 0)
 	return 0
 }
