@@ -395,7 +395,6 @@ func TestConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				s.Delivered.Add(1)
 				s.Retried.Add(1)
 				unreg()
 			}

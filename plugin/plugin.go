@@ -529,7 +529,6 @@ func (in *Instance) Flush(data []byte, tag string) int {
 // skipped of them had no value field (raw, gelf), and are counted apart.
 func (in *Instance) count(w *accumulator.Waiter, res accumulator.Result, own, skipped int) {
 	refused := res.Permanent - w.Counted.Permanent - own
-	in.Stats.Delivered.Add(int64(res.Delivered - w.Counted.Delivered))
 	in.Stats.Failed.Add(int64(res.Permanent - w.Counted.Permanent - skipped))
 	in.Stats.DeadLettered.Add(int64(res.DeadLettered - w.Counted.DeadLettered))
 	restamped := res.Restamped - w.Counted.Restamped

@@ -352,10 +352,10 @@ func TestUndeliveredLoggedAtExit(t *testing.T) {
 	prod.release()
 	in.Exit()
 	log := sink.String()
-	if stats.Delivered.Load() != 1 || stats.Failed.Load() != 0 ||
+	if fmt.Sprint(in.DeliveredByTopic()) != "map[fluent-bit:1]" || stats.Failed.Load() != 0 ||
 		!strings.Contains(log, "2 records of 1 chunk handed back for a retry that did not come (Retry_Limit reached, or this shutdown) were not delivered") ||
 		strings.Contains(log, "still in the producer's queue") {
-		t.Errorf("delivered %d, failed %d; log:\n%s", stats.Delivered.Load(), stats.Failed.Load(), log)
+		t.Errorf("delivered %v, failed %d; log:\n%s", in.DeliveredByTopic(), stats.Failed.Load(), log)
 	}
 }
 
@@ -386,11 +386,13 @@ func TestLateOutcomesCountedAtExit(t *testing.T) {
 		log := sink.String()
 		logged := strings.Contains(log, "tag t: 1 of 2 records can never be delivered") &&
 			strings.Contains(log, "record of 21 bytes for topic fluent-bit dropped: Broker: Message size too large")
+		wantDelivered := "map[fluent-bit:1]"
 		if dlq != "" { // counted, and no line: only losses get one at Exit
 			logged = !strings.Contains(log, "were not delivered") && !strings.Contains(log, "sent to the dead-letter topic")
+			wantDelivered = "map[dead:1 fluent-bit:1]"
 		}
-		if stats.Delivered.Load() != 1 || stats.Failed.Load()+stats.DeadLettered.Load() != 1 || stats.DeadLettered.Load() == 1 != (dlq != "") || !logged {
-			t.Errorf("DLQ_Topic %q: delivered %d, failed %d, dead-lettered %d; log:\n%s", dlq, stats.Delivered.Load(), stats.Failed.Load(), stats.DeadLettered.Load(), sink)
+		if fmt.Sprint(in.DeliveredByTopic()) != wantDelivered || stats.Failed.Load()+stats.DeadLettered.Load() != 1 || stats.DeadLettered.Load() == 1 != (dlq != "") || !logged {
+			t.Errorf("DLQ_Topic %q: delivered %v, failed %d, dead-lettered %d; log:\n%s", dlq, in.DeliveredByTopic(), stats.Failed.Load(), stats.DeadLettered.Load(), sink)
 		}
 	}
 }
@@ -423,9 +425,9 @@ func TestMalformedChunkRetriesRecordsBeforeTheFault(t *testing.T) {
 	if got := in.Flush(data, "t"); got != Error {
 		t.Fatalf("retry: Flush = %d, want Error; log:\n%s", got, sink)
 	}
-	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"flaky b"}]` || in.Stats.Delivered.Load() != 2 || in.Stats.Failed.Load() != 1 ||
+	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"flaky b"}]` || fmt.Sprint(in.DeliveredByTopic()) != "map[fluent-bit:2]" || in.Stats.Failed.Load() != 1 ||
 		!strings.Contains(sink.String(), "the 3 records before it were sent: 2 delivered, 0 dead-lettered, 1 dropped, 0 to send again; the chunk is dropped") {
-		t.Fatalf("sent %q, delivered %d, failed %d; log:\n%s", prod.sent, in.Stats.Delivered.Load(), in.Stats.Failed.Load(), sink)
+		t.Fatalf("sent %q, delivered %v, failed %d; log:\n%s", prod.sent, in.DeliveredByTopic(), in.Stats.Failed.Load(), sink)
 	}
 }
 
@@ -640,8 +642,8 @@ func TestShaping(t *testing.T) {
 	if fmt.Sprint(prod.msgs) != fmt.Sprint(want) {
 		t.Fatalf("got  %v\nwant %v", prod.msgs, want)
 	}
-	if in.Stats.Rerouted.Load() != 2 || in.Stats.Delivered.Load() != 3 {
-		t.Fatalf("rerouted %d, delivered %d", in.Stats.Rerouted.Load(), in.Stats.Delivered.Load())
+	if in.Stats.Rerouted.Load() != 2 || fmt.Sprint(in.DeliveredByTopic()) != "map[logs:2 shop:1]" {
+		t.Fatalf("rerouted %d, delivered %v", in.Stats.Rerouted.Load(), in.DeliveredByTopic())
 	}
 }
 
@@ -815,8 +817,8 @@ func TestRetrySendsOnlyWhatKafkaDidNotTake(t *testing.T) {
 	if strings.Count(sink.String(), "2 records of up to 63 bytes for topic fluent-bit not delivered: Local: Broker transport failure") != 1 {
 		t.Fatalf("failures of the earlier attempt not logged:\n%s", sink)
 	}
-	if !strings.Contains(sink.String(), "2 already delivered, dead-lettered or dropped, sending the other 2") || in.Stats.Delivered.Load() != 4 {
-		t.Fatalf("delivered %d; log:\n%s", in.Stats.Delivered.Load(), sink)
+	if !strings.Contains(sink.String(), "2 already delivered, dead-lettered or dropped, sending the other 2") || fmt.Sprint(in.DeliveredByTopic()) != "map[fluent-bit:4]" {
+		t.Fatalf("delivered %v; log:\n%s", in.DeliveredByTopic(), sink)
 	}
 	if len(in.retries.byKey) != 0 {
 		t.Fatalf("%d chunks still remembered", len(in.retries.byKey))
@@ -904,9 +906,9 @@ func TestDeadLetter(t *testing.T) {
 	if fmt.Sprint(dead) != want || len(prod.msgs) != 3 {
 		t.Fatalf("dead-lettered %v of %v", dead, prod.msgs)
 	}
-	if in.Stats.DeadLettered.Load() != 1 || in.Stats.Delivered.Load() != 2 || in.Stats.Failed.Load() != 0 ||
+	if in.Stats.DeadLettered.Load() != 1 || fmt.Sprint(in.DeliveredByTopic()) != "map[dead:1 fluent-bit:2]" || in.Stats.Failed.Load() != 0 ||
 		!strings.Contains(sink.String(), "record of 21 bytes for topic fluent-bit refused (Broker: Message size too large), sent to the dead-letter topic dead") {
-		t.Fatalf("dead %d delivered %d failed %d; log:\n%s", in.Stats.DeadLettered.Load(), in.Stats.Delivered.Load(), in.Stats.Failed.Load(), sink)
+		t.Fatalf("dead %d delivered %v failed %d; log:\n%s", in.Stats.DeadLettered.Load(), in.DeliveredByTopic(), in.Stats.Failed.Load(), sink)
 	}
 }
 
@@ -1385,7 +1387,7 @@ func TestRecordLargerThanBufferMemory(t *testing.T) {
 	if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 2, ChunkBytes: 4 << 20})[0], "t"); got != OK {
 		t.Fatalf("Flush = %d; log:\n%s", got, sink)
 	}
-	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"c"}]` || in.Stats.Failed.Load() != 1 || in.Stats.Delivered.Load() != 2 ||
+	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"c"}]` || in.Stats.Failed.Load() != 1 || fmt.Sprint(in.DeliveredByTopic()) != "map[fluent-bit:2]" ||
 		!strings.Contains(sink.String(), "for topic fluent-bit dropped: with its key, headers and bookkeeping it needs ") ||
 		!strings.Contains(sink.String(), " bytes of buffer memory, more than Buffer_Memory") ||
 		strings.Contains(sink.String(), "can never be delivered") { // Kafka refused nothing
@@ -1419,8 +1421,8 @@ func TestDeadLetteredNotSentAgainOnRetry(t *testing.T) {
 			dead++
 		}
 	}
-	if dead != 1 || in.Stats.DeadLettered.Load() != 1 || in.Stats.Delivered.Load() != 1 {
-		t.Fatalf("%d dead letters, dead-lettered %d, delivered %d; log:\n%s", dead, in.Stats.DeadLettered.Load(), in.Stats.Delivered.Load(), sink)
+	if dead != 1 || in.Stats.DeadLettered.Load() != 1 || fmt.Sprint(in.DeliveredByTopic()) != "map[dead:1 fluent-bit:1]" {
+		t.Fatalf("%d dead letters, dead-lettered %d, delivered %v; log:\n%s", dead, in.Stats.DeadLettered.Load(), in.DeliveredByTopic(), sink)
 	}
 }
 

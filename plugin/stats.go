@@ -7,7 +7,6 @@ import (
 
 // Stats counts records over the instance's life.
 type Stats struct {
-	Delivered    atomic.Int64 // acknowledged by Kafka
 	Retried      atomic.Int64 // in chunks handed back to Fluent Bit for a retry
 	Failed       atomic.Int64 // dropped: Kafka can never take them, they cannot be encoded, their timestamp cannot be read, or they are larger than Buffer_Memory
 	DeadLettered atomic.Int64 // refused by Kafka for good and sent to DLQ_Topic
