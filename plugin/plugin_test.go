@@ -35,10 +35,9 @@ type fakeProducer struct {
 	mu     sync.Mutex
 	held   []sender.Completion
 	done   []sender.Completion
-	// failOnce fails records containing "flaky" the first time they are seen.
-	seen map[string]bool
-	sent []string
-	msgs []message
+	seen   map[string]bool // records containing "flaky" seen: they fail the first time
+	sent   []string
+	msgs   []message
 }
 
 // message is what the fake producer saw of one record.
@@ -560,7 +559,7 @@ func TestStagesMemoryIsBounded(t *testing.T) {
 
 func TestConcurrentFlushes(t *testing.T) {
 	prod := &fakeProducer{}
-	in, sink := newInstance(t, prod, conf.MapGetter{"Batch_Size": "4K"})
+	in, sink := newInstance(t, prod, conf.MapGetter{"Batch_Size": "4K", "Timestamp_Key": "off"})
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
@@ -578,6 +577,17 @@ func TestConcurrentFlushes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	copies := map[string]int{}
+	for _, v := range prod.sent {
+		copies[v]++
+	}
+	for g := 0; g < 4; g++ {
+		for i := 0; i < 500; i++ {
+			if v := fmt.Sprintf(`{"log":"worker %d record %d"}`, g, i); copies[v] != 10 {
+				t.Fatalf("%s sent %d times, want 10 (one per flush of its chunk)", v, copies[v])
+			}
+		}
+	}
 	if len(prod.sent) != 4*10*500 {
 		t.Fatalf("sent %d records", len(prod.sent))
 	}
@@ -597,6 +607,9 @@ func TestFieldText(t *testing.T) {
 	}
 	if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})[0], "t"); got != OK {
 		t.Fatalf("Flush = %d; log:\n%s", got, sink)
+	}
+	if len(prod.msgs) != len(values) {
+		t.Fatalf("sent %d records, want %d", len(prod.msgs), len(values))
 	}
 	for i, m := range prod.msgs {
 		header := ""
