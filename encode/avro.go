@@ -565,7 +565,7 @@ func (w *avroWriter) appendTime(dst []byte, n *avroNode, ns int64) ([]byte, erro
 			return dst, fmt.Errorf("a %s is not a timestamp", n.logical)
 		default:
 			if !isEpoch(w.time) {
-				return dst, fmt.Errorf("a %s takes the time with logicalType timestamp-millis or timestamp-micros, or with Timestamp_Format epoch, epoch_ms or epoch_ns", n.typ)
+				return dst, fmt.Errorf("a %s takes the time with logicalType timestamp-millis, timestamp-micros or timestamp-nanos, or with Timestamp_Format epoch, epoch_ms or epoch_ns", n.typ)
 			}
 			v = epoch(ns, w.time)
 		}
