@@ -8,17 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gokafka/gokafka/plugin"
+	promscrape "github.com/gokafka/gokafka/test/scrape"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 type fakeSource struct {
@@ -85,54 +82,14 @@ func register(t *testing.T, addr, instance string, stats *plugin.Stats, src Sour
 	return unreg
 }
 
-// scrape returns every sample at addr's /metrics by name{labels} (sorted,
-// histograms as _bucket, _count and _sum).
+// scrape returns every sample at addr's /metrics (promscrape.Metrics).
 func scrape(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	m, err := promscrape.Metrics(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s", resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return flatten(families)
-}
-
-func flatten(families map[string]*dto.MetricFamily) map[string]float64 {
-	out := map[string]float64{}
-	for name, f := range families {
-		for _, m := range f.Metric {
-			var labels []string
-			for _, l := range m.Label {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			key := func(suffix string, extra ...string) string {
-				ls := append(append([]string{}, labels...), extra...)
-				sort.Strings(ls)
-				return name + suffix + "{" + strings.Join(ls, ",") + "}"
-			}
-			switch {
-			case m.Counter != nil:
-				out[key("")] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[key("")] = m.Gauge.GetValue()
-			case m.Histogram != nil:
-				out[key("_count")] = float64(m.Histogram.GetSampleCount())
-				out[key("_sum")] = m.Histogram.GetSampleSum()
-				for _, b := range m.Histogram.Bucket {
-					out[key("_bucket", fmt.Sprintf("le=%q", fmt.Sprint(b.GetUpperBound())))] = float64(b.GetCumulativeCount())
-				}
-			}
-		}
-	}
-	return out
+	return m
 }
 
 func expect(t *testing.T, got map[string]float64, want map[string]float64) {

@@ -384,7 +384,7 @@ func countMessages(b *testing.B, bootstrap, topic string) int64 {
 func BenchmarkEndToEnd(b *testing.B) {
 	records := envInt(b, "GOKAFKA_BENCH_RECORDS", 1_000_000)
 	rounds := envInt(b, "GOKAFKA_BENCH_ROUNDS", 3)
-	root := hostrun.RepoRoot(b)
+	root := fixture.RepoRoot(b)
 	dir := filepath.Join(root, "build", "bench")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)

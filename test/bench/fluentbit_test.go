@@ -16,6 +16,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/gokafka/gokafka/test/benchdata"
+	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
 	"github.com/gokafka/gokafka/test/kafkatest"
 )
@@ -71,7 +72,7 @@ func BenchmarkFluentBit(b *testing.B) {
 	fluentBit := fluentBitBinary(b)
 	records := envInt(b, "GOKAFKA_BENCH_RECORDS", 1_000_000)
 	rounds := envInt(b, "GOKAFKA_BENCH_ROUNDS", 3)
-	root := hostrun.RepoRoot(b)
+	root := fixture.RepoRoot(b)
 	dir := filepath.Join(root, "build", "bench")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
@@ -280,7 +281,7 @@ func writeFluentBitConf(b *testing.B, dir string, service, input [][2]string, o 
 		}
 	}
 	section("SERVICE", append([][2]string{{"Log_Level", "warn"},
-		{"Parsers_File", filepath.Join(hostrun.RepoRoot(b), "examples", "parsers.conf")}}, service...))
+		{"Parsers_File", filepath.Join(fixture.RepoRoot(b), "examples", "parsers.conf")}}, service...))
 	section("INPUT", append([][2]string{{"Name", "tail"}, {"Parser", "docker"}}, input...))
 	keys := append(slices.Clone(o.keys), [2]string{"Match", "*"})
 	if o.count != nil {

@@ -44,7 +44,7 @@ func Generator(tb testing.TB) string {
 	if _, err := exec.LookPath("python3"); err != nil {
 		return ""
 	}
-	path := fixture.Generator(repoRoot(tb))
+	path := fixture.Generator(fixture.RepoRoot(tb))
 	if _, err := os.Stat(path); err != nil {
 		return ""
 	}
@@ -161,22 +161,4 @@ func Chunk(tb testing.TB, n int) []byte {
 func Values(tb testing.TB, n int) [][]byte {
 	tb.Helper()
 	return bytes.Split(bytes.TrimSuffix(Lines(tb, n), []byte("\n")), []byte("\n"))
-}
-
-func repoRoot(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("benchdata: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -141,7 +141,7 @@ func TestBatchMode(t *testing.T) {
 	// its end, asked for more messages than it holds, or for one.
 	cmdPath := filepath.Join(t.TempDir(), "gokafka-batch")
 	build := exec.Command("go", "build", "-buildvcs=false", "-o", cmdPath, "./cmd/gokafka-batch")
-	build.Dir = hostrun.RepoRoot(t)
+	build.Dir = fixture.RepoRoot(t)
 	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building gokafka-batch: %v\n%s", err, b)
 	}

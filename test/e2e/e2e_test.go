@@ -27,14 +27,14 @@ func TestMain(m *testing.M) { kafkatest.Main(m) }
 
 // pluginSO builds the .so once per test binary.
 func pluginSO(t *testing.T) string {
-	root := hostrun.RepoRoot(t)
+	root := fixture.RepoRoot(t)
 	return hostrun.BuildPlugin(t, root, filepath.Join(root, "build", "test", "out_gokafka.so"))
 }
 
 // containerLogs generates n lines in format (docker or cri) with the shared
 // generator and parses them as Fluent Bit's parsers would.
 func containerLogs(t *testing.T, format string, n int) []fixture.Record {
-	gen := fixture.Generator(hostrun.RepoRoot(t))
+	gen := fixture.Generator(fixture.RepoRoot(t))
 	out, err := exec.Command("python3", gen, "--format", format, "--lines", fmt.Sprint(n)).Output()
 	if err != nil {
 		t.Fatalf("%s: %v (the project expects ../shared beside it; GOKAFKA_LOGGEN names the generator elsewhere)", gen, err)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -12,51 +11,10 @@ import (
 	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
 	"github.com/gokafka/gokafka/test/kafkatest"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/gokafka/gokafka/test/scrape"
 )
 
-// scrapeMetrics returns every sample at http://addr/metrics by
-// name{labels} (labels sorted; histograms as _count and _sum only).
-func scrapeMetrics(addr string) (map[string]float64, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for name, f := range families {
-		for _, m := range f.Metric {
-			var labels []string
-			for _, l := range m.Label {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			sort.Strings(labels)
-			key := "{" + strings.Join(labels, ",") + "}"
-			switch {
-			case m.Counter != nil:
-				out[name+key] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[name+key] = m.Gauge.GetValue()
-			case m.Histogram != nil:
-				out[name+"_count"+key] = float64(m.Histogram.GetSampleCount())
-				out[name+"_sum"+key] = m.Histogram.GetSampleSum()
-			}
-		}
-	}
-	return out, nil
-}
-
-// series names a sample as scrapeMetrics does; labels in sorted order.
+// series names a sample as scrape.Metrics does; labels in sorted order.
 func series(name string, labels ...string) string {
 	var ls []string
 	for i := 0; i+1 < len(labels); i += 2 {
@@ -86,7 +44,7 @@ func metricsRun(t *testing.T, addr string, o hostrun.Options, done func(map[stri
 		if ok {
 			continue
 		}
-		cur, err := scrapeMetrics(addr)
+		cur, err := scrape.Metrics(addr)
 		if err != nil {
 			continue // not listening yet, or between a reload's Exit and Init
 		}

@@ -36,26 +36,6 @@ var (
 	builtPlugs = map[string]string{}
 )
 
-// RepoRoot returns the directory holding go.mod, searched upwards from the
-// working directory.
-func RepoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("hostrun: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // BuildHost compiles test/host/host.c into <repo>/build/test/gokafka-host
 // (once per test binary, and only when host.c is newer) and returns its path.
 func BuildHost(t testing.TB) string {
@@ -65,7 +45,7 @@ func BuildHost(t testing.TB) string {
 	if builtHost != "" {
 		return builtHost
 	}
-	root := RepoRoot(t)
+	root := fixture.RepoRoot(t)
 	src := filepath.Join(root, "test", "host", "host.c")
 	out := filepath.Join(root, "build", "test", "gokafka-host")
 	si, err := os.Stat(src)
@@ -97,7 +77,7 @@ func BuildPlugin(t testing.TB, pkgDir, out string) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	root := RepoRoot(t)
+	root := fixture.RepoRoot(t)
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
 	}

@@ -112,7 +112,7 @@ func (b *Broker) LogTail(n int) string { return logTail(b.Dir, n) }
 
 func (b *Broker) do(timeout time.Duration, args ...string) {
 	b.t.Helper()
-	if _, err := run(timeout, args...); err != nil {
+	if err := run(timeout, args...); err != nil {
 		b.t.Fatal(err)
 	}
 }
@@ -145,7 +145,7 @@ func StartBroker(t testing.TB, opts Options) *Broker {
 		if t.Failed() {
 			t.Logf("kafkatest: last lines of %s/kafka.log:\n%s", b.Dir, b.LogTail(30))
 		}
-		if _, err := run(stopTimeout, "kill", "--dir", b.Dir); err != nil {
+		if err := run(stopTimeout, "kill", "--dir", b.Dir); err != nil {
 			t.Error(err)
 		}
 	})
@@ -191,7 +191,7 @@ func startBroker(dir string, opts Options) (*Broker, error) {
 			b.caFile = filepath.Join(dir, "ca.pem")
 			args = append(args, "--ssl-port", strconv.Itoa(b.SSLPort))
 		}
-		if _, err = run(startTimeout, args...); err == nil {
+		if err = run(startTimeout, args...); err == nil {
 			return b, nil
 		}
 		if !strings.Contains(err.Error(), "Address already in use") {
@@ -221,15 +221,15 @@ func StartCluster(t testing.TB) *Cluster {
 			break
 		}
 		c.Ports, c.ControllerPorts = ports[:3], ports[3:]
-		_, err = run(startTimeout, "cluster-start", "--dir", c.Dir, "--ports", join(c.Ports),
+		err = run(startTimeout, "cluster-start", "--dir", c.Dir, "--ports", join(c.Ports),
 			"--controller-ports", join(c.ControllerPorts), "--owner-pid", strconv.Itoa(os.Getpid()))
 		if err == nil || !strings.Contains(err.Error(), "Address already in use") {
 			break
 		}
-		_, _ = run(stopTimeout, "kill", "--dir", c.Dir)
+		_ = run(stopTimeout, "kill", "--dir", c.Dir)
 	}
 	if err != nil {
-		_, _ = run(stopTimeout, "kill", "--dir", c.Dir)
+		_ = run(stopTimeout, "kill", "--dir", c.Dir)
 		t.Fatalf("kafkatest: %v", err)
 	}
 	t.Cleanup(func() {
@@ -238,7 +238,7 @@ func StartCluster(t testing.TB) *Cluster {
 				t.Logf("kafkatest: last lines of node %d's log:\n%s", id, c.LogTail(id, 20))
 			}
 		}
-		if _, err := run(stopTimeout, "kill", "--dir", c.Dir); err != nil {
+		if err := run(stopTimeout, "kill", "--dir", c.Dir); err != nil {
 			t.Error(err)
 		}
 	})
@@ -260,7 +260,7 @@ func (c *Cluster) Addr(id int) string { return addr(c.Ports[id-1]) }
 // StopNode stops node id (1..3) cleanly (controlled shutdown).
 func (c *Cluster) StopNode(id int) {
 	c.t.Helper()
-	if _, err := run(stopTimeout, "node-stop", "--dir", c.Dir, "--node", strconv.Itoa(id)); err != nil {
+	if err := run(stopTimeout, "node-stop", "--dir", c.Dir, "--node", strconv.Itoa(id)); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -268,7 +268,7 @@ func (c *Cluster) StopNode(id int) {
 // StartNode starts a stopped node again and waits until it serves metadata that lists it.
 func (c *Cluster) StartNode(id int) {
 	c.t.Helper()
-	if _, err := run(startTimeout, "node-start", "--dir", c.Dir, "--node", strconv.Itoa(id),
+	if err := run(startTimeout, "node-start", "--dir", c.Dir, "--node", strconv.Itoa(id),
 		"--owner-pid", strconv.Itoa(os.Getpid())); err != nil {
 		c.t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func Bootstrap(t testing.TB) string {
 func Main(m *testing.M) {
 	code := m.Run()
 	if shared.dir != "" {
-		if _, err := run(stopTimeout, "kill", "--dir", shared.dir); err != nil {
+		if err := run(stopTimeout, "kill", "--dir", shared.dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}
 		os.RemoveAll(shared.dir)
@@ -553,23 +553,23 @@ func UniqueTopic(t testing.TB) string {
 	return fmt.Sprintf("%s-%08x", name, rand.Uint32())
 }
 
-// run runs kafka.sh with args and returns its output; an error includes its stderr, which
-// holds the tail of the broker log when a start failed.
-func run(timeout time.Duration, args ...string) (string, error) {
+// run runs kafka.sh with args; an error includes its stderr, which holds the tail of the
+// broker log when a start failed.
+func run(timeout time.Duration, args ...string) error {
 	sh, err := script()
 	if err != nil {
-		return "", err
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", append([]string{sh}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("kafka.sh %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		return fmt.Errorf("kafka.sh %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	return strings.TrimSpace(stdout.String()), nil
+	return nil
 }
 
 // script finds test/kafka/kafka.sh above the working directory (a package directory when
