@@ -28,3 +28,11 @@ var Reason = reason
 
 // MallocInUse returns the bytes of C memory allocated now (main arena).
 var MallocInUse = mallocInUse
+
+// Asked reports whether p asked the cluster for topic's partition count.
+func (p *Producer) Asked(topic string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.partitions[topic]
+	return ok
+}
