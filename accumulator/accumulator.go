@@ -297,6 +297,16 @@ func (s *Staged) Footprint() int {
 	return n
 }
 
+// Lead is how many records an ErrTooLarge from Append is about: the first
+// segment's in batch mode, whose LZ4 block goes whole into one frame, else
+// the first record.
+func (s *Staged) Lead() int {
+	if len(s.segs) > 0 {
+		return s.segs[0].recs
+	}
+	return 1
+}
+
 // Skip drops the first n records (in batch mode, whole segments of them).
 func (s *Staged) Skip(n int) {
 	s.Recs, s.Idx = s.Recs[n:], s.Idx[n:]
@@ -309,8 +319,8 @@ func (s *Staged) Skip(n int) {
 // Append copies s's records into batches of topic/partition for lane on
 // behalf of w, waiting for memory until deadline. It returns how many
 // records went in; fewer than all means the deadline passed (or, with
-// ErrTooLarge, that record s.Recs[n] can never fit: the caller skips and
-// counts it). Once the accumulator is closed, no record goes in
+// ErrTooLarge, that the next s.Lead() records can never fit: the caller
+// skips and counts them). Once the accumulator is closed, no record goes in
 // (ErrClosed): nothing would send it.
 func (a *Accumulator) Append(topic string, partition int32, lane int, s *Staged, w *Waiter, deadline time.Time) (int, error) {
 	k := key{topic, partition, lane}

@@ -214,7 +214,7 @@ func (a *Accumulator) frameBuffer() int { return a.batchSize / 3 }
 func (a *Accumulator) newFrameBatch(n int, deadline time.Time) (*Batch, error) {
 	size := max(a.frameBuffer(), len(frameHeader)+n+a.frames.trailer)
 	if int64(size) > a.limit {
-		return nil, tooLarge("compressed, in a frame of its own, it", size)
+		return nil, tooLarge("compressed, in a frame of its own, their block", size)
 	}
 	return a.obtain(deadline, func() *Batch {
 		for free := a.frames.free; len(free) > 0; free = a.frames.free {
@@ -257,8 +257,8 @@ func (a *Accumulator) reserve(b *Batch, n int, inTurn bool) bool {
 // appendSegments puts s's compressed segments into batches of key k, whose
 // newest batch is b (nil for none), on behalf of w. It returns how many
 // records went in: fewer than all means the deadline passed or, with
-// ErrTooLarge, that the next segment, one record (a segment of several is
-// at most a block, see Compress), can never fit.
+// ErrTooLarge, that the next segment can never fit: one record larger than
+// a block (see Compress), or any with the operator's headers too large.
 func (a *Accumulator) appendSegments(k key, b *Batch, s *Staged, w *Waiter, deadline time.Time) (int, error) {
 	n := 0
 	for _, seg := range s.segs {

@@ -245,7 +245,7 @@ func TestFrameTooLarge(t *testing.T) {
 	a.Compress(s, true)
 	w := NewWaiter(3)
 	n, err := a.Append("t", -1, 0, s, w, time.Now().Add(10*time.Millisecond))
-	if n != 1 || !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "compressed, in a frame of its own, it needs ") {
+	if n != 1 || !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "compressed, in a frame of its own, their block needs ") {
 		t.Fatalf("appended %d (%v): want 1 then ErrTooLarge", n, err)
 	}
 	s.Skip(n)

@@ -673,10 +673,17 @@ func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, reco
 			s.Skip(n)
 			switch {
 			case errors.Is(err, accumulator.ErrTooLarge):
-				in.logChunk(w.Tag, LevelError, "record of %d bytes for topic %s dropped: %v", s.Recs[0].Len, t.name, err)
-				in.acc.Drop(w, int(s.Idx[0]))
-				s.Skip(1)
-				st.tooLarge++
+				k := s.Lead()
+				what := fmt.Sprintf("record of %d bytes", s.Recs[0].Len)
+				if k > 1 {
+					what = fmt.Sprintf("%d records", k)
+				}
+				in.logChunk(w.Tag, LevelError, "%s for topic %s dropped: %v", what, t.name, err)
+				for _, i := range s.Idx[:k] {
+					in.acc.Drop(w, int(i))
+				}
+				s.Skip(k)
+				st.tooLarge += k
 			case err != nil:
 				left := len(s.Recs)
 				for _, later := range st.order[i+1:] {

@@ -1415,6 +1415,29 @@ func TestRecordLargerThanBufferMemory(t *testing.T) {
 	}
 }
 
+// TestBatchBlockLargerThanBufferMemory: in batch mode, when static headers
+// leave no block of records room in Buffer_Memory, the records of each block
+// are dropped together, logged and counted, and the flush returns.
+func TestBatchBlockLargerThanBufferMemory(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Message_Mode": "batch", "Buffer_Memory": "1000000", "Batch_Size": "1000",
+		"Header": "big " + strings.Repeat("x", 500000), "Timestamp_Key": "off"})
+	done := make(chan int, 1)
+	go func() { done <- in.Flush(chunkOf("a", "b", "c", "d", "e"), "t") }()
+	select {
+	case got := <-done:
+		if got != OK {
+			t.Fatalf("Flush = %d; log:\n%.2000s", got, sink)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("Flush did not return; log:\n%.2000s", sink)
+	}
+	if len(prod.sent) != 0 || in.Stats.Failed.Load() != 5 ||
+		!strings.Contains(sink.String(), "tag t: 5 records for topic fluent-bit dropped: compressed, in a frame of its own, their block needs ") {
+		t.Fatalf("sent %d, failed %d; log:\n%.2000s", len(prod.sent), in.Stats.Failed.Load(), sink)
+	}
+}
+
 // TestDeadLetteredNotSentAgainOnRetry: a record sent to the dead-letter
 // topic is settled: the chunk's retry, for another record, does not send it
 // there again.
