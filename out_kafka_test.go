@@ -49,7 +49,7 @@ func TestExitOnce(t *testing.T) {
 			defer mu.Unlock()
 			logged = append(logged, msg)
 		}
-		in, err := plugin.New(cfg, func() (sender.Producer, error) { return idleProducer{}, nil }, accumulator.GoAllocator{}, new(plugin.Stats), log)
+		in, err := plugin.New(cfg, func() (sender.Producer, error) { return idleProducer{}, nil }, fixture.GoAllocator{}, new(plugin.Stats), log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +106,7 @@ func TestMetricsStopAfterExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	prod := &heldProducer{}
-	in, err := plugin.New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(plugin.Stats), func(int, string) {})
+	in, err := plugin.New(cfg, func() (sender.Producer, error) { return prod, nil }, fixture.GoAllocator{}, new(plugin.Stats), func(int, string) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestWarnReloadWithWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in, err := plugin.New(cfg, func() (sender.Producer, error) { return idleProducer{}, nil }, accumulator.GoAllocator{}, new(plugin.Stats), log)
+		in, err := plugin.New(cfg, func() (sender.Producer, error) { return idleProducer{}, nil }, fixture.GoAllocator{}, new(plugin.Stats), log)
 		if err != nil {
 			t.Fatal(err)
 		}

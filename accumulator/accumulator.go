@@ -174,12 +174,6 @@ type Allocator interface {
 	Free(b []byte)
 }
 
-// GoAllocator allocates from the Go heap.
-type GoAllocator struct{}
-
-func (GoAllocator) Alloc(n int) []byte { return make([]byte, 0, n) }
-func (GoAllocator) Free([]byte)        {}
-
 // ErrTooLarge is returned for a record that could never fit the memory
 // budget, wrapped by tooLarge.
 var ErrTooLarge = errors.New("more than Buffer_Memory")

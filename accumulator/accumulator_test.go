@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gokafka/gokafka/test/fixture"
 )
 
 // staged builds n records of size bytes each, with a 2-byte key.
@@ -33,7 +35,7 @@ func far() time.Time { return time.Now().Add(time.Hour) }
 const perBatch10 = 10 * (102 + RecordOverhead)
 
 func TestBatchesBoundedBySize(t *testing.T) {
-	a := New(perBatch10, 1<<20, time.Hour, GoAllocator{})
+	a := New(perBatch10, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(100)
 	if n, err := a.Append("t", -1, 0, staged(25, 98), w, far()); n != 25 || err != nil {
 		t.Fatal(n, err)
@@ -56,7 +58,7 @@ func TestBatchesBoundedBySize(t *testing.T) {
 // separate batches; a lane's drain takes only its own; a dead-letter batch
 // goes out through the lane of the batch Kafka refused, with the record's key.
 func TestLanesKeepTheirBatches(t *testing.T) {
-	a := New(1<<20, 16<<20, time.Hour, GoAllocator{})
+	a := New(1<<20, 16<<20, time.Hour, fixture.GoAllocator{})
 	a.SetDeadLetterTopic("dlq", 1<<20)
 	w0, w1 := NewWaiter(3), NewWaiter(2)
 	a.Append("t", -1, 0, staged(3, 10), w0, far())
@@ -79,7 +81,7 @@ func TestLanesKeepTheirBatches(t *testing.T) {
 }
 
 func TestLingerAndFlushReadiness(t *testing.T) {
-	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	a := New(1000, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.Append("t", -1, 0, staged(1, 10), NewWaiter(1), far())
 	ready, next := a.Drain(time.Now(), AllLanes, nil)
 	if len(ready) != 0 || next <= 0 || next > time.Hour {
@@ -107,7 +109,7 @@ func TestLingerAndFlushReadiness(t *testing.T) {
 // TestPanicWhileWaitingKeepsLinger: a flush whose wait panics (its export
 // recovers) stops making every batch ready: later batches linger again.
 func TestPanicWhileWaitingKeepsLinger(t *testing.T) {
-	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	a := New(1000, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(1)
 	a.Append("t", -1, 0, staged(1, 10), w, far())
 	func() {
@@ -128,7 +130,7 @@ func TestPanicWhileWaitingKeepsLinger(t *testing.T) {
 // kinds, a record refused for good still gets its line, in place of a
 // retried kind.
 func TestFailuresNotedByKind(t *testing.T) {
-	a := New(1<<20, 16<<20, time.Hour, GoAllocator{})
+	a := New(1<<20, 16<<20, time.Hour, fixture.GoAllocator{})
 	const n = maxExamples + 4
 	w := NewWaiter(n)
 	a.Append("t", -1, 0, staged(n-1, 10), w, far())
@@ -153,7 +155,7 @@ func TestFailuresNotedByKind(t *testing.T) {
 }
 
 func TestWaiterOutcome(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	w1, w2 := NewWaiter(4), NewWaiter(2)
 	a.Append("t", -1, 0, staged(3, 10), w1, far())
 	a.Append("t", -1, 0, staged(2, 10), w2, far())
@@ -194,7 +196,7 @@ func TestWaiterOutcome(t *testing.T) {
 }
 
 func TestMemoryBound(t *testing.T) {
-	a := New(perBatch10, 3*perBatch10, time.Hour, GoAllocator{})
+	a := New(perBatch10, 3*perBatch10, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(40)
 	start := time.Now()
 	n, err := a.Append("t", -1, 0, staged(40, 98), w, start.Add(50*time.Millisecond))
@@ -230,7 +232,7 @@ func TestMemoryBound(t *testing.T) {
 // gets the memory released after it began to wait; appenders that come
 // later wait behind it instead of taking that memory piece by piece.
 func TestMemoryWaitersServedInTurn(t *testing.T) {
-	a := New(perBatch10, 3*perBatch10, time.Hour, GoAllocator{})
+	a := New(perBatch10, 3*perBatch10, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(30)
 	a.Append("t", -1, 0, staged(30, 98), w, far())
 	ready := a.DrainAll(AllLanes, nil) // the budget's three batches
@@ -257,7 +259,7 @@ func TestMemoryWaitersServedInTurn(t *testing.T) {
 }
 
 func TestOversizedRecordGetsItsOwnBatch(t *testing.T) {
-	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	a := New(1000, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(100)
 	a.Append("t", -1, 0, staged(1, 5000), w, far())
 	a.Close()
@@ -272,7 +274,7 @@ func TestOversizedRecordGetsItsOwnBatch(t *testing.T) {
 }
 
 func TestConcurrentAppends(t *testing.T) {
-	a := New(4096, 1<<20, time.Millisecond, GoAllocator{})
+	a := New(4096, 1<<20, time.Millisecond, fixture.GoAllocator{})
 	stop := make(chan struct{})
 	go func() { // a sender that acknowledges everything
 		var ready []*Batch
@@ -330,7 +332,7 @@ func TestCostCountsKeyAndHeaders(t *testing.T) {
 	if got := Cost(r, s.Buf[r.Off+r.Len+r.KeyLen:r.Off+r.Size()]); got != inBatch+inC {
 		t.Fatalf("cost %d, want %d", got, inBatch+inC)
 	}
-	a := New(10*(inBatch+inC), 1<<20, time.Hour, GoAllocator{})
+	a := New(10*(inBatch+inC), 1<<20, time.Hour, fixture.GoAllocator{})
 	if n, err := a.Append("t", -1, 0, s, NewWaiter(100), far()); n != 100 || err != nil {
 		t.Fatal(n, err)
 	}
@@ -349,7 +351,7 @@ func TestCostCountsKeyAndHeaders(t *testing.T) {
 // records, and an Append waiting for memory gives up at once: nothing
 // would send them.
 func TestAppendAfterCloseRefused(t *testing.T) {
-	a := New(perBatch10, perBatch10, time.Hour, GoAllocator{})
+	a := New(perBatch10, perBatch10, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(20)
 	waited := make(chan error)
 	go func() {
@@ -408,7 +410,7 @@ func sentAgain(t *testing.T, b *Batch) string {
 // ones with the produce time, once, then dead-lettered; the others as they
 // were, once, then left for the chunk's retry.
 func TestResendNamedRecords(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetDeadLetterTopic("dlq", 1<<20)
 	w := NewWaiter(5)
 	a.Append("t", 2, 0, stagedAt(1, 2, 3, 4, 5), w, far())
@@ -450,7 +452,7 @@ func TestResendNamedRecords(t *testing.T) {
 // refused again is restamped then, or, already on the produce time, left
 // for the chunk's retry, never dropped.
 func TestResendOldestRefused(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(4)
 	a.Append("t", -1, 0, stagedAt(5, 3, 0, 4), w, far())
 	badTime := func(i int) Failure {
@@ -480,7 +482,7 @@ func TestResendOldestRefused(t *testing.T) {
 // them, in the order they were first sent; a record refused beside others
 // and then named invalid itself is restamped, not dropped.
 func TestResendKeepsOrder(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	first, later := NewWaiter(3), NewWaiter(6)
 	a.Append("t", 0, 0, stagedAt(1, 2, 3), first, far())
 	sent := a.DrainAll(0, nil)
@@ -536,7 +538,7 @@ func TestCostCountsEmptyHeaderLast(t *testing.T) {
 // TestFullBatchWakesTheSender: a batch that fills while a flush is still
 // appending wakes the send loop, which produces it meanwhile.
 func TestFullBatchWakesTheSender(t *testing.T) {
-	a := New(perBatch10, 1<<20, time.Hour, GoAllocator{})
+	a := New(perBatch10, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(11)
 	a.Append("t", -1, 0, staged(10, 98), w, far()) // exactly one batch
 	drainWake(a)
@@ -553,7 +555,7 @@ func TestFullBatchWakesTheSender(t *testing.T) {
 // is free: a pooled buffer would grow past what the budget counts (and a C
 // buffer cannot grow).
 func TestOversizedRecordAfterPooledBatch(t *testing.T) {
-	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	a := New(1000, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(2)
 	a.Append("t", -1, 0, staged(1, 10), w, far())
 	completeAll(a) // its batch is pooled
@@ -569,7 +571,7 @@ func TestOversizedRecordAfterPooledBatch(t *testing.T) {
 // it leaves the queue of waiters; the next appender then takes free memory
 // at once rather than waiting behind no one.
 func TestMemoryQueueEmptyAfterAWait(t *testing.T) {
-	a := New(perBatch10, perBatch10, time.Hour, GoAllocator{})
+	a := New(perBatch10, perBatch10, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(30)
 	a.Append("t", -1, 0, staged(10, 98), w, far()) // the budget's one batch
 	ready := a.DrainAll(AllLanes, nil)
@@ -596,7 +598,7 @@ func TestMemoryQueueEmptyAfterAWait(t *testing.T) {
 // completed, no memory is left (with the plugin's C allocator, what is left
 // leaks at each hot reload).
 func TestMemoryGivenBackAtClose(t *testing.T) {
-	a := New(perBatch10, 10*perBatch10, time.Hour, GoAllocator{})
+	a := New(perBatch10, 10*perBatch10, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(30)
 	a.Append("t", -1, 0, staged(30, 98), w, far())
 	ready := a.DrainAll(AllLanes, nil)
@@ -629,11 +631,11 @@ func TestPooledDeadLetterBatchReset(t *testing.T) {
 		a.Complete(a.DrainAll(AllLanes, nil)[0], []Failure{{Index: 0, Err: 10, Reason: "too large", Permanent: true}})
 		return a.DrainAll(AllLanes, nil)[0]
 	}
-	probe := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	probe := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	probe.SetDeadLetterTopic("dlq", 1<<20)
 	size := cap(deadLetterOf(probe, NewWaiter(1)).Buf)
 
-	a := New(size, 1<<20, time.Hour, GoAllocator{}) // dead-letter batches of Batch_Size
+	a := New(size, 1<<20, time.Hour, fixture.GoAllocator{}) // dead-letter batches of Batch_Size
 	a.SetDeadLetterTopic("dlq", 1<<20)
 	dl := deadLetterOf(a, NewWaiter(1))
 	if !dl.DeadLetter || cap(dl.Buf) != size {
@@ -656,7 +658,7 @@ func TestPooledDeadLetterBatchReset(t *testing.T) {
 // metrics endpoint's) counts the records Kafka acknowledged, not those it
 // refused.
 func TestDeliveredByTopic(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(5)
 	a.Append("t", -1, 0, staged(3, 10), w, far())
 	a.Append("u", -1, 0, stagedFrom(3, 2, 10), w, far())
@@ -675,7 +677,7 @@ func TestDeliveredByTopic(t *testing.T) {
 // TestDuplicateFailures: a record reported failed twice counts once, and
 // the failures of the records after it still count.
 func TestDuplicateFailures(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(4)
 	a.Append("t", -1, 0, staged(4, 10), w, far())
 	later := func(i int) Failure { return Failure{Index: i, Err: 1, Reason: "later"} }
@@ -691,7 +693,7 @@ func TestDuplicateFailures(t *testing.T) {
 // TestDeadLetterRefusedIsDropped: a record the dead-letter topic refuses
 // for good is dropped, not dead-lettered again and again.
 func TestDeadLetterRefusedIsDropped(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetDeadLetterTopic("dlq", 1<<20)
 	w := NewWaiter(1)
 	a.Append("t", -1, 0, staged(1, 10), w, far())
@@ -712,7 +714,7 @@ func TestDeadLetterRefusedIsDropped(t *testing.T) {
 // partitions would hold the budget until Linger passed, and the appender
 // would wait for nothing.
 func TestWaitingForMemoryMakesBatchesReady(t *testing.T) {
-	a := New(perBatch10, 3*perBatch10, time.Hour, GoAllocator{})
+	a := New(perBatch10, 3*perBatch10, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(4)
 	for p := range 3 { // a batch each, lingering, the whole budget
 		a.Append("t", int32(p), 0, stagedFrom(p, 1, 98), w, far())
@@ -742,7 +744,7 @@ func TestWaitingForMemoryMakesBatchesReady(t *testing.T) {
 // lingering batches is ready, not the last, so the send loop does not
 // sleep past a batch's Linger.
 func TestLingerNextIsTheSoonest(t *testing.T) {
-	a := New(1000, 1<<20, time.Hour, GoAllocator{})
+	a := New(1000, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.Append("t", 0, 0, staged(1, 10), NewWaiter(1), far())
 	firstBy := time.Now()
 	time.Sleep(5 * time.Millisecond) // the second batch is younger
@@ -756,7 +758,7 @@ func TestLingerNextIsTheSoonest(t *testing.T) {
 // TestResentBatchReadyAtOnce: records Kafka refused beside others go again
 // at once, not after Linger, also when no flush waits for them.
 func TestResentBatchReadyAtOnce(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(3)
 	a.Append("t", 0, 0, stagedAt(1, 2, 3), w, far())
 	beside := func(i int) Failure { return Failure{Index: i, Err: -138, Reason: "beside", Refusal: RefusedBeside} }
@@ -770,7 +772,7 @@ func TestResentBatchReadyAtOnce(t *testing.T) {
 // one that gives up (its deadline passed) takes the memory free then,
 // rather than waiting for a release that may not come.
 func TestWaiterBehindOneThatGivesUp(t *testing.T) {
-	a := New(perBatch10, 3*perBatch10, time.Hour, GoAllocator{})
+	a := New(perBatch10, 3*perBatch10, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(40)
 	a.Append("t", -1, 0, staged(30, 98), w, far())
 	ready := a.DrainAll(AllLanes, nil) // the budget's three batches
@@ -806,7 +808,7 @@ func TestWaiterBehindOneThatGivesUp(t *testing.T) {
 // way past a record too large, or past those an earlier Append took) are
 // followed under their own index in the chunk.
 func TestSkipKeepsRecordIndexes(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(5)
 	s := staged(5, 10)
 	s.Skip(3)
@@ -822,7 +824,7 @@ func TestSkipKeepsRecordIndexes(t *testing.T) {
 // TestExampleSizeIsTheLargest: a kind of failure is logged with the size of
 // its largest record, wherever it is in the batch.
 func TestExampleSizeIsTheLargest(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	w := NewWaiter(2)
 	a.Append("t", -1, 0, stagedFrom(0, 1, 30), w, far())
 	a.Append("t", -1, 0, stagedFrom(1, 1, 10), w, far())
@@ -840,7 +842,7 @@ func TestExampleSizeIsTheLargest(t *testing.T) {
 // others.
 func TestDeadLetterWithinMessageLimit(t *testing.T) {
 	const maxMessage = 10000
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetDeadLetterTopic("dlq", maxMessage)
 	s := &Staged{Buf: []byte(strings.Repeat("v", 8000) + strings.Repeat("k", 5000))}
 	s.Add(0, 0, 8000, len(s.Buf), true, 0)

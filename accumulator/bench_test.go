@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gokafka/gokafka/test/benchdata"
+	"github.com/gokafka/gokafka/test/fixture"
 )
 
 // perRecord reports ns, allocations and bytes allocated per record for a
@@ -50,7 +51,7 @@ func benchStaged(b *testing.B, n int) *Staged {
 func BenchmarkAppendDrainComplete(b *testing.B) {
 	const n = 1000
 	s := benchStaged(b, n)
-	a := New(1<<20, 64<<20, 0, GoAllocator{}) // linger 0: every batch is ready at once
+	a := New(1<<20, 64<<20, 0, fixture.GoAllocator{}) // linger 0: every batch is ready at once
 	far := time.Now().Add(time.Hour)
 	var ready []*Batch
 	b.ReportAllocs()
@@ -77,7 +78,7 @@ func BenchmarkAppendDrainComplete(b *testing.B) {
 func BenchmarkAppend(b *testing.B) {
 	const n = 1000
 	s := benchStaged(b, n)
-	a := New(1<<20, 64<<20, 0, GoAllocator{})
+	a := New(1<<20, 64<<20, 0, fixture.GoAllocator{})
 	far := time.Now().Add(time.Hour)
 	var ready []*Batch
 	w := NewWaiter(n)

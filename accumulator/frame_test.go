@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"github.com/gokafka/gokafka/batch"
+	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/pierrec/lz4/v4"
 )
 
 func TestFrames(t *testing.T) {
-	a := New(10000, 1<<20, time.Hour, GoAllocator{})
+	a := New(10000, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(300)
 	s := framed(a, 0, 300, 98)
@@ -84,7 +85,7 @@ func framed(a *Accumulator, first, n, size int) *Staged {
 // Frames hold blocks of several flushes, records larger than a block, and
 // blocks stored uncompressed; the stock lz4 reader reads them back.
 func TestFrameSegments(t *testing.T) {
-	a := New(1<<20, 8<<20, time.Hour, GoAllocator{})
+	a := New(1<<20, 8<<20, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("text/plain", true)
 	noise := make([]byte, 3*frameBlock/2) // incompressible, larger than a block
 	for i := range noise {
@@ -126,7 +127,7 @@ func bigRecord(a *Accumulator, i int, value []byte) *Staged {
 // When memory runs out, Append stops at a segment's end, and the rest
 // follows once sent batches are given back.
 func TestFrameMemoryBound(t *testing.T) {
-	a := New(10000, 7000, time.Hour, GoAllocator{}) // room for two frames' buffers
+	a := New(10000, 7000, time.Hour, fixture.GoAllocator{}) // room for two frames' buffers
 	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(300)
 	s := framed(a, 0, 300, 98) // segments of 101, 101 and 98 lines
@@ -167,7 +168,7 @@ func TestFrameMemoryBound(t *testing.T) {
 // of a batch sent meanwhile, which keeps its memory, instead of waiting for
 // memory that no sent frame gives back.
 func TestFrameReuseWhileWaiting(t *testing.T) {
-	a := New(10000, 7000, time.Hour, GoAllocator{}) // room for two frames' buffers
+	a := New(10000, 7000, time.Hour, fixture.GoAllocator{}) // room for two frames' buffers
 	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(300)
 	s := framed(a, 0, 300, 98) // three frames' worth
@@ -199,7 +200,7 @@ func TestFrameReuseWhileWaiting(t *testing.T) {
 // the memory of frames in progress on every partition at once.
 func TestFrameBudgetIncompressible(t *testing.T) {
 	const batch, limit, partitions = 1 << 20, 2 << 20, 6
-	a := New(batch, limit, time.Hour, GoAllocator{})
+	a := New(batch, limit, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
 	rng := rand.New(rand.NewPCG(1, 2))
 	line := make([]byte, 999)
@@ -229,7 +230,7 @@ func TestFrameBudgetIncompressible(t *testing.T) {
 // caller skips it, the records after it go in, within the budget.
 func TestFrameTooLarge(t *testing.T) {
 	const limit = 64 << 10
-	a := New(16<<10, limit, time.Hour, GoAllocator{})
+	a := New(16<<10, limit, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", false)
 	noise := make([]byte, 1<<20) // incompressible
 	for i := range noise {
@@ -265,7 +266,7 @@ func TestFrameTooLarge(t *testing.T) {
 // allows for it) is not reached.
 func TestFrameWithinMessageLimit(t *testing.T) {
 	const maxMessage = 1000000
-	a := New((maxMessage-4096)*255/256, 8<<20, time.Hour, GoAllocator{})
+	a := New((maxMessage-4096)*255/256, 8<<20, time.Hour, fixture.GoAllocator{})
 	a.SetDeadLetterTopic("", maxMessage)
 	a.SetFrames("application/x-ndjson", false)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -297,7 +298,7 @@ func TestFrameWithinMessageLimit(t *testing.T) {
 // TestBatchHeaders: a batch message carries the operator's headers after
 // the batch mode ones; the longest times fit the room kept for them.
 func TestBatchHeaders(t *testing.T) {
-	a := New(10000, 1<<20, time.Hour, GoAllocator{})
+	a := New(10000, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
 	static := AppendHeader(AppendHeader(nil, []byte("env"), []byte("prod")), []byte("team"), []byte("logs"))
 	a.SetBatchHeaders(static)
@@ -322,7 +323,7 @@ func TestBatchHeaders(t *testing.T) {
 // A stage's footprint counts its compressed segments, kept for the next
 // flush, beside its buffers.
 func TestStagedFootprintCountsSegments(t *testing.T) {
-	a := New(1<<20, 8<<20, time.Hour, GoAllocator{})
+	a := New(1<<20, 8<<20, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
 	s := framed(a, 0, 2000, 150)
 	blocks := 0
@@ -340,7 +341,7 @@ func TestStagedFootprintCountsSegments(t *testing.T) {
 // closed to records appended meanwhile; refused again, it is left for the
 // chunks' retry.
 func TestFrameRestamped(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
 	w, later := NewWaiter(6), NewWaiter(9)
 	a.Append("t", -1, 0, framed(a, 1, 5, 98), w, far())
@@ -369,7 +370,7 @@ func TestFrameRestamped(t *testing.T) {
 // TestFramesResentInOrder: batch messages refused in one request go again
 // in the order they were first sent.
 func TestFramesResentInOrder(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(10)
 	a.Append("t", 0, 0, framed(a, 0, 5, 98), w, far())
@@ -411,7 +412,7 @@ func batchHeaders(b *Batch) map[string]string {
 // TestFramesGivenBackAtClose: in batch mode too, the sent frames kept for
 // reuse give their memory back at Close.
 func TestFramesGivenBackAtClose(t *testing.T) {
-	a := New(10000, 1<<20, time.Hour, GoAllocator{})
+	a := New(10000, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
 	a.Append("t", 0, 0, framed(a, 0, 300, 98), NewWaiter(300), far())
 	completeAll(a)
@@ -425,7 +426,7 @@ func TestFramesGivenBackAtClose(t *testing.T) {
 // next batch message is that message's first send: refused beside another,
 // it goes again at once, rather than waiting for the chunk's retry.
 func TestReusedFrameGoesAgainOnce(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
 	beside := []Failure{{Err: -138, Reason: "beside", Refusal: RefusedBeside}}
 	for round := range 2 {
@@ -448,7 +449,7 @@ func TestReusedFrameGoesAgainOnce(t *testing.T) {
 // them; a frame kept from a sent message starts afresh, with its own
 // records' times, count, and Kafka timestamp.
 func TestFrameTimesAcrossFlushes(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(3000)
 	a.Append("t", 0, 0, framed(a, 2005, 5, 10), w, far()) // event times 2005 to 2009 ms
@@ -477,7 +478,7 @@ func TestFrameTimesAcrossFlushes(t *testing.T) {
 // TestStagedReusedInBatchMode: a stage reset for the next flush (the plugin
 // keeps them) cuts its new records into segments from the start.
 func TestStagedReusedInBatchMode(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, GoAllocator{})
+	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
 	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(10)
 	s := framed(a, 0, 5, 10)
@@ -505,7 +506,7 @@ func TestStagedReusedInBatchMode(t *testing.T) {
 // holds.
 func TestTooSmallFrameGivesItsMemoryBack(t *testing.T) {
 	const limit = 40000
-	a := New(30000, limit, time.Hour, GoAllocator{}) // frames of 10000 bytes to start with
+	a := New(30000, limit, time.Hour, fixture.GoAllocator{}) // frames of 10000 bytes to start with
 	a.SetFrames("text/plain", false)
 	w := NewWaiter(3)
 	a.Append("t", 0, 0, framed(a, 0, 1, 10), w, far())

@@ -12,6 +12,7 @@ import (
 	"github.com/gokafka/gokafka/accumulator"
 	"github.com/gokafka/gokafka/chunk"
 	"github.com/gokafka/gokafka/test/benchdata"
+	"github.com/gokafka/gokafka/test/fixture"
 )
 
 // The flush path must not allocate per record in steady state: for each
@@ -74,7 +75,7 @@ func TestAllocsDecodeEncodeStage(t *testing.T) {
 // staged records, Drain, Complete of every batch, Wait.
 func TestAllocsAccumulator(t *testing.T) {
 	in := benchInstance(t)
-	acc := accumulator.New(1<<20, 64<<20, 0, accumulator.GoAllocator{})
+	acc := accumulator.New(1<<20, 64<<20, 0, fixture.GoAllocator{})
 	far := time.Now().Add(time.Hour)
 	staged := map[int]*accumulator.Staged{}
 	var ready []*accumulator.Batch

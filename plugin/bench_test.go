@@ -9,6 +9,7 @@ import (
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/sender"
 	"github.com/gokafka/gokafka/test/benchdata"
+	"github.com/gokafka/gokafka/test/fixture"
 )
 
 // instantProducer completes every batch as soon as it is produced, without
@@ -88,7 +89,7 @@ func benchInstance(tb testing.TB, keys ...string) *Instance {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in, err := New(cfg, func() (sender.Producer, error) { return newInstantProducer(), nil }, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
+	in, err := New(cfg, func() (sender.Producer, error) { return newInstantProducer(), nil }, fixture.GoAllocator{}, new(Stats), func(int, string) {})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -155,7 +155,7 @@ func startInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*In
 		t.Fatal(err)
 	}
 	sink := &logsink.Sink{}
-	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), sink.Log)
+	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, fixture.GoAllocator{}, new(Stats), sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestStartAndStopLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &logsink.Sink{}
-	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), sink.Log)
+	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, fixture.GoAllocator{}, new(Stats), sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestStalledKafkaShortensExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &logsink.Sink{}
-	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{hold: true}, nil }, accumulator.GoAllocator{}, new(Stats), sink.Log)
+	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{hold: true}, nil }, fixture.GoAllocator{}, new(Stats), sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +341,7 @@ func TestUndeliveredLoggedAtExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	prod, sink, stats := &fakeProducer{hold: true}, &logsink.Sink{}, new(Stats)
-	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, stats, sink.Log)
+	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, fixture.GoAllocator{}, stats, sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestLateOutcomesCountedAtExit(t *testing.T) {
 			t.Fatal(err)
 		}
 		prod, sink, stats := &fakeProducer{hold: true}, &logsink.Sink{}, new(Stats)
-		in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, stats, sink.Log)
+		in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, fixture.GoAllocator{}, stats, sink.Log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -506,7 +506,7 @@ func TestPanicKeepsRetryState(t *testing.T) {
 			panic("logger failed")
 		}
 	}
-	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), log)
+	in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, fixture.GoAllocator{}, new(Stats), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -932,7 +932,7 @@ func TestExitLeavesNoGoroutines(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		cfg, _ := conf.Load(conf.MapGetter{"Brokers": "x:1"}, nil)
 		prod := &fakeProducer{}
-		in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
+		in, err := New(cfg, func() (sender.Producer, error) { return prod, nil }, fixture.GoAllocator{}, new(Stats), func(int, string) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -994,7 +994,7 @@ func TestFatalProducerReplacedBetweenFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &logsink.Sink{}
-	in, err := New(cfg, newProd, accumulator.GoAllocator{}, new(Stats), sink.Log)
+	in, err := New(cfg, newProd, fixture.GoAllocator{}, new(Stats), sink.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1214,7 +1214,7 @@ func (m *producerMaker) instance(t *testing.T, keys conf.MapGetter) *Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := New(cfg, m.make, accumulator.GoAllocator{}, new(Stats), func(int, string) {})
+	in, err := New(cfg, m.make, fixture.GoAllocator{}, new(Stats), func(int, string) {})
 	if err != nil {
 		t.Fatal(err)
 	}

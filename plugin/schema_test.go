@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gokafka/gokafka/accumulator"
 	"github.com/gokafka/gokafka/conf"
 	"github.com/gokafka/gokafka/sender"
+	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/logsink"
 	"github.com/hamba/avro/v2"
 )
@@ -105,7 +105,7 @@ func TestSchemaRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), (&logsink.Sink{}).Log)
+		_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, fixture.GoAllocator{}, new(Stats), (&logsink.Sink{}).Log)
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%+v: %v", c, err)
 		}
@@ -119,7 +119,7 @@ func TestSchemaStrRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), (&logsink.Sink{}).Log)
+	_, err = New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, fixture.GoAllocator{}, new(Stats), (&logsink.Sink{}).Log)
 	if want := "Schema_Str: avro schema is array, not a record"; err == nil || err.Error() != want {
 		t.Fatalf("%v, want %s", err, want)
 	}
@@ -158,7 +158,7 @@ func TestExitWaitsForSchemaFetch(t *testing.T) {
 			logged.Store(true)
 		}
 	}
-	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, accumulator.GoAllocator{}, new(Stats), log)
+	in, err := New(cfg, func() (sender.Producer, error) { return &fakeProducer{}, nil }, fixture.GoAllocator{}, new(Stats), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gokafka/gokafka/accumulator"
+	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/logsink"
 )
 
@@ -255,7 +256,7 @@ func TestRecreateCompletesReported(t *testing.T) {
 		prods := []*recorder{first, newRecorder()}
 		var made atomic.Int32
 		newProd := func() (Producer, error) { return prods[min(made.Add(1)-1, 1)], nil }
-		acc := accumulator.New(1<<16, 1<<20, time.Hour, accumulator.GoAllocator{}) // one batch
+		acc := accumulator.New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{}) // one batch
 		s, err := Start(acc, newProd, 1, func(int, string) {})
 		if err != nil {
 			t.Fatal(err)
@@ -382,7 +383,7 @@ func TestPanicsInTheLoopsAreLogged(t *testing.T) {
 func TestPanicInTheSendLoopIsLogged(t *testing.T) {
 	p := newRecorder()
 	p.panicOn = 1
-	acc := accumulator.New(1<<16, 1<<20, time.Millisecond, accumulator.GoAllocator{}) // one batch
+	acc := accumulator.New(1<<16, 1<<20, time.Millisecond, fixture.GoAllocator{}) // one batch
 	logged := make(chan string, 10)
 	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(_ int, msg string) { logged <- msg })
 	if err != nil {
@@ -489,7 +490,7 @@ func (p refuseAtClose) Close() (done []Completion, unreported []*accumulator.Bat
 // never lingers them out.
 func startSender(t *testing.T, newProd NewProducer, lanes int, log func(int, string)) (*accumulator.Accumulator, *Sender) {
 	t.Helper()
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, fixture.GoAllocator{})
 	s, err := Start(acc, newProd, lanes, log)
 	if err != nil {
 		t.Fatal(err)
@@ -606,7 +607,7 @@ func TestRecreateFailureLoggedOnce(t *testing.T) {
 // topic by the reports Close completes, which nothing will send, fail for a
 // retry: their records are not left in flight, nor their memory held.
 func TestCloseFailsDeadLettersMadeAtClose(t *testing.T) {
-	acc := accumulator.New(1<<10, 1<<20, time.Hour, accumulator.GoAllocator{})
+	acc := accumulator.New(1<<10, 1<<20, time.Hour, fixture.GoAllocator{})
 	acc.SetDeadLetterTopic("dlq", 1<<20)
 	p := refuseAtClose{newRecorder()}
 	s, err := Start(acc, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
