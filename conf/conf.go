@@ -131,7 +131,7 @@ type Option struct {
 
 // Options is the table of every key the plugin reads, in documentation order.
 var Options = []Option{
-	{"Brokers", "string", "", "Comma-separated bootstrap brokers, host:port (required).",
+	{"Brokers", "string", "", "Comma-separated bootstrap brokers, host:port (required); the port defaults to 9092, and a protocol:// prefix must name rdkafka.security.protocol's.",
 		func(c *Config, v string) error {
 			if v == "" {
 				return nil // required: checked after every option
@@ -139,6 +139,9 @@ var Options = []Option{
 			for _, b := range strings.Split(v, ",") {
 				if b = strings.TrimSpace(b); b == "" || strings.ContainsAny(b, " \t") {
 					return fmt.Errorf("want host:port[,host:port...]")
+				}
+				if _, err := checkBroker(b); err != nil {
+					return err
 				}
 			}
 			c.Brokers = v
@@ -401,6 +404,7 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	if c.Format == "raw" && c.RawLogKey == nil {
 		return nil, &Error{Key: "Raw_Log_Key", Reason: "required with Format raw"}
 	}
+	c.warnUnused(g)
 	if c.Format == "gelf" || c.IsOTLP() {
 		if c.TimestampKey != "" && g.Get("Timestamp_Key") != "" || g.Get("Timestamp_Format") != "" {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("Timestamp_Key and Timestamp_Format are not used with Format %s, which has a timestamp field of its own", c.Format))
@@ -492,7 +496,73 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			return nil, err
 		}
 	}
+	if err := c.checkBrokerProtocols(); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// warnUnused warns of keys set that the other settings leave without effect.
+func (c *Config) warnUnused(g Getter) {
+	unused := func(cond string, keys ...string) {
+		for _, k := range keys {
+			if g.Get(k) != "" {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("%s is not used %s", k, cond))
+			}
+		}
+	}
+	if c.Format != "avro" {
+		unused("with Format "+c.Format+": only Format avro writes Avro", "Schema_Str", "Schema_ID", "Schema_Registry_URL", "Schema_Registry_Subject", "Schema_Registry_Version")
+	}
+	if c.Format == "raw" {
+		unused("with Format raw, which sends Raw_Log_Key's value as it is", "Timestamp_Key", "Timestamp_Format", "Include_Tag_Key", "Tag_Key", "Remove_Keys")
+	} else {
+		unused("with Format "+c.Format+": it is Format raw's value", "Raw_Log_Key")
+	}
+	if c.TopicKey == nil {
+		unused("without Topic_Key", "Dynamic_Topic")
+	}
+}
+
+// checkBroker checks one bootstrap broker as librdkafka reads it,
+// [protocol://]host[:port], an IPv6 host in brackets when a port follows:
+// librdkafka would take a port it cannot read, such as abc or 65537, for
+// another one. It returns the protocol in lower case, "" for none.
+func checkBroker(b string) (protocol string, err error) {
+	host := b
+	if p, rest, ok := strings.Cut(b, "://"); ok {
+		if protocol = strings.ToLower(p); !slices.Contains([]string{"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"}, protocol) {
+			return "", fmt.Errorf("%s: protocol %s: want PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", b, p)
+		}
+		host, _, _ = strings.Cut(rest, "/") // librdkafka ignores a path
+	}
+	if last := strings.LastIndexByte(host, ':'); last >= 0 && (strings.IndexByte(host, ':') == last || strings.HasSuffix(host[:last], "]")) {
+		if port, err := strconv.Atoi(host[last+1:]); err != nil || port < 1 || port > 65535 {
+			return "", fmt.Errorf("%s: want a port from 1 to 65535", b)
+		}
+		host = host[:last]
+	}
+	if host == "" {
+		return "", fmt.Errorf("%s: no host", b)
+	}
+	return protocol, nil
+}
+
+// checkBrokerProtocols refuses a broker whose protocol is not
+// security.protocol's: librdkafka would leave it out.
+func (c *Config) checkBrokerProtocols() error {
+	want := "plaintext"
+	for _, p := range c.Rdkafka {
+		if p.Key == "security.protocol" {
+			want = strings.ToLower(p.Value)
+		}
+	}
+	for _, b := range splitList(c.Brokers) {
+		if protocol, _ := checkBroker(b); protocol != "" && protocol != want {
+			return &Error{Key: "Brokers", Value: c.Brokers, Reason: fmt.Sprintf("%s: not the protocol of rdkafka.security.protocol (%s)", b, strings.ToUpper(want))}
+		}
+	}
+	return nil
 }
 
 // checkAvro checks that Format avro has its schema and ID, or a registry
@@ -545,6 +615,10 @@ func (c *Config) refused(key, v string) string {
 		}
 	case "transactional.id":
 		return "the plugin does not produce in transactions"
+	case "internal.termination.signal":
+		if n, err := rdkafkaInt(v); err != nil || n != 0 {
+			return "librdkafka would take this signal over from Fluent Bit (with a handler that does nothing)"
+		}
 	}
 	if c.MSKIAMRegion != "" {
 		const iam = "AWS_MSK_IAM on authenticates with the OAUTHBEARER tokens it signs"

@@ -102,8 +102,16 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	}
 	// Other values refused.
 	for _, kv := range [][2]string{
-		{"Brokers", "a:1 b:2"},           // blank-separated, not comma-separated
-		{"Brokers", "a:1,b :2"},          // a blank inside a broker
+		{"Brokers", "a:1 b:2"},     // blank-separated, not comma-separated
+		{"Brokers", "a:1,b :2"},    // a blank inside a broker
+		{"Brokers", "a:1,b:65537"}, // librdkafka would take port 1
+		{"Brokers", "b:abc"},       // and port 0
+		{"Brokers", "b:9092x"},     // and port 9092
+		{"Brokers", "b:0"},
+		{"Brokers", ":9092"},
+		{"Brokers", "[::1]:"},
+		{"Brokers", "ftp://b:9092"},
+		{"Brokers", "SSL://b:9093"},      // not security.protocol's
 		{"Topics", " , "},                // no topic at all: there would be no default topic
 		{"Metrics_Listen", "127.0.0.1:"}, // no port: it would listen on a random one
 		{"Schema_Registry_URL", "http://"},
@@ -178,10 +186,21 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	if _, err := Load(MapGetter{"Brokers": "x:1", "Tag_Key": "@timestamp"}, nil); err != nil {
 		t.Errorf("Tag_Key without Include_Tag_Key: %v", err)
 	}
+	// Brokers as librdkafka reads them; a protocol must be security.protocol's.
+	for _, keys := range []MapGetter{
+		{"Brokers": "kafka"},
+		{"Brokers": "kafka:9092, [::1]:9092, ::1, 10.0.0.1:1"},
+		{"Brokers": "ssl://kafka:9093/path", "rdkafka.security.protocol": "SSL"},
+	} {
+		if _, err := Load(keys, []string{"security.protocol"}); err != nil {
+			t.Errorf("%v: %v", keys, err)
+		}
+	}
 	// librdkafka properties the plugin depends on.
-	props := []string{"delivery.report.only.error", "transactional.id", "acks"}
+	props := []string{"delivery.report.only.error", "transactional.id", "internal.termination.signal", "acks"}
 	for _, kv := range [][2]string{{"delivery.report.only.error", "true"}, {"delivery.report.only.error", "tRue"},
-		{"delivery.report.only.error", "T"}, {"delivery.report.only.error", "1"}, {"transactional.id", "tx-1"}} {
+		{"delivery.report.only.error", "T"}, {"delivery.report.only.error", "1"}, {"transactional.id", "tx-1"},
+		{"internal.termination.signal", "15"}} {
 		key, value := kv[0], kv[1] // librdkafka reads booleans in any case
 		_, err := Load(MapGetter{"Brokers": "x:1", RdkafkaPrefix + key: value}, props)
 		if err == nil || !strings.HasPrefix(err.Error(), RdkafkaPrefix+key+": ") || !strings.Contains(err.Error(), value) {
@@ -223,6 +242,16 @@ func TestWarnings(t *testing.T) {
 		{map[string]string{"rdkafka.queue.buffering.max.ms": "4000"}, []string{"rdkafka.queue.buffering.max.ms 4000: records wait this long before they are sent, not less than Flush_Timeout (4s)"}},
 		{map[string]string{"rdkafka.linger.ms": "0.5"}, nil},
 		{map[string]string{"rdkafka.linger.ms": "5"}, nil},
+		// Keys the other settings leave without effect.
+		{map[string]string{"Schema_Registry_URL": "http://reg:8081", "Schema_Registry_Subject": "logs-value"},
+			[]string{"Schema_Registry_URL is not used with Format json: only Format avro", "Schema_Registry_Subject is not used with Format json"}},
+		{map[string]string{"Schema_Str": `{"type":"record"}`, "Schema_ID": "7", "Format": "msgpack"},
+			[]string{"Schema_Str is not used with Format msgpack", "Schema_ID is not used with Format msgpack"}},
+		{map[string]string{"Raw_Log_Key": "$log"}, []string{"Raw_Log_Key is not used with Format json"}},
+		{map[string]string{"Format": "raw", "Raw_Log_Key": "$log", "Include_Tag_Key": "on", "Timestamp_Key": "ts", "Remove_Keys": "$a"},
+			[]string{"Timestamp_Key is not used with Format raw", "Include_Tag_Key is not used with Format raw", "Remove_Keys is not used with Format raw"}},
+		{map[string]string{"Dynamic_Topic": "on"}, []string{"Dynamic_Topic is not used without Topic_Key"}},
+		{map[string]string{"Dynamic_Topic": "on", "Topic_Key": "$ns"}, nil},
 	} {
 		tc.keys["Brokers"] = "x:1"
 		c, err := Load(MapGetter(tc.keys), props)
