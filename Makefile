@@ -8,8 +8,9 @@ GO ?= go
 SO := build/out_gokafka.so
 # librdkafka and OpenSSL are linked in statically; keep their symbols private.
 LDFLAGS := -ldflags=-extldflags=-Wl,--exclude-libs,ALL
-# librdkafka's static TLS exceeds glibc's dlopen reserve (see README).
-export GLIBC_TUNABLES := glibc.rtld.optional_static_tls=65536
+# librdkafka's static TLS exceeds glibc's dlopen reserve (see README); added
+# to the tunables already set.
+export GLIBC_TUNABLES := $(if $(GLIBC_TUNABLES),$(GLIBC_TUNABLES):)glibc.rtld.optional_static_tls=65536
 CKG := github.com/confluentinc/confluent-kafka-go/v2
 
 .PHONY: build test unit lint deps fuzz run bench bench-fluent-bit clean header docs
