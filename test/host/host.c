@@ -751,16 +751,20 @@ static void *engine_main(void *arg) {
     if (queued)
         fprintf(stderr, "[host] stopping: %ld task(s) queued to worker threads run before they are joined\n",
                 queued);
+    while (hot && !reload_registered) /* the new registration comes first */
+        wait_until(&cv, &mu, now_s() + POLL);
     pthread_mutex_unlock(&mu);
-    for (int i = 0; i < nsec; i++)
-        for (int w = 0; g->in[i].sec->workers > 0 && w < g->in[i].nex; w++)
-            pthread_join(g->in[i].ex[w].th, NULL);
 
-    pthread_mutex_lock(&mu);
-    /* Leftovers (Workers 0 flushes the engine never started, retries not run):
-     * back to storage on reload, else abandoned; Fluent Bit never runs them. */
+    /* As flb_output_exit: an instance at a time, its workers joined, then its
+     * Exit, while the later instances' workers run what is queued to them. */
     for (int i = 0; i < nsec; i++) {
         struct inst *in = &g->in[i];
+        for (int w = 0; in->sec->workers > 0 && w < in->nex; w++)
+            pthread_join(in->ex[w].th, NULL);
+        pthread_mutex_lock(&mu);
+        /* Leftovers (Workers 0 flushes the engine never started, retries not
+         * run): back to storage on reload, else abandoned; Fluent Bit never
+         * runs them. */
         struct task *t;
         for (int w = 0; w < in->nex; w++)
             while ((t = pop(&in->ex[w]))) {
@@ -781,12 +785,9 @@ static void *engine_main(void *arg) {
         if (in->abandoned + in->requeued)
             fprintf(stderr, "[host] %s: %ld dispatched chunk(s) never finished: %s\n", in->name,
                     in->abandoned + in->requeued, hot ? "requeued for the new instance" : "abandoned");
+        pthread_mutex_unlock(&mu);
+        exit_instance(in, hot);
     }
-    while (hot && !reload_registered) /* the new registration comes first */
-        wait_until(&cv, &mu, now_s() + POLL);
-    pthread_mutex_unlock(&mu);
-
-    for (int i = 0; i < nsec; i++) exit_instance(&g->in[i], hot);
 
     pthread_mutex_lock(&mu);
     if (!hot) t_end = now_s();
