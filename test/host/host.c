@@ -697,7 +697,10 @@ static void *engine_main(void *arg) {
         p->context = g->in[i].ctx;
         if (p->cb_init(p) <= 0) {
             fprintf(stderr, "init failed: instance %d (%s)\n", i, g->in[i].name);
-            for (int j = 0; j < i; j++) exit_instance(&g->in[j], 0);
+            /* Fluent Bit's shutdown exits every other instance, those never
+             * initialised too: their remote context is NULL. */
+            for (int j = 0; j < nsec; j++)
+                if (j != i) exit_instance(&g->in[j], 0);
             fflush(NULL);
             _exit(3);
         }

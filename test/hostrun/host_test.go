@@ -423,13 +423,15 @@ func TestChunkBufferIsReadOnlyAndRevoked(t *testing.T) {
 	}
 }
 
+// TestInitFailure: as in Fluent Bit, a failed Init exits the other
+// instances, the one never initialised with a NULL context.
 func TestInitFailure(t *testing.T) {
 	res, ev, _ := run(t, Options{AllowFail: true, Instances: []Instance{
-		{Chunks: chunks("i", 2)}, {Keys: [][2]string{{"Mode", "fail_init"}}}}})
+		{Chunks: chunks("i", 2)}, {Keys: [][2]string{{"Mode", "fail_init"}}}, {}}})
 	if res.ExitCode != 3 || !strings.Contains(res.Stderr, "init failed: instance 1 (probe.1)") {
 		t.Fatalf("exit %d, stderr:\n%s", res.ExitCode, res.Stderr)
 	}
-	wantEvents(t, ev, "preregister 0", "register", "init a", "init b", "preexit 0", "exit a")
+	wantEvents(t, ev, "preregister 0", "register", "init a", "init b", "preexit 0", "exit a", "preexit 0", "exit ?")
 }
 
 func TestLoadFailure(t *testing.T) {
