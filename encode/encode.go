@@ -27,6 +27,11 @@ type Options struct {
 	OTLP            OTLP
 	Avro            Avro
 	Remove          []ra.Path
+	// MaxValue bounds a logfmt or GELF value, in bytes (New: 1 GiB if 0):
+	// longer fails its record. These formats repeat a nested value's key
+	// path before each value inside it, and so can outgrow a record many
+	// times.
+	MaxValue int
 }
 
 // ErrNoValueField is returned for a record without the field its value is
@@ -49,6 +54,9 @@ type Encoder struct {
 
 // New checks o and returns its Encoder.
 func New(o Options) (*Encoder, error) {
+	if o.MaxValue <= 0 {
+		o.MaxValue = 1 << 30
+	}
 	switch o.Format {
 	case "json", "msgpack", "logfmt":
 	case "raw":
@@ -193,7 +201,7 @@ func (e *Encoder) appendValue(dst []byte, rec *chunk.Record, tag string, d *dedu
 	case "gelf":
 		return e.appendGELF(dst, rec.Body, rec.Time, &x, d)
 	}
-	return appendLogfmt(dst, rec.Body, &x, e.remove, d)
+	return appendLogfmt(dst, rec.Body, &x, e.remove, d, e.o.MaxValue)
 }
 
 // whole returns dst if the encoding used up the record's body, else dst cut

@@ -354,6 +354,50 @@ func TestLogfmtKeyPathBounded(t *testing.T) {
 	}
 }
 
+// TestFlatValueBounded: many small values under a long key path, which
+// logfmt and GELF repeat before each, fail their record once its value
+// outgrows MaxValue, instead of growing hundreds of times the record.
+func TestFlatValueBounded(t *testing.T) {
+	long := string(bytes.Repeat([]byte{'k'}, maxKeyPath-2))
+	const n = 64 << 10 // 1-byte values: a 64 KiB record
+	array := msgp.AppendArrayHeader(msgp.AppendString(msgp.AppendMapHeader(nil, 2), long), n)
+	m := msgp.AppendMapHeader(msgp.AppendString(msgp.AppendMapHeader(nil, 2), long), n)
+	for i := range n {
+		array = append(array, 0)
+		m = msgp.AppendInt(msgp.AppendString(m, strconv.Itoa(i)), 0)
+	}
+	array = msgp.AppendString(msgp.AppendString(array, "log"), "x")
+	m = msgp.AppendString(msgp.AppendString(m, "log"), "x")
+	gelf := GELF{ShortMessage: ra.Path{{Key: "log"}}, Hostname: "h"}
+	for _, tc := range []struct {
+		o    Options
+		body []byte
+	}{
+		{Options{Format: "logfmt"}, array},
+		{Options{Format: "logfmt"}, m},
+		{Options{Format: "gelf", GELF: gelf}, m},
+	} {
+		e, err := New(tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unbounded, err := e.Append(nil, &chunk.Record{Body: tc.body}, "")
+		if err != nil || len(unbounded) < 16*len(tc.body) {
+			t.Fatalf("%s: %d bytes from %d (%v): the input does not show the growth", tc.o.Format, len(unbounded), len(tc.body), err)
+		}
+		tc.o.MaxValue = 1e6
+		if e, err = New(tc.o); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Append(nil, &chunk.Record{Body: tc.body}, ""); !errors.Is(err, errValueSize) {
+			t.Errorf("%s with MaxValue 1e6: %v, want %v", tc.o.Format, err, errValueSize)
+		}
+		if got, err := e.Append(nil, &chunk.Record{Body: msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "log"), "x")}, ""); err != nil || len(got) == 0 {
+			t.Errorf("%s with MaxValue 1e6, a small record: %q, %v", tc.o.Format, got, err)
+		}
+	}
+}
+
 // Timestamp_Format double writes the sign and magnitude of the time, as
 // msgpack's float does.
 func TestDoubleNegative(t *testing.T) {

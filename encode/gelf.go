@@ -163,7 +163,7 @@ func (e *Encoder) appendGELF(dst, body []byte, ns int64, x *extras, d *dedup) ([
 		}
 	}
 	var name [maxKeyPath]byte
-	if dst, body, err = appendGELFMap(dst, name[:0], body, 0, x, rm, d); err != nil {
+	if dst, body, err = appendGELFMap(dst, name[:0], body, 0, x, rm, d, len(dst)+e.o.MaxValue); err != nil {
 		return dst, body, err
 	}
 	for i := 0; i < x.len(); i++ {
@@ -226,7 +226,7 @@ func appendGELFName(dst, key []byte) []byte {
 // appendGELFMap writes the entries of the map at the start of b as
 // additional fields, named after prefix (which the record's own map, at
 // depth 0, does not have: prefix is only room for its names).
-func appendGELFMap(dst, prefix, b []byte, depth int, x *extras, rm *removal, d *dedup) ([]byte, []byte, error) {
+func appendGELFMap(dst, prefix, b []byte, depth int, x *extras, rm *removal, d *dedup, limit int) ([]byte, []byte, error) {
 	n, b, err := msgp.ReadMapHeaderBytes(b)
 	for i := uint32(0); i < n && err == nil; i++ {
 		var k []byte
@@ -243,16 +243,19 @@ func appendGELFMap(dst, prefix, b []byte, depth int, x *extras, rm *removal, d *
 		} else {
 			name = appendGELFName(append(name, '_'), k)
 		}
-		dst, b, err = appendGELFValue(dst, name, b, depth+1, sub, d)
+		dst, b, err = appendGELFValue(dst, name, b, depth+1, sub, d, limit)
 	}
 	return dst, b, err
 }
 
 // appendGELFValue writes the value at the start of b as the additional
-// field name, a map as the fields inside it.
-func appendGELFValue(dst, name, b []byte, depth int, rm *removal, d *dedup) ([]byte, []byte, error) {
+// field name, a map as the fields inside it; dst may not grow past limit.
+func appendGELFValue(dst, name, b []byte, depth int, rm *removal, d *dedup, limit int) ([]byte, []byte, error) {
 	if depth > maxDepth {
 		return dst, b, errDepth
+	}
+	if len(dst) > limit {
+		return dst, b, errValueSize
 	}
 	t := msgp.NextType(b)
 	switch t {
@@ -260,7 +263,7 @@ func appendGELFValue(dst, name, b []byte, depth int, rm *removal, d *dedup) ([]b
 		if len(name) > maxKeyPath {
 			return dst, b, errKeyPath
 		}
-		return appendGELFMap(dst, name, b, depth, nil, rm, d)
+		return appendGELFMap(dst, name, b, depth, nil, rm, d, limit)
 	case msgp.NilType:
 		return dst, b[1:], nil
 	}

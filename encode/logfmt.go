@@ -1,6 +1,7 @@
 package encode
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -16,20 +17,32 @@ const maxKeyPath = 256
 
 var errKeyPath = fmt.Errorf("key path of a nested map or array is longer than %d bytes", maxKeyPath)
 
+// flatValue bounds what logfmt and GELF write of one record, whose nested
+// values each repeat their key path: a record of many small values under a
+// long path would grow hundreds of times before any other bound saw it.
+type flatValue struct {
+	start int // where the record's text starts in dst
+	limit int // the length of dst it may not pass
+}
+
+// errValueSize is returned for a record whose value outgrows
+// Options.MaxValue.
+var errValueSize = errors.New("its value would be longer than a message may be (rdkafka.message.max.bytes; in batch mode, Buffer_Memory)")
+
 // appendLogfmt writes a map as logfmt: key=value pairs separated by spaces,
 // nested maps and arrays flattened with dotted keys (kubernetes.pod_name,
 // items.0), the extra fields last. A map that repeats a key is written as
 // appendMap does.
-func appendLogfmt(dst, b []byte, x *extras, rm *removal, d *dedup) ([]byte, []byte, error) {
+func appendLogfmt(dst, b []byte, x *extras, rm *removal, d *dedup, maxValue int) ([]byte, []byte, error) {
 	var prefix [256]byte
-	start := len(dst)
-	dst, b, err := appendLogfmtMap(dst, start, prefix[:0], b, 0, x, rm, d)
+	v := flatValue{len(dst), len(dst) + maxValue}
+	dst, b, err := appendLogfmtMap(dst, v, prefix[:0], b, 0, x, rm, d)
 	if err != nil {
 		return dst, b, err
 	}
 	for i := 0; i < x.len(); i++ {
 		if !x.seen[i] {
-			dst = appendLogfmtPair(dst, start, x.field(i).name)
+			dst = appendLogfmtPair(dst, v.start, x.field(i).name)
 			dst = x.appendValue(dst, i)
 		}
 	}
@@ -65,7 +78,7 @@ func appendLogfmtPair(dst []byte, start int, key []byte) []byte {
 // appendLogfmtMap writes the entries of a map at depth, their keys after
 // prefix and a dot (the top-level map's, at depth 0, alone). A key the map
 // repeats is written as appendMap writes it.
-func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extras, rm *removal, d *dedup) ([]byte, []byte, error) {
+func appendLogfmtMap(dst []byte, v flatValue, prefix, b []byte, depth int, x *extras, rm *removal, d *dedup) ([]byte, []byte, error) {
 	var f filter
 	n, b, fp, err := openMap(b, d, &f)
 	if err != nil {
@@ -89,12 +102,12 @@ func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extr
 			path = append(path, '.')
 		}
 		path = append(path, k...)
-		if dst, b, err = appendLogfmtValueAt(dst, start, path, b, depth+1, sub, d); err != nil {
+		if dst, b, err = appendLogfmtValueAt(dst, v, path, b, depth+1, sub, d); err != nil {
 			break
 		}
 		if d != nil {
 			from := sep
-			if len(dst) > sep && sep > start {
+			if len(dst) > sep && sep > v.start {
 				from++ // after the space
 			}
 			d.add(key, len(k), sep, from, len(dst))
@@ -105,7 +118,7 @@ func appendLogfmtMap(dst []byte, start int, prefix, b []byte, depth int, x *extr
 		return dst, b, err
 	}
 	if d != nil {
-		dst = d.close(dst, start, ' ')
+		dst = d.close(dst, v.start, ' ')
 	}
 	return dst, b, nil
 }
@@ -124,12 +137,14 @@ func flatKey(b []byte, depth int, x *extras, rm *removal, f *filter, d *dedup) (
 }
 
 // appendLogfmtValueAt writes the value at the start of b under key,
-// flattening maps and arrays; the record's text starts at dst[start]. A
-// value without a key, that of a top-level key "", is left out: logfmt has
-// no way to write it.
-func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *removal, d *dedup) ([]byte, []byte, error) {
+// flattening maps and arrays, within v. A value without a key, that of a
+// top-level key "", is left out: logfmt has no way to write it.
+func appendLogfmtValueAt(dst []byte, v flatValue, key, b []byte, depth int, rm *removal, d *dedup) ([]byte, []byte, error) {
 	if depth > maxDepth {
 		return dst, b, errDepth
+	}
+	if len(dst) > v.limit {
+		return dst, b, errValueSize
 	}
 	t := msgp.NextType(b)
 	if (t == msgp.MapType || t == msgp.ArrayType) && len(key) > maxKeyPath {
@@ -138,18 +153,18 @@ func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *re
 	switch t {
 	case msgp.MapType:
 		before := len(dst)
-		dst, rest, err := appendLogfmtMap(dst, start, key, b, depth, nil, rm, d)
+		dst, rest, err := appendLogfmtMap(dst, v, key, b, depth, nil, rm, d)
 		if err == nil && len(dst) == before && len(key) > 0 { // empty, or emptied by Remove_Keys: kept visible
-			dst = append(appendLogfmtPair(dst, start, key), "{}"...)
+			dst = append(appendLogfmtPair(dst, v.start, key), "{}"...)
 		}
 		return dst, rest, err
 	case msgp.ArrayType:
 		n, rest, err := msgp.ReadArrayHeaderBytes(b)
 		if err == nil && n == 0 && len(key) > 0 {
-			return append(appendLogfmtPair(dst, start, key), "[]"...), rest, nil
+			return append(appendLogfmtPair(dst, v.start, key), "[]"...), rest, nil
 		}
 		for i := uint32(0); err == nil && i < n; i++ {
-			dst, rest, err = appendLogfmtValueAt(dst, start, strconv.AppendUint(append(key, '.'), uint64(i), 10), rest, depth+1, nil, d)
+			dst, rest, err = appendLogfmtValueAt(dst, v, strconv.AppendUint(append(key, '.'), uint64(i), 10), rest, depth+1, nil, d)
 		}
 		return dst, rest, err
 	}
@@ -157,7 +172,7 @@ func appendLogfmtValueAt(dst []byte, start int, key, b []byte, depth int, rm *re
 		rest, err := msgp.Skip(b)
 		return dst, rest, err
 	}
-	dst = appendLogfmtPair(dst, start, key)
+	dst = appendLogfmtPair(dst, v.start, key)
 	switch t {
 	case msgp.StrType, msgp.BinType: // bin as text, as in JSON
 		s, rest, err := readKey(b)

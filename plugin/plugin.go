@@ -255,6 +255,12 @@ func newEncoder(cfg *conf.Config, av encode.Avro) (*encode.Encoder, error) {
 		RawKey:          cfg.RawLogKey,
 		OTLP:            cfg.OTLP,
 		Remove:          cfg.RemoveKeys,
+		// A longer value can never be sent; in batch mode a record goes
+		// into its frame compressed.
+		MaxValue: cfg.MaxMessageBytes(),
+	}
+	if cfg.MessageMode == "batch" {
+		o.MaxValue = int(cfg.BufferMemory)
 	}
 	if cfg.Format == "gelf" {
 		g := cfg.GELF
