@@ -112,8 +112,9 @@ func setJSON(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, er
 
 // setBody sets lr's body, and perhaps attributes, from the record body b.
 func (e *Encoder) setBody(lr plog.LogRecord, b []byte) (rest []byte, err error) {
+	pv := pdataValues{maxValues}
 	if msgp.NextType(b) != msgp.MapType {
-		return setValue(lr.Body(), b, 0, e.remove)
+		return pv.setValue(lr.Body(), b, 0, e.remove)
 	}
 	if mapSize(b) > maxKeys {
 		return setJSON(lr.Body(), b, 0, e.remove)
@@ -126,11 +127,11 @@ func (e *Encoder) setBody(lr plog.LogRecord, b []byte) (rest []byte, err error) 
 		}
 	}
 	if !found {
-		rest, _, err = setMap(lr.Body().SetEmptyMap(), b, 1, e.remove, nil)
+		rest, _, err = pv.setMap(lr.Body().SetEmptyMap(), b, 1, e.remove, nil)
 		return rest, err
 	}
 	attrs := lr.Attributes() // at most maxKeys from the metadata, and maxKeys from b
-	rest, _, err = setMap(attrs, b, 1, e.remove, func(k []byte) (v pcommon.Value, keep bool) {
+	rest, _, err = pv.setMap(attrs, b, 1, e.remove, func(k []byte) (v pcommon.Value, keep bool) {
 		if string(k) == bodyKey {
 			return lr.Body(), true
 		}
@@ -142,11 +143,22 @@ func (e *Encoder) setBody(lr plog.LogRecord, b []byte) (rest []byte, err error) 
 	return rest, err
 }
 
+// maxValues bounds the values of a record's body, or of a group's or a
+// record's metadata, made into pdata values: at about 100 bytes of heap
+// each, a body of many small values would take a hundred times its size.
+const maxValues = 16 << 10
+
+var errValues = fmt.Errorf("more than %d values, which OTLP would hold in about 100 bytes each", maxValues)
+
+// pdataValues counts the values of one body, or metadata map, made into
+// pdata values, and refuses those beyond maxValues.
+type pdataValues struct{ left int }
+
 // setMap puts the entries of the msgpack map at the start of b into m,
 // leaving out those rm removes, and returns what follows the map. to, when
 // not nil, says where an entry's value goes and whether it is kept at all;
 // else the entries beyond m's maxKeys are left out, and counted.
-func setMap(m pcommon.Map, b []byte, depth int, rm *removal, to func(key []byte) (pcommon.Value, bool)) (rest []byte, dropped uint32, err error) {
+func (pv *pdataValues) setMap(m pcommon.Map, b []byte, depth int, rm *removal, to func(key []byte) (pcommon.Value, bool)) (rest []byte, dropped uint32, err error) {
 	if depth > maxDepth {
 		return b, 0, errDepth
 	}
@@ -190,7 +202,7 @@ func setMap(m pcommon.Map, b []byte, depth int, rm *removal, to func(key []byte)
 			}
 			continue
 		}
-		if b, err = setValue(val, v, depth, sub); err != nil {
+		if b, err = pv.setValue(val, v, depth, sub); err != nil {
 			return b, dropped, err
 		}
 	}
@@ -199,9 +211,12 @@ func setMap(m pcommon.Map, b []byte, depth int, rm *removal, to func(key []byte)
 
 // setValue sets v to the msgpack value at the start of b and returns what
 // follows it; rm removes inside a map. It reads b as appendJSON does.
-func setValue(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, err error) {
+func (pv *pdataValues) setValue(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, err error) {
 	if len(b) == 0 {
 		return b, msgp.ErrShortBytes
+	}
+	if pv.left--; pv.left < 0 {
+		return b, errValues
 	}
 	switch lead := b[0]; {
 	case lead <= 0x7f, lead >= 0xe0, lead >= 0xd0 && lead <= 0xd3: // int
@@ -226,7 +241,7 @@ func setValue(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, e
 		if mapSize(b) > maxKeys {
 			return setJSON(v, b, depth+1, rm)
 		}
-		rest, _, err = setMap(v.SetEmptyMap(), b, depth+1, rm, nil)
+		rest, _, err = pv.setMap(v.SetEmptyMap(), b, depth+1, rm, nil)
 	case lead >= 0x90 && lead <= 0x9f, lead == 0xdc, lead == 0xdd: // array
 		if depth >= maxDepth {
 			return b, errDepth
@@ -237,7 +252,7 @@ func setValue(v pcommon.Value, b []byte, depth int, rm *removal) (rest []byte, e
 		}
 		s := v.SetEmptySlice()
 		for range n {
-			if rest, err = setValue(s.AppendEmpty(), rest, depth+1, nil); err != nil {
+			if rest, err = pv.setValue(s.AppendEmpty(), rest, depth+1, nil); err != nil {
 				return rest, err
 			}
 		}
@@ -320,7 +335,8 @@ func setAttributes(attrs pcommon.Map, m []byte) (dropped uint32, err error) {
 	count := uintField(m, "dropped_attributes_count")
 	if a, ok := ra.Field(m, "attributes"); ok && msgp.NextType(a) == msgp.MapType {
 		var over uint32
-		_, over, err = setMap(attrs, a, 1, nil, nil)
+		pv := pdataValues{maxValues}
+		_, over, err = pv.setMap(attrs, a, 1, nil, nil)
 		count = min(count, math.MaxUint32) + uint64(over)
 	}
 	return uint32(min(count, math.MaxUint32)), err

@@ -236,6 +236,24 @@ func TestOTLPLargeMaps(t *testing.T) {
 			}
 		}
 	}
+	// A body, or metadata attributes, of more than maxValues values: an
+	// error, rather than a hundred times their size in pdata values.
+	many := make([]any, maxValues)
+	for _, tc := range []struct {
+		name string
+		rec  chunk.Record
+		err  error
+	}{
+		{"maxValues-1 values in the body", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", many[1:]}})}, nil},
+		{"maxValues+1 values in the body", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", many}, {"level", 1}})}, errValues},
+		{"a body of maxValues+1 values", chunk.Record{Time: ts, Body: pack(nil, append(many, 1))}, errValues},
+		{"maxValues+1 values in the attributes", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", "x"}}),
+			Metadata: pack(nil, obj{{"otlp", obj{{"attributes", obj{{"a", many}, {"b", 1}}}}}})}, errValues},
+	} {
+		if _, err := encodeRecord(t, o, &tc.rec); !errors.Is(err, tc.err) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.err)
+		}
+	}
 	// Headers that claim 4 Gi entries: an error, not an allocation of them.
 	for _, body := range [][]byte{{0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'x', 0xc0}, {0x81, 0xa3, 'l', 'o', 'g', 0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0}} {
 		if _, err := encodeRecord(t, o, &chunk.Record{Time: ts, Body: body}); err == nil {
