@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"unicode"
 
 	"github.com/gokafka/gokafka/ra"
 	"github.com/tinylib/msgp/msgp"
@@ -56,8 +57,10 @@ func newGELF(g GELF, remove []ra.Path) (*gelfEncoder, error) {
 
 // graylogFields are the names Graylog keeps for itself: an additional
 // field of one of them, "_" and the name, is dropped (or, for level,
-// breaks the index of a message whose level is text).
-var graylogFields = []string{"id", "message", "source", "timestamp", "version", "host", "short_message", "full_message", "level"}
+// breaks the index of a message whose level is text). Those that start
+// with "_" are its search index's own.
+var graylogFields = []string{"id", "message", "source", "timestamp", "version", "host", "short_message", "full_message", "level",
+	"_id", "_source", "_index", "_type", "_score", "_all", "_ttl"}
 
 // syslogLevels are the severities of GELF's level, by their syslog names
 // (RFC 5424 and syslog.conf's, which a level field of a log holds more often
@@ -114,8 +117,8 @@ func lookupSet(p ra.Path, body []byte) ([]byte, bool) {
 	return v, ok && msgp.NextType(v) != msgp.NilType
 }
 
-// blank reports a str or bin of only ASCII white space, or none, which
-// Graylog refuses as a host or a short message, or an ext of no data,
+// blank reports a str or bin of only white space (javaSpace), or none,
+// which Graylog refuses as a host or a short message, or an ext of no data,
 // whose text is empty.
 func blank(v []byte) bool {
 	if msgp.NextType(v) == msgp.ExtensionType {
@@ -126,7 +129,20 @@ func blank(v []byte) bool {
 		return false
 	}
 	s, _, err := readKey(v)
-	return err == nil && len(bytes.TrimLeft(s, " \t\n\v\f\r")) == 0
+	return err == nil && len(bytes.TrimLeftFunc(s, javaSpace)) == 0
+}
+
+// javaSpace is Java's Character.isWhitespace, with which Graylog tells a
+// blank field: Unicode's space, line and paragraph separators but the
+// non-breaking ones, and the controls \t to \r and \x1c to \x1f.
+func javaSpace(r rune) bool {
+	switch {
+	case r >= '\t' && r <= '\r', r >= 0x1c && r <= 0x1f:
+		return true
+	case r == 0xa0, r == 0x2007, r == 0x202f:
+		return false
+	}
+	return unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp)
 }
 
 // appendGELF writes the map at the start of body, a record of time ns, as
