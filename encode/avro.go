@@ -273,8 +273,11 @@ func (w *avroWriter) appendRecord(dst []byte, n *avroNode, b []byte, depth int, 
 		if b, err = msgp.Skip(v); err != nil {
 			return dst, b, err
 		}
-		if isText && found && msgp.NextType(v) != msgp.NilType {
+		if isText && found { // the last copy of a key the map repeats
 			vals[i].v, vals[i].sub = v, sub
+			if msgp.NextType(v) == msgp.NilType {
+				vals[i].v = nil // as if missing
+			}
 		}
 	}
 	for i := range n.fields {

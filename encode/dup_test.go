@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/gokafka/gokafka/chunk"
+	"github.com/hamba/avro/v2"
 	"github.com/tinylib/msgp/msgp"
+	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 // Records as Go values for pack: obj is a map in order, bin a msgpack bin
@@ -128,6 +130,41 @@ func TestDuplicateKeys(t *testing.T) {
 // TestDuplicateKeysMany: maps of many entries, with and without repeated
 // keys, at several depths, match a plain reference writer, in JSON and
 // logfmt; so do those whose keys share a filter bit without repeating.
+// TestDuplicateKeysLastNull: in OTLP and Avro too, the last copy of a key
+// counts when it is null: the OTLP body is empty, and an Avro field takes
+// its default, as JSON writes null and lookups find the field null.
+func TestDuplicateKeysLastNull(t *testing.T) {
+	body := pack(nil, obj{{"log", "first"}, {"level", "warn"}, {"log", nil}, {"level", nil}})
+	o, err := New(Options{Format: "otlp_proto", OTLP: OTLP{BodyKeys: []string{"log"}, BodyAttributes: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := o.Append(nil, &chunk.Record{Time: 1, Body: body}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := (&plog.ProtoUnmarshaler{}).UnmarshalLogs(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := logs.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+	if b, level := lr.Body().AsRaw(), lr.Attributes().AsRaw()["level"]; b != nil || level != nil {
+		t.Errorf("otlp: body %#v, level %#v, want none", b, level)
+	}
+	schema := avro.MustParse(`{"type":"record","name":"R","fields":[{"name":"level","type":["null","string"],"default":null}]}`)
+	a, err := New(Options{Format: "avro", Avro: Avro{Schema: schema, SchemaID: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err = a.Append(nil, &chunk.Record{Body: body}, ""); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := avro.Unmarshal(schema, v[5:], &got); err != nil || got["level"] != nil {
+		t.Errorf("avro: %v, %v; want level null", got, err)
+	}
+}
+
 func TestDuplicateKeysMany(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	je, _ := New(Options{Format: "json"})

@@ -256,8 +256,8 @@ func (pv *pdataValues) setValue(v pcommon.Value, b []byte, depth int, rm *remova
 				return rest, err
 			}
 		}
-	case lead == 0xc0:
-		return b[1:], nil
+	case lead == 0xc0: // empty: a later copy of a key a map repeats may be null
+		return b[1:], v.FromRaw(nil)
 	case lead == 0xc2, lead == 0xc3:
 		v.SetBool(lead == 0xc3)
 		return b[1:], nil
