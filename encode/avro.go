@@ -613,6 +613,28 @@ func isEpoch(format string) bool {
 	return format == "epoch" || format == "epoch_ms" || format == "epoch_ns"
 }
 
+// defaultInt reads an int or long default as hamba gives it, an integer or
+// a float64, read as a float64 from the schema: exact up to 2^53 only.
+func defaultInt(v any) (int64, bool) {
+	var i int64
+	switch x := v.(type) {
+	case int:
+		i = int64(x)
+	case int32:
+		i = int64(x)
+	case int64:
+		i = x
+	case float64:
+		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			return 0, false
+		}
+		i = int64(x)
+	default:
+		return 0, false
+	}
+	return i, i >= -1<<53 && i <= 1<<53
+}
+
 // appendDefault writes a field's default v, as hamba/avro read it from the
 // schema, as n (a union's as its first branch).
 func appendDefault(dst []byte, n *avroNode, v any) ([]byte, error) {
@@ -632,7 +654,16 @@ func appendDefault(dst []byte, n *avroNode, v any) ([]byte, error) {
 		} else if ok {
 			return append(dst, 0), nil
 		}
-	case avro.Int, avro.Long, avro.Float, avro.Double:
+	case avro.Int, avro.Long:
+		i, ok := defaultInt(v)
+		switch {
+		case !ok:
+			return dst, fmt.Errorf("default %v for type %s: the schema's parser reads an integer exactly within ±2^53 only", v, n.name)
+		case n.typ == avro.Int && (i < math.MinInt32 || i > math.MaxInt32):
+			return dst, fmt.Errorf("default %v for type int: out of its range", v)
+		}
+		return binary.AppendVarint(dst, i), nil
+	case avro.Float, avro.Double:
 		var f float64
 		switch x := v.(type) {
 		case int:
@@ -648,10 +679,7 @@ func appendDefault(dst []byte, n *avroNode, v any) ([]byte, error) {
 		default:
 			return dst, fmt.Errorf("default %v for type %s", v, n.name)
 		}
-		if n.typ == avro.Float || n.typ == avro.Double {
-			return appendReal(dst, n.typ, f), nil
-		}
-		return binary.AppendVarint(dst, int64(f)), nil
+		return appendReal(dst, n.typ, f), nil
 	case avro.String, avro.Enum:
 		if x, ok := v.(string); ok {
 			return appendAvroText(dst, n, []byte(x))
