@@ -502,32 +502,37 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	return c, nil
 }
 
-// warnUnused warns of keys set that the other settings leave without effect.
+// warnUnused warns of keys that the other settings leave without effect (a
+// switch when on), and drops the Avro settings of another format.
 func (c *Config) warnUnused(g Getter) {
-	unused := func(cond string, keys ...string) {
-		for _, k := range keys {
-			if g.Get(k) != "" {
-				c.Warnings = append(c.Warnings, fmt.Sprintf("%s is not used %s", k, cond))
-			}
+	unused := func(set bool, key, cond string) {
+		if set {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s is not used %s", key, cond))
 		}
 	}
 	if c.Format != "avro" {
-		unused("with Format "+c.Format+": only Format avro writes Avro", "Schema_Str", "Schema_ID", "Schema_Registry_URL", "Schema_Registry_Subject", "Schema_Registry_Version")
+		for _, k := range []string{"Schema_Str", "Schema_ID", "Schema_Registry_URL", "Schema_Registry_Subject", "Schema_Registry_Version",
+			"Schema_Registry_HTTP_User", "Schema_Registry_HTTP_Passwd", "Schema_Registry_Bearer_Token"} {
+			unused(g.Get(k) != "", k, "with Format "+c.Format+": only Format avro writes Avro")
+		}
+		c.schemaStr, c.SchemaID, c.Registry = "", 0, registry.Config{}
 	}
 	if c.Format == "raw" {
-		unused("with Format raw, which sends Raw_Log_Key's value as it is", "Timestamp_Key", "Timestamp_Format", "Include_Tag_Key", "Tag_Key", "Remove_Keys")
-	} else {
-		unused("with Format "+c.Format+": it is Format raw's value", "Raw_Log_Key")
+		const raw = "with Format raw, which sends Raw_Log_Key's value as it is"
+		for _, k := range []string{"Timestamp_Key", "Timestamp_Format", "Tag_Key", "Remove_Keys"} {
+			unused(g.Get(k) != "", k, raw)
+		}
+		unused(c.IncludeTagKey, "Include_Tag_Key", raw)
 	}
-	if c.TopicKey == nil {
-		unused("without Topic_Key", "Dynamic_Topic")
-	}
+	unused(c.Format != "raw" && c.RawLogKey != nil, "Raw_Log_Key", "with Format "+c.Format+": it is Format raw's value")
+	unused(c.DynamicTopic && c.TopicKey == nil, "Dynamic_Topic", "without Topic_Key")
 }
 
-// checkBroker checks one bootstrap broker as librdkafka reads it,
-// [protocol://]host[:port], an IPv6 host in brackets when a port follows:
-// librdkafka would take a port it cannot read, such as abc or 65537, for
-// another one. It returns the protocol in lower case, "" for none.
+// checkBroker checks one bootstrap broker, [protocol://]host[:port] with
+// an IPv6 host in brackets when a port follows, more strictly than
+// librdkafka reads it: librdkafka would take a port it cannot read (abc,
+// 65537, 9092/) for another one, and no host for localhost. It returns the
+// protocol in lower case, "" for none.
 func checkBroker(b string) (protocol string, err error) {
 	host := b
 	if p, rest, ok := strings.Cut(b, "://"); ok {

@@ -43,7 +43,7 @@ func TestDefaults(t *testing.T) {
 	// Nothing else is added to a record, nor read from it: one message per record.
 	if c.DynamicTopic || c.IncludeTagKey || c.MetadataHeaders || c.TopicKey != nil || c.MessageKeyField != nil || c.MessageKey != "" ||
 		c.MessageMode != "record" || c.KafkaTimestamp != "event" || c.TagKey != "tag" || c.DLQTopic != "" || c.MetricsListen != "" ||
-		c.Registry.Version != "latest" || c.MSKIAMRegion != "" || len(c.Headers) != 0 || len(c.RemoveKeys) != 0 || len(c.Warnings) != 0 {
+		c.Registry.Enabled() || c.MSKIAMRegion != "" || len(c.Headers) != 0 || len(c.RemoveKeys) != 0 || len(c.Warnings) != 0 {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -249,9 +249,10 @@ func TestWarnings(t *testing.T) {
 			[]string{"Schema_Str is not used with Format msgpack", "Schema_ID is not used with Format msgpack"}},
 		{map[string]string{"Raw_Log_Key": "$log"}, []string{"Raw_Log_Key is not used with Format json"}},
 		{map[string]string{"Format": "raw", "Raw_Log_Key": "$log", "Include_Tag_Key": "on", "Timestamp_Key": "ts", "Remove_Keys": "$a"},
-			[]string{"Timestamp_Key is not used with Format raw", "Include_Tag_Key is not used with Format raw", "Remove_Keys is not used with Format raw"}},
+			[]string{"Timestamp_Key is not used with Format raw", "Remove_Keys is not used with Format raw", "Include_Tag_Key is not used with Format raw"}},
 		{map[string]string{"Dynamic_Topic": "on"}, []string{"Dynamic_Topic is not used without Topic_Key"}},
 		{map[string]string{"Dynamic_Topic": "on", "Topic_Key": "$ns"}, nil},
+		{map[string]string{"Dynamic_Topic": "off", "Format": "raw", "Raw_Log_Key": "$log", "Include_Tag_Key": "off"}, nil}, // defaults restated
 	} {
 		tc.keys["Brokers"] = "x:1"
 		c, err := Load(MapGetter(tc.keys), props)
@@ -266,6 +267,9 @@ func TestWarnings(t *testing.T) {
 			if !strings.HasPrefix(c.Warnings[i], w) {
 				t.Errorf("%v: warning %q, want it to start %q", tc.keys, c.Warnings[i], w)
 			}
+		}
+		if c.Format != "avro" && (c.Registry.Enabled() || c.SchemaID != 0) {
+			t.Errorf("%v: Avro settings kept for Format %s: %+v, ID %d", tc.keys, c.Format, c.Registry, c.SchemaID)
 		}
 	}
 }
