@@ -614,7 +614,8 @@ func isEpoch(format string) bool {
 }
 
 // defaultInt reads an int or long default as hamba gives it, an integer or
-// a float64, read as a float64 from the schema: exact up to 2^53 only.
+// a float64, read as a float64 from the schema: exact below 2^53 only (2^53
+// may have been 2^53+1).
 func defaultInt(v any) (int64, bool) {
 	var i int64
 	switch x := v.(type) {
@@ -625,14 +626,14 @@ func defaultInt(v any) (int64, bool) {
 	case int64:
 		i = x
 	case float64:
-		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+		if x != math.Trunc(x) || math.Abs(x) >= 1<<53 {
 			return 0, false
 		}
 		i = int64(x)
 	default:
 		return 0, false
 	}
-	return i, i >= -1<<53 && i <= 1<<53
+	return i, i > -1<<53 && i < 1<<53
 }
 
 // appendDefault writes a field's default v, as hamba/avro read it from the
@@ -658,7 +659,7 @@ func appendDefault(dst []byte, n *avroNode, v any) ([]byte, error) {
 		i, ok := defaultInt(v)
 		switch {
 		case !ok:
-			return dst, fmt.Errorf("default %v for type %s: the schema's parser reads an integer exactly within ±2^53 only", v, n.name)
+			return dst, fmt.Errorf("default %v for type %s: the schema's parser reads an integer exactly only within ±(2^53-1)", v, n.name)
 		case n.typ == avro.Int && (i < math.MinInt32 || i > math.MaxInt32):
 			return dst, fmt.Errorf("default %v for type int: out of its range", v)
 		}
