@@ -17,9 +17,9 @@ const maxKeyPath = 256
 
 var errKeyPath = fmt.Errorf("key path of a nested map or array is longer than %d bytes", maxKeyPath)
 
-// flatValue bounds what logfmt and GELF write of one record, whose nested
-// values each repeat their key path: a record of many small values under a
-// long path would grow hundreds of times before any other bound saw it.
+// flatValue bounds what logfmt writes of one record (GELF has a limit of
+// its own): each nested value repeats its key path, so a record of many
+// small values under a long path would grow hundreds of times.
 type flatValue struct {
 	start int // where the record's text starts in dst
 	limit int // the length of dst it may not pass
@@ -27,7 +27,7 @@ type flatValue struct {
 
 // errValueSize is returned for a record whose value outgrows
 // Options.MaxValue.
-var errValueSize = errors.New("its value would be longer than a message may be (rdkafka.message.max.bytes; in batch mode, Buffer_Memory)")
+var errValueSize = errors.New("its value would be longer than logfmt and GELF may write (16 times rdkafka.message.max.bytes; in batch mode, Buffer_Memory)")
 
 // appendLogfmt writes a map as logfmt: key=value pairs separated by spaces,
 // nested maps and arrays flattened with dotted keys (kubernetes.pod_name,

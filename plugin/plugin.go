@@ -255,9 +255,10 @@ func newEncoder(cfg *conf.Config, av encode.Avro) (*encode.Encoder, error) {
 		RawKey:          cfg.RawLogKey,
 		OTLP:            cfg.OTLP,
 		Remove:          cfg.RemoveKeys,
-		// A longer value can never be sent; in batch mode a record goes
-		// into its frame compressed.
-		MaxValue: cfg.MaxMessageBytes(),
+		// Far past what a message may take: a value just past it still
+		// goes to Kafka, which refuses it (to DLQ_Topic, if set). In
+		// batch mode a record goes into its frame compressed.
+		MaxValue: 16 * cfg.MaxMessageBytes(),
 	}
 	if cfg.MessageMode == "batch" {
 		o.MaxValue = int(cfg.BufferMemory)
