@@ -10,7 +10,7 @@ SO := build/out_gokafka.so
 LDFLAGS := -ldflags=-extldflags=-Wl,--exclude-libs,ALL
 # librdkafka's static TLS exceeds glibc's dlopen reserve (see README); added
 # to the tunables already set.
-export GLIBC_TUNABLES := $(if $(GLIBC_TUNABLES),$(GLIBC_TUNABLES):)glibc.rtld.optional_static_tls=65536
+override export GLIBC_TUNABLES := $(if $(GLIBC_TUNABLES),$(GLIBC_TUNABLES):)glibc.rtld.optional_static_tls=65536
 CKG := github.com/confluentinc/confluent-kafka-go/v2
 
 .PHONY: build test unit lint deps fuzz run bench bench-fluent-bit clean header docs

@@ -127,9 +127,6 @@ func TestDuplicateKeys(t *testing.T) {
 	}
 }
 
-// TestDuplicateKeysMany: maps of many entries, with and without repeated
-// keys, at several depths, match a plain reference writer, in JSON and
-// logfmt; so do those whose keys share a filter bit without repeating.
 // TestDuplicateKeysLastNull: in OTLP and Avro too, the last copy of a key
 // counts when it is null: the OTLP body is empty, and an Avro field takes
 // its default, as JSON writes null and lookups find the field null.
@@ -165,6 +162,9 @@ func TestDuplicateKeysLastNull(t *testing.T) {
 	}
 }
 
+// TestDuplicateKeysMany: maps of many entries, with and without repeated
+// keys, at several depths, match a plain reference writer, in JSON and
+// logfmt; so do those whose keys share a filter bit without repeating.
 func TestDuplicateKeysMany(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	je, _ := New(Options{Format: "json"})

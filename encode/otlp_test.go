@@ -236,19 +236,23 @@ func TestOTLPLargeMaps(t *testing.T) {
 			}
 		}
 	}
-	// A body, or metadata attributes, of more than maxValues values: an
-	// error, rather than a hundred times their size in pdata values.
+	// A body, or metadata attributes, of more than maxValues values (an
+	// array counts, and each of its elements): an error, rather than a
+	// hundred times their size in pdata values.
 	many := make([]any, maxValues)
 	for _, tc := range []struct {
 		name string
 		rec  chunk.Record
 		err  error
 	}{
-		{"maxValues-1 values in the body", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", many[1:]}})}, nil},
-		{"maxValues+1 values in the body", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", many}, {"level", 1}})}, errValues},
-		{"a body of maxValues+1 values", chunk.Record{Time: ts, Body: pack(nil, append(many, 1))}, errValues},
+		{"maxValues values in the body", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", many[1:]}})}, nil},
+		{"maxValues+1 values in the body", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", many}})}, errValues},
+		{"a body of maxValues values", chunk.Record{Time: ts, Body: pack(nil, many[1:])}, nil},
+		{"a body of maxValues+1 values", chunk.Record{Time: ts, Body: pack(nil, many)}, errValues},
+		{"maxValues values in the attributes", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", "x"}}),
+			Metadata: pack(nil, obj{{"otlp", obj{{"attributes", obj{{"a", many[1:]}}}}}})}, nil},
 		{"maxValues+1 values in the attributes", chunk.Record{Time: ts, Body: pack(nil, obj{{"log", "x"}}),
-			Metadata: pack(nil, obj{{"otlp", obj{{"attributes", obj{{"a", many}, {"b", 1}}}}}})}, errValues},
+			Metadata: pack(nil, obj{{"otlp", obj{{"attributes", obj{{"a", many}}}}}})}, errValues},
 	} {
 		if _, err := encodeRecord(t, o, &tc.rec); !errors.Is(err, tc.err) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.err)

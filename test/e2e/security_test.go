@@ -139,8 +139,8 @@ func refused(t *testing.T, so string, chunks [][]byte, env, settings []string, c
 		if s.OK != 0 || s.Error != 0 || s.Retry != s.Flushes || s.Retry != 2*s.Chunks || s.Dropped != s.Chunks {
 			t.Errorf("log level %s: want every flush to return FLB_RETRY (each chunk retried once, then dropped): %+v", level, s)
 		}
-		if n := flushesTimedOut(res.Stderr, "2s"); n != int(s.Flushes) {
-			t.Errorf("log level %s: %d of %d flushes ended at their time limit", level, n, s.Flushes)
+		if n := flushesTimedOut(res.Stderr, "2s"); n != int(s.Flushes) || s.MaxFlushMS > 20_000 { // a guard against a hang, not a measure
+			t.Errorf("log level %s: %d of %d flushes ended at their time limit, the longest after %.0f ms", level, n, s.Flushes, s.MaxFlushMS)
 		}
 		var causes []string
 		for _, line := range strings.Split(res.Stderr, "\n") {
