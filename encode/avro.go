@@ -613,27 +613,23 @@ func isEpoch(format string) bool {
 	return format == "epoch" || format == "epoch_ms" || format == "epoch_ns"
 }
 
-// defaultInt reads an int or long default as hamba gives it, an integer or
-// a float64, read as a float64 from the schema: exact below 2^53 only (2^53
-// may have been 2^53+1).
-func defaultInt(v any) (int64, bool) {
-	var i int64
+// defaultNumber reads a number default as hamba gives it: an integer, or a
+// float, read from the schema as a float64 (so an integer is exact only
+// below 2^53: 2^53 may have been 2^53+1).
+func defaultNumber(v any) (float64, bool) {
 	switch x := v.(type) {
 	case int:
-		i = int64(x)
+		return float64(x), true
 	case int32:
-		i = int64(x)
+		return float64(x), true
 	case int64:
-		i = x
+		return float64(x), true
+	case float32:
+		return float64(x), true
 	case float64:
-		if x != math.Trunc(x) || math.Abs(x) >= 1<<53 {
-			return 0, false
-		}
-		i = int64(x)
-	default:
-		return 0, false
+		return x, true
 	}
-	return i, i > -1<<53 && i < 1<<53
+	return 0, false
 }
 
 // appendDefault writes a field's default v, as hamba/avro read it from the
@@ -656,28 +652,17 @@ func appendDefault(dst []byte, n *avroNode, v any) ([]byte, error) {
 			return append(dst, 0), nil
 		}
 	case avro.Int, avro.Long:
-		i, ok := defaultInt(v)
+		f, ok := defaultNumber(v)
 		switch {
-		case !ok:
-			return dst, fmt.Errorf("default %v for type %s: the schema's parser reads an integer exactly only within ±(2^53-1)", v, n.name)
-		case n.typ == avro.Int && (i < math.MinInt32 || i > math.MaxInt32):
+		case !ok || f != math.Trunc(f) || math.Abs(f) >= 1<<53:
+			return dst, fmt.Errorf("default %v for type %s: not an integer within ±(2^53-1), the most the schema's parser reads exactly", v, n.name)
+		case n.typ == avro.Int && (f < math.MinInt32 || f > math.MaxInt32):
 			return dst, fmt.Errorf("default %v for type int: out of its range", v)
 		}
-		return binary.AppendVarint(dst, i), nil
+		return binary.AppendVarint(dst, int64(f)), nil
 	case avro.Float, avro.Double:
-		var f float64
-		switch x := v.(type) {
-		case int:
-			f = float64(x)
-		case int32:
-			f = float64(x)
-		case int64:
-			f = float64(x)
-		case float32:
-			f = float64(x)
-		case float64:
-			f = x
-		default:
+		f, ok := defaultNumber(v)
+		if !ok {
 			return dst, fmt.Errorf("default %v for type %s", v, n.name)
 		}
 		return appendReal(dst, n.typ, f), nil
