@@ -60,8 +60,8 @@ type exampleKey struct {
 // YAML Fluent Bit configurations, also when a Kubernetes manifest embeds
 // them), in examples/, and in the ```ini blocks of README.md and docs/ is one
 // the plugin, librdkafka or Fluent Bit reads, and conf.Load (the plugin's
-// Init before it makes a producer) takes its values, so an operator who
-// copies an example gets a working configuration.
+// Init before it makes a producer) takes its values without a warning, so
+// an operator who copies an example gets a working configuration.
 func TestExampleKeys(t *testing.T) {
 	root := "../.."
 	var files []string
@@ -83,8 +83,10 @@ func TestExampleKeys(t *testing.T) {
 		for _, s := range exampleOutputs(rel, string(data)) {
 			outputs[s.kind]++
 			keys = append(keys, s.keys...)
-			if _, err := conf.Load(s.getter(), rdkProps()); err != nil {
+			if c, err := conf.Load(s.getter(), rdkProps()); err != nil {
 				t.Errorf("the gokafka output at %s fails Init: %v", s.keys[0].Where, err)
+			} else if len(c.Warnings) > 0 {
+				t.Errorf("the gokafka output at %s gets warnings at Init: %q", s.keys[0].Where, c.Warnings)
 			}
 		}
 	}
