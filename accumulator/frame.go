@@ -146,7 +146,7 @@ func (a *Accumulator) SetFrames(contentType string, eventTime bool) {
 	a.frameLimits()
 }
 
-// Compress, in batch mode, compresses the records staged in s since the
+// Compress compresses, in batch mode, the records staged in s since the
 // last call as a segment once they fill one, or, when final, whatever they
 // are. Call it after each Staged.Add, and with final before Append.
 func (a *Accumulator) Compress(s *Staged, final bool) {

@@ -602,7 +602,20 @@ func (c *Config) checkAvro() error {
 		c.Warnings = append(c.Warnings, "Schema_ID is not used: the ID comes with Schema_Registry_Subject's schema")
 	}
 	c.Registry.ID = c.SchemaID
+	credentials := c.Registry.User != "" || c.Registry.BearerToken != ""
+	for i, u := range c.Registry.URLs {
+		if p, _ := url.Parse(u); p.Scheme == "http" && (credentials || p.User != nil) && !loopback(p.Hostname()) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("Schema_Registry_URL %d is http: the registry's credentials cross the network unencrypted (use https)", i+1))
+		}
+	}
 	return nil
+}
+
+// loopback reports whether host names this machine, where plain http
+// crosses no network.
+func loopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // refused says why librdkafka property key may not be set to v, or "": the
@@ -687,6 +700,10 @@ func (c *Config) weakens(key, v string) string {
 	case "enable.idempotence":
 		if b, ok := rdkafkaBool(v); ok && !b {
 			return idempotenceOff
+		}
+	case "security.protocol":
+		if c.MSKIAMRegion != "" && strings.EqualFold(v, "SASL_PLAINTEXT") {
+			return "the signed tokens cross the network unencrypted, and anyone who reads one can act as this role until it expires (MSK's IAM listeners take only SASL_SSL)"
 		}
 	case "statistics.interval.ms":
 		if v == "0" && c.MetricsListen != "" {

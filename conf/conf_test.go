@@ -500,7 +500,7 @@ func TestMSKIAM(t *testing.T) {
 		{MapGetter{"Brokers": "b-1.logs.d4e5f6.c2.kafka.cn-north-1.amazonaws.com.cn:9098", "AWS_MSK_IAM": "on"}, "cn-north-1", "SASL_SSL"},
 		{MapGetter{"Brokers": "x:1", "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": "arn:aws-us-gov:kafka:us-gov-west-1:123456789012:cluster/logs/0b1c"}, "us-gov-west-1", "SASL_SSL"},
 		{MapGetter{"Brokers": "127.0.0.1:9092", "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn,
-			"rdkafka.security.protocol": "sasl_plaintext", "rdkafka.sasl.mechanism": "OAUTHBEARER"}, "eu-west-1", "sasl_plaintext"},
+			"rdkafka.security.protocol": "sasl_ssl", "rdkafka.sasl.mechanism": "OAUTHBEARER"}, "eu-west-1", "sasl_ssl"},
 	} {
 		c, err := Load(tc.keys, []string{"security.protocol", "sasl.mechanism"})
 		if err != nil {
@@ -513,7 +513,13 @@ func TestMSKIAM(t *testing.T) {
 		}
 	}
 
-	c, err := Load(MapGetter{"Brokers": msk, "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn}, nil)
+	c, err := Load(MapGetter{"Brokers": "127.0.0.1:9092", "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn,
+		"rdkafka.security.protocol": "sasl_plaintext"}, []string{"security.protocol"})
+	if err != nil || rdkafkaMap(c)["security.protocol"] != "sasl_plaintext" || len(c.Warnings) != 1 ||
+		!strings.HasPrefix(c.Warnings[0], "rdkafka.security.protocol sasl_plaintext: the signed tokens cross the network unencrypted") {
+		t.Errorf("AWS_MSK_IAM over SASL_PLAINTEXT: %v, %+v", err, c)
+	}
+	c, err = Load(MapGetter{"Brokers": msk, "AWS_MSK_IAM": "on", "AWS_MSK_IAM_Cluster_ARN": arn}, nil)
 	if err != nil || c.MSKIAMRegion != "eu-west-1" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "names region eu-west-1, the brokers us-east-2") {
 		t.Errorf("ARN and brokers of different regions: %v, %+v", err, c)
 	}
@@ -554,6 +560,13 @@ func TestAvro(t *testing.T) {
 		{MapGetter{"Schema_Registry_URL": "http://r:1", "Schema_ID": "4"}, "registry"},
 		{MapGetter{"Schema_Registry_URL": "http://r:1", "Schema_ID": "4", "Schema_Registry_Subject": "s"}, "registry; warning: Schema_ID is not used: the ID comes with Schema_Registry_Subject's schema"},
 		{MapGetter{"Schema_Registry_URL": "http://r:1, https://s", "Schema_Registry_Subject": "logs-value", "Schema_Str": schema}, "registry; warning: Schema_Str is not used: the schema comes from Schema_Registry_URL"},
+		// Credentials over http, but not to this machine.
+		{MapGetter{"Schema_Registry_URL": "https://r:1, http://u:p@s:2, http://localhost:3", "Schema_ID": "4"},
+			"registry; warning: Schema_Registry_URL 2 is http: the registry's credentials cross the network unencrypted (use https)"},
+		{MapGetter{"Schema_Registry_URL": "http://r:1,http://[::1]:2,http://127.0.0.2:3", "Schema_ID": "4", "Schema_Registry_Bearer_Token": "t"},
+			"registry; warning: Schema_Registry_URL 1 is http: the registry's credentials cross the network unencrypted (use https)"},
+		{MapGetter{"Schema_Registry_URL": "http://r:1", "Schema_ID": "4", "Schema_Registry_HTTP_User": "u", "Schema_Str": schema},
+			"warning: Schema_Registry_URL is not used: Schema_Str and Schema_ID are given"}, // no registry asked
 		{MapGetter{"Schema_Str": schema, "Schema_ID": "3", "Message_Mode": "batch"}, `Format: invalid value "avro": not supported with Message_Mode batch: Avro deserializers read one record per Kafka message, not an LZ4 frame of them`},
 	} {
 		c.keys["Brokers"], c.keys["Format"] = "x:1", "avro"
