@@ -52,6 +52,7 @@ type Config struct {
 	Topics          []string // Topics[0] is the default topic
 	TopicKey        ra.Path  // nil: every record goes to the default topic
 	DynamicTopic    bool     // TopicKey may name topics outside Topics
+	DynamicTopics   int      // with DynamicTopic: how many names outside Topics it may name
 	Format          string   // json, msgpack, raw, logfmt, gelf, otlp_proto, otlp_json or avro
 	RawLogKey       ra.Path
 	GELF            GELFKeys
@@ -151,8 +152,10 @@ var Options = []Option{
 		func(c *Config, v string) error { c.Topics = splitList(v); return checkTopics(c.Topics) }},
 	{"Topic_Key", "record accessor", "", "Field whose value names the record's topic, e.g. $kubernetes['namespace_name']; a record without it (or with a value that cannot name a topic) goes to the first topic, counted and logged at most once a minute (missing values at debug level while other records have it).",
 		path(func(c *Config) *ra.Path { return &c.TopicKey })},
-	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic but DLQ_Topic; off keeps it to the Topics list. Other values go to the first topic. On, a record names the topic: the producer's ACLs are the bound.",
+	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic but DLQ_Topic, up to Dynamic_Topic_Limit of them outside Topics; off keeps it to the Topics list. Other values go to the first topic. On, a record names the topic: limit which with the producer's ACLs.",
 		boolean(func(c *Config) *bool { return &c.DynamicTopic })},
+	{"Dynamic_Topic_Limit", "integer", "1000", "With Dynamic_Topic on: how many topics outside Topics records may name (each keeps a librdkafka topic handle and metrics); records naming another go to the first topic, counted and logged at most once a minute.",
+		integer(func(c *Config) *int { return &c.DynamicTopics }, 1, 1_000_000)},
 	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, gelf (GELF 1.1 JSON, for Graylog), otlp_proto or otlp_json (an OpenTelemetry log record, as the OpenTelemetry Collector's Kafka receiver reads it), avro (Confluent-framed Avro, of Schema_Str or from Schema_Registry_URL), or raw (the bytes of Raw_Log_Key). gelf, otlp_* and avro are not for Message_Mode batch.",
 		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "gelf", "otlp_proto", "otlp_json", "avro", "raw")},
 	{"Raw_Log_Key", "record accessor", "", "Field sent as the whole value in raw format; records without it (or with it null) are skipped and counted.",
@@ -526,6 +529,7 @@ func (c *Config) warnUnused(g Getter) {
 	}
 	unused(c.Format != "raw" && c.RawLogKey != nil, "Raw_Log_Key", "with Format "+c.Format+": it is Format raw's value")
 	unused(c.DynamicTopic && c.TopicKey == nil, "Dynamic_Topic", "without Topic_Key")
+	unused(!c.DynamicTopic && g.Get("Dynamic_Topic_Limit") != "", "Dynamic_Topic_Limit", "with Dynamic_Topic off")
 }
 
 // checkBroker checks one bootstrap broker, [protocol://]host[:port] with

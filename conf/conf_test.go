@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 	if c.Topics[0] != "fluent-bit" || c.Format != "json" || c.TimestampKey != "@timestamp" ||
 		c.TimestampFormat != "iso8601_ns" || c.BatchSize != 1<<20 || c.BufferMemory != 64<<20 ||
 		c.Linger != 5*time.Millisecond || c.MaxBlock != 2*time.Second || c.FlushTimeout != 4*time.Second ||
-		c.Compression != "lz4" || c.ClientID != "fluent-bit" || c.Producers != 2 {
+		c.Compression != "lz4" || c.ClientID != "fluent-bit" || c.Producers != 2 || c.DynamicTopics != 1000 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	want := map[string]string{"bootstrap.servers": "127.0.0.1:9092", "enable.idempotence": "true", "acks": "all", "compression.type": "lz4"}
@@ -77,7 +77,7 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	invalid := map[string]string{
 		"Brokers": "a:1,,b:2", "Topics": "bad topic", "Format": "xml", "Timestamp_Format": "rfc822", "Batch_Size": "huge",
 		"Linger": "5", "Buffer_Memory": "12", "Max_Block": "-1s", "Flush_Timeout": "1ms", "Compression": "brotli",
-		"Topic_Key": "$a[", "Dynamic_Topic": "maybe", "Message_Key_Field": "$", "Kafka_Timestamp": "now",
+		"Topic_Key": "$a[", "Dynamic_Topic": "maybe", "Dynamic_Topic_Limit": "many", "Message_Key_Field": "$", "Kafka_Timestamp": "now",
 		"Header": "env", "Header_Key": "nopath", "Remove_Keys": "$a, $b['c", "Raw_Log_Key": "a b]", "Include_Tag_Key": "2",
 		"Metadata_Headers": "yes please", "DLQ_Topic": "dead letters", "Metrics_Listen": "2021", "Message_Mode": "stream", "Producers": "17",
 		"Gelf_Short_Message_Key": "$log[", "Gelf_Full_Message_Key": "$", "Gelf_Host_Key": "$k['host", "Gelf_Level_Key": "a'b",
@@ -251,7 +251,8 @@ func TestWarnings(t *testing.T) {
 		{map[string]string{"Format": "raw", "Raw_Log_Key": "$log", "Include_Tag_Key": "on", "Timestamp_Key": "ts", "Remove_Keys": "$a"},
 			[]string{"Timestamp_Key is not used with Format raw", "Remove_Keys is not used with Format raw", "Include_Tag_Key is not used with Format raw"}},
 		{map[string]string{"Dynamic_Topic": "on"}, []string{"Dynamic_Topic is not used without Topic_Key"}},
-		{map[string]string{"Dynamic_Topic": "on", "Topic_Key": "$ns"}, nil},
+		{map[string]string{"Dynamic_Topic": "on", "Topic_Key": "$ns", "Dynamic_Topic_Limit": "10"}, nil},
+		{map[string]string{"Topic_Key": "$ns", "Dynamic_Topic_Limit": "10"}, []string{"Dynamic_Topic_Limit is not used with Dynamic_Topic off"}},
 		{map[string]string{"Dynamic_Topic": "off", "Format": "raw", "Raw_Log_Key": "$log", "Include_Tag_Key": "off"}, nil}, // defaults restated
 	} {
 		tc.keys["Brokers"] = "x:1"
@@ -636,6 +637,8 @@ func TestBoundsInclusive(t *testing.T) {
 		{"Schema_ID", "2147483647", "2147483648", nil}, // the framing's ID is 4 bytes; beyond, it would wrap
 		{"Schema_ID", "0", "-1", nil},
 		{"Producers", "16", "17", nil},
+		{"Dynamic_Topic_Limit", "1", "0", MapGetter{"Dynamic_Topic": "on", "Topic_Key": "$t"}},
+		{"Dynamic_Topic_Limit", "1000000", "1000001", MapGetter{"Dynamic_Topic": "on", "Topic_Key": "$t"}},
 		{"Producers", "1", "0", nil},
 		{"Flush_Timeout", "100ms", "99ms", MapGetter{"Max_Block": "0"}},
 		{"Flush_Timeout", "1h", "61m", nil},

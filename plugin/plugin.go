@@ -55,7 +55,8 @@ type Instance struct {
 	acc           *accumulator.Accumulator
 	snd           *sender.Sender
 	defaultTopic  []byte
-	allowed       map[string]bool // Topics, when Dynamic_Topic is off
+	allowed       map[string]bool // Topics
+	dynamic       *dynamicTopics  // the other topics records named, with Dynamic_Topic on
 	staticHeaders []byte          // Header pairs, encoded once
 	batchMode     bool            // Message_Mode batch
 	newline       bool            // batch mode: each record ends with '\n' (NDJSON)
@@ -210,6 +211,9 @@ func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocat
 	}
 	for _, t := range cfg.Topics {
 		in.allowed[t] = true
+	}
+	if cfg.DynamicTopic {
+		in.dynamic = newDynamicTopics(cfg.DynamicTopics)
 	}
 	for _, h := range cfg.Headers {
 		in.staticHeaders = accumulator.AppendHeader(in.staticHeaders, []byte(h.Name), []byte(h.Value))
@@ -366,8 +370,8 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	st.retry = w != nil
 	st.reader.Reset(data)
 	records, skipped, resent := 0, 0, 0
-	var rerouted [rerouteReasons]int // by why
-	badTopic := ""                   // the first value that is no topic name
+	var rerouted [rerouteReasons]int         // by why
+	var firstRerouted [rerouteReasons]string // the first value that is no topic name, or past the limit
 	var badTimes, unencodable dropped
 	var rec chunk.Record
 	var decodeErr error
@@ -394,8 +398,8 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			continue
 		}
 		topic, why := in.topic(st, &rec)
-		if rerouted[why]++; why == notATopicName && badTopic == "" {
-			badTopic = st.badTopic()
+		if rerouted[why]++; rerouted[why] == 1 && (why == notATopicName || why == pastTopicLimit) {
+			firstRerouted[why] = st.badTopic()
 		}
 		partition := int32(-1)
 		if in.batchMode {
@@ -461,13 +465,13 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	for _, i := range st.unencodable {
 		in.acc.Drop(w, i)
 	}
-	if n := rerouted[noTopicField] + rerouted[notATopicName] + rerouted[notInTopics]; n > 0 {
+	if n := rerouted[noTopicField] + rerouted[notATopicName] + rerouted[notInTopics] + rerouted[pastTopicLimit]; n > 0 {
 		in.Stats.Rerouted.Add(int64(n))
 	}
 	if n := rerouted[notInTopics]; n > 0 { // as meant: the topics allowed are listed
 		in.logChunk(tag, LevelDebug, "%d records had a topic in %s that is not in Topics and went to %s", n, in.cfg.TopicKey, in.defaultTopic)
 	}
-	in.reroutes.note(in, &rerouted, badTopic)
+	in.reroutes.note(in, &rerouted, &firstRerouted)
 	if skipped > 0 {
 		in.Stats.Skipped.Add(int64(skipped))
 		field, missing := in.cfg.RawLogKey, "no (or a null)"
@@ -564,8 +568,11 @@ func (in *Instance) topic(st *flushState, rec *chunk.Record) (topic []byte, why 
 	switch {
 	case !text || !conf.ValidTopic(name) || in.cfg.DynamicTopic && string(name) == in.cfg.DLQTopic:
 		return in.defaultTopic, notATopicName
-	case !in.cfg.DynamicTopic && !in.allowed[string(name)]:
+	case in.allowed[string(name)]:
+	case !in.cfg.DynamicTopic:
 		return in.defaultTopic, notInTopics
+	case !in.dynamic.admit(name):
+		return in.defaultTopic, pastTopicLimit
 	}
 	return name, routed
 }

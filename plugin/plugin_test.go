@@ -768,6 +768,63 @@ func TestDynamicTopic(t *testing.T) {
 	}
 }
 
+// TestDynamicTopicLimit: records name at most Dynamic_Topic_Limit topics
+// outside Topics, the first that come, also when flushes name them at once;
+// records naming another go to the default topic, counted and logged.
+func TestDynamicTopicLimit(t *testing.T) {
+	topicsOf := func(recs []fixture.Record) [][]byte {
+		return fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})
+	}
+	named := func(topics ...string) (recs []fixture.Record) {
+		for _, topic := range topics {
+			recs = append(recs, fixture.Record{Body: []fixture.KV{{Key: "t", Value: topic}}})
+		}
+		return recs
+	}
+	prod := &fakeProducer{}
+	in, sink := startInstance(t, prod, conf.MapGetter{"Topics": "logs,listed", "Topic_Key": "$t", "Dynamic_Topic": "on", "Dynamic_Topic_Limit": "2"})
+	if got := in.Flush(topicsOf(named("a", "b", "listed", "c", "a", "d", "c", "logs"))[0], "t"); got != OK {
+		t.Fatalf("Flush = %d", got)
+	}
+	var topics []string
+	for _, m := range prod.msgs {
+		topics = append(topics, m.topic)
+	}
+	sort.Strings(topics)
+	if fmt.Sprint(topics) != "[a a b listed logs logs logs logs]" || in.Stats.Rerouted.Load() != 3 {
+		t.Fatalf("topics %v, rerouted %d", topics, in.Stats.Rerouted.Load())
+	}
+	if sink.Count(`records sent to the default topic logs: 3 named a topic past Dynamic_Topic_Limit's 2 (the first: "c")`) != 1 {
+		t.Fatalf("log:\n%s", sink)
+	}
+
+	prod = &fakeProducer{}
+	in, _ = newInstance(t, prod, conf.MapGetter{"Topic_Key": "$t", "Dynamic_Topic": "on", "Dynamic_Topic_Limit": "50"})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var names []string
+			for i := range 100 {
+				names = append(names, fmt.Sprintf("t%d.%d", g, i))
+			}
+			if got := in.Flush(topicsOf(named(names...))[0], "t"); got != OK {
+				t.Errorf("Flush = %d", got)
+			}
+		}()
+	}
+	wg.Wait()
+	byTopic := map[string]int{}
+	for _, m := range prod.msgs {
+		byTopic[m.topic]++
+	}
+	if len(byTopic) != 51 || byTopic["fluent-bit"] != 750 || in.Stats.Rerouted.Load() != 750 {
+		t.Fatalf("%d topics, %d records to the default topic, %d rerouted; want 50 topics besides it and 750",
+			len(byTopic)-1, byTopic["fluent-bit"], in.Stats.Rerouted.Load())
+	}
+}
+
 // TestMissingTopicKeyLogged: records without Topic_Key's field are a
 // warning when none since the last line had it (a misspelled Topic_Key),
 // else logged at debug level (records meant for the default topic); Exit

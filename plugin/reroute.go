@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,10 +14,11 @@ import (
 type reroute int
 
 const (
-	routed        reroute = iota // it did not: its own, or Topic_Key is not set
-	noTopicField                 // Topic_Key's field is missing or null
-	notATopicName                // its value cannot name a topic (or, dynamic, names DLQ_Topic)
-	notInTopics                  // it names a topic not in Topics, and Dynamic_Topic is off
+	routed         reroute = iota // it did not: its own, or Topic_Key is not set
+	noTopicField                  // Topic_Key's field is missing or null
+	notATopicName                 // its value cannot name a topic (or, dynamic, names DLQ_Topic)
+	notInTopics                   // it names a topic not in Topics, and Dynamic_Topic is off
+	pastTopicLimit                // it names a topic past Dynamic_Topic_Limit
 	rerouteReasons
 )
 
@@ -29,29 +31,30 @@ const rerouteLogInterval = time.Minute
 // are a warning only when no record since had one (a misspelled Topic_Key);
 // else they may be meant, and are logged at debug level.
 type rerouteLog struct {
-	withValue        atomic.Int64 // records that had a value, in every flush
-	mu               sync.Mutex
-	next             time.Time // no line before
-	noField, badName int
-	example          string // the first value that cannot name a topic
+	withValue atomic.Int64 // records that had a value, in every flush
+	mu        sync.Mutex
+	next      time.Time // no line before
+	count     [rerouteReasons]int
+	first     [rerouteReasons]string // the first value, as badTopic describes it
 }
 
 // note counts a flush's records by why they went where they did, and logs
-// them with those before when a line is due.
-func (r *rerouteLog) note(in *Instance, by *[rerouteReasons]int, example string) {
-	if n := by[routed] + by[notATopicName] + by[notInTopics]; n > 0 && in.cfg.TopicKey != nil {
+// them with those before when a line is due; first holds the first value
+// of each reason, where there is one.
+func (r *rerouteLog) note(in *Instance, by *[rerouteReasons]int, first *[rerouteReasons]string) {
+	if n := by[routed] + by[notATopicName] + by[notInTopics] + by[pastTopicLimit]; n > 0 && in.cfg.TopicKey != nil {
 		r.withValue.Add(int64(n))
 	}
-	if by[noTopicField]+by[notATopicName] == 0 {
+	if by[noTopicField]+by[notATopicName]+by[pastTopicLimit] == 0 {
 		return
 	}
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.noField += by[noTopicField]
-	r.badName += by[notATopicName]
-	if r.example == "" {
-		r.example = example
+	for why, n := range by {
+		if r.count[why] += n; r.first[why] == "" {
+			r.first[why] = first[why]
+		}
 	}
 	if now.Before(r.next) {
 		return
@@ -65,25 +68,67 @@ func (r *rerouteLog) note(in *Instance, by *[rerouteReasons]int, example string)
 func (r *rerouteLog) report(in *Instance) {
 	var why []string
 	level := LevelDebug
-	if withValue := r.withValue.Swap(0); r.noField > 0 {
-		why = append(why, fmt.Sprintf("%d had no (or a null) %s", r.noField, in.cfg.TopicKey))
+	if withValue := r.withValue.Swap(0); r.count[noTopicField] > 0 {
+		why = append(why, fmt.Sprintf("%d had no (or a null) %s", r.count[noTopicField], in.cfg.TopicKey))
 		if withValue == 0 {
 			level = LevelWarn
 		}
 	}
-	if r.badName > 0 {
-		why = append(why, fmt.Sprintf("%d had a %s that cannot name a topic (the first: %s)", r.badName, in.cfg.TopicKey, r.example))
+	if n := r.count[notATopicName]; n > 0 {
+		why = append(why, fmt.Sprintf("%d had a %s that cannot name a topic (the first: %s)", n, in.cfg.TopicKey, r.first[notATopicName]))
+		level = LevelWarn
+	}
+	if n := r.count[pastTopicLimit]; n > 0 {
+		why = append(why, fmt.Sprintf("%d named a topic past Dynamic_Topic_Limit's %d (the first: %s)", n, in.cfg.DynamicTopics, r.first[pastTopicLimit]))
 		level = LevelWarn
 	}
 	if len(why) > 0 {
 		in.Log(level, "records sent to the default topic %s: %s (Topic_Key; logged at most once a minute, counting the records since the last line)",
 			in.defaultTopic, strings.Join(why, ", "))
 	}
-	r.noField, r.badName, r.example = 0, 0, ""
+	r.count, r.first = [rerouteReasons]int{}, [rerouteReasons]string{}
+}
+
+// dynamicTopics admits the topics outside Topics that records name with
+// Dynamic_Topic on, up to limit: readers look names up without a lock.
+type dynamicTopics struct {
+	limit int
+	mu    sync.Mutex // held to add a name
+	names atomic.Pointer[map[string]struct{}]
+}
+
+func newDynamicTopics(limit int) *dynamicTopics {
+	d := &dynamicTopics{limit: limit}
+	d.names.Store(&map[string]struct{}{})
+	return d
+}
+
+// admit reports whether name is, or now becomes, one of the topics.
+func (d *dynamicTopics) admit(name []byte) bool {
+	names := *d.names.Load()
+	if _, ok := names[string(name)]; ok {
+		return true
+	}
+	if len(names) >= d.limit {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	names = *d.names.Load()
+	if _, ok := names[string(name)]; ok {
+		return true
+	}
+	if len(names) >= d.limit {
+		return false
+	}
+	more := maps.Clone(names)
+	more[string(name)] = struct{}{}
+	d.names.Store(&more)
+	return true
 }
 
 // badTopic describes Topic_Key's value of the current record, which cannot
-// name a topic.
+// name a topic, or names one past Dynamic_Topic_Limit.
 func (st *flushState) badTopic() string {
 	if !st.topicText {
 		return "a map or an array"
