@@ -174,14 +174,21 @@ type Allocator interface {
 	Free(b []byte)
 }
 
-// ErrTooLarge is returned for a record that could never fit the memory
-// budget, wrapped by tooLarge.
-var ErrTooLarge = errors.New("more than Buffer_Memory")
+// ErrTooLarge is what the errors of records that can never be sent are
+// (errors.Is): larger than the memory budget or, in batch mode, than a
+// message may be.
+var ErrTooLarge = errors.New("too large to send")
 
-// tooLarge is ErrTooLarge for a record that needs size bytes of the
-// budget, as what says.
+// tooLargeError says why records can never be sent.
+type tooLargeError string
+
+func (e tooLargeError) Error() string        { return string(e) }
+func (e tooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// tooLarge is the error for a record that needs size bytes of the budget,
+// more than it has, as what says.
 func tooLarge(what string, size int) error {
-	return fmt.Errorf("%s needs %d bytes of buffer memory, %w", what, size, ErrTooLarge)
+	return tooLargeError(fmt.Sprintf("%s needs %d bytes of buffer memory, more than Buffer_Memory", what, size))
 }
 
 // ErrClosed is returned by Append once the accumulator is closed: the

@@ -3,6 +3,7 @@ package accumulator
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"slices"
 	"strconv"
@@ -103,8 +104,8 @@ func (a *Accumulator) appendBatchHeaders(dst []byte, records int, earliest, late
 	dst = AppendHeader(dst, []byte(batch.ContentTypeHeader), []byte(a.frames.contentType))
 	dst = AppendHeader(dst, []byte(batch.ContentEncodingHeader), []byte("lz4"))
 	dst = AppendHeader(dst, []byte(batch.RecordsHeader), strconv.AppendInt(nil, int64(records), 10))
-	dst = AppendHeader(dst, []byte(batch.FirstTimeHeader), time.UnixMilli(earliest).UTC().AppendFormat(nil, time.RFC3339Nano))
-	dst = AppendHeader(dst, []byte(batch.LastTimeHeader), time.UnixMilli(latest).UTC().AppendFormat(nil, time.RFC3339Nano))
+	dst = AppendHeader(dst, []byte(batch.FirstTimeHeader), time.UnixMilli(earliest).UTC().AppendFormat(nil, batch.TimeLayout))
+	dst = AppendHeader(dst, []byte(batch.LastTimeHeader), time.UnixMilli(latest).UTC().AppendFormat(nil, batch.TimeLayout))
 	return append(dst, a.batchHeaders...)
 }
 
@@ -216,6 +217,9 @@ func (a *Accumulator) newFrameBatch(n int, deadline time.Time) (*Batch, error) {
 	if int64(size) > a.limit {
 		return nil, tooLarge("compressed, in a frame of its own, their block", size)
 	}
+	if f := a.frames; f.maxFrame > 0 && len(frameHeader)+n > f.maxFrame {
+		return nil, tooLargeError(fmt.Sprintf("compressed, their block of %d bytes makes a message over message.max.bytes (%d) with its headers", n, a.maxMessage))
+	}
 	return a.obtain(deadline, func() *Batch {
 		for free := a.frames.free; len(free) > 0; free = a.frames.free {
 			b := free[len(free)-1]
@@ -257,8 +261,9 @@ func (a *Accumulator) reserve(b *Batch, n int, inTurn bool) bool {
 // appendSegments puts s's compressed segments into batches of key k, whose
 // newest batch is b (nil for none), on behalf of w. It returns how many
 // records went in: fewer than all means the deadline passed or, with
-// ErrTooLarge, that the next segment can never fit: one record larger than
-// a block (see Compress), or any with the operator's headers too large.
+// ErrTooLarge, that the next segment can never be sent: larger than the
+// budget, or than a message may be (a record that does not compress to fit
+// message.max.bytes).
 func (a *Accumulator) appendSegments(k key, b *Batch, s *Staged, w *Waiter, deadline time.Time) (int, error) {
 	n := 0
 	for _, seg := range s.segs {

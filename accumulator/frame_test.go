@@ -314,7 +314,7 @@ func TestBatchHeaders(t *testing.T) {
 	}
 	a.Complete(ready[0], nil)
 	for _, ms := range []int64{math.MinInt64, math.MaxInt64, -1, 253402300799999} {
-		if s := time.UnixMilli(ms).UTC().Format(time.RFC3339Nano); len(s) > maxTimeLen {
+		if s := time.UnixMilli(ms).UTC().Format(batch.TimeLayout); len(s) > maxTimeLen {
 			t.Errorf("%d ms: %q is longer than %d", ms, s, maxTimeLen)
 		}
 	}
@@ -458,7 +458,7 @@ func TestFrameTimesAcrossFlushes(t *testing.T) {
 	if len(sent) != 1 {
 		t.Fatalf("%d batch messages", len(sent))
 	}
-	if h := batchHeaders(sent[0]); h[batch.FirstTimeHeader] != "1970-01-01T00:00:02Z" || h[batch.LastTimeHeader] != "1970-01-01T00:00:02.009Z" ||
+	if h := batchHeaders(sent[0]); h[batch.FirstTimeHeader] != "1970-01-01T00:00:02.000Z" || h[batch.LastTimeHeader] != "1970-01-01T00:00:02.009Z" ||
 		sent[0].Recs[0].TimeMs != 2009 {
 		t.Fatalf("headers %v, timestamp %d", h, sent[0].Recs[0].TimeMs)
 	}
@@ -468,7 +468,7 @@ func TestFrameTimesAcrossFlushes(t *testing.T) {
 	if b != sent[0] {
 		t.Fatal("the sent frame was not reused")
 	}
-	if h := batchHeaders(b); h[batch.FirstTimeHeader] != "1970-01-01T00:00:01Z" || h[batch.LastTimeHeader] != "1970-01-01T00:00:01.004Z" ||
+	if h := batchHeaders(b); h[batch.FirstTimeHeader] != "1970-01-01T00:00:01.000Z" || h[batch.LastTimeHeader] != "1970-01-01T00:00:01.004Z" ||
 		h[batch.RecordsHeader] != "5" || b.Recs[0].TimeMs != 1004 {
 		t.Fatalf("reused frame: headers %v, timestamp %d", h, b.Recs[0].TimeMs)
 	}

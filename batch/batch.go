@@ -22,9 +22,13 @@ const (
 	ContentTypeHeader     = "content-type"     // how records are separated: a content type below
 	ContentEncodingHeader = "content-encoding" // lz4
 	RecordsHeader         = "gokafka.records"
-	FirstTimeHeader       = "gokafka.first_time" // earliest event time of its records, RFC 3339
+	FirstTimeHeader       = "gokafka.first_time" // earliest event time of its records, in TimeLayout
 	LastTimeHeader        = "gokafka.last_time"  // latest
 )
+
+// TimeLayout is the layout of the time headers: RFC 3339 in UTC to the
+// millisecond, of one width from year 0 to 9999, so that times sort as text.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // Headers names every header of a batch message.
 var Headers = []string{ContentTypeHeader, ContentEncodingHeader, RecordsHeader, FirstTimeHeader, LastTimeHeader}

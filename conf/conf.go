@@ -295,9 +295,9 @@ var Options = []Option{
 			c.MetricsInstance = v
 			return nil
 		}},
-	{"Message_Mode", "enum", "record", "record: one Kafka message per record; batch: one per batch, an LZ4 frame of its records (NDJSON, or a msgpack stream).",
+	{"Message_Mode", "enum", "record", "record: one Kafka message per record; batch: one per batch, an LZ4 frame of its records (NDJSON; with Format msgpack a msgpack stream; logfmt and raw, newline-terminated text).",
 		enum(func(c *Config) *string { return &c.MessageMode }, "record", "batch")},
-	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic (with Message_Mode batch, per topic and partition) before a batch is sent; at most Buffer_Memory. With Message_Mode batch, a batch message's uncompressed bytes: at most what fits rdkafka.message.max.bytes (992013 bytes for its default): the default shrinks to it, a larger value fails Init.",
+	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic (with Message_Mode batch, per topic and partition) before a batch is sent; at most Buffer_Memory. With Message_Mode batch, a batch message's uncompressed bytes: at most what fits rdkafka.message.max.bytes beside the Header pairs (992013 bytes for its default, without them): the default shrinks to it, a larger value fails Init.",
 		size(func(c *Config) *int64 { return &c.BatchSize }, minBatchSize, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
 		duration(func(c *Config) *time.Duration { return &c.Linger }, 0, time.Minute)},
@@ -397,13 +397,6 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	if slices.Contains(c.Topics, c.DLQTopic) {
 		return nil, &Error{Key: "DLQ_Topic", Value: c.DLQTopic, Reason: "one of Topics: dead letters would mix with records"}
 	}
-	if c.BatchSize > c.BufferMemory {
-		reason := fmt.Sprintf("larger than Buffer_Memory (%d bytes)", c.BufferMemory)
-		if g.Get("Batch_Size") == "" { // a Batch_Size of all Buffer_Memory would send one batch at a time
-			reason = fmt.Sprintf("the default, %d bytes, is %s: set Batch_Size to a fraction of it", c.BatchSize, reason)
-		}
-		return nil, &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: reason}
-	}
 	if c.Format == "raw" && c.RawLogKey == nil {
 		return nil, &Error{Key: "Raw_Log_Key", Reason: "required with Format raw"}
 	}
@@ -498,6 +491,13 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		if err := c.checkBatchSize(g); err != nil {
 			return nil, err
 		}
+	}
+	if c.BatchSize > c.BufferMemory {
+		reason := fmt.Sprintf("larger than Buffer_Memory (%d bytes)", c.BufferMemory)
+		if g.Get("Batch_Size") == "" { // a Batch_Size of all Buffer_Memory would send one batch at a time
+			reason = fmt.Sprintf("the default, %d bytes, is %s: set Batch_Size to a fraction of it", c.BatchSize, reason)
+		}
+		return nil, &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: reason}
 	}
 	if err := c.checkBrokerProtocols(); err != nil {
 		return nil, err
@@ -729,20 +729,29 @@ func (c *Config) weakens(key, v string) string {
 }
 
 // checkBatchSize makes a batch mode frame fit the message size limit (LZ4
-// may grow its input by 1/255, plus headers): a Batch_Size left at its
-// default shrinks to fit, one given too large is refused, and so is a limit
-// that leaves less than Batch_Size's minimum.
+// may grow its input by 1/255, plus the batch headers, the operator's
+// headers and framing): a Batch_Size left at its default shrinks to fit,
+// one given too large is refused, and so is a limit that leaves less than
+// Batch_Size's minimum.
 func (c *Config) checkBatchSize(g Getter) error {
-	limit := int64(c.MaxMessageBytes()-4096) * 255 / 256
+	room := c.MaxMessageBytes() - 4096
+	for _, h := range c.Headers {
+		room -= len(h.Name) + len(h.Value) + 10 // with their lengths as varints
+	}
+	limit := int64(room) * 255 / 256
+	beside := ""
+	if len(c.Headers) > 0 {
+		beside = " beside the Header pairs"
+	}
 	switch {
 	case limit < minBatchSize:
 		return &Error{Key: RdkafkaPrefix + "message.max.bytes", Value: strconv.Itoa(c.MaxMessageBytes()), Reason: fmt.Sprintf(
-			"with Message_Mode batch a batch is one message: room for %d bytes of records, below Batch_Size's minimum %s", max(limit, 0), FormatSize(minBatchSize))}
+			"with Message_Mode batch a batch is one message: room for %d bytes of records%s, below Batch_Size's minimum %s", max(limit, 0), beside, FormatSize(minBatchSize))}
 	case g.Get("Batch_Size") == "":
 		c.BatchSize = min(c.BatchSize, limit)
 	case c.BatchSize > limit:
 		return &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: fmt.Sprintf(
-			"with Message_Mode batch a batch is one message: at most %d bytes for %smessage.max.bytes %d", limit, RdkafkaPrefix, c.MaxMessageBytes())}
+			"with Message_Mode batch a batch is one message: at most %d bytes for %smessage.max.bytes %d%s", limit, RdkafkaPrefix, c.MaxMessageBytes(), beside)}
 	}
 	return nil
 }

@@ -352,6 +352,10 @@ func TestBatchSizeOverBufferMemory(t *testing.T) {
 			t.Errorf("Batch_Size %q: %v, want %q", tc.batchSize, err, tc.want)
 		}
 	}
+	// Batch mode's default fits message.max.bytes first, and then Buffer_Memory.
+	if c, err := Load(MapGetter{"Brokers": "x:1", "Buffer_Memory": "1000000", "Message_Mode": "batch"}, nil); err != nil || c.BatchSize >= 1000000 {
+		t.Errorf("batch mode, Buffer_Memory 1000000: %v", err)
+	}
 }
 
 // TestTimestampKeyOff: off, none and "" leave the timestamp out, in any case.
@@ -478,6 +482,21 @@ func TestBatchModeFitsMessages(t *testing.T) {
 	c, err = Load(MapGetter{"Brokers": "x:1", "Message_Mode": "batch", "Batch_Size": "2000000", "rdkafka.message.max.bytes": "0x200000"}, []string{"message.max.bytes"})
 	if err != nil || c.MaxMessageBytes() != 2<<20 {
 		t.Fatalf("message.max.bytes 0x200000: limit %d (%v)", c.MaxMessageBytes(), err)
+	}
+	// The operator's headers take room from the records.
+	mmb := []string{"message.max.bytes"}
+	header := MapGetter{"Brokers": "x:1", "Message_Mode": "batch", "rdkafka.message.max.bytes": "10000", "Header": "big " + strings.Repeat("h", 4000)}
+	if c, err = Load(header, mmb); err != nil || c.BatchSize > 10000-4096-4000 || c.BatchSize < 1000 {
+		t.Fatalf("a 4000-byte header: batch size %d (%v)", c.BatchSize, err)
+	}
+	header["Batch_Size"] = "5000"
+	if _, err = Load(header, mmb); err == nil || !strings.HasSuffix(err.Error(), "for rdkafka.message.max.bytes 10000 beside the Header pairs") {
+		t.Fatalf("Batch_Size 5000 with a 4000-byte header: %v", err)
+	}
+	delete(header, "Batch_Size")
+	header["Header"] = "big " + strings.Repeat("h", 5000)
+	if _, err = Load(header, mmb); err == nil || !strings.HasPrefix(err.Error(), "rdkafka.message.max.bytes: ") || !strings.Contains(err.Error(), "beside the Header pairs") {
+		t.Fatalf("a 5000-byte header: %v", err)
 	}
 	// A message.max.bytes too small for a batch of Batch_Size's minimum.
 	for _, v := range []string{"1000", "4000", "4096", "5000"} {

@@ -27,7 +27,7 @@ type flatValue struct {
 
 // errValueSize is returned for a record whose value outgrows
 // Options.MaxValue.
-var errValueSize = errors.New("its value would be longer than logfmt and GELF may write (16 times rdkafka.message.max.bytes; in batch mode, Buffer_Memory)")
+var errValueSize = errors.New("its value would be longer than logfmt and GELF may write (16 times rdkafka.message.max.bytes; in batch mode, Buffer_Memory up to 64 MiB)")
 
 // appendLogfmt writes a map as logfmt: key=value pairs separated by spaces,
 // nested maps and arrays flattened with dotted keys (kubernetes.pod_name,

@@ -71,6 +71,10 @@ type Instance struct {
 	stalledAt atomic.Int64
 }
 
+// errBatchRecordSize is the error of a record, in batch mode, longer than
+// a batch message's reader takes.
+var errBatchRecordSize = fmt.Errorf("longer than the %d MiB that batch mode's readers (gokafka-batch) take of a record", batch.MaxRecord>>20)
+
 // stalledWait bounds a flush while Kafka acknowledges nothing (the cluster
 // unreachable, or refusing the producer): with Workers 0 a waiting flush
 // stalls all of Fluent Bit, and at shutdown Fluent Bit runs every flush
@@ -265,7 +269,7 @@ func newEncoder(cfg *conf.Config, av encode.Avro) (*encode.Encoder, error) {
 		MaxValue: 16 * cfg.MaxMessageBytes(),
 	}
 	if cfg.MessageMode == "batch" {
-		o.MaxValue = int(cfg.BufferMemory)
+		o.MaxValue = int(min(cfg.BufferMemory, batch.MaxRecord))
 	}
 	if cfg.Format == "gelf" {
 		g := cfg.GELF
@@ -435,6 +439,12 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			continue
 		}
 		st.reader.EndBody(&rec, bodyLen)
+		if in.batchMode && len(s.Buf)-valueStart > batch.MaxRecord {
+			s.Buf = s.Buf[:valueStart]
+			unencodable.add(records, errBatchRecordSize)
+			st.unencodable = append(st.unencodable, records)
+			continue
+		}
 		if in.newline && !(in.rawLines && len(s.Buf) > valueStart && s.Buf[len(s.Buf)-1] == '\n') {
 			s.Buf = append(s.Buf, '\n')
 		}

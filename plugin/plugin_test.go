@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,7 @@ type fakeProducer struct {
 	seen   map[string]bool // records containing "flaky" seen: they fail the first time
 	sent   []string
 	msgs   []message
+	sizes  []int // of msgs: what librdkafka counts against message.max.bytes but a record's framing
 }
 
 // message is what the fake producer saw of one record.
@@ -98,6 +101,7 @@ func (p *fakeProducer) take(b *accumulator.Batch, r accumulator.Rec) {
 	rest := b.Buf[r.Off+r.Len : r.Off+r.Size()]
 	p.sent = append(p.sent, v)
 	p.msgs = append(p.msgs, message{b.Topic, v, string(rest[:r.KeyLen]), decodeHeaders(rest[r.KeyLen:]), r.TimeMs})
+	p.sizes = append(p.sizes, int(r.Size()))
 }
 
 // release reports the held batches and stops holding new ones.
@@ -150,7 +154,13 @@ func newInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Inst
 // startInstance starts an instance for a test that exits it itself.
 func startInstance(t *testing.T, prod sender.Producer, keys conf.MapGetter) (*Instance, *logsink.Sink) {
 	keys["Brokers"] = "unused:1"
-	cfg, err := conf.Load(keys, nil)
+	var props []string // librdkafka's, as the host reads them
+	for k := range keys {
+		if p, ok := strings.CutPrefix(k, conf.RdkafkaPrefix); ok {
+			props = append(props, p)
+		}
+	}
+	cfg, err := conf.Load(keys, props)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -723,7 +733,7 @@ func TestBatchTimes(t *testing.T) {
 			for _, kv := range prod.msgs[0].headers {
 				h[kv[0]] = kv[1]
 			}
-			if h[batch.FirstTimeHeader] != "2023-11-14T22:13:20Z" || h[batch.LastTimeHeader] != "2023-11-14T22:13:21Z" ||
+			if h[batch.FirstTimeHeader] != "2023-11-14T22:13:20.000Z" || h[batch.LastTimeHeader] != "2023-11-14T22:13:21.000Z" ||
 				prod.msgs[0].timeMs != wantMs {
 				t.Fatalf("headers %v, timestamp %d; want the event times and %d", h, prod.msgs[0].timeMs, wantMs)
 			}
@@ -1492,6 +1502,77 @@ func TestBatchBlockLargerThanBufferMemory(t *testing.T) {
 	if len(prod.sent) != 0 || in.Stats.Failed.Load() != 5 ||
 		!strings.Contains(sink.String(), "tag t: 5 records for topic fluent-bit dropped: compressed, in a frame of its own, their block needs ") {
 		t.Fatalf("sent %d, failed %d; log:\n%.2000s", len(prod.sent), in.Stats.Failed.Load(), sink)
+	}
+}
+
+// TestBatchMessagesWithinSizeLimit: batch messages stay within
+// message.max.bytes beside large Header pairs, and a record that does not
+// compress to fit a message is dropped and logged rather than sent.
+func TestBatchMessagesWithinSizeLimit(t *testing.T) {
+	const maxMessage = 10000
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Message_Mode": "batch", "rdkafka.message.max.bytes": strconv.Itoa(maxMessage),
+		"Header": "big " + strings.Repeat("h", 4000), "Format": "raw", "Raw_Log_Key": "$log"})
+	rng := rand.New(rand.NewPCG(1, 2))
+	noise := func(n int) string { // incompressible
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = 'a' + byte(rng.IntN(26))
+		}
+		return string(b)
+	}
+	want := map[string]bool{}
+	var msgs []string
+	for i := range 300 {
+		if i == 150 {
+			msgs = append(msgs, noise(20000))
+		}
+		msgs = append(msgs, noise(40))
+		want[msgs[len(msgs)-1]] = true
+	}
+	if got := in.Flush(chunkOf(msgs...), "t"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%.2000s", got, sink)
+	}
+	for i, m := range prod.msgs {
+		if size := prod.sizes[i] + 36; size > maxMessage { // 36: librdkafka's largest record framing
+			t.Errorf("a message of %d bytes, over message.max.bytes %d", size, maxMessage)
+		}
+		if err := batch.Records([]byte(m.value), batch.Text, func(r []byte) error {
+			if !want[string(r)] {
+				return fmt.Errorf("record %.20q not sent, or sent twice", r)
+			}
+			delete(want, string(r))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(want) != 0 || in.Stats.Failed.Load() != 1 || sink.Count("record of 20001 bytes for topic fluent-bit dropped: compressed, their block of ") != 1 {
+		t.Fatalf("%d records not sent, %d failed; log:\n%.2000s", len(want), in.Stats.Failed.Load(), sink)
+	}
+}
+
+// TestBatchRecordReadersTake: in batch mode a record longer than
+// gokafka-batch reads is dropped, logged, and the others are sent.
+func TestBatchRecordReadersTake(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Message_Mode": "batch", "Buffer_Memory": "256M", "Timestamp_Key": "off"})
+	var recs []fixture.Record
+	for _, m := range []string{"a", strings.Repeat("x", batch.MaxRecord), "b"} {
+		recs = append(recs, fixture.Record{Body: []fixture.KV{{Key: "log", Value: m}}})
+	}
+	if got := in.Flush(fixture.EncodeChunks(recs, fixture.ChunkOptions{ChunkBytes: 1 << 30})[0], "t"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%.2000s", got, sink)
+	}
+	var sent []string
+	for _, m := range prod.msgs {
+		if err := batch.Records([]byte(m.value), batch.NDJSON, func(r []byte) error { sent = append(sent, string(r)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(sent) != `[{"log":"a"} {"log":"b"}]` || in.Stats.Failed.Load() != 1 ||
+		sink.Count("1 of 3 records cannot be encoded and were dropped") != 1 || sink.Count("longer than the 64 MiB that batch mode's readers") != 1 {
+		t.Fatalf("sent %.100q, failed %d; log:\n%.2000s", sent, in.Stats.Failed.Load(), sink)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Command gokafka-batch prints the records of gokafka's batch mode messages,
 // one per line (msgpack records as JSON), read from a topic or from a file
-// of concatenated message values. A message it cannot read is reported
-// with its partition and offset, and skipped; the exit status is then 1.
+// of concatenated message values. A message it cannot read, or that is not
+// a batch message (its headers say so, and how many records it holds), is
+// reported with its partition and offset, and skipped; the exit status is
+// then 1.
 //
 //	gokafka-batch -brokers 127.0.0.1:29092 -topic logs [-n 10]
 //	gokafka-batch -file values.lz4 [-type application/x-ndjson]
@@ -12,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -55,8 +58,7 @@ func main() {
 		}
 	} else {
 		err = consume(*brokers, *topic, *n, func(m *kafka.Message) {
-			contentType := header(m, batch.ContentTypeHeader)
-			if err := batch.Records(m.Value, contentType, print(contentType)); err != nil {
+			if err := messageRecords(m, print); err != nil {
 				out.Flush()
 				fmt.Fprintf(os.Stderr, "gokafka-batch: message at partition %d offset %v: %v\n", m.TopicPartition.Partition, m.TopicPartition.Offset, err)
 				bad++
@@ -72,6 +74,25 @@ func main() {
 		fmt.Fprintf(os.Stderr, "gokafka-batch: %d messages could not be read\n", bad)
 		os.Exit(1)
 	}
+}
+
+// messageRecords calls the function print gives for m's content type with
+// each record of batch message m, and checks that m holds as many as its
+// headers say.
+func messageRecords(m *kafka.Message, print func(contentType string) func([]byte) error) error {
+	contentType := header(m, batch.ContentTypeHeader)
+	want, err := strconv.Atoi(header(m, batch.RecordsHeader))
+	if header(m, batch.ContentEncodingHeader) != "lz4" || err != nil || want < 1 {
+		return fmt.Errorf("not a batch message: no %s lz4 and %s headers", batch.ContentEncodingHeader, batch.RecordsHeader)
+	}
+	got, fn := 0, print(contentType)
+	if err := batch.Records(m.Value, contentType, func(rec []byte) error { got++; return fn(rec) }); err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%d records, where its %s header says %d", got, batch.RecordsHeader, want)
+	}
+	return nil
 }
 
 func header(m *kafka.Message, name string) string {
@@ -97,6 +118,9 @@ func consume(brokers, topic string, n int, fn func(*kafka.Message)) error {
 	md, err := c.GetMetadata(&topic, false, 10000)
 	if err != nil {
 		return err
+	}
+	if err := md.Topics[topic].Error; err.Code() != kafka.ErrNoError {
+		return fmt.Errorf("topic %s: %w", topic, err)
 	}
 	var parts []kafka.TopicPartition
 	for _, p := range md.Topics[topic].Partitions {

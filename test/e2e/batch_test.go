@@ -113,8 +113,8 @@ func TestBatchMode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if header(m, "gokafka.records") != strconv.Itoa(n) || header(m, "gokafka.first_time") != first.UTC().Format(time.RFC3339Nano) ||
-			header(m, "gokafka.last_time") != last.UTC().Format(time.RFC3339Nano) || !m.Timestamp.Equal(last) {
+		if header(m, "gokafka.records") != strconv.Itoa(n) || header(m, "gokafka.first_time") != first.UTC().Format(batch.TimeLayout) ||
+			header(m, "gokafka.last_time") != last.UTC().Format(batch.TimeLayout) || !m.Timestamp.Equal(last) {
 			t.Errorf("headers %v, timestamp %v for %d records from %v to %v", m.Headers, m.Timestamp, n, first, last)
 		}
 		values.Write(m.Value)
@@ -163,15 +163,35 @@ func TestBatchMode(t *testing.T) {
 	if lines := bytes.Count(one, []byte{'\n'}); err != nil || lines == 0 || lines >= len(recs) {
 		t.Errorf("gokafka-batch -n 1: %v, %d lines", err, lines)
 	}
-	// A message that is not a batch message is reported and skipped.
-	at := kafkatest.Produce(t, bootstrap, topic, 0, []byte("not an LZ4 frame"))
+	// A message that is not a batch message, one that is not an LZ4 frame,
+	// and one whose records are not as many as it says, are reported and
+	// skipped.
+	batchHeaders := func(records string) []kafka.Header {
+		return []kafka.Header{{Key: "content-type", Value: []byte(batch.NDJSON)}, {Key: "content-encoding", Value: []byte("lz4")},
+			{Key: "gokafka.records", Value: []byte(records)}}
+	}
+	foreign := kafkatest.Produce(t, bootstrap, topic, 0, msgs[0].Value) // a batch message's frame, but no headers
+	notLZ4 := kafkatest.Produce(t, bootstrap, topic, 0, []byte("not an LZ4 frame"), batchHeaders("1")...)
+	empty := kafkatest.Produce(t, bootstrap, topic, 0, nil, batchHeaders("3")...)
 	var stderr bytes.Buffer
 	read := exec.Command(cmdPath, "-brokers", bootstrap, "-topic", topic)
 	read.Stderr = &stderr
 	out2, err := read.Output()
-	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || sorted(out2) != sorted(out) ||
-		!strings.Contains(stderr.String(), fmt.Sprintf("message at partition 0 offset %v: lz4 frame:", at.Offset)) {
-		t.Errorf("gokafka-batch with a foreign message: %v, %d bytes for %d; stderr:\n%s", err, len(out2), len(out), &stderr)
+	for _, want := range []string{
+		fmt.Sprintf("message at partition 0 offset %v: not a batch message: no content-encoding lz4 and gokafka.records headers", foreign.Offset),
+		fmt.Sprintf("message at partition 0 offset %v: lz4 frame:", notLZ4.Offset),
+		fmt.Sprintf("message at partition 0 offset %v: 0 records, where its gokafka.records header says 3", empty.Offset),
+		"3 messages could not be read",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("gokafka-batch with foreign messages: no %q in stderr:\n%s", want, &stderr)
+		}
+	}
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || sorted(out2) != sorted(out) {
+		t.Errorf("gokafka-batch with foreign messages: %v, %d bytes for %d; stderr:\n%s", err, len(out2), len(out), &stderr)
+	}
+	if b, err := exec.Command(cmdPath, "-brokers", bootstrap, "-topic", topic+"-none").CombinedOutput(); err == nil || !bytes.Contains(b, []byte("Unknown topic")) {
+		t.Errorf("gokafka-batch with a topic the cluster does not have: %v\n%s", err, b)
 	}
 	// Nothing to read, or a content type it does not know, is a usage error.
 	for _, args := range [][]string{{"-brokers", bootstrap}, {"-file", path, "-type", "msgpack"}} {

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/gokafka/gokafka/batch"
 	"github.com/gokafka/gokafka/test/fixture"
 	"github.com/gokafka/gokafka/test/hostrun"
 	"github.com/gokafka/gokafka/test/kafkatest"
@@ -402,7 +403,7 @@ func TestFutureEventTime(t *testing.T) {
 		msgs := kafkatest.ConsumeAll(t, bootstrap, topic, time.Minute)
 		if mode == "batch" {
 			for _, m := range msgs {
-				if h := header(m, "gokafka.last_time"); h != future.UTC().Format(time.RFC3339Nano) {
+				if h := header(m, "gokafka.last_time"); h != future.UTC().Format(batch.TimeLayout) {
 					t.Errorf("last_time header %s, want %v", h, future)
 				}
 			}

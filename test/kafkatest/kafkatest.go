@@ -448,7 +448,7 @@ func topicReady(admin *kafka.AdminClient, topic string, partitions int) error {
 
 // Produce writes one message with value to partition of topic, and returns
 // where Kafka put it.
-func Produce(t testing.TB, bootstrap, topic string, partition int32, value []byte) kafka.TopicPartition {
+func Produce(t testing.TB, bootstrap, topic string, partition int32, value []byte, headers ...kafka.Header) kafka.TopicPartition {
 	t.Helper()
 	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
 	if err != nil {
@@ -456,7 +456,7 @@ func Produce(t testing.TB, bootstrap, topic string, partition int32, value []byt
 	}
 	defer p.Close()
 	delivered := make(chan kafka.Event, 1)
-	if err := p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: partition}, Value: value}, delivered); err != nil {
+	if err := p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: partition}, Value: value, Headers: headers}, delivered); err != nil {
 		t.Fatal(err)
 	}
 	select {
