@@ -1163,6 +1163,94 @@ func TestBatchKeysWaitForPartitions(t *testing.T) {
 	}
 }
 
+// keyedProducer knows topics of 3 partitions and keeps each batch
+// message's partition, in the order produced.
+type keyedProducer struct {
+	fakeProducer
+	partitions []int32
+}
+
+func (p *keyedProducer) Partitions(string, time.Time, bool) int { return 3 }
+
+func (p *keyedProducer) Produce(b *accumulator.Batch) {
+	p.mu.Lock()
+	p.partitions = append(p.partitions, b.Partition)
+	p.mu.Unlock()
+	p.fakeProducer.Produce(b)
+}
+
+// TestBatchFormatsKeepKeyOrder: in batch mode, Format msgpack and logfmt
+// records come back whole from many batch messages, each key's records in
+// one partition and in the order they came.
+func TestBatchFormatsKeepKeyOrder(t *testing.T) {
+	const records, keys = 2000, 7
+	parsers := map[string]func([]byte) (key string, seq int64, err error){
+		batch.Msgpack: func(rec []byte) (string, int64, error) {
+			v, _, err := msgp.ReadMapStrIntfBytes(rec, nil)
+			key, _ := v["k"].(string)
+			var seq int64
+			switch n := v["seq"].(type) { // msgpack's smallest form of the number
+			case int64:
+				seq = n
+			case uint64:
+				seq = int64(n)
+			}
+			return key, seq, err
+		},
+		batch.Text: func(rec []byte) (string, int64, error) { // k=k3 seq=17
+			var key string
+			var seq int64
+			_, err := fmt.Sscanf(string(rec), "k=%s seq=%d", &key, &seq)
+			return key, seq, err
+		},
+	}
+	for format, contentType := range map[string]string{"msgpack": batch.Msgpack, "logfmt": batch.Text} {
+		t.Run(format, func(t *testing.T) {
+			prod := &keyedProducer{}
+			in, sink := newInstance(t, prod, conf.MapGetter{"Message_Mode": "batch", "Format": format, "Message_Key_Field": "$k",
+				"Batch_Size": "1K", "Timestamp_Key": "off"})
+			var recs []fixture.Record
+			for i := range records {
+				recs = append(recs, fixture.Record{Time: time.Unix(1700000000, 0), Body: []fixture.KV{{Key: "k", Value: fmt.Sprint("k", i%keys)}, {Key: "seq", Value: int64(i)}}})
+			}
+			for _, chunk := range fixture.EncodeChunks(recs, fixture.ChunkOptions{ChunkBytes: 8 << 10}) {
+				if got := in.Flush(chunk, "t"); got != OK {
+					t.Fatalf("Flush = %d; log:\n%s", got, sink)
+				}
+			}
+			due := map[string]int64{} // by key: the sequence number due, less the key's own number
+			partitionOf := map[string]int32{}
+			n := 0
+			for i, m := range prod.msgs {
+				if h := m.headers[0]; h != [2]string{batch.ContentTypeHeader, contentType} {
+					t.Fatalf("first header %q, want %s %s", h, batch.ContentTypeHeader, contentType)
+				}
+				err := batch.Records([]byte(m.value), contentType, func(rec []byte) error {
+					key, seq, err := parsers[contentType](rec)
+					if p, ok := partitionOf[key]; err != nil || ok && p != prod.partitions[i] {
+						return fmt.Errorf("record %q (%v) in partition %d, its key's earlier ones in %d", rec, err, prod.partitions[i], p)
+					}
+					if want := due[key] + int64(key[1]-'0'); seq != want {
+						return fmt.Errorf("record %q, want seq %d", rec, want)
+					}
+					partitionOf[key], due[key] = prod.partitions[i], due[key]+keys
+					n++
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n != records || len(partitionOf) != keys {
+				t.Errorf("%d records of %d keys came back, want %d of %d", n, len(partitionOf), records, keys)
+			}
+			if len(prod.msgs) < 10 {
+				t.Errorf("%d batch messages, want many", len(prod.msgs))
+			}
+		})
+	}
+}
+
 // TestBatchesProducedInOrder: while a flush waits for memory, the send loop
 // produces the batches that filled; the flush's own SendAll must not overtake
 // them, or records of one partition would reach Kafka out of order.
