@@ -401,6 +401,14 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			st.unencodable = append(st.unencodable, records)
 			continue
 		}
+		if t := msgp.NextType(rec.Body); t != msgp.MapType { // as Fluent Bit's decoder, which stops there
+			if decodeErr = st.reader.SkipBody(&rec); decodeErr != nil {
+				break
+			}
+			unencodable.add(records, fmt.Errorf("its body is not a map but a msgpack %s", t))
+			st.unencodable = append(st.unencodable, records)
+			continue
+		}
 		topic, why := in.topic(st, &rec)
 		if rerouted[why]++; rerouted[why] == 1 && (why == notATopicName || why == pastTopicLimit) {
 			firstRerouted[why] = st.badTopic()

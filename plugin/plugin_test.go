@@ -1640,6 +1640,31 @@ func TestBatchMessagesWithinSizeLimit(t *testing.T) {
 	}
 }
 
+// TestBodyNotAMap: an entry whose body is not a map, which Fluent Bit's
+// own decoder stops at, is dropped and logged; the records around it go.
+func TestBodyNotAMap(t *testing.T) {
+	prod := &fakeProducer{}
+	in, sink := newInstance(t, prod, conf.MapGetter{"Timestamp_Key": "off"})
+	var data []byte
+	for _, body := range [][]byte{
+		msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "log"), "a"),
+		msgp.AppendString(msgp.AppendArrayHeader(nil, 1), "an array"),
+		msgp.AppendString(nil, "a string"),
+		msgp.AppendString(msgp.AppendString(msgp.AppendMapHeader(nil, 1), "log"), "b"),
+	} {
+		data = msgp.AppendArrayHeader(data, 2)
+		data = append(msgp.AppendUint64(msgp.AppendArrayHeader(data, 2), 1700000000), 0x80) // [[time, {}], body]
+		data = append(data, body...)
+	}
+	if got := in.Flush(data, "t"); got != OK {
+		t.Fatalf("Flush = %d; log:\n%s", got, sink)
+	}
+	if fmt.Sprint(prod.sent) != `[{"log":"a"} {"log":"b"}]` || in.Stats.Failed.Load() != 2 ||
+		sink.Count("2 of 4 records cannot be encoded and were dropped; the first, record 1: its body is not a map but a msgpack array") != 1 {
+		t.Fatalf("sent %q, failed %d; log:\n%s", prod.sent, in.Stats.Failed.Load(), sink)
+	}
+}
+
 // TestBatchRecordReadersTake: in batch mode a record longer than
 // gokafka-batch reads is dropped, logged, and the others are sent.
 func TestBatchRecordReadersTake(t *testing.T) {
