@@ -86,6 +86,7 @@ type framing struct {
 	// maxFrame bounds a frame's start and blocks, so that the message
 	// stays within the producer's message size limit; 0 for none known.
 	maxFrame int
+	headers  int // a message's headers at their longest, the operator's included
 }
 
 // messageOverhead is what a message takes on the wire beside its value and
@@ -127,7 +128,8 @@ func (a *Accumulator) frameLimits() {
 	}
 	h := a.appendBatchHeaders(nil, 0, 0, 0)
 	// At their longest: a count of 19 digits, times of maxTimeLen.
-	n := len(h) + 18 + 2*(maxTimeLen-len("1970-01-01T00:00:00Z"))
+	n := len(h) + 18 + 2*(maxTimeLen-len("1970-01-01T00:00:00.000Z"))
+	f.headers = n
 	f.trailer = len(frameEnd) + n + Cost(Rec{HdrLen: uint32(n)}, h) - n
 	f.maxFrame = 0
 	if a.maxMessage > 0 {
@@ -218,7 +220,8 @@ func (a *Accumulator) newFrameBatch(n int, deadline time.Time) (*Batch, error) {
 		return nil, tooLarge("compressed, in a frame of its own, their block", size)
 	}
 	if f := a.frames; f.maxFrame > 0 && len(frameHeader)+n > f.maxFrame {
-		return nil, tooLargeError(fmt.Sprintf("compressed, their block of %d bytes makes a message over message.max.bytes (%d) with its headers", n, a.maxMessage))
+		return nil, tooLargeError(fmt.Sprintf("compressed to %d bytes, over what rdkafka.message.max.bytes (%d) leaves beside the message's headers (%d bytes with the Header pairs)",
+			len(frameHeader)+n, a.maxMessage, f.headers))
 	}
 	return a.obtain(deadline, func() *Batch {
 		for free := a.frames.free; len(free) > 0; free = a.frames.free {

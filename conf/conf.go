@@ -619,7 +619,7 @@ func (c *Config) checkAvro() error {
 // crosses no network.
 func loopback(host string) bool {
 	ip := net.ParseIP(host)
-	return host == "localhost" || ip != nil && ip.IsLoopback()
+	return strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback()
 }
 
 // refused says why librdkafka property key may not be set to v, or "": the

@@ -581,7 +581,7 @@ func TestAvro(t *testing.T) {
 		{MapGetter{"Schema_Registry_URL": "http://r:1", "Schema_ID": "4", "Schema_Registry_Subject": "s"}, "registry; warning: Schema_ID is not used: the ID comes with Schema_Registry_Subject's schema"},
 		{MapGetter{"Schema_Registry_URL": "http://r:1, https://s", "Schema_Registry_Subject": "logs-value", "Schema_Str": schema}, "registry; warning: Schema_Str is not used: the schema comes from Schema_Registry_URL"},
 		// Credentials over http, but not to this machine.
-		{MapGetter{"Schema_Registry_URL": "https://r:1, http://u:p@s:2, http://localhost:3", "Schema_ID": "4"},
+		{MapGetter{"Schema_Registry_URL": "https://r:1, http://u:p@s:2, http://LocalHost:3", "Schema_ID": "4"},
 			"registry; warning: Schema_Registry_URL 2 is http: the registry's credentials cross the network unencrypted (use https)"},
 		{MapGetter{"Schema_Registry_URL": "http://r:1,http://[::1]:2,http://127.0.0.2:3", "Schema_ID": "4", "Schema_Registry_Bearer_Token": "t"},
 			"registry; warning: Schema_Registry_URL 1 is http: the registry's credentials cross the network unencrypted (use https)"},

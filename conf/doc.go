@@ -19,7 +19,7 @@ func Markdown() string {
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Name, o.Type, def, o.Doc)
 	}
-	fmt.Fprintf(&b, "| `%s<property>` | string | | Any librdkafka property, passed as it is; it overrides the plugin's own setting of that property. Refused: `delivery.report.only.error` true, `transactional.id`, an `internal.termination.signal` other than 0 (Fluent Bit's signals are its own), in batch mode a `compression.type` (or `compression.codec`) other than none, and with `AWS_MSK_IAM` a `security.protocol` other than SASL_SSL or SASL_PLAINTEXT (warned of), a `sasl.mechanism` other than OAUTHBEARER, `sasl.oauthbearer.method` oidc and `enable.sasl.oauthbearer.unsecure.jwt` true. |\n", RdkafkaPrefix)
+	fmt.Fprintf(&b, "| `%s<property>` | string | | Any librdkafka property, passed as it is; it overrides the plugin's own setting of that property. Refused: `delivery.report.only.error` true, `transactional.id`, an `internal.termination.signal` other than 0 (Fluent Bit's signals are its own), in batch mode a `compression.type` (or `compression.codec`) other than none, and with `AWS_MSK_IAM` a `security.protocol` other than SASL_SSL or SASL_PLAINTEXT (SASL_PLAINTEXT with a warning), a `sasl.mechanism` other than OAUTHBEARER, `sasl.oauthbearer.method` oidc and `enable.sasl.oauthbearer.unsecure.jwt` true. |\n", RdkafkaPrefix)
 	b.WriteString("\nlibrdkafka settings the plugin makes unless an `rdkafka.` key overrides them:\n\n")
 	for _, p := range (&Config{Brokers: "<Brokers>", ClientID: "<Client_ID>", Compression: "<Compression>"}).producerDefaults() {
 		fmt.Fprintf(&b, "- `%s=%s`\n", p.Key, p.Value)

@@ -93,12 +93,13 @@ var contentTypes = map[string]string{
 type flushState struct {
 	reader    chunk.Reader
 	topics    map[string]*topicStage
-	order     []*topicStage // topics of this flush, in first-seen order
-	last      *topicStage   // the previous record's
-	topic     []byte        // the current record's topic name from Topic_Key
-	topicText bool          // topic holds Topic_Key's value as text; else it is a map or an array
-	key       []byte        // the current record's key, in batch mode
-	stageKey  []byte        // topic and partition, the key of topics
+	order     []*topicStage   // topics of this flush, in first-seen order
+	last      *topicStage     // the previous record's
+	topic     []byte          // the current record's topic name from Topic_Key
+	topicText bool            // topic holds Topic_Key's value as text; else it is a map or an array
+	admitted  map[string]bool // Dynamic_Topic's names outside Topics seen admitted (dynamicTopics)
+	key       []byte          // the current record's key, in batch mode
+	stageKey  []byte          // topic and partition, the key of topics
 	// partitions caches, for one flush, the partition counts batch mode asks
 	// the lane's producer for.
 	partitions map[string]int
@@ -217,7 +218,7 @@ func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocat
 		in.allowed[t] = true
 	}
 	if cfg.DynamicTopic {
-		in.dynamic = newDynamicTopics(cfg.DynamicTopics)
+		in.dynamic = &dynamicTopics{limit: cfg.DynamicTopics, names: map[string]struct{}{}}
 	}
 	for _, h := range cfg.Headers {
 		in.staticHeaders = accumulator.AppendHeader(in.staticHeaders, []byte(h.Name), []byte(h.Value))
@@ -393,19 +394,17 @@ func (in *Instance) Flush(data []byte, tag string) int {
 			}
 			resent++
 		}
-		if rec.TimeErr != nil {
+		// A body that is not a map is refused as Fluent Bit's own decoder
+		// refuses it (its outputs stop there).
+		if t := msgp.NextType(rec.Body); rec.TimeErr != nil || t != msgp.MapType {
 			if decodeErr = st.reader.SkipBody(&rec); decodeErr != nil {
 				break
 			}
-			badTimes.add(records, rec.TimeErr)
-			st.unencodable = append(st.unencodable, records)
-			continue
-		}
-		if t := msgp.NextType(rec.Body); t != msgp.MapType { // as Fluent Bit's decoder, which stops there
-			if decodeErr = st.reader.SkipBody(&rec); decodeErr != nil {
-				break
+			if rec.TimeErr != nil {
+				badTimes.add(records, rec.TimeErr)
+			} else {
+				unencodable.add(records, fmt.Errorf("its body is not a map but a msgpack %s", t))
 			}
-			unencodable.add(records, fmt.Errorf("its body is not a map but a msgpack %s", t))
 			st.unencodable = append(st.unencodable, records)
 			continue
 		}
@@ -589,7 +588,7 @@ func (in *Instance) topic(st *flushState, rec *chunk.Record) (topic []byte, why 
 	case in.allowed[string(name)]:
 	case !in.cfg.DynamicTopic:
 		return in.defaultTopic, notInTopics
-	case !in.dynamic.admit(name):
+	case !in.dynamic.admit(st, name):
 		return in.defaultTopic, pastTopicLimit
 	}
 	return name, routed

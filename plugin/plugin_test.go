@@ -835,6 +835,41 @@ func TestDynamicTopicLimit(t *testing.T) {
 	}
 }
 
+// TestDynamicTopicsAdmitAtOnce: flushes naming topics at once admit exactly
+// the limit, and a name admitted for one flush is admitted for all.
+func TestDynamicTopicsAdmitAtOnce(t *testing.T) {
+	const limit, flushes = 50, 8
+	d := &dynamicTopics{limit: limit, names: map[string]struct{}{}}
+	var mu sync.Mutex
+	admitted := map[string]int{} // by name: for how many flushes
+	var wg sync.WaitGroup
+	for g := range flushes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := &flushState{}
+			for i := range 100 {
+				for _, name := range []string{fmt.Sprint("own", g, ".", i), fmt.Sprint("shared", i)} {
+					if d.admit(st, []byte(name)) {
+						mu.Lock()
+						admitted[name]++
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(admitted) != limit {
+		t.Fatalf("%d names admitted, want %d", len(admitted), limit)
+	}
+	for name, n := range admitted {
+		if want := map[bool]int{true: flushes, false: 1}[strings.HasPrefix(name, "shared")]; n != want {
+			t.Errorf("%s admitted for %d flushes, want %d", name, n, want)
+		}
+	}
+}
+
 // TestMissingTopicKeyLogged: records without Topic_Key's field are a
 // warning when none since the last line had it (a misspelled Topic_Key),
 // else logged at debug level (records meant for the default topic); Exit
@@ -1163,18 +1198,26 @@ func TestBatchKeysWaitForPartitions(t *testing.T) {
 	}
 }
 
-// keyedProducer knows topics of 3 partitions and keeps each batch
-// message's partition, in the order produced.
+// keyedProducer knows topics of 3 partitions and keeps each batch message
+// with its partition, in the order produced.
 type keyedProducer struct {
 	fakeProducer
-	partitions []int32
+	frames []keyedFrame
+}
+
+type keyedFrame struct {
+	partition   int32
+	contentType string
+	value       []byte
 }
 
 func (p *keyedProducer) Partitions(string, time.Time, bool) int { return 3 }
 
 func (p *keyedProducer) Produce(b *accumulator.Batch) {
+	r := b.Recs[0]
+	headers := decodeHeaders(b.Buf[r.Off+r.Len+r.KeyLen : r.Off+r.Size()])
 	p.mu.Lock()
-	p.partitions = append(p.partitions, b.Partition)
+	p.frames = append(p.frames, keyedFrame{b.Partition, headers[0][1], slices.Clone(b.Buf[r.Off : r.Off+r.Len])})
 	p.mu.Unlock()
 	p.fakeProducer.Produce(b)
 }
@@ -1221,19 +1264,19 @@ func TestBatchFormatsKeepKeyOrder(t *testing.T) {
 			due := map[string]int64{} // by key: the sequence number due, less the key's own number
 			partitionOf := map[string]int32{}
 			n := 0
-			for i, m := range prod.msgs {
-				if h := m.headers[0]; h != [2]string{batch.ContentTypeHeader, contentType} {
-					t.Fatalf("first header %q, want %s %s", h, batch.ContentTypeHeader, contentType)
+			for _, f := range prod.frames {
+				if f.contentType != contentType {
+					t.Fatalf("content type %s, want %s", f.contentType, contentType)
 				}
-				err := batch.Records([]byte(m.value), contentType, func(rec []byte) error {
+				err := batch.Records(f.value, contentType, func(rec []byte) error {
 					key, seq, err := parsers[contentType](rec)
-					if p, ok := partitionOf[key]; err != nil || ok && p != prod.partitions[i] {
-						return fmt.Errorf("record %q (%v) in partition %d, its key's earlier ones in %d", rec, err, prod.partitions[i], p)
+					if p, ok := partitionOf[key]; err != nil || ok && p != f.partition {
+						return fmt.Errorf("record %q (%v) in partition %d, its key's earlier ones in %d", rec, err, f.partition, p)
 					}
 					if want := due[key] + int64(key[1]-'0'); seq != want {
 						return fmt.Errorf("record %q, want seq %d", rec, want)
 					}
-					partitionOf[key], due[key] = prod.partitions[i], due[key]+keys
+					partitionOf[key], due[key] = f.partition, due[key]+keys
 					n++
 					return nil
 				})
@@ -1244,8 +1287,8 @@ func TestBatchFormatsKeepKeyOrder(t *testing.T) {
 			if n != records || len(partitionOf) != keys {
 				t.Errorf("%d records of %d keys came back, want %d of %d", n, len(partitionOf), records, keys)
 			}
-			if len(prod.msgs) < 10 {
-				t.Errorf("%d batch messages, want many", len(prod.msgs))
+			if len(prod.frames) < 10 {
+				t.Errorf("%d batch messages, want many", len(prod.frames))
 			}
 		})
 	}
@@ -1635,7 +1678,7 @@ func TestBatchMessagesWithinSizeLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(want) != 0 || in.Stats.Failed.Load() != 1 || sink.Count("record of 20001 bytes for topic fluent-bit dropped: compressed, their block of ") != 1 {
+	if len(want) != 0 || in.Stats.Failed.Load() != 1 || sink.Count("record of 20001 bytes for topic fluent-bit dropped: compressed to 20012 bytes, over what rdkafka.message.max.bytes (10000) leaves beside the message's headers (4") != 1 {
 		t.Fatalf("%d records not sent, %d failed; log:\n%.2000s", len(want), in.Stats.Failed.Load(), sink)
 	}
 }

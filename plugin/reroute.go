@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,8 +50,8 @@ func (r *rerouteLog) note(in *Instance, by *[rerouteReasons]int, first *[reroute
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for why, n := range by {
-		if r.count[why] += n; r.first[why] == "" {
+	for _, why := range []reroute{noTopicField, notATopicName, pastTopicLimit} {
+		if r.count[why] += by[why]; r.first[why] == "" {
 			r.first[why] = first[why]
 		}
 	}
@@ -90,41 +89,33 @@ func (r *rerouteLog) report(in *Instance) {
 }
 
 // dynamicTopics admits the topics outside Topics that records name with
-// Dynamic_Topic on, up to limit: readers look names up without a lock.
+// Dynamic_Topic on: the first limit names since Init. Flushes remember the
+// names they saw admitted (flushState.admitted), so that most records find
+// their topic without the lock.
 type dynamicTopics struct {
 	limit int
-	mu    sync.Mutex // held to add a name
-	names atomic.Pointer[map[string]struct{}]
-}
-
-func newDynamicTopics(limit int) *dynamicTopics {
-	d := &dynamicTopics{limit: limit}
-	d.names.Store(&map[string]struct{}{})
-	return d
+	mu    sync.Mutex
+	names map[string]struct{}
 }
 
 // admit reports whether name is, or now becomes, one of the topics.
-func (d *dynamicTopics) admit(name []byte) bool {
-	names := *d.names.Load()
-	if _, ok := names[string(name)]; ok {
+func (d *dynamicTopics) admit(st *flushState, name []byte) bool {
+	if st.admitted[string(name)] {
 		return true
-	}
-	if len(names) >= d.limit {
-		return false
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	names = *d.names.Load()
-	if _, ok := names[string(name)]; ok {
-		return true
+	_, ok := d.names[string(name)]
+	if !ok && len(d.names) < d.limit {
+		d.names[string(name)], ok = struct{}{}, true
 	}
-	if len(names) >= d.limit {
-		return false
+	d.mu.Unlock()
+	if ok {
+		if st.admitted == nil {
+			st.admitted = map[string]bool{}
+		}
+		st.admitted[string(name)] = true
 	}
-	more := maps.Clone(names)
-	more[string(name)] = struct{}{}
-	d.names.Store(&more)
-	return true
+	return ok
 }
 
 // badTopic describes Topic_Key's value of the current record, which cannot

@@ -80,11 +80,15 @@ func main() {
 // each record of batch message m, and checks that m holds as many as its
 // headers say.
 func messageRecords(m *kafka.Message, print func(contentType string) func([]byte) error) error {
-	contentType := header(m, batch.ContentTypeHeader)
-	want, err := strconv.Atoi(header(m, batch.RecordsHeader))
-	if header(m, batch.ContentEncodingHeader) != "lz4" || err != nil || want < 1 {
-		return fmt.Errorf("not a batch message: no %s lz4 and %s headers", batch.ContentEncodingHeader, batch.RecordsHeader)
+	if header(m, batch.ContentEncodingHeader) != "lz4" {
+		return fmt.Errorf("not a batch message: no %s lz4 header", batch.ContentEncodingHeader)
 	}
+	count := header(m, batch.RecordsHeader)
+	want, err := strconv.Atoi(count)
+	if err != nil || want < 1 {
+		return fmt.Errorf("its %s header, %q, is not a count of records", batch.RecordsHeader, count)
+	}
+	contentType := header(m, batch.ContentTypeHeader)
 	got, fn := 0, print(contentType)
 	if err := batch.Records(m.Value, contentType, func(rec []byte) error { got++; return fn(rec) }); err != nil {
 		return err

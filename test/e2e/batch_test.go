@@ -173,15 +173,17 @@ func TestBatchMode(t *testing.T) {
 	foreign := kafkatest.Produce(t, bootstrap, topic, 0, msgs[0].Value) // a batch message's frame, but no headers
 	notLZ4 := kafkatest.Produce(t, bootstrap, topic, 0, []byte("not an LZ4 frame"), batchHeaders("1")...)
 	empty := kafkatest.Produce(t, bootstrap, topic, 0, nil, batchHeaders("3")...)
+	noCount := kafkatest.Produce(t, bootstrap, topic, 0, msgs[0].Value, batchHeaders("")...)
 	var stderr bytes.Buffer
 	read := exec.Command(cmdPath, "-brokers", bootstrap, "-topic", topic)
 	read.Stderr = &stderr
 	out2, err := read.Output()
 	for _, want := range []string{
-		fmt.Sprintf("message at partition 0 offset %v: not a batch message: no content-encoding lz4 and gokafka.records headers", foreign.Offset),
+		fmt.Sprintf("message at partition 0 offset %v: not a batch message: no content-encoding lz4 header", foreign.Offset),
 		fmt.Sprintf("message at partition 0 offset %v: lz4 frame:", notLZ4.Offset),
 		fmt.Sprintf("message at partition 0 offset %v: 0 records, where its gokafka.records header says 3", empty.Offset),
-		"3 messages could not be read",
+		fmt.Sprintf(`message at partition 0 offset %v: its gokafka.records header, "", is not a count of records`, noCount.Offset),
+		"4 messages could not be read",
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("gokafka-batch with foreign messages: no %q in stderr:\n%s", want, &stderr)
