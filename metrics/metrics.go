@@ -35,7 +35,7 @@ var (
 	descRetried      = desc("records_retried_total", "Records in chunks handed back to Fluent Bit for a retry.")
 	descFailed       = desc("records_failed_total", "Records dropped: Kafka can never take them, they cannot be encoded, their timestamp cannot be read, or they are larger than Buffer_Memory.")
 	descDeadLettered = desc("records_dead_lettered_total", "Records Kafka refused for good, sent to DLQ_Topic.")
-	descRerouted     = desc("records_rerouted_total", "Records sent to the default topic because Topic_Key gave no allowed topic.")
+	descRerouted     = desc("records_rerouted_total", "Records sent to the default topic because Topic_Key gave no allowed topic, by reason: no_field, not_a_topic (a value that cannot name one, or DLQ_Topic), not_in_topics (with Dynamic_Topic off), past_limit (Dynamic_Topic_Limit).", "reason")
 	descRestamped    = desc("records_restamped_total", "Records sent again with the produce time as their timestamp, Kafka having refused them for their timestamp or as invalid.")
 	descSkipped      = desc("records_skipped_total", "Records skipped for lack of their value field: Raw_Log_Key in raw format, the short message in gelf.")
 	descBuffer       = desc("buffer_bytes", "Memory of the batch buffers now (counted against Buffer_Memory).")
@@ -91,12 +91,13 @@ type entry struct {
 
 // totals are an instance's counters at one moment.
 type totals struct {
-	delivered                                                   map[string]int64 // by topic
-	retried, failed, deadLettered, rerouted, restamped, skipped int64
-	replaced                                                    int64    // producers
-	buckets                                                     []uint64 // cumulative, per plugin.FlushBuckets
-	flushes                                                     uint64
-	flushSeconds                                                float64
+	delivered                                         map[string]int64 // by topic
+	retried, failed, deadLettered, restamped, skipped int64
+	rerouted                                          [len(plugin.RerouteReasons)]int64
+	replaced                                          int64    // producers
+	buckets                                           []uint64 // cumulative, per plugin.FlushBuckets
+	flushes                                           uint64
+	flushSeconds                                      float64
 }
 
 func read(e *entry) *totals {
@@ -105,10 +106,12 @@ func read(e *entry) *totals {
 		retried:      e.stats.Retried.Load(),
 		failed:       e.stats.Failed.Load(),
 		deadLettered: e.stats.DeadLettered.Load(),
-		rerouted:     e.stats.Rerouted.Load(),
 		restamped:    e.stats.Restamped.Load(),
 		skipped:      e.stats.Skipped.Load(),
 		replaced:     e.src.ProducersReplaced(),
+	}
+	for i := range t.rerouted {
+		t.rerouted[i] = e.stats.Rerouted[i].Load()
 	}
 	t.buckets, t.flushes, t.flushSeconds = e.stats.Flushes.Snapshot()
 	return t
@@ -128,7 +131,9 @@ func (t *totals) add(o *totals) {
 	t.retried += o.retried
 	t.failed += o.failed
 	t.deadLettered += o.deadLettered
-	t.rerouted += o.rerouted
+	for i, n := range o.rerouted {
+		t.rerouted[i] += n
+	}
 	t.restamped += o.restamped
 	t.skipped += o.skipped
 	t.replaced += o.replaced
@@ -281,7 +286,9 @@ func (ep *endpoint) Collect(ch chan<- prometheus.Metric) {
 		counter(descRetried, t.retried)
 		counter(descFailed, t.failed)
 		counter(descDeadLettered, t.deadLettered)
-		counter(descRerouted, t.rerouted)
+		for i, n := range t.rerouted {
+			counter(descRerouted, n, plugin.RerouteReasons[i])
+		}
 		counter(descRestamped, t.restamped)
 		counter(descSkipped, t.skipped)
 		counter(descReplaced, t.replaced)

@@ -126,7 +126,8 @@ func TestSharedListener(t *testing.T) {
 	s1.Retried.Add(4)
 	s1.Failed.Add(1)
 	s1.DeadLettered.Add(2)
-	s2.Rerouted.Add(6)
+	s2.Rerouted[1].Add(6)
+	s2.Rerouted[3].Add(2)
 	s1.Restamped.Add(9)
 	s2.Skipped.Add(8)
 	s1.Flushes.Observe(3 * time.Millisecond)
@@ -142,7 +143,10 @@ func TestSharedListener(t *testing.T) {
 		`gokafka_records_retried_total{instance="edge"}`:                                       0,
 		`gokafka_records_failed_total{instance="gokafka.0"}`:                                   1,
 		`gokafka_records_dead_lettered_total{instance="gokafka.0"}`:                            2,
-		`gokafka_records_rerouted_total{instance="edge"}`:                                      6,
+		`gokafka_records_rerouted_total{instance="edge",reason="no_field"}`:                    0,
+		`gokafka_records_rerouted_total{instance="edge",reason="not_a_topic"}`:                 6,
+		`gokafka_records_rerouted_total{instance="edge",reason="not_in_topics"}`:               0,
+		`gokafka_records_rerouted_total{instance="edge",reason="past_limit"}`:                  2,
 		`gokafka_records_restamped_total{instance="gokafka.0"}`:                                9,
 		`gokafka_records_skipped_total{instance="edge"}`:                                       8,
 		`gokafka_producers_replaced_total{instance="gokafka.0"}`:                               2,
@@ -404,7 +408,7 @@ func TestReregistrationEveryCounter(t *testing.T) {
 		s.Retried.Add(1)
 		s.Failed.Add(2)
 		s.DeadLettered.Add(3)
-		s.Rerouted.Add(4)
+		s.Rerouted[2].Add(4)
 		s.Restamped.Add(5)
 		s.Skipped.Add(6)
 		s.Flushes.Observe(250 * time.Millisecond)
@@ -412,15 +416,15 @@ func TestReregistrationEveryCounter(t *testing.T) {
 	register(t, addr, "gokafka.0", &old, &fakeSource{replaced: 7})()
 	defer register(t, addr, "gokafka.0", &cur, &fakeSource{replaced: 7})()
 	expect(t, scrape(t, addr), map[string]float64{
-		`gokafka_records_retried_total{instance="gokafka.0"}`:        2,
-		`gokafka_records_failed_total{instance="gokafka.0"}`:         4,
-		`gokafka_records_dead_lettered_total{instance="gokafka.0"}`:  6,
-		`gokafka_records_rerouted_total{instance="gokafka.0"}`:       8,
-		`gokafka_records_restamped_total{instance="gokafka.0"}`:      10,
-		`gokafka_records_skipped_total{instance="gokafka.0"}`:        12,
-		`gokafka_producers_replaced_total{instance="gokafka.0"}`:     14,
-		`gokafka_flush_duration_seconds_count{instance="gokafka.0"}`: 2,
-		`gokafka_flush_duration_seconds_sum{instance="gokafka.0"}`:   0.5,
+		`gokafka_records_retried_total{instance="gokafka.0"}`:                         2,
+		`gokafka_records_failed_total{instance="gokafka.0"}`:                          4,
+		`gokafka_records_dead_lettered_total{instance="gokafka.0"}`:                   6,
+		`gokafka_records_rerouted_total{instance="gokafka.0",reason="not_in_topics"}`: 8,
+		`gokafka_records_restamped_total{instance="gokafka.0"}`:                       10,
+		`gokafka_records_skipped_total{instance="gokafka.0"}`:                         12,
+		`gokafka_producers_replaced_total{instance="gokafka.0"}`:                      14,
+		`gokafka_flush_duration_seconds_count{instance="gokafka.0"}`:                  2,
+		`gokafka_flush_duration_seconds_sum{instance="gokafka.0"}`:                    0.5,
 	})
 }
 

@@ -375,8 +375,8 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	st.retry = w != nil
 	st.reader.Reset(data)
 	records, skipped, resent := 0, 0, 0
-	var rerouted [rerouteReasons]int         // by why
-	var firstRerouted [rerouteReasons]string // the first value that is no topic name, or past the limit
+	var rerouted [routed + 1]int         // by why
+	var firstRerouted [routed + 1]string // the first value that is no topic name, or past the limit
 	var badTimes, unencodable dropped
 	var rec chunk.Record
 	var decodeErr error
@@ -482,8 +482,10 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	for _, i := range st.unencodable {
 		in.acc.Drop(w, i)
 	}
-	if n := rerouted[noTopicField] + rerouted[notATopicName] + rerouted[notInTopics] + rerouted[pastTopicLimit]; n > 0 {
-		in.Stats.Rerouted.Add(int64(n))
+	for why, n := range rerouted[:routed] {
+		if n > 0 {
+			in.Stats.Rerouted[why].Add(int64(n))
+		}
 	}
 	if n := rerouted[notInTopics]; n > 0 { // as meant: the topics allowed are listed
 		in.logChunk(tag, LevelDebug, "%d records had a topic in %s that is not in Topics and went to %s", n, in.cfg.TopicKey, in.defaultTopic)

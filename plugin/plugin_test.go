@@ -665,8 +665,8 @@ func TestShaping(t *testing.T) {
 	if fmt.Sprint(prod.msgs) != fmt.Sprint(want) {
 		t.Fatalf("got  %v\nwant %v", prod.msgs, want)
 	}
-	if in.Stats.Rerouted.Load() != 2 || fmt.Sprint(in.DeliveredByTopic()) != "map[logs:2 shop:1]" {
-		t.Fatalf("rerouted %d, delivered %v", in.Stats.Rerouted.Load(), in.DeliveredByTopic())
+	if rerouted(in) != [routed]int64{1, 0, 1, 0} || fmt.Sprint(in.DeliveredByTopic()) != "map[logs:2 shop:1]" {
+		t.Fatalf("rerouted %v, delivered %v", rerouted(in), in.DeliveredByTopic())
 	}
 }
 
@@ -741,6 +741,14 @@ func TestBatchTimes(t *testing.T) {
 	}
 }
 
+// rerouted reads in's counts of records sent to the default topic, by reason.
+func rerouted(in *Instance) (n [routed]int64) {
+	for i := range n {
+		n[i] = in.Stats.Rerouted[i].Load()
+	}
+	return n
+}
+
 // TestDynamicTopic: with Dynamic_Topic on, a Topic_Key value that names a
 // topic is the record's topic; the others go to the default topic, and a
 // warning says how many and why, at most once a minute.
@@ -762,12 +770,12 @@ func TestDynamicTopic(t *testing.T) {
 		topics = append(topics, m.topic)
 	}
 	sort.Strings(topics)
-	if fmt.Sprint(topics) != "[42 logs logs logs logs logs logs new-topic]" || in.Stats.Rerouted.Load() != 6 {
-		t.Fatalf("topics %v, rerouted %d", topics, in.Stats.Rerouted.Load())
+	if fmt.Sprint(topics) != "[42 logs logs logs logs logs logs new-topic]" || rerouted(in) != [routed]int64{2, 4, 0, 0} {
+		t.Fatalf("topics %v, rerouted %v", topics, rerouted(in))
 	}
 	want := `records sent to the default topic logs: 2 had no (or a null) $t, 4 had a $t that cannot name a topic (the first: "bad topic!")`
-	if got := in.Flush(chunk, "t"); got != OK || sink.Count(want) != 1 || in.Stats.Rerouted.Load() != 12 {
-		t.Fatalf("second Flush = %d, rerouted %d; log:\n%s", got, in.Stats.Rerouted.Load(), sink)
+	if got := in.Flush(chunk, "t"); got != OK || sink.Count(want) != 1 || rerouted(in) != [routed]int64{4, 8, 0, 0} {
+		t.Fatalf("second Flush = %d, rerouted %v; log:\n%s", got, rerouted(in), sink)
 	}
 	// A minute later, the records since the last line.
 	in.reroutes.mu.Lock()
@@ -801,8 +809,8 @@ func TestDynamicTopicLimit(t *testing.T) {
 		topics = append(topics, m.topic)
 	}
 	sort.Strings(topics)
-	if fmt.Sprint(topics) != "[a a b listed logs logs logs logs]" || in.Stats.Rerouted.Load() != 3 {
-		t.Fatalf("topics %v, rerouted %d", topics, in.Stats.Rerouted.Load())
+	if fmt.Sprint(topics) != "[a a b listed logs logs logs logs]" || rerouted(in) != [routed]int64{0, 0, 0, 3} {
+		t.Fatalf("topics %v, rerouted %v", topics, rerouted(in))
 	}
 	if sink.Count(`records sent to the default topic logs: 3 named a topic past Dynamic_Topic_Limit's 2 (the first: "c")`) != 1 {
 		t.Fatalf("log:\n%s", sink)
@@ -829,9 +837,9 @@ func TestDynamicTopicLimit(t *testing.T) {
 	for _, m := range prod.msgs {
 		byTopic[m.topic]++
 	}
-	if len(byTopic) != 51 || byTopic["fluent-bit"] != 750 || in.Stats.Rerouted.Load() != 750 {
-		t.Fatalf("%d topics, %d records to the default topic, %d rerouted; want 50 topics besides it and 750",
-			len(byTopic)-1, byTopic["fluent-bit"], in.Stats.Rerouted.Load())
+	if len(byTopic) != 51 || byTopic["fluent-bit"] != 750 || rerouted(in) != [routed]int64{0, 0, 0, 750} {
+		t.Fatalf("%d topics, %d records to the default topic, rerouted %v; want 50 topics besides it and 750 past the limit",
+			len(byTopic)-1, byTopic["fluent-bit"], rerouted(in))
 	}
 }
 

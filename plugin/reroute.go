@@ -13,13 +13,16 @@ import (
 type reroute int
 
 const (
-	routed         reroute = iota // it did not: its own, or Topic_Key is not set
-	noTopicField                  // Topic_Key's field is missing or null
+	noTopicField   reroute = iota // Topic_Key's field is missing or null
 	notATopicName                 // its value cannot name a topic (or, dynamic, names DLQ_Topic)
 	notInTopics                   // it names a topic not in Topics, and Dynamic_Topic is off
 	pastTopicLimit                // it names a topic past Dynamic_Topic_Limit
-	rerouteReasons
+	routed                        // it did not: its own, or Topic_Key is not set
 )
+
+// RerouteReasons name, for the metrics, why records went to the default
+// topic: Stats.Rerouted's counters in turn.
+var RerouteReasons = [routed]string{"no_field", "not_a_topic", "not_in_topics", "past_limit"}
 
 // rerouteLogInterval spaces the lines of rerouteLog.
 const rerouteLogInterval = time.Minute
@@ -33,15 +36,15 @@ type rerouteLog struct {
 	withValue atomic.Int64 // records that had a value, in every flush
 	mu        sync.Mutex
 	next      time.Time // no line before
-	count     [rerouteReasons]int
-	first     [rerouteReasons]string // the first value, as badTopic describes it
+	count     [routed + 1]int
+	first     [routed + 1]string // the first value, as badTopic describes it
 }
 
 // note counts a flush's records by why they went where they did, and logs
 // them with those before when a line is due; first holds the first value
 // of each reason, where there is one.
-func (r *rerouteLog) note(in *Instance, by *[rerouteReasons]int, first *[rerouteReasons]string) {
-	if n := by[routed] + by[notATopicName] + by[notInTopics] + by[pastTopicLimit]; n > 0 && in.cfg.TopicKey != nil {
+func (r *rerouteLog) note(in *Instance, by *[routed + 1]int, first *[routed + 1]string) {
+	if n := by[routed] + by[notATopicName] + by[notInTopics] + by[pastTopicLimit]; n > 0 && in.cfg.TopicKey != nil { // had a value
 		r.withValue.Add(int64(n))
 	}
 	if by[noTopicField]+by[notATopicName]+by[pastTopicLimit] == 0 {
@@ -85,7 +88,7 @@ func (r *rerouteLog) report(in *Instance) {
 		in.Log(level, "records sent to the default topic %s: %s (Topic_Key; logged at most once a minute, counting the records since the last line)",
 			in.defaultTopic, strings.Join(why, ", "))
 	}
-	r.count, r.first = [rerouteReasons]int{}, [rerouteReasons]string{}
+	r.count, r.first = [routed + 1]int{}, [routed + 1]string{}
 }
 
 // dynamicTopics admits the topics outside Topics that records name with
