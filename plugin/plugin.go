@@ -309,7 +309,9 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	defer func() { in.Stats.Flushes.Observe(time.Since(start)) }()
 	enc := in.enc.Load()
 	if enc == nil {
-		return in.noSchema(data, tag)
+		if enc = in.awaitSchema(); enc == nil {
+			return in.noSchema(data, tag)
+		}
 	}
 	acknowledged := in.acc.Acknowledged()
 	wait := in.longestWait(acknowledged)

@@ -15,6 +15,11 @@ import (
 // schemaTimeout bounds one fetch of Format avro's schema, at Init or later.
 const schemaTimeout = 10 * time.Second
 
+// schemaWait bounds how long a flush without the schema waits for the
+// fetch it starts (or finds running): a registry back since the last
+// flush answers within it, and the flush goes on.
+const schemaWait = time.Second
+
 // schemaLoader fetches Format avro's schema from the Schema Registry: at
 // Init, then, while none has come, again from each flush, in the
 // background, one fetch at a time.
@@ -22,6 +27,7 @@ type schemaLoader struct {
 	ctx     context.Context // canceled by Exit
 	cancel  context.CancelFunc
 	mu      sync.Mutex
+	done    chan struct{} // closed when the fetch in the background ends; nil before the first
 	running bool
 	err     error          // the last fetch's
 	fetches sync.WaitGroup // the one in the background, for stop
@@ -59,23 +65,39 @@ func (in *Instance) loadSchema(ctx context.Context) (err error) {
 	return nil
 }
 
-// noSchema hands a chunk back while the schema has not come, and starts a
-// fetch of it unless one runs.
-func (in *Instance) noSchema(data []byte, tag string) int {
+// awaitSchema starts a fetch of the schema unless one runs, and waits up to
+// schemaWait for it to end. It returns the encoder, nil if none came.
+func (in *Instance) awaitSchema() *encode.Encoder {
 	l := in.schema
 	l.mu.Lock()
-	last := l.err
 	if !l.running && in.enc.Load() == nil && l.ctx.Err() == nil { // not come since the flush looked, not stopped
-		l.running = true
+		l.running, l.done = true, make(chan struct{})
 		l.fetches.Add(1)
 		go func() {
 			defer l.fetches.Done()
 			err := in.loadSchema(l.ctx)
 			l.mu.Lock()
 			l.running, l.err = false, err
+			close(l.done)
 			l.mu.Unlock()
 		}()
 	}
+	done := l.done
+	l.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-time.After(schemaWait):
+		}
+	}
+	return in.enc.Load()
+}
+
+// noSchema hands a chunk back while the schema has not come.
+func (in *Instance) noSchema(data []byte, tag string) int {
+	l := in.schema
+	l.mu.Lock()
+	last := l.err
 	l.mu.Unlock()
 	n := chunk.Count(data)
 	in.Stats.Retried.Add(int64(n))
