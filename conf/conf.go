@@ -182,7 +182,7 @@ var Options = []Option{
 		func(c *Config, v string) error { c.schemaStr = v; return nil }},
 	{"Schema_ID", "integer", "0", "With Format avro: the schema's ID in the Schema Registry, written before each value (Confluent's framing); with Schema_Registry_URL and no subject, the schema fetched.",
 		integer(func(c *Config) *int { return &c.SchemaID }, 0, math.MaxInt32)},
-	{"Schema_Registry_URL", "list", "", "With Format avro: Confluent Schema Registry base URLs (http or https), tried in turn for the schema at Init; until one answers, chunks are retried, each flush asking again (waiting up to 1 s).",
+	{"Schema_Registry_URL", "list", "", "With Format avro: Confluent Schema Registry base URLs (http or https), tried in turn for the schema at Init; until one answers, chunks are retried, a flush asking again and waiting up to 1 s for the answer.",
 		func(c *Config, v string) error {
 			c.Registry.URLs = splitList(v)
 			for i, u := range c.Registry.URLs { // by number: a URL may hold a password

@@ -196,7 +196,7 @@ func (st *flushState) stage(topic []byte, partition int32) *accumulator.Staged {
 func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocator, stats *Stats, log Logger) (*Instance, error) {
 	in := &Instance{Stats: stats, cfg: cfg, log: log, defaultTopic: []byte(cfg.Topics[0]), allowed: map[string]bool{}}
 	if cfg.Registry.Enabled() {
-		in.schema = &schemaLoader{}
+		in.schema = &schemaLoader{wait: schemaWait}
 		in.schema.ctx, in.schema.cancel = context.WithCancel(context.Background())
 		if err := in.loadSchema(in.schema.ctx); errors.Is(err, registry.ErrRefused) {
 			in.schema.stop()

@@ -17,7 +17,10 @@ const schemaTimeout = 10 * time.Second
 
 // schemaWait bounds how long a flush without the schema waits for the
 // fetch it starts (or finds running): a registry back since the last
-// flush answers within it, and the flush goes on.
+// flush answers within it, and the flush goes on. Only one flush waits in
+// vain for each fetch: with Workers 0 a waiting flush holds all of Fluent
+// Bit, and a registry that does not answer keeps a fetch up to
+// schemaTimeout.
 const schemaWait = time.Second
 
 // schemaLoader fetches Format avro's schema from the Schema Registry: at
@@ -27,7 +30,9 @@ type schemaLoader struct {
 	ctx     context.Context // canceled by Exit
 	cancel  context.CancelFunc
 	mu      sync.Mutex
+	wait    time.Duration // schemaWait
 	done    chan struct{} // closed when the fetch in the background ends; nil before the first
+	waited  chan struct{} // the done of the last fetch a flush waited for in vain
 	running bool
 	err     error          // the last fetch's
 	fetches sync.WaitGroup // the one in the background, for stop
@@ -83,11 +88,17 @@ func (in *Instance) awaitSchema() *encode.Encoder {
 		}()
 	}
 	done := l.done
+	if done == l.waited {
+		done = nil
+	}
 	l.mu.Unlock()
 	if done != nil {
 		select {
 		case <-done:
-		case <-time.After(schemaWait):
+		case <-time.After(l.wait):
+			l.mu.Lock()
+			l.waited = done
+			l.mu.Unlock()
 		}
 	}
 	return in.enc.Load()

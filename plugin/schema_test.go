@@ -49,6 +49,7 @@ func TestSchemaFromRegistry(t *testing.T) {
 	ln.Close() // nothing listens, for now
 	prod := &fakeProducer{}
 	in, sink := newInstance(t, prod, avroKeys("http://"+addr, "logs-value"))
+	in.schema.wait = time.Hour // a flush waits for its fetch to end, not longer
 	if got := in.Flush(chunkOf("a", "b"), "t"); got != Retry {
 		t.Fatalf("Flush without a schema = %d", got)
 	}
@@ -77,6 +78,41 @@ func TestSchemaFromRegistry(t *testing.T) {
 	}
 	if !strings.Contains(sink.String(), "loaded Avro schema 42 from Schema_Registry_URL") {
 		t.Fatalf("log:\n%s", sink)
+	}
+}
+
+// TestSchemaRegistryNotAnswering: while a registry takes requests but does
+// not answer, one flush waits for the fetch in vain; the next ones find it
+// still running and hand their chunks back at once.
+func TestSchemaRegistryNotAnswering(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // refused at Init
+	in, sink := newInstance(t, &fakeProducer{}, avroKeys("http://"+addr, "logs-value"))
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var requests atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { requests.Add(1); <-release })}
+	go srv.Serve(ln)
+	defer srv.Close()
+	defer close(release)
+	in.schema.wait = 50 * time.Millisecond
+	if got := in.Flush(chunkOf("a"), "t"); got != Retry {
+		t.Fatalf("Flush = %d", got)
+	}
+	in.schema.wait = time.Hour // the fetch runs on: no flush waits for it again
+	for range 3 {
+		if got := in.Flush(chunkOf("a"), "t"); got != Retry {
+			t.Fatalf("Flush = %d", got)
+		}
+	}
+	if n := strings.Count(sink.String(), "1 records not sent: no Avro schema from Schema_Registry_URL yet"); n != 4 || requests.Load() != 1 {
+		t.Fatalf("%d chunks handed back, want 4, and %d requests, want the first flush's only; log:\n%s", n, requests.Load(), sink)
 	}
 }
 

@@ -86,7 +86,7 @@ func messageRecords(m *kafka.Message, print func(contentType string) func([]byte
 	count := header(m, batch.RecordsHeader)
 	want, err := strconv.Atoi(count)
 	if err != nil || want < 1 {
-		return fmt.Errorf("its %s header, %q, is not a count of records", batch.RecordsHeader, count)
+		return fmt.Errorf("its %s header is missing or not a count of records: %q", batch.RecordsHeader, count)
 	}
 	contentType := header(m, batch.ContentTypeHeader)
 	got, fn := 0, print(contentType)
