@@ -95,6 +95,18 @@ func (p *fakeProducer) Produce(b *accumulator.Batch) {
 	}
 }
 
+// topics lists the topics of the messages taken, sorted.
+func (p *fakeProducer) topics() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var topics []string
+	for _, m := range p.msgs {
+		topics = append(topics, m.topic)
+	}
+	sort.Strings(topics)
+	return topics
+}
+
 // take records a message Kafka would acknowledge.
 func (p *fakeProducer) take(b *accumulator.Batch, r accumulator.Rec) {
 	v := string(b.Buf[r.Off : r.Off+r.Len])
@@ -765,11 +777,7 @@ func TestDynamicTopic(t *testing.T) {
 	if got := in.Flush(chunk, "t"); got != OK {
 		t.Fatalf("Flush = %d", got)
 	}
-	var topics []string
-	for _, m := range prod.msgs {
-		topics = append(topics, m.topic)
-	}
-	sort.Strings(topics)
+	topics := prod.topics()
 	if fmt.Sprint(topics) != "[42 logs logs logs logs logs logs new-topic]" || rerouted(in) != [routed]int64{2, 4, 0, 0} {
 		t.Fatalf("topics %v, rerouted %v", topics, rerouted(in))
 	}
@@ -790,25 +798,20 @@ func TestDynamicTopic(t *testing.T) {
 // outside Topics, the first that come, also when flushes name them at once;
 // records naming another go to the default topic, counted and logged.
 func TestDynamicTopicLimit(t *testing.T) {
-	topicsOf := func(recs []fixture.Record) [][]byte {
-		return fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})
-	}
-	named := func(topics ...string) (recs []fixture.Record) {
+	// chunkNaming is a chunk of records naming the topics in turn.
+	chunkNaming := func(topics ...string) []byte {
+		var recs []fixture.Record
 		for _, topic := range topics {
 			recs = append(recs, fixture.Record{Body: []fixture.KV{{Key: "t", Value: topic}}})
 		}
-		return recs
+		return fixture.EncodeChunks(recs, fixture.ChunkOptions{Layout: 1})[0]
 	}
 	prod := &fakeProducer{}
-	in, sink := startInstance(t, prod, conf.MapGetter{"Topics": "logs,listed", "Topic_Key": "$t", "Dynamic_Topic": "on", "Dynamic_Topic_Limit": "2"})
-	if got := in.Flush(topicsOf(named("a", "b", "listed", "c", "a", "d", "c", "logs"))[0], "t"); got != OK {
+	in, sink := newInstance(t, prod, conf.MapGetter{"Topics": "logs,listed", "Topic_Key": "$t", "Dynamic_Topic": "on", "Dynamic_Topic_Limit": "2"})
+	if got := in.Flush(chunkNaming("a", "b", "listed", "c", "a", "d", "c", "logs"), "t"); got != OK {
 		t.Fatalf("Flush = %d", got)
 	}
-	var topics []string
-	for _, m := range prod.msgs {
-		topics = append(topics, m.topic)
-	}
-	sort.Strings(topics)
+	topics := prod.topics()
 	if fmt.Sprint(topics) != "[a a b listed logs logs logs logs]" || rerouted(in) != [routed]int64{0, 0, 0, 3} {
 		t.Fatalf("topics %v, rerouted %v", topics, rerouted(in))
 	}
@@ -827,7 +830,7 @@ func TestDynamicTopicLimit(t *testing.T) {
 			for i := range 100 {
 				names = append(names, fmt.Sprintf("t%d.%d", g, i))
 			}
-			if got := in.Flush(topicsOf(named(names...))[0], "t"); got != OK {
+			if got := in.Flush(chunkNaming(names...), "t"); got != OK {
 				t.Errorf("Flush = %d", got)
 			}
 		}()
