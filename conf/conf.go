@@ -422,34 +422,70 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 			return nil, &Error{Key: "Max_Block", Value: g.Get("Max_Block"), Reason: fmt.Sprintf("longer than Flush_Timeout (%v)", c.FlushTimeout)}
 		}
 	}
-	if c.MessageMode == "batch" {
-		const many = "not supported with Message_Mode batch: a batch message holds records of many chunks"
-		switch {
-		case c.DLQTopic != "":
-			return nil, &Error{Key: "DLQ_Topic", Reason: many + " and Kafka refuses it whole"}
-		case c.HeaderKeys != nil:
-			return nil, &Error{Key: "Header_Key", Reason: many + ", and its headers are the batch's (static Header pairs are sent)"}
-		case c.MetadataHeaders:
-			return nil, &Error{Key: "Metadata_Headers", Reason: many + ", and its headers are the batch's (static Header pairs are sent)"}
-		case c.Format == "gelf":
-			return nil, &Error{Key: "Format", Value: "gelf", Reason: "not supported with Message_Mode batch: Graylog reads one GELF message per Kafka message, not an LZ4 frame of them"}
-		case c.IsOTLP():
-			return nil, &Error{Key: "Format", Value: c.Format, Reason: "not supported with Message_Mode batch: the OpenTelemetry Collector reads one OTLP message per Kafka message, not an LZ4 frame of them"}
-		case c.Format == "avro":
-			return nil, &Error{Key: "Format", Value: c.Format, Reason: "not supported with Message_Mode batch: Avro deserializers read one record per Kafka message, not an LZ4 frame of them"}
-		case c.Compression != "lz4":
-			return nil, &Error{Key: "Compression", Value: c.Compression, Reason: "with Message_Mode batch every message is an LZ4 frame"}
-		}
-		for _, h := range c.Headers {
-			if slices.ContainsFunc(batch.Headers, func(name string) bool { return strings.EqualFold(name, h.Name) }) {
-				return nil, &Error{Key: "Header", Value: h.Name, Reason: "with Message_Mode batch the plugin sets this header on every batch message"}
-			}
+	if err := c.checkBatchMode(); err != nil {
+		return nil, err
+	}
+	if err := c.setMSKIAMRegion(); err != nil {
+		return nil, err
+	}
+	if err := c.loadRdkafka(g, rdkafkaProps); err != nil {
+		return nil, err
+	}
+	if c.MessageMode == "batch" { // message.max.bytes may have changed the limit
+		if err := c.checkBatchSize(g); err != nil {
+			return nil, err
 		}
 	}
+	if c.BatchSize > c.BufferMemory {
+		reason := fmt.Sprintf("larger than Buffer_Memory (%d bytes)", c.BufferMemory)
+		if g.Get("Batch_Size") == "" { // a Batch_Size of all Buffer_Memory would send one batch at a time
+			reason = fmt.Sprintf("the default, %d bytes, is %s: set Batch_Size to a fraction of it", c.BatchSize, reason)
+		}
+		return nil, &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: reason}
+	}
+	if err := c.checkBrokerProtocols(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkBatchMode refuses, with Message_Mode batch, the settings a batch
+// message cannot have.
+func (c *Config) checkBatchMode() error {
+	if c.MessageMode != "batch" {
+		return nil
+	}
+	const many = "not supported with Message_Mode batch: a batch message holds records of many chunks"
+	switch {
+	case c.DLQTopic != "":
+		return &Error{Key: "DLQ_Topic", Reason: many + " and Kafka refuses it whole"}
+	case c.HeaderKeys != nil:
+		return &Error{Key: "Header_Key", Reason: many + ", and its headers are the batch's (static Header pairs are sent)"}
+	case c.MetadataHeaders:
+		return &Error{Key: "Metadata_Headers", Reason: many + ", and its headers are the batch's (static Header pairs are sent)"}
+	case c.Format == "gelf":
+		return &Error{Key: "Format", Value: "gelf", Reason: "not supported with Message_Mode batch: Graylog reads one GELF message per Kafka message, not an LZ4 frame of them"}
+	case c.IsOTLP():
+		return &Error{Key: "Format", Value: c.Format, Reason: "not supported with Message_Mode batch: the OpenTelemetry Collector reads one OTLP message per Kafka message, not an LZ4 frame of them"}
+	case c.Format == "avro":
+		return &Error{Key: "Format", Value: c.Format, Reason: "not supported with Message_Mode batch: Avro deserializers read one record per Kafka message, not an LZ4 frame of them"}
+	case c.Compression != "lz4":
+		return &Error{Key: "Compression", Value: c.Compression, Reason: "with Message_Mode batch every message is an LZ4 frame"}
+	}
+	for _, h := range c.Headers {
+		if slices.ContainsFunc(batch.Headers, func(name string) bool { return strings.EqualFold(name, h.Name) }) {
+			return &Error{Key: "Header", Value: h.Name, Reason: "with Message_Mode batch the plugin sets this header on every batch message"}
+		}
+	}
+	return nil
+}
+
+// setMSKIAMRegion sets the region AWS_MSK_IAM signs its tokens for.
+func (c *Config) setMSKIAMRegion() error {
 	if c.mskIAM {
 		brokersRegion := regionOfBrokers(c.Brokers)
 		if c.MSKIAMRegion = cmp.Or(c.mskARNRegion, brokersRegion); c.MSKIAMRegion == "" {
-			return nil, &Error{Key: "AWS_MSK_IAM_Cluster_ARN", Reason: "required with AWS_MSK_IAM on when the brokers are not MSK host names that name the region"}
+			return &Error{Key: "AWS_MSK_IAM_Cluster_ARN", Reason: "required with AWS_MSK_IAM on when the brokers are not MSK host names that name the region"}
 		}
 		if brokersRegion != "" && brokersRegion != c.MSKIAMRegion {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("AWS_MSK_IAM_Cluster_ARN names region %s, the brokers %s: tokens are signed for %s", c.MSKIAMRegion, brokersRegion, c.MSKIAMRegion))
@@ -457,12 +493,18 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 	} else if c.mskARNRegion != "" {
 		c.Warnings = append(c.Warnings, "AWS_MSK_IAM_Cluster_ARN is not used with AWS_MSK_IAM off")
 	}
+	return nil
+}
+
+// loadRdkafka sets the producer's librdkafka properties: the plugin's
+// defaults, then the rdkafka.<name> keys among props that g has.
+func (c *Config) loadRdkafka(g Getter, props []string) error {
 	c.Rdkafka = c.producerDefaults()
 	idempotenceSet, conflict := false, "" // by the operator; a setting idempotence cannot have
-	for _, p := range rdkafkaProps {
+	for _, p := range props {
 		if v := g.Get(RdkafkaPrefix + p); v != "" {
 			if reason := c.refused(p, v); reason != "" {
-				return nil, &Error{Key: RdkafkaPrefix + p, Value: v, Reason: reason}
+				return &Error{Key: RdkafkaPrefix + p, Value: v, Reason: reason}
 			}
 			if risk := c.weakens(p, v); risk != "" {
 				c.Warnings = append(c.Warnings, fmt.Sprintf("%s%s %s: %s", RdkafkaPrefix, p, v, risk))
@@ -487,22 +529,7 @@ func Load(g Getter, rdkafkaProps []string) (*Config, error) {
 		c.Warnings = append(c.Warnings, conflict+", which librdkafka's idempotence cannot have: enable.idempotence is turned off, so "+
 			idempotenceOff+" (rdkafka.enable.idempotence true refuses the setting instead)")
 	}
-	if c.MessageMode == "batch" { // message.max.bytes may have changed the limit
-		if err := c.checkBatchSize(g); err != nil {
-			return nil, err
-		}
-	}
-	if c.BatchSize > c.BufferMemory {
-		reason := fmt.Sprintf("larger than Buffer_Memory (%d bytes)", c.BufferMemory)
-		if g.Get("Batch_Size") == "" { // a Batch_Size of all Buffer_Memory would send one batch at a time
-			reason = fmt.Sprintf("the default, %d bytes, is %s: set Batch_Size to a fraction of it", c.BatchSize, reason)
-		}
-		return nil, &Error{Key: "Batch_Size", Value: g.Get("Batch_Size"), Reason: reason}
-	}
-	if err := c.checkBrokerProtocols(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return nil
 }
 
 // warnUnused warns of keys that the other settings leave without effect (a

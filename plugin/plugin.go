@@ -376,43 +376,105 @@ func (in *Instance) Flush(data []byte, tag string) int {
 	st.reset(lane)
 	st.retry = w != nil
 	st.reader.Reset(data)
-	records, skipped, resent := 0, 0, 0
-	var rerouted [routed + 1]int         // by why
-	var firstRerouted [routed + 1]string // the first value that is no topic name, or past the limit
-	var badTimes, unencodable dropped
+	t := in.stageChunk(st, enc, w, tag, start)
+	records := t.records
+	if w == nil {
+		w = accumulator.NewWaiter(records)
+		w.Tag = tag
+	} else {
+		in.logChunk(tag, LevelInfo, "retry of a chunk of %d records: %d already delivered, dead-lettered or dropped, sending the other %d",
+			records, records-t.resent, t.resent)
+	}
+	for _, i := range st.unencodable {
+		in.acc.Drop(w, i)
+	}
+	in.reportStaged(&t, tag)
+
+	appendErr := in.append(st, laneIndex, w, records, start, start.Add(min(in.cfg.MaxBlock, wait)))
+	lane.SendAll()
+	res, acked := lane.Wait(w, deadline)
+	in.logFailures(tag, res)
+	in.count(w, res, len(st.unencodable)+st.tooLarge, t.skipped)
+
+	code := OK
+	switch {
+	case appendErr != nil:
+		in.logChunk(tag, LevelWarn, "%v; chunk will be retried", appendErr)
+		in.noteStall(acknowledged, start)
+		code = Retry
+	case !acked:
+		in.logChunk(tag, LevelWarn, "flush timed out after %v: %d of %d records acknowledged; chunk will be retried", wait, res.Delivered, records)
+		in.noteStall(acknowledged, start)
+		code = Retry
+	case res.Retriable > 0:
+		in.logChunk(tag, LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
+		code = Retry
+	case st.unplaced > 0:
+		in.logUnplaced(st, tag, records)
+		code = Retry
+	}
+	if t.decodeErr != nil {
+		settled := res.Delivered + res.DeadLettered + res.Permanent
+		then := "chunk will be retried for them, then dropped"
+		if code != Retry {
+			then, code = "the chunk is dropped", Error
+		}
+		in.logChunk(tag, LevelError, "%v; the %d records before it were sent: %d delivered, %d dead-lettered, %d dropped, %d to send again; %s",
+			t.decodeErr, records, res.Delivered, res.DeadLettered, res.Permanent, records-settled, then)
+	}
+	if code == Retry {
+		in.Stats.Retried.Add(int64(records))
+		remember()
+	}
+	in.logChunk(tag, LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
+	return code
+}
+
+// chunkTally is what staging a chunk's records found.
+type chunkTally struct {
+	records, skipped, resent int                // resent: of a retry, those sent again
+	rerouted                 [routed + 1]int    // by why
+	firstRerouted            [routed + 1]string // the first value that is no topic name, or past the limit
+	badTimes, unencodable    dropped
+	decodeErr                error // where the chunk is malformed
+}
+
+// stageChunk decodes the records of st's chunk, encodes them into st's
+// stages and compresses them in batch mode; of a retry (w), only those
+// not settled yet. The records it cannot send are in st.unencodable.
+func (in *Instance) stageChunk(st *flushState, enc *encode.Encoder, w *accumulator.Waiter, tag string, start time.Time) (t chunkTally) {
 	var rec chunk.Record
-	var decodeErr error
-	for ; ; records++ {
+	for ; ; t.records++ {
 		// The encoder walks each body anyway and tells the reader where it
 		// ends (EndBody); lookups before that see the body and what follows.
 		more, err := st.reader.NextOpen(&rec)
 		if !more {
-			decodeErr = err
+			t.decodeErr = err
 			break
 		}
 		if w != nil {
-			if records >= w.Len() || w.State(records).Settled() {
+			if t.records >= w.Len() || w.State(t.records).Settled() {
 				continue
 			}
-			resent++
+			t.resent++
 		}
 		// A body that is not a map is refused as Fluent Bit's own decoder
 		// refuses it (its outputs stop there).
-		if t := msgp.NextType(rec.Body); rec.TimeErr != nil || t != msgp.MapType {
-			if decodeErr = st.reader.SkipBody(&rec); decodeErr != nil {
+		if typ := msgp.NextType(rec.Body); rec.TimeErr != nil || typ != msgp.MapType {
+			if t.decodeErr = st.reader.SkipBody(&rec); t.decodeErr != nil {
 				break
 			}
 			if rec.TimeErr != nil {
-				badTimes.add(records, rec.TimeErr)
+				t.badTimes.add(t.records, rec.TimeErr)
 			} else {
-				unencodable.add(records, fmt.Errorf("its body is not a map but a msgpack %s", t))
+				t.unencodable.add(t.records, fmt.Errorf("its body is not a map but a msgpack %s", typ))
 			}
-			st.unencodable = append(st.unencodable, records)
+			st.unencodable = append(st.unencodable, t.records)
 			continue
 		}
 		topic, why := in.topic(st, &rec)
-		if rerouted[why]++; rerouted[why] == 1 && (why == notATopicName || why == pastTopicLimit) {
-			firstRerouted[why] = st.badTopic()
+		if t.rerouted[why]++; t.rerouted[why] == 1 && (why == notATopicName || why == pastTopicLimit) {
+			t.firstRerouted[why] = st.badTopic()
 		}
 		partition := int32(-1)
 		if in.batchMode {
@@ -421,7 +483,7 @@ func (in *Instance) Flush(data []byte, tag string) int {
 				partition = in.partitionOf(st, topic, st.key, start.Add(in.cfg.FlushTimeout)) // not shortened while stalled: a lookup fails for 10 s
 				// Its key's partition is not known: it waits for the chunk's retry.
 				if partition < 0 {
-					if decodeErr = st.reader.SkipBody(&rec); decodeErr != nil {
+					if t.decodeErr = st.reader.SkipBody(&rec); t.decodeErr != nil {
 						break
 					}
 					if st.unplaced++; st.unplaced == 1 {
@@ -436,22 +498,22 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		var bodyLen int
 		if s.Buf, bodyLen, err = enc.AppendOpen(s.Buf, &rec, tag); err != nil {
 			if skipErr := st.reader.SkipBody(&rec); skipErr != nil {
-				decodeErr = skipErr // a malformed chunk, not a record the encoder rejects
+				t.decodeErr = skipErr // a malformed chunk, not a record the encoder rejects
 				break
 			}
 			if errors.Is(err, encode.ErrNoValueField) {
-				skipped++
+				t.skipped++
 			} else {
-				unencodable.add(records, err)
+				t.unencodable.add(t.records, err)
 			}
-			st.unencodable = append(st.unencodable, records)
+			st.unencodable = append(st.unencodable, t.records)
 			continue
 		}
 		st.reader.EndBody(&rec, bodyLen)
 		if in.batchMode && len(s.Buf)-valueStart > batch.MaxRecord {
 			s.Buf = s.Buf[:valueStart]
-			unencodable.add(records, errBatchRecordSize)
-			st.unencodable = append(st.unencodable, records)
+			t.unencodable.add(t.records, errBatchRecordSize)
+			st.unencodable = append(st.unencodable, t.records)
 			continue
 		}
 		if in.newline && !(in.rawLines && len(s.Buf) > valueStart && s.Buf[len(s.Buf)-1] == '\n') {
@@ -471,87 +533,49 @@ func (in *Instance) Flush(data []byte, tag string) int {
 		if in.batchMode || in.cfg.KafkaTimestamp == "event" {
 			ts = max(rec.Time/1e6, 0)
 		}
-		s.Add(records, valueStart, keyStart, hdrStart, keyed, ts)
+		s.Add(t.records, valueStart, keyStart, hdrStart, keyed, ts)
 		in.acc.Compress(s, false)
 	}
-	if w == nil {
-		w = accumulator.NewWaiter(records)
-		w.Tag = tag
-	} else {
-		in.logChunk(tag, LevelInfo, "retry of a chunk of %d records: %d already delivered, dead-lettered or dropped, sending the other %d",
-			records, records-resent, resent)
-	}
-	for _, i := range st.unencodable {
-		in.acc.Drop(w, i)
-	}
-	for why, n := range rerouted[:routed] {
+	return t
+}
+
+// reportStaged counts and logs what staging a chunk rerouted and dropped.
+func (in *Instance) reportStaged(t *chunkTally, tag string) {
+	for why, n := range t.rerouted[:routed] {
 		if n > 0 {
 			in.Stats.Rerouted[why].Add(int64(n))
 		}
 	}
-	if n := rerouted[notInTopics]; n > 0 { // as meant: the topics allowed are listed
+	if n := t.rerouted[notInTopics]; n > 0 { // as meant: the topics allowed are listed
 		in.logChunk(tag, LevelDebug, "%d records had a topic in %s that is not in Topics and went to %s", n, in.cfg.TopicKey, in.defaultTopic)
 	}
-	in.reroutes.note(in, &rerouted, &firstRerouted)
-	if skipped > 0 {
-		in.Stats.Skipped.Add(int64(skipped))
+	in.reroutes.note(in, &t.rerouted, &t.firstRerouted)
+	if t.skipped > 0 {
+		in.Stats.Skipped.Add(int64(t.skipped))
 		field, missing := in.cfg.RawLogKey, "no (or a null)"
 		if in.cfg.Format == "gelf" {
 			field, missing = in.cfg.GELF.ShortMessage, "no (or a null or blank)"
 		}
-		in.logChunk(tag, LevelWarn, "%d of %d records have %s %s and were skipped", skipped, records, missing, field)
+		in.logChunk(tag, LevelWarn, "%d of %d records have %s %s and were skipped", t.skipped, t.records, missing, field)
 	}
-	badTimes.log(in, records, tag, "have a timestamp that cannot be read")
-	unencodable.log(in, records, tag, "cannot be encoded")
+	t.badTimes.log(in, t.records, tag, "have a timestamp that cannot be read")
+	t.unencodable.log(in, t.records, tag, "cannot be encoded")
+}
 
-	appendErr := in.append(st, laneIndex, w, records, start, start.Add(min(in.cfg.MaxBlock, wait)))
-	lane.SendAll()
-	res, acked := lane.Wait(w, deadline)
-	in.logFailures(tag, res)
-	in.count(w, res, len(st.unencodable)+st.tooLarge, skipped)
-
-	code := OK
-	switch {
-	case appendErr != nil:
-		in.logChunk(tag, LevelWarn, "%v; chunk will be retried", appendErr)
-		in.noteStall(acknowledged, start)
-		code = Retry
-	case !acked:
-		in.logChunk(tag, LevelWarn, "flush timed out after %v: %d of %d records acknowledged; chunk will be retried", wait, res.Delivered, records)
-		in.noteStall(acknowledged, start)
-		code = Retry
-	case res.Retriable > 0:
-		in.logChunk(tag, LevelWarn, "%d of %d records not delivered for now; chunk will be retried", res.Retriable, records)
-		code = Retry
-	case st.unplaced > 0:
-		unknown, others := 0, "" // topics whose count was asked for in vain
-		for _, n := range st.partitions {
-			if n <= 0 {
-				unknown++
-			}
+// logUnplaced logs that batch mode did not send the records whose key's
+// partition is not known, for a retry.
+func (in *Instance) logUnplaced(st *flushState, tag string, records int) {
+	unknown, others := 0, "" // topics whose count was asked for in vain
+	for _, n := range st.partitions {
+		if n <= 0 {
+			unknown++
 		}
-		if unknown > 1 {
-			others = " (and of " + plural(unknown-1, "other topic") + ")"
-		}
-		in.logChunk(tag, LevelWarn, "%d of %d records not sent: their key's partition is not known, the partition count of topic %s%s being unknown; chunk will be retried",
-			st.unplaced, records, st.unplacedTopic, others)
-		code = Retry
 	}
-	if decodeErr != nil {
-		settled := res.Delivered + res.DeadLettered + res.Permanent
-		then := "chunk will be retried for them, then dropped"
-		if code != Retry {
-			then, code = "the chunk is dropped", Error
-		}
-		in.logChunk(tag, LevelError, "%v; the %d records before it were sent: %d delivered, %d dead-lettered, %d dropped, %d to send again; %s",
-			decodeErr, records, res.Delivered, res.DeadLettered, res.Permanent, records-settled, then)
+	if unknown > 1 {
+		others = " (and of " + plural(unknown-1, "other topic") + ")"
 	}
-	if code == Retry {
-		in.Stats.Retried.Add(int64(records))
-		remember()
-	}
-	in.logChunk(tag, LevelDebug, "flush of %d records: %d acknowledged in %v", records, res.Delivered, time.Since(start).Round(time.Microsecond))
-	return code
+	in.logChunk(tag, LevelWarn, "%d of %d records not sent: their key's partition is not known, the partition count of topic %s%s being unknown; chunk will be retried",
+		st.unplaced, records, st.unplacedTopic, others)
 }
 
 // count adds what changed in w's result since it was last counted to the
