@@ -16,9 +16,9 @@ static const int gk_faults[] = {SIGSEGV, SIGFPE};
 static struct sigaction gk_go_faults[2];
 static int gk_kept;
 
-// gk_keep_fault_handlers keeps the handlers in place, once: a hot reload
-// registers again after Fluent Bit put its own in place. Register, on
-// Fluent Bit's main thread, calls it.
+// gk_keep_fault_handlers saves the handlers in place (Go's) at the first
+// Register, on Fluent Bit's main thread; not at a hot reload's, when
+// Fluent Bit's own are in place.
 static void gk_keep_fault_handlers(void) {
 	for (int i = 0; !gk_kept && i < 2; i++)
 		sigaction(gk_faults[i], NULL, &gk_go_faults[i]);

@@ -15,7 +15,7 @@ import (
 )
 
 // Batch mode: a batch is one Kafka message whose value is an LZ4 frame of
-// its records (newline-delimited JSON, or a msgpack stream). A flush cuts its
+// its records (newline-delimited text, or a msgpack stream). A flush cuts its
 // staged records into segments of whole records and compresses each into LZ4
 // blocks as soon as it is full, while its bytes are fresh in the CPU's cache
 // (Compress); Append then puts each segment's blocks into a batch's frame. So
@@ -206,16 +206,16 @@ type frame struct {
 	pin              runtime.Pinner
 }
 
-// frameBuffer is the starting size of a frame's buffer: logs compress
+// frameStartSize is the starting size of a frame's buffer: logs compress
 // about 4:1.
-func (a *Accumulator) frameBuffer() int { return a.batchSize / 3 }
+func (a *Accumulator) frameStartSize() int { return a.batchSize / 3 }
 
 // newFrameBatch reuses a sent batch, or starts a new one, with room for n
 // bytes of blocks, waiting for memory until deadline (obtain). A sent batch
 // keeps its memory, so a waiting flush must look for one again after each
 // release rather than only for memory.
 func (a *Accumulator) newFrameBatch(n int, deadline time.Time) (*Batch, error) {
-	size := max(a.frameBuffer(), len(frameHeader)+n+a.frames.trailer)
+	size := max(a.frameStartSize(), len(frameHeader)+n+a.frames.trailer)
 	if int64(size) > a.limit {
 		return nil, tooLarge("compressed, in a frame of its own, their block", size)
 	}

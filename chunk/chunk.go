@@ -141,7 +141,7 @@ func (r *Reader) next(rec *Record, delimit bool) (bool, error) {
 			return true, nil
 		case startMarker:
 			r.group = Group{Metadata: rec.Metadata, Body: rec.Body}
-		default:
+		case endMarker:
 			r.group = Group{}
 		}
 	}

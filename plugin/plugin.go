@@ -59,7 +59,7 @@ type Instance struct {
 	dynamic       *dynamicTopics  // the other topics records named, with Dynamic_Topic on
 	staticHeaders []byte          // Header pairs, encoded once
 	batchMode     bool            // Message_Mode batch
-	newline       bool            // batch mode: each record ends with '\n' (NDJSON)
+	newline       bool            // batch mode: each record ends with '\n' (every format but msgpack)
 	rawLines      bool            // batch mode, Format raw: a value ending with '\n' gets no other
 	states        sync.Pool       // *flushState
 	retries       *retryMemory
@@ -109,7 +109,7 @@ type flushState struct {
 	// or gelf format, have no value field, or have no readable timestamp),
 	// to be marked dropped.
 	unencodable []int
-	tooLarge    int // records dropped as larger than Buffer_Memory
+	tooLarge    int // records dropped as larger than Buffer_Memory or, in batch mode, than a message may be
 	bytes       int // of the stages' buffers in topics
 	// unplaced counts the keyed records batch mode did not send, their
 	// topic's partition count unknown; unplacedTopic is the first one's.
@@ -147,9 +147,10 @@ type topicStage struct {
 	accumulator.Staged
 }
 
-// A flushState keeps the stages of at most maxStagedTopics topics and
-// maxStagedBytes of their buffers between flushes: enough for a flush of a
-// large chunk, while a burst of dynamic topics pins no more.
+// A flushState whose stages, at its next reset, are of more than
+// maxStagedTopics topics or hold more than maxStagedBytes of buffers drops
+// them: enough for a flush of a large chunk, while a burst of dynamic topics
+// pins no more.
 const (
 	maxStagedTopics = 256
 	maxStagedBytes  = 8 << 20
@@ -192,7 +193,7 @@ func (st *flushState) stage(topic []byte, partition int32) *accumulator.Staged {
 }
 
 // New starts an instance that produces through the producers newProd makes
-// and counts into stats (which may outlive it, across a hot reload).
+// and counts into stats (which the metrics read once more after Exit).
 func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocator, stats *Stats, log Logger) (*Instance, error) {
 	in := &Instance{Stats: stats, cfg: cfg, log: log, defaultTopic: []byte(cfg.Topics[0]), allowed: map[string]bool{}}
 	if cfg.Registry.Enabled() {
@@ -441,7 +442,8 @@ type chunkTally struct {
 
 // stageChunk decodes the records of st's chunk, encodes them into st's
 // stages and compresses them in batch mode; of a retry (w), only those
-// not settled yet. The records it cannot send are in st.unencodable.
+// not settled yet. The records it cannot send are in st.unencodable; batch
+// mode's keyed records of an unknown partition count, in st.unplaced.
 func (in *Instance) stageChunk(st *flushState, enc *encode.Encoder, w *accumulator.Waiter, tag string, start time.Time) (t chunkTally) {
 	var rec chunk.Record
 	for ; ; t.records++ {
@@ -722,13 +724,14 @@ func (in *Instance) noteStall(acknowledged int64, start time.Time) {
 }
 
 // append moves the staged records of every topic into the accumulator's
-// batches of lane, waiting for memory until deadline (Max_Block). Records
-// too large for Buffer_Memory are dropped; running out of time is an error.
-func (in *Instance) append(st *flushState, lane int, w *accumulator.Waiter, records int, start, deadline time.Time) error {
+// batches of lane laneIndex, waiting for memory until deadline (Max_Block).
+// Records too large for Buffer_Memory or, in batch mode, for a message are
+// dropped; running out of time is an error.
+func (in *Instance) append(st *flushState, laneIndex int, w *accumulator.Waiter, records int, start, deadline time.Time) error {
 	for i, t := range st.order {
 		in.acc.Compress(&t.Staged, true)
 		for s := t.Staged; len(s.Recs) > 0; {
-			n, err := in.acc.Append(t.name, t.partition, lane, &s, w, deadline)
+			n, err := in.acc.Append(t.name, t.partition, laneIndex, &s, w, deadline)
 			s.Skip(n)
 			switch {
 			case errors.Is(err, accumulator.ErrTooLarge):

@@ -28,7 +28,8 @@ var RerouteReasons = [routed]string{"no_field", "not_a_topic", "not_in_topics", 
 const rerouteLogInterval = time.Minute
 
 // rerouteLog logs the records sent to the default topic because Topic_Key
-// had no value, or one that cannot name a topic, at most once per
+// had no value, or one that cannot name a topic, or one past
+// Dynamic_Topic_Limit, at most once per
 // rerouteLogInterval, counting those since the last line. Missing values
 // are a warning only when no record since had one (a misspelled Topic_Key);
 // else they may be meant, and are logged at debug level.

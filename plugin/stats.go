@@ -8,7 +8,7 @@ import (
 // Stats counts records over the instance's life.
 type Stats struct {
 	Retried      atomic.Int64         // in chunks handed back to Fluent Bit for a retry
-	Failed       atomic.Int64         // dropped: Kafka can never take them, they cannot be encoded, their timestamp cannot be read, or they are larger than Buffer_Memory
+	Failed       atomic.Int64         // dropped: Kafka can never take them, they cannot be encoded, their timestamp cannot be read, or they are larger than Buffer_Memory (in batch mode, than a message may be)
 	DeadLettered atomic.Int64         // refused by Kafka for good and sent to DLQ_Topic
 	Rerouted     [routed]atomic.Int64 // sent to the default topic because Topic_Key gave no allowed topic, by reason (RerouteReasons)
 	Restamped    atomic.Int64         // sent again with the produce time, Kafka having refused them for their timestamp or named them invalid

@@ -85,7 +85,8 @@ char *gk_stats(gk_ctx *c); // a copy of the latest statistics JSON, or NULL
 // the read end of a pipe that gets a byte when batches complete with no flush
 // in gk_wait, or when errors or logs come; -1 on failure.
 int gk_start(gk_ctx *c, rd_kafka_t *rk);
-// gk_stop stops that thread; callbacks are no longer served.
+// gk_stop stops that thread; callbacks after it are served by whoever polls
+// (Close).
 void gk_stop(gk_ctx *c);
 // gk_partition_count asks the cluster how many partitions a topic has; -1
 // when it cannot tell, -2 when it did not answer.

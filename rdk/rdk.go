@@ -149,7 +149,8 @@ func New(props []conf.Property, log Logger, causes *Causes, tokens TokenSource) 
 
 // topicHandle is a topic's librdkafka handle and the turn of its next batch
 // without a partition: the partitioner sends such a batch's records without
-// a key to one partition, the turn modulo the partition count.
+// a key to one partition, the turn-th available one (the turn modulo the
+// partition count when none is available).
 type topicHandle struct {
 	rkt  *C.rd_kafka_topic_t
 	turn uint32

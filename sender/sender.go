@@ -226,9 +226,10 @@ func (l *Lane) SendAll() {
 }
 
 // produce hands batches to the producer; l.sending is held. When Produce
-// panics (C out of memory; the flush's export recovers), that batch and the
-// ones after it fail for a retry as the panic goes on: drained, they are in
-// no queue, and their flushes would wait for them for good.
+// panics (C out of memory; the flush's export, or the send loop's guard,
+// recovers), that batch and the ones after it fail for a retry as the panic
+// goes on: drained, they are in no queue, and their flushes would wait for
+// them for good.
 func (l *Lane) produce(batches []*accumulator.Batch) {
 	i := 0
 	defer func() {
@@ -284,8 +285,8 @@ func (l *Lane) await(done <-chan struct{}, deadline time.Time) {
 
 // waitInProducer waits up to timeout for delivery reports and completes
 // their batches, under l.mu as the poll loop (Close drains after); false
-// once the producer is closed. l.mu is released also if completing panics
-// (the flush's export recovers), else Close would wait for it for good.
+// once the producer is closed. l.mu is released also if the producer's Wait
+// panics (the flush's export recovers), else Close would wait for it for good.
 func (l *Lane) waitInProducer(timeout time.Duration) bool {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -387,8 +388,8 @@ func (s *Sender) recreate(l *Lane, cause error) {
 	s.log(2, msg)
 }
 
-// abort completes batches produced and never reported on as failed, for a
-// retry, and returns how many records they held.
+// abort completes batches never reported on (or never produced) as failed,
+// for a retry, and returns how many records they held.
 func (s *Sender) abort(batches []*accumulator.Batch, reason string) int {
 	n := 0
 	for _, b := range batches {
@@ -540,7 +541,7 @@ func (s *Sender) Close(deadline time.Time) int {
 		abandoned += s.complete(done[i]) + s.abort(unreported[i], stopped)
 	}
 	// Batches never produced: left when the deadline passed, or made by
-	// those completions for the dead-letter topic. The accumulator takes
+	// those completions (records sent again, or to the dead-letter topic). The accumulator takes
 	// no records since its Close, so none comes after.
 	for _, b := range s.acc.DrainAll(accumulator.AllLanes, nil) {
 		abandoned += s.acc.Abort(b, stopped)
