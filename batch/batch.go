@@ -30,7 +30,7 @@ const (
 // millisecond, of one width from year 0 to 9999, so that times sort as text.
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// Headers names every header of a batch message.
+// Headers names the headers the plugin itself sets on every batch message.
 var Headers = []string{ContentTypeHeader, ContentEncodingHeader, RecordsHeader, FirstTimeHeader, LastTimeHeader}
 
 // Content types of batch messages.

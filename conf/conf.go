@@ -48,49 +48,49 @@ const RdkafkaPrefix = "rdkafka."
 
 // Config is one instance's validated configuration.
 type Config struct {
-	Brokers         string
-	Topics          []string // Topics[0] is the default topic
-	TopicKey        ra.Path  // nil: every record goes to the default topic
-	DynamicTopic    bool     // TopicKey may name topics outside Topics
-	DynamicTopics   int      // with DynamicTopic: how many names outside Topics it may name
-	Format          string   // json, msgpack, raw, logfmt, gelf, otlp_proto, otlp_json or avro
-	RawLogKey       ra.Path
-	GELF            GELFKeys
-	OTLP            encode.OTLP
-	Schema          avro.Schema // Format avro: Schema_Str's, nil to fetch it from Registry
-	SchemaID        int
-	Registry        registry.Config
-	TimestampKey    string // "" leaves the timestamp out
-	TimestampFormat string
-	KafkaTimestamp  string // event or produce
-	IncludeTagKey   bool
-	TagKey          string
-	RemoveKeys      []ra.Path
-	MessageKey      string
-	MessageKeyField ra.Path
-	Headers         []Header // static
-	HeaderKeys      []HeaderKey
-	MetadataHeaders bool
-	DLQTopic        string // "" drops records Kafka refuses for good
-	MessageMode     string // record or batch
-	MetricsListen   string // host:port of the Prometheus endpoint, "" for none
-	MetricsInstance string // the instance's name in logs and metrics, "" for the plugin's
-	BatchSize       int64
-	Linger          time.Duration
-	BufferMemory    int64
-	MaxBlock        time.Duration
-	FlushTimeout    time.Duration
-	Compression     string
-	ClientID        string
-	Producers       int
+	Brokers           string
+	Topics            []string // Topics[0] is the default topic
+	TopicKey          ra.Path  // nil: every record goes to the default topic
+	DynamicTopic      bool     // TopicKey may name topics outside Topics
+	DynamicTopicLimit int      // with DynamicTopic: how many names outside Topics it may name
+	Format            string   // json, msgpack, raw, logfmt, gelf, otlp_proto, otlp_json or avro
+	RawLogKey         ra.Path
+	GELF              GELFKeys
+	OTLP              encode.OTLP
+	Schema            avro.Schema // Format avro: Schema_Str's, nil to fetch it from Registry
+	SchemaID          int
+	Registry          registry.Config
+	TimestampKey      string // "" leaves the timestamp out
+	TimestampFormat   string
+	KafkaTimestamp    string // event or produce
+	IncludeTagKey     bool
+	TagKey            string
+	RemoveKeys        []ra.Path
+	MessageKey        string
+	MessageKeyField   ra.Path
+	Headers           []Header // static
+	HeaderKeys        []HeaderKey
+	MetadataHeaders   bool
+	DLQTopic          string // "" drops records Kafka refuses for good
+	MessageMode       string // record or batch
+	MetricsListen     string // host:port of the Prometheus endpoint, "" for none
+	MetricsInstance   string // the instance's name in logs and metrics, "" for the plugin's
+	BatchSize         int64
+	Linger            time.Duration
+	BufferMemory      int64
+	MaxBlock          time.Duration
+	FlushTimeout      time.Duration
+	Compression       string
+	ClientID          string
+	Producers         int
 	// MSKIAMRegion is the AWS region that signs Amazon MSK IAM tokens, ""
 	// when AWS_MSK_IAM is off.
 	MSKIAMRegion string
 	// Rdkafka holds librdkafka properties: the plugin's own settings first,
 	// then the operator's rdkafka.* keys, which win.
 	Rdkafka []Property
-	// Warnings name settings accepted that weaken delivery or metrics;
-	// Init logs them.
+	// Warnings are Init's log lines about settings accepted: unused,
+	// overridden, or weakening delivery or metrics.
 	Warnings []string
 
 	schemaStr    string // Schema_Str, read with Format avro
@@ -155,7 +155,7 @@ var Options = []Option{
 	{"Dynamic_Topic", "bool", "off", "Let Topic_Key name any valid topic but DLQ_Topic, up to Dynamic_Topic_Limit of them outside Topics; off keeps it to the Topics list. Other values go to the first topic. On, a record names the topic: limit which with the producer's ACLs.",
 		boolean(func(c *Config) *bool { return &c.DynamicTopic })},
 	{"Dynamic_Topic_Limit", "integer", "1000", "With Dynamic_Topic on: how many topics outside Topics records may name (each keeps a librdkafka topic handle and metrics); records naming another go to the first topic, counted and logged at most once a minute.",
-		integer(func(c *Config) *int { return &c.DynamicTopics }, 1, 1_000_000)},
+		integer(func(c *Config) *int { return &c.DynamicTopicLimit }, 1, 1_000_000)},
 	{"Format", "enum", "json", "Message value format: json, msgpack, logfmt, gelf (GELF 1.1 JSON, for Graylog), otlp_proto or otlp_json (an OpenTelemetry log record, as the OpenTelemetry Collector's Kafka receiver reads it), avro (Confluent-framed Avro, of Schema_Str or from Schema_Registry_URL), or raw (the bytes of Raw_Log_Key). gelf, otlp_* and avro are not for Message_Mode batch.",
 		enum(func(c *Config) *string { return &c.Format }, "json", "msgpack", "logfmt", "gelf", "otlp_proto", "otlp_json", "avro", "raw")},
 	{"Raw_Log_Key", "record accessor", "", "Field sent as the whole value in raw format; records without it (or with it null) are skipped and counted.",
@@ -214,7 +214,7 @@ var Options = []Option{
 		func(c *Config, v string) error { c.Registry.Password = v; return nil }},
 	{"Schema_Registry_Bearer_Token", "string", "", "With Schema_Registry_URL: a bearer token, sent when no user is set.",
 		func(c *Config, v string) error { c.Registry.BearerToken = v; return nil }},
-	{"Timestamp_Key", "string", "@timestamp", "Field that receives the record's time; off (or none, or \"\") leaves it out.",
+	{"Timestamp_Key", "string", "@timestamp", "Field that receives the record's time, unless the record has that field already; off (or none, or \"\") leaves it out.",
 		func(c *Config, v string) error {
 			c.TimestampKey = v
 			switch strings.ToLower(v) {
@@ -229,7 +229,7 @@ var Options = []Option{
 		enum(func(c *Config) *string { return &c.KafkaTimestamp }, "event", "produce")},
 	{"Include_Tag_Key", "bool", "off", "Add the Fluent Bit tag to each record under Tag_Key.",
 		boolean(func(c *Config) *bool { return &c.IncludeTagKey })},
-	{"Tag_Key", "string", "tag", "Field that receives the tag when Include_Tag_Key is on.",
+	{"Tag_Key", "string", "tag", "Field that receives the tag when Include_Tag_Key is on, unless the record has that field already.",
 		func(c *Config, v string) error { c.TagKey = v; return nil }},
 	{"Remove_Keys", "list", "", "Record accessors of fields left out of the value, e.g. the routing fields: $topic, $kubernetes['labels'] (map fields; an array index is refused).",
 		func(c *Config, v string) error {
@@ -245,9 +245,9 @@ var Options = []Option{
 			}
 			return nil
 		}},
-	{"Message_Key", "string", "", "Static key of every message, or the key when Message_Key_Field is missing; empty sends no key.",
+	{"Message_Key", "string", "", "Static key of every message, or the key when Message_Key_Field is missing; empty sends no key. With Message_Mode batch a key is not sent: it picks the record's partition (murmur2).",
 		func(c *Config, v string) error { c.MessageKey = v; return nil }},
-	{"Message_Key_Field", "record accessor", "", "Field whose value is the message key: text as it is (an empty string is an empty key, not a null one), numbers in decimal, booleans as true or false, maps and arrays as JSON; a missing or null field gives Message_Key. Keys are partitioned by murmur2 as the Java client does.",
+	{"Message_Key_Field", "record accessor", "", "Field whose value is the message key: text as it is (an empty string is an empty key, not a null one), numbers in decimal, booleans as true or false, maps and arrays as JSON; a missing or null field gives Message_Key. Keys are partitioned by murmur2 as the Java client does; with Message_Mode batch a key is not sent, it only picks the record's partition.",
 		path(func(c *Config) *ra.Path { return &c.MessageKeyField })},
 	{"Header", "list", "", "Static headers: comma-separated `name value` pairs, e.g. `env prod, team core`; in batch mode not named as a batch header.",
 		func(c *Config, v string) error {
@@ -256,7 +256,7 @@ var Options = []Option{
 				return nil
 			})
 		}},
-	{"Header_Key", "list", "", "Headers from fields: comma-separated `name $path` pairs, the value rendered as Message_Key_Field's; a missing or null field sends no header.",
+	{"Header_Key", "list", "", "Headers from fields: comma-separated `name $path` pairs, the value rendered as Message_Key_Field's; a missing or null field sends no header. Not supported with Message_Mode batch.",
 		func(c *Config, v string) error {
 			return eachPair(v, "$path", func(name, value string) error {
 				path, err := ra.Parse(value)
@@ -266,7 +266,7 @@ var Options = []Option{
 				return err
 			})
 		}},
-	{"Metadata_Headers", "bool", "off", "Send each entry of the record's metadata map (Fluent Bit 2.1+) as a header.",
+	{"Metadata_Headers", "bool", "off", "Send each entry of the record's metadata map (Fluent Bit 2.1+) as a header. Not supported with Message_Mode batch.",
 		boolean(func(c *Config) *bool { return &c.MetadataHeaders })},
 	{"DLQ_Topic", "string", "", "Dead-letter topic for records Kafka refuses for good (too large, invalid), with headers saying why; empty drops them. Not supported with Message_Mode batch.",
 		func(c *Config, v string) error {
@@ -297,11 +297,11 @@ var Options = []Option{
 		}},
 	{"Message_Mode", "enum", "record", "record: one Kafka message per record; batch: one per batch, an LZ4 frame of its records (NDJSON; with Format msgpack a msgpack stream; logfmt and raw, newline-terminated text).",
 		enum(func(c *Config) *string { return &c.MessageMode }, "record", "batch")},
-	{"Batch_Size", "size", "1MiB", "Bytes of records gathered per topic (with Message_Mode batch, per topic and partition) before a batch is sent; at most Buffer_Memory. With Message_Mode batch, a batch message's uncompressed bytes: at most what fits rdkafka.message.max.bytes beside the Header pairs (992013 bytes for its default, without them): the default shrinks to it, a larger value fails Init.",
+	{"Batch_Size", "size", "1MiB", "Bytes gathered per topic and producer (with Message_Mode batch, per topic and partition) before a batch is sent, counted as Buffer_Memory counts them; at most Buffer_Memory. With Message_Mode batch, a batch message's uncompressed bytes: at most what fits rdkafka.message.max.bytes beside the Header pairs (992013 bytes for its default, without them): the default shrinks to it, a larger value fails Init.",
 		size(func(c *Config) *int64 { return &c.BatchSize }, minBatchSize, 1<<30)},
 	{"Linger", "duration", "5ms", "Longest wait for a batch to fill; a waiting flush sends its batches at once.",
 		duration(func(c *Config) *time.Duration { return &c.Linger }, 0, time.Minute)},
-	{"Buffer_Memory", "size", "64MiB", "Bound on the instance's buffered record bytes, sent or not yet acknowledged.",
+	{"Buffer_Memory", "size", "64MiB", "Bound on the instance's buffered records, sent or not yet acknowledged, with librdkafka's share: a record counts its bytes, its key and headers once more, and 232 bytes (with Message_Mode batch, its compressed bytes).",
 		size(func(c *Config) *int64 { return &c.BufferMemory }, 1e6, 1<<40)},
 	{"Max_Block", "duration", "2s", "Longest a flush waits for buffer memory before it returns a retry; at most Flush_Timeout (the default shrinks to it).",
 		duration(func(c *Config) *time.Duration { return &c.MaxBlock }, 0, time.Hour)},
@@ -842,9 +842,10 @@ func conflictsWithIdempotence(key, v string) bool {
 	return false
 }
 
-// propertyAliases maps the second name of each librdkafka property that has
-// two (CONFIGURATION.md: "Alias for ...") and that the plugin looks at, or
-// librdkafka's messages may name, to the name the plugin knows it by.
+// propertyAliases maps the original name of each librdkafka property that
+// has an alias (CONFIGURATION.md: "Alias for ...") and that the plugin looks
+// at, or librdkafka's messages may name, to the alias, the name the plugin
+// knows it by.
 var propertyAliases = map[string]string{
 	"request.required.acks": "acks", "max.in.flight.requests.per.connection": "max.in.flight",
 	"message.send.max.retries": "retries", "queue.buffering.max.ms": "linger.ms",

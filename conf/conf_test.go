@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 	if c.Topics[0] != "fluent-bit" || c.Format != "json" || c.TimestampKey != "@timestamp" ||
 		c.TimestampFormat != "iso8601_ns" || c.BatchSize != 1<<20 || c.BufferMemory != 64<<20 ||
 		c.Linger != 5*time.Millisecond || c.MaxBlock != 2*time.Second || c.FlushTimeout != 4*time.Second ||
-		c.Compression != "lz4" || c.ClientID != "fluent-bit" || c.Producers != 2 || c.DynamicTopics != 1000 {
+		c.Compression != "lz4" || c.ClientID != "fluent-bit" || c.Producers != 2 || c.DynamicTopicLimit != 1000 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	want := map[string]string{"bootstrap.servers": "127.0.0.1:9092", "enable.idempotence": "true", "acks": "all", "compression.type": "lz4"}

@@ -89,7 +89,7 @@ func (f *filter) note(k []byte) error {
 		}
 	}
 	if f.n == len(f.keys) {
-		return errDup // not a fixmap: a map with a 16-bit count of 15 entries or fewer
+		return errDup // a guard: only fixmaps, of at most 15 keys, are noted
 	}
 	f.x, f.y = f.x|kx, f.y|ky
 	f.keys[f.n] = k
@@ -163,8 +163,8 @@ func (s *keySet) add(k []byte) error {
 	return errDup
 }
 
-// wideMap reports a map of 16 entries or more at the start of b: one in
-// the long forms, map 16 or map 32, not a fixmap.
+// wideMap reports a map in the long forms (map 16 or map 32) at the start
+// of b, whatever its count: not a fixmap.
 func wideMap(b []byte) bool {
 	return len(b) > 0 && (b[0] == 0xde || b[0] == 0xdf)
 }

@@ -19,7 +19,7 @@ import (
 // Options select what Append writes.
 type Options struct {
 	Format          string // json, msgpack, raw, logfmt, gelf, otlp_proto, otlp_json or avro
-	TimestampKey    string // "" leaves the time out; not used in gelf
+	TimestampKey    string // "" leaves the time out; not used in gelf or otlp_*
 	TimestampFormat string // double, epoch, epoch_ms, epoch_ns, iso8601, iso8601_ns or java_sql_timestamp
 	TagKey          string // "" leaves the tag out
 	RawKey          ra.Path
@@ -27,8 +27,8 @@ type Options struct {
 	OTLP            OTLP
 	Avro            Avro
 	Remove          []ra.Path
-	// MaxValue bounds a logfmt or GELF value, in bytes (New: 1 GiB if 0):
-	// longer fails its record. These formats repeat a nested value's key
+	// MaxValue bounds a logfmt or GELF record, in bytes (New: 1 GiB if 0):
+	// one whose output passed it before its next value fails. These formats repeat a nested value's key
 	// path before each value inside it, and so can outgrow a record many
 	// times.
 	MaxValue int

@@ -265,7 +265,8 @@ func appendGELFMap(dst, prefix, b []byte, depth int, x *extras, rm *removal, d *
 }
 
 // appendGELFValue writes the value at the start of b as the additional
-// field name, a map as the fields inside it; dst may not grow past limit.
+// field name, a map as the fields inside it; it fails when dst passed limit
+// before a value.
 func appendGELFValue(dst, name, b []byte, depth int, rm *removal, d *dedup, limit int) ([]byte, []byte, error) {
 	if depth > maxDepth {
 		return dst, b, errDepth

@@ -33,7 +33,7 @@ type Source interface {
 var (
 	descDelivered    = desc("records_delivered_total", "Records Kafka acknowledged.", "topic")
 	descRetried      = desc("records_retried_total", "Records in chunks handed back to Fluent Bit for a retry.")
-	descFailed       = desc("records_failed_total", "Records dropped: Kafka can never take them, they cannot be encoded, their timestamp cannot be read, or they are larger than Buffer_Memory.")
+	descFailed       = desc("records_failed_total", "Records dropped: Kafka can never take them, they cannot be encoded, their timestamp cannot be read, or they are larger than Buffer_Memory (in batch mode, than a message may be).")
 	descDeadLettered = desc("records_dead_lettered_total", "Records Kafka refused for good, sent to DLQ_Topic.")
 	descRerouted     = desc("records_rerouted_total", "Records sent to the default topic because Topic_Key gave no allowed topic, by reason: no_field, not_a_topic (a value that cannot name one, or DLQ_Topic), not_in_topics (with Dynamic_Topic off), past_limit (Dynamic_Topic_Limit).", "reason")
 	descRestamped    = desc("records_restamped_total", "Records sent again with the produce time as their timestamp, Kafka having refused them for their timestamp or as invalid.")

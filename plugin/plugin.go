@@ -219,7 +219,7 @@ func New(cfg *conf.Config, newProd sender.NewProducer, alloc accumulator.Allocat
 		in.allowed[t] = true
 	}
 	if cfg.DynamicTopic {
-		in.dynamic = &dynamicTopics{limit: cfg.DynamicTopics, names: map[string]struct{}{}}
+		in.dynamic = &dynamicTopics{limit: cfg.DynamicTopicLimit, names: map[string]struct{}{}}
 	}
 	for _, h := range cfg.Headers {
 		in.staticHeaders = accumulator.AppendHeader(in.staticHeaders, []byte(h.Name), []byte(h.Value))

@@ -82,7 +82,7 @@ func (r *rerouteLog) report(in *Instance) {
 		level = LevelWarn
 	}
 	if n := r.count[pastTopicLimit]; n > 0 {
-		why = append(why, fmt.Sprintf("%d named a topic past Dynamic_Topic_Limit's %d (the first: %s)", n, in.cfg.DynamicTopics, r.first[pastTopicLimit]))
+		why = append(why, fmt.Sprintf("%d named a topic past Dynamic_Topic_Limit's %d (the first: %s)", n, in.cfg.DynamicTopicLimit, r.first[pastTopicLimit]))
 		level = LevelWarn
 	}
 	if len(why) > 0 {

@@ -39,7 +39,7 @@ const timeout = 3 * time.Second
 
 // Fetch returns the schema and its ID from the first URL that answers. An
 // error wraps ErrRefused when a registry answered, and will answer the
-// same again: an error status other than a timeout or throttling, a
+// same again: an error status below 500 other than 408 or 429, a
 // certificate it cannot be trusted with, or a schema that is not Avro.
 func Fetch(ctx context.Context, c *Config) (avro.Schema, int, error) {
 	t := transport{hosts: map[string]bool{}, next: http.DefaultTransport}
