@@ -172,6 +172,9 @@ const (
 type Allocator interface {
 	Alloc(n int) []byte
 	Free(b []byte)
+	// Trim gives what Free freed back to the operating system; it runs on
+	// a goroutine of its own.
+	Trim()
 }
 
 // ErrTooLarge is what the errors of records that can never be sent are
@@ -216,7 +219,8 @@ type Accumulator struct {
 
 	mu           sync.Mutex
 	used         int64 // bytes of buffers allocated, free or not
-	free         []*Batch
+	free         batchPool
+	poolIdle     time.Duration // batchPool.dropIdle's
 	deques       map[key][]*Batch
 	flushing     int             // flushes waiting: every batch is ready
 	waiters      []chan struct{} // appenders waiting for memory, in turn (waitForMemory): every batch is ready
@@ -237,6 +241,7 @@ func New(batchSize int, limit int64, linger time.Duration, alloc Allocator) *Acc
 		linger:    linger,
 		limit:     limit,
 		alloc:     alloc,
+		poolIdle:  poolIdle,
 		deques:    make(map[key][]*Batch),
 		delivered: make(map[string]int64),
 		wake:      make(chan struct{}, 1),
@@ -409,15 +414,17 @@ func (a *Accumulator) newBatch(cost int, deadline time.Time) (*Batch, error) {
 		return nil, tooLarge("with its key, headers and bookkeeping it", cost)
 	}
 	return a.obtain(deadline, func() *Batch {
-		if capacity == a.batchSize && len(a.free) > 0 {
-			b := a.free[len(a.free)-1]
-			a.free = a.free[:len(a.free)-1]
-			return b
+		if capacity == a.batchSize {
+			if b := a.free.take(); b != nil {
+				return b
+			}
 		}
 		// Give pooled buffers back to the budget for an odd-sized one.
-		for capacity != a.batchSize && len(a.free) > 0 && a.used+int64(capacity) > a.limit {
-			b := a.free[len(a.free)-1]
-			a.free = a.free[:len(a.free)-1]
+		for capacity != a.batchSize && a.used+int64(capacity) > a.limit {
+			b := a.free.take()
+			if b == nil {
+				break
+			}
 			a.freeBuf(b)
 		}
 		if a.used+int64(capacity) > a.limit {
@@ -727,7 +734,10 @@ func (a *Accumulator) release(b *Batch) {
 		a.releaseFrame(b)
 	case cap(b.Buf) == a.batchSize && !a.closed:
 		b.Buf = b.Buf[:0]
-		a.free = append(a.free, b)
+		a.free.put(b)
+		if a.free.dropIdle(time.Now(), a.poolIdle, a.freeBuf) > 0 {
+			go a.alloc.Trim()
+		}
 	default:
 		a.freeBuf(b)
 	}
@@ -761,10 +771,9 @@ func (a *Accumulator) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.closed = true
-	for _, b := range a.free {
+	for b := a.free.take(); b != nil; b = a.free.take() {
 		a.freeBuf(b)
 	}
-	a.free = nil
 	if a.frames != nil {
 		a.closeFrames()
 	}

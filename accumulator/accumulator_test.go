@@ -882,6 +882,7 @@ func (f *failingAlloc) Alloc(n int) []byte {
 	return make([]byte, 0, n)
 }
 func (*failingAlloc) Free([]byte) {}
+func (*failingAlloc) Trim()       {}
 
 // TestAllocPanicKeepsBudget: a buffer that could not be allocated is not
 // counted against Buffer_Memory, and an appender that had queued for
@@ -907,5 +908,79 @@ func TestAllocPanicKeepsBudget(t *testing.T) {
 	}
 	if n, err := a.Append("u", -1, 0, staged(1, 5), NewWaiter(1), time.Now().Add(time.Second)); n != 1 || err != nil {
 		t.Fatalf("an append after the failed one: %d, %v", n, err)
+	}
+}
+
+// trimCounter counts the allocator's trims.
+type trimCounter struct {
+	fixture.GoAllocator
+	trims atomic.Int32
+}
+
+func (c *trimCounter) Trim() { c.trims.Add(1) }
+
+// TestIdlePooledBatchesGiveMemoryBack: the batches a backlog took stay
+// pooled while flushes go on within the pool's idle time, and go back to the
+// budget once none was taken for that long; in record mode the allocator
+// then trims (C memory).
+func TestIdlePooledBatchesGiveMemoryBack(t *testing.T) {
+	for _, mode := range []string{"record", "batch"} {
+		t.Run(mode, func(t *testing.T) {
+			alloc := &trimCounter{}
+			a := New(perBatch10, 20*perBatch10, time.Hour, alloc)
+			pool := &a.free
+			if mode == "batch" {
+				a.SetFrames("application/x-ndjson", true)
+				pool = &a.frames.free
+			}
+			a.poolIdle = time.Hour
+			sent := 0
+			send := func(records int) {
+				s := staged(records, 98)
+				if mode == "batch" {
+					s = framed(a, 0, records, 98)
+				}
+				if n, err := a.Append("t", -1, 0, s, NewWaiter(records), far()); n != records || err != nil {
+					t.Fatalf("appended %d of %d: %v", n, records, err)
+				}
+				for _, b := range a.DrainAll(AllLanes, nil) {
+					a.Complete(b, nil)
+					sent++
+				}
+			}
+			pooled := func() int64 {
+				n := int64(0)
+				for _, b := range pool.free {
+					n += int64(cap(b.Buf))
+				}
+				return n
+			}
+			send(200) // a backlog: many batches at once
+			backlog := len(pool.free)
+			if backlog < 3 || sent != backlog || a.Used() != pooled() {
+				t.Fatalf("%d batches sent, %d pooled, %d bytes used, %d pooled", sent, backlog, a.Used(), pooled())
+			}
+			send(10)
+			send(10)
+			if len(pool.free) != backlog || a.Used() != pooled() {
+				t.Fatalf("within the idle time: %d pooled of %d", len(pool.free), backlog)
+			}
+			a.poolIdle = time.Millisecond
+			for range 2 { // the first look may find a batch taken since the backlog
+				time.Sleep(10 * time.Millisecond)
+				send(10)
+			}
+			if len(pool.free) != 1 || a.Used() != pooled() {
+				t.Fatalf("after the idle time: %d pooled of %d, %d bytes used, %d pooled", len(pool.free), backlog, a.Used(), pooled())
+			}
+			if mode == "record" {
+				for deadline := time.Now().Add(10 * time.Second); alloc.trims.Load() == 0 && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+				if alloc.trims.Load() == 0 {
+					t.Fatal("no trim after batches were freed")
+				}
+			}
+		})
 	}
 }

@@ -76,9 +76,9 @@ func appendBlock(dst, src []byte, c *lz4.CompressorCCompat) []byte {
 // framing is the batch mode of an accumulator.
 type framing struct {
 	contentType string
-	eventTime   bool     // a batch message's timestamp is its latest event time, not 0
-	segment     int      // raw bytes of a segment: frameBlock, or Batch_Size if smaller
-	free        []*Batch // sent batches, with their frame and buffer, for reuse
+	eventTime   bool      // a batch message's timestamp is its latest event time, not 0
+	segment     int       // raw bytes of a segment: frameBlock, or Batch_Size if smaller
+	free        batchPool // sent batches, with their frame and buffer, for reuse
 	// trailer is the room kept in a frame's buffer after its blocks: for
 	// the frame's end and the message's headers (seal), and for what C
 	// holds of the message (Cost: its struct and its copy of the headers).
@@ -224,15 +224,13 @@ func (a *Accumulator) newFrameBatch(n int, deadline time.Time) (*Batch, error) {
 			len(frameHeader)+n, a.maxMessage, f.headers))
 	}
 	return a.obtain(deadline, func() *Batch {
-		for free := a.frames.free; len(free) > 0; free = a.frames.free {
-			b := free[len(free)-1]
-			a.frames.free = free[:len(free)-1]
+		for b := a.frames.free.take(); b != nil; b = a.frames.free.take() {
 			b.Buf = append(b.Buf[:0], frameHeader...)
 			if a.reserve(b, n, true) {
 				b.frame.raw, b.frame.earliest, b.frame.latest = 0, 0, 0
 				return b
 			}
-			a.used -= int64(cap(b.Buf)) // too small: give its memory back for a larger one
+			a.forgetFrame(b) // too small: give its memory back for a larger one
 		}
 		if a.used+int64(size) > a.limit {
 			return nil
@@ -338,13 +336,17 @@ func (a *Accumulator) releaseFrame(b *Batch) {
 		a.used -= int64(cap(b.Buf))
 		return
 	}
-	a.frames.free = append(a.frames.free, b)
+	a.frames.free.put(b)
+	a.frames.free.dropIdle(time.Now(), a.poolIdle, a.forgetFrame)
 }
+
+// forgetFrame gives the memory of batch b, kept for reuse, back to the
+// budget, and b to the garbage collector; a.mu is held.
+func (a *Accumulator) forgetFrame(b *Batch) { a.used -= int64(cap(b.Buf)) }
 
 // closeFrames gives the kept batches' memory back; a.mu is held.
 func (a *Accumulator) closeFrames() {
-	for _, b := range a.frames.free {
-		a.used -= int64(cap(b.Buf))
+	for b := a.frames.free.take(); b != nil; b = a.frames.free.take() {
+		a.forgetFrame(b)
 	}
-	a.frames.free = nil
 }
