@@ -333,7 +333,7 @@ func (a *Accumulator) releaseFrame(b *Batch) {
 	b.frame.pin.Unpin()
 	b.Buf, b.sealed = b.Buf[:0], false
 	if a.closed || a.used > a.limit {
-		a.used -= int64(cap(b.Buf))
+		a.forgetFrame(b)
 		return
 	}
 	a.frames.free.put(b)

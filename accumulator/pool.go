@@ -13,7 +13,7 @@ const poolIdle = 30 * time.Second
 type batchPool struct {
 	free   []*Batch
 	low    int       // the fewest batches free since looked: those at the bottom were not taken
-	looked time.Time // when dropIdle last dropped
+	looked time.Time // when dropIdle last looked
 }
 
 func (p *batchPool) put(b *Batch) { p.free = append(p.free, b) }

@@ -28,9 +28,9 @@ type Options struct {
 	Avro            Avro
 	Remove          []ra.Path
 	// MaxValue bounds a logfmt or GELF record, in bytes (New: 1 GiB if 0):
-	// one whose output passed it before its next value fails. These formats repeat a nested value's key
-	// path before each value inside it, and so can outgrow a record many
-	// times.
+	// one whose output passed it before its next value fails. These formats
+	// repeat a nested value's key path before each value inside it, and so
+	// can outgrow a record many times.
 	MaxValue int
 }
 
