@@ -172,8 +172,8 @@ const (
 type Allocator interface {
 	Alloc(n int) []byte
 	Free(b []byte)
-	// Trim gives what Free freed back to the operating system; it runs on
-	// a goroutine of its own.
+	// Trim gives what Free freed back to the operating system; it is
+	// called without the accumulator's lock.
 	Trim()
 }
 
@@ -220,7 +220,6 @@ type Accumulator struct {
 	mu           sync.Mutex
 	used         int64 // bytes of buffers allocated, free or not
 	free         batchPool
-	poolIdle     time.Duration // batchPool.dropIdle's
 	deques       map[key][]*Batch
 	flushing     int             // flushes waiting: every batch is ready
 	waiters      []chan struct{} // appenders waiting for memory, in turn (waitForMemory): every batch is ready
@@ -241,7 +240,6 @@ func New(batchSize int, limit int64, linger time.Duration, alloc Allocator) *Acc
 		linger:    linger,
 		limit:     limit,
 		alloc:     alloc,
-		poolIdle:  poolIdle,
 		deques:    make(map[key][]*Batch),
 		delivered: make(map[string]int64),
 		wake:      make(chan struct{}, 1),
@@ -735,13 +733,26 @@ func (a *Accumulator) release(b *Batch) {
 	case cap(b.Buf) == a.batchSize && !a.closed:
 		b.Buf = b.Buf[:0]
 		a.free.put(b)
-		if a.free.dropIdle(time.Now(), a.poolIdle, a.freeBuf) > 0 {
-			go a.alloc.Trim()
-		}
 	default:
 		a.freeBuf(b)
 	}
 	a.wakeFirst()
+}
+
+// DropIdle frees the pooled batches that no flush took for idle
+// (batchPool.dropIdle), and then, in record mode, has the allocator trim:
+// the memory an outage's backlog took goes back once it is sent, whether
+// or not records still come. The send loop calls it.
+func (a *Accumulator) DropIdle(now time.Time, idle time.Duration) {
+	a.mu.Lock()
+	n := a.free.dropIdle(now, idle, a.freeBuf)
+	if a.frames != nil {
+		a.frames.free.dropIdle(now, idle, a.forgetFrame)
+	}
+	a.mu.Unlock()
+	if n > 0 {
+		a.alloc.Trim()
+	}
 }
 
 // Abort completes b with every record failed, retriably, for reason, and

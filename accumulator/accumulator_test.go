@@ -920,10 +920,11 @@ type trimCounter struct {
 func (c *trimCounter) Trim() { c.trims.Add(1) }
 
 // TestIdlePooledBatchesGiveMemoryBack: the batches a backlog took stay
-// pooled while flushes go on within the pool's idle time, and go back to the
-// budget once none was taken for that long; in record mode the allocator
-// then trims (C memory).
+// pooled while flushes take from the pool within the idle time; those none
+// took for that long go back to the budget, and then the last one too once
+// records stop coming. In record mode the allocator then trims (C memory).
 func TestIdlePooledBatchesGiveMemoryBack(t *testing.T) {
+	const idle = time.Minute
 	for _, mode := range []string{"record", "batch"} {
 		t.Run(mode, func(t *testing.T) {
 			alloc := &trimCounter{}
@@ -933,7 +934,6 @@ func TestIdlePooledBatchesGiveMemoryBack(t *testing.T) {
 				a.SetFrames("application/x-ndjson", true)
 				pool = &a.frames.free
 			}
-			a.poolIdle = time.Hour
 			sent := 0
 			send := func(records int) {
 				s := staged(records, 98)
@@ -955,32 +955,36 @@ func TestIdlePooledBatchesGiveMemoryBack(t *testing.T) {
 				}
 				return n
 			}
+			wantTrims := func(n int32) {
+				t.Helper()
+				if mode == "record" && alloc.trims.Load() != n {
+					t.Fatalf("%d trims, want %d", alloc.trims.Load(), n)
+				}
+			}
+			now := time.Now()
 			send(200) // a backlog: many batches at once
 			backlog := len(pool.free)
 			if backlog < 3 || sent != backlog || a.Used() != pooled() {
 				t.Fatalf("%d batches sent, %d pooled, %d bytes used, %d pooled", sent, backlog, a.Used(), pooled())
 			}
+			a.DropIdle(now, idle) // the first look
 			send(10)
 			send(10)
+			a.DropIdle(now.Add(idle/2), idle)
 			if len(pool.free) != backlog || a.Used() != pooled() {
 				t.Fatalf("within the idle time: %d pooled of %d", len(pool.free), backlog)
 			}
-			a.poolIdle = time.Millisecond
-			for range 2 { // the first look may find a batch taken since the backlog
-				time.Sleep(10 * time.Millisecond)
-				send(10)
-			}
+			wantTrims(0)
+			a.DropIdle(now.Add(idle), idle)
 			if len(pool.free) != 1 || a.Used() != pooled() {
 				t.Fatalf("after the idle time: %d pooled of %d, %d bytes used, %d pooled", len(pool.free), backlog, a.Used(), pooled())
 			}
-			if mode == "record" {
-				for deadline := time.Now().Add(10 * time.Second); alloc.trims.Load() == 0 && time.Now().Before(deadline); {
-					time.Sleep(time.Millisecond)
-				}
-				if alloc.trims.Load() == 0 {
-					t.Fatal("no trim after batches were freed")
-				}
+			wantTrims(1)
+			a.DropIdle(now.Add(2*idle), idle) // no record came since
+			if len(pool.free) != 0 || a.Used() != 0 {
+				t.Fatalf("with no records coming: %d pooled, %d bytes used", len(pool.free), a.Used())
 			}
+			wantTrims(2)
 		})
 	}
 }

@@ -337,7 +337,6 @@ func (a *Accumulator) releaseFrame(b *Batch) {
 		return
 	}
 	a.frames.free.put(b)
-	a.frames.free.dropIdle(time.Now(), a.poolIdle, a.forgetFrame)
 }
 
 // forgetFrame gives the memory of batch b, kept for reuse, back to the

@@ -2,10 +2,6 @@ package accumulator
 
 import "time"
 
-// poolIdle is how long a pooled batch may go untaken before its memory goes
-// back (batchPool.dropIdle).
-const poolIdle = 30 * time.Second
-
 // batchPool keeps sent batches for reuse, the last one back taken first.
 // The batches that none took for a while leave it (dropIdle): the memory an
 // outage's backlog took is given back once the backlog is sent, as a pool

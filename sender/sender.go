@@ -57,9 +57,11 @@ const pollInterval = 100 * time.Millisecond
 // refuses it an ID) makes the next one that does too wait before it is
 // replaced, from when it was made: remakeBackoff[0], doubling up to
 // remakeBackoff[1]. Each replacement connects to every broker anew.
-// Variables for tests.
+// Pooled batches that no flush took for poolIdle are freed
+// (Accumulator.DropIdle). Variables for tests.
 var (
 	fatalCheck    = time.Second
+	poolIdle      = 30 * time.Second
 	failedSoon    = 10 * time.Second
 	remakeBackoff = [2]time.Duration{time.Second, time.Minute}
 )
@@ -406,8 +408,8 @@ func (s *Sender) sendLoop() {
 	defer timer.Stop()
 	for {
 		// Flushes produce their own batches and seldom wake this loop: it
-		// looks for a fatal producer error (or retries making a producer)
-		// at least every fatalCheck.
+		// looks for a fatal producer error (or retries making a producer),
+		// and frees idle pooled batches, at least every fatalCheck.
 		next := fatalCheck
 		for _, l := range s.lanes[:s.started.Load()] {
 			var wait time.Duration
@@ -416,6 +418,7 @@ func (s *Sender) sendLoop() {
 				next = min(next, wait)
 			}
 		}
+		s.guard("the send loop", func() { s.acc.DropIdle(time.Now(), poolIdle) })
 		timer.Reset(next)
 		select {
 		case <-s.acc.Wake():

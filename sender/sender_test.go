@@ -771,3 +771,25 @@ func TestFatalAgainBacksOff(t *testing.T) {
 		t.Fatalf("log:\n%s", logs)
 	}
 }
+
+// TestIdlePoolFreedWithoutTraffic: the send loop frees the batches a
+// backlog left pooled once none was taken for poolIdle, though no record
+// comes after the backlog to release a batch.
+func TestIdlePoolFreedWithoutTraffic(t *testing.T) {
+	oldCheck, oldIdle := fatalCheck, poolIdle
+	fatalCheck, poolIdle = 5*time.Millisecond, 20*time.Millisecond
+	t.Cleanup(func() { fatalCheck, poolIdle = oldCheck, oldIdle })
+	p := newRecorder()
+	p.report = true
+	acc, s := startSender(t, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
+	defer s.Close(time.Now())
+	w := produce(t, acc, s, p, 1000) // about ten 1 KiB batches
+	if res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep); !ok || res.Delivered != 1000 {
+		t.Fatalf("backlog: %+v", res)
+	}
+	for deadline := time.Now().Add(10 * time.Second); acc.Used() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still pooled", acc.Used())
+		}
+	}
+}
