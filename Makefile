@@ -58,7 +58,8 @@ unit: rdk/rdkafka.h
 # Budgets count executions: a duration can end a run with a spurious
 # "context deadline exceeded" failure in Go 1.26 (golang/go#75804).
 FUZZTIME ?= 1000000x
-FUZZ_TARGETS := ./chunk:FuzzReader ./encode:FuzzJSON ./encode:FuzzLogfmtAndMsgpack ./encode:FuzzGELF ./encode:FuzzOTLP ./encode:FuzzAvro ./ra:FuzzLookup
+# Every fuzz test of the module, as package:name.
+FUZZ_TARGETS := $(shell grep -ro --include='*_test.go' --exclude-dir=build '^func Fuzz[A-Za-z0-9_]*' . | sed 's|^\(.*\)/[^/]*:func |\1:|' | sort)
 fuzz: rdk/rdkafka.h
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $$t for $(FUZZTIME)"; \

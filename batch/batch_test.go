@@ -152,3 +152,62 @@ func TestWireNames(t *testing.T) {
 		t.Errorf("Headers %q, want the 5", Headers)
 	}
 }
+
+// FuzzRead: any bytes as batch message values (a topic anyone may write
+// to) end in records within the bound or an error, never a panic; and the
+// records that data splits into, framed as the plugin frames them, read
+// back as they were.
+func FuzzRead(f *testing.F) {
+	ndjson := []byte("{\"a\":1}\n{\"b\":\"x\"}\n")
+	mp := msgp.AppendString(msgp.AppendInt(msgp.AppendMapHeader(nil, 1), 1), "s")
+	for _, seed := range [][]byte{ndjson, mp, []byte("a\n\nb"), {0x04, 0x22, 0x4d, 0x18}} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+		f.Add(frame(&testing.T{}, seed), false)
+		f.Add(frame(&testing.T{}, seed), true)
+		f.Add(frame(&testing.T{}, seed)[:10], false)
+	}
+	const bound = 4096
+	f.Fuzz(func(t *testing.T, data []byte, msgpack bool) {
+		contentType := NDJSON
+		if msgpack {
+			contentType = Msgpack
+		}
+		_ = read(bytes.NewReader(data), contentType, bound, func(rec []byte) error {
+			if len(rec) > bound {
+				t.Fatalf("a record of %d bytes, over the bound %d", len(rec), bound)
+			}
+			return nil
+		})
+
+		var want [][]byte
+		var raw []byte
+		for _, piece := range bytes.Split(data, []byte("\n")) {
+			if msgpack {
+				piece = msgp.AppendBytes(nil, piece)
+				raw = append(raw, piece...)
+			} else {
+				raw = append(append(raw, piece...), '\n')
+			}
+			want = append(want, piece)
+		}
+		var got [][]byte
+		err := read(bytes.NewReader(frame(t, raw)), contentType, bound, func(rec []byte) error {
+			got = append(got, bytes.Clone(rec))
+			return nil
+		})
+		longest := 0
+		for _, w := range want {
+			longest = max(longest, len(w))
+		}
+		if longest > bound {
+			if err == nil {
+				t.Fatalf("a record of %d bytes read, over the bound %d", longest, bound)
+			}
+			return
+		}
+		if err != nil || !slices.EqualFunc(got, want, bytes.Equal) {
+			t.Fatalf("read back %d records (%v), not the %d written", len(got), err, len(want))
+		}
+	})
+}
