@@ -58,12 +58,16 @@ unit: rdk/rdkafka.h
 # Budgets count executions: a duration can end a run with a spurious
 # "context deadline exceeded" failure in Go 1.26 (golang/go#75804).
 FUZZTIME ?= 1000000x
-# Every fuzz test of the module, as package:name.
-FUZZ_TARGETS := $(shell grep -ro --include='*_test.go' --exclude-dir=build '^func Fuzz[A-Za-z0-9_]*' . | sed 's|^\(.*\)/[^/]*:func |\1:|' | sort)
+# Every fuzz test in the repository's test files, as package:name; none
+# found, or one that go test does not build, fails the run.
+FUZZ_TARGETS = $(shell git ls-files '*_test.go' | xargs grep -o '^func Fuzz[A-Za-z0-9_]*' | sed 's|^|./|; s|/[^/]*:func |:|' | sort)
 fuzz: rdk/rdkafka.h
-	@for t in $(FUZZ_TARGETS); do \
+	@targets="$(FUZZ_TARGETS)"; test -n "$$targets" || { echo "fuzz: no fuzz tests found"; exit 1; }; \
+	for t in $$targets; do \
 		echo "fuzz $$t for $(FUZZTIME)"; \
-		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
+		out=$$($(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) 2>&1); rc=$$?; echo "$$out"; \
+		case $$out in *"no fuzz tests to fuzz"*) echo "fuzz: $$t was not built"; exit 1;; esac; \
+		test $$rc = 0 || exit 1; \
 	done
 
 # Micro-benchmarks with allocation counts, then the end-to-end benchmark

@@ -172,8 +172,8 @@ const (
 type Allocator interface {
 	Alloc(n int) []byte
 	Free(b []byte)
-	// Trim gives what Free freed back to the operating system; it is
-	// called without the accumulator's lock.
+	// Trim gives what Free freed back to the operating system; it runs on
+	// a goroutine of its own.
 	Trim()
 }
 
@@ -745,14 +745,18 @@ func (a *Accumulator) release(b *Batch) {
 // or not records still come. The send loop calls it.
 func (a *Accumulator) DropIdle(now time.Time, idle time.Duration) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	n := a.free.dropIdle(now, idle, a.freeBuf)
 	if a.frames != nil {
-		a.frames.free.dropIdle(now, idle, a.forgetFrame)
+		n += a.frames.free.dropIdle(now, idle, a.forgetFrame)
 	}
-	a.mu.Unlock()
-	if n > 0 {
-		a.alloc.Trim()
+	if n == 0 {
+		return
 	}
+	if a.frames == nil {
+		go a.alloc.Trim() // glibc takes tens of ms after a large backlog
+	}
+	a.wakeFirst()
 }
 
 // Abort completes b with every record failed, retriably, for reason, and

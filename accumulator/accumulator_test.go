@@ -957,7 +957,13 @@ func TestIdlePooledBatchesGiveMemoryBack(t *testing.T) {
 			}
 			wantTrims := func(n int32) {
 				t.Helper()
-				if mode == "record" && alloc.trims.Load() != n {
+				if mode == "batch" {
+					n = 0 // Go memory: the garbage collector's
+				}
+				for deadline := time.Now().Add(10 * time.Second); alloc.trims.Load() < n && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+				if alloc.trims.Load() != n {
 					t.Fatalf("%d trims, want %d", alloc.trims.Load(), n)
 				}
 			}

@@ -772,20 +772,28 @@ func TestFatalAgainBacksOff(t *testing.T) {
 	}
 }
 
-// TestIdlePoolFreedWithoutTraffic: the send loop frees the batches a
-// backlog left pooled once none was taken for poolIdle, though no record
-// comes after the backlog to release a batch.
+// TestIdlePoolFreedWithoutTraffic: the send loop keeps the batches a
+// backlog left pooled for poolIdle at least, then frees them, though no
+// record comes after the backlog to release a batch.
 func TestIdlePoolFreedWithoutTraffic(t *testing.T) {
 	oldCheck, oldIdle := fatalCheck, poolIdle
-	fatalCheck, poolIdle = 5*time.Millisecond, 20*time.Millisecond
+	fatalCheck, poolIdle = 5*time.Millisecond, time.Second
 	t.Cleanup(func() { fatalCheck, poolIdle = oldCheck, oldIdle })
 	p := newRecorder()
 	p.report = true
 	acc, s := startSender(t, func() (Producer, error) { return p, nil }, 1, func(int, string) {})
 	defer s.Close(time.Now())
-	w := produce(t, acc, s, p, 1000) // about ten 1 KiB batches
+	w := produce(t, acc, s, p, 1000) // hundreds of 1 KiB batches
 	if res, ok := acc.Wait(w, time.Now().Add(10*time.Second), accumulator.Sleep); !ok || res.Delivered != 1000 {
 		t.Fatalf("backlog: %+v", res)
+	}
+	// The first look, at the start, found the pool empty: the batches go
+	// at the third, 2 poolIdle after the start.
+	for range 2 {
+		if acc.Used() == 0 {
+			t.Fatal("the sent batches were not kept for reuse")
+		}
+		time.Sleep(poolIdle / 4)
 	}
 	for deadline := time.Now().Add(10 * time.Second); acc.Used() > 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
