@@ -20,6 +20,7 @@ func (p *batchPool) take() *Batch {
 		return nil
 	}
 	b := p.free[len(p.free)-1]
+	p.free[len(p.free)-1] = nil // a batch taken and then forgotten must not stay reachable from here
 	p.free = p.free[:len(p.free)-1]
 	p.low = min(p.low, len(p.free))
 	return b
