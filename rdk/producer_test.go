@@ -754,14 +754,21 @@ func TestPartitionsAskedAgainOnRetry(t *testing.T) {
 }
 
 // TestPartitionsRefreshed: partitions added to a topic are seen once the
-// known count is older than its maximum age (here 0), asked in the
-// background while the old count is still used.
+// known count is older than librdkafka's metadata refresh interval (here
+// 100 ms), asked in the background while the old count is still used.
 func TestPartitionsRefreshed(t *testing.T) {
-	defer rdk.SetPartitionsMaxAge(0)()
 	bootstrap := kafkatest.Bootstrap(t)
 	topic := kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, bootstrap, topic, 2)
-	p := producerFor(t, bootstrap)
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap, "rdkafka.topic.metadata.refresh.interval.ms": "100"},
+		[]string{"topic.metadata.refresh.interval.ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Close()
 	if n := p.Partitions(topic, time.Now().Add(time.Minute), false); n != 2 {
 		t.Fatalf("%d partitions, want 2", n)
@@ -776,6 +783,48 @@ func TestPartitionsRefreshed(t *testing.T) {
 	}
 	if n != 4 {
 		t.Fatalf("%d partitions after adding 2, want 4", n)
+	}
+}
+
+// TestPartitionsAskedAgainAfterUnknownPartition: a topic deleted and made
+// again with fewer partitions refuses a batch placed by the old count
+// (librdkafka's _UNKNOWN_PARTITION); the count is then asked again at once,
+// so the records' retry goes to a partition that exists.
+func TestPartitionsAskedAgainAfterUnknownPartition(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	topic = kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 3)
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prod *rdk.Producer
+	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+	snd, err := sender.Start(acc, func() (sender.Producer, error) {
+		p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses(), nil)
+		prod = p
+		return p, err
+	}, 1, func(int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close(time.Now().Add(5 * time.Second))
+	if n := prod.Partitions(topic, time.Now().Add(time.Minute), false); n != 3 {
+		t.Fatalf("%d partitions, want 3", n)
+	}
+	kafkatest.DeleteTopic(t, bootstrap, topic)
+	kafkatest.CreateTopic(t, bootstrap, topic, 1)
+
+	w := accumulator.NewWaiter(10)
+	if got, err := acc.Append(topic, 2, 0, staged(0, 10), w, time.Now().Add(time.Minute)); got != 10 || err != nil {
+		t.Fatal(got, err)
+	}
+	res, ok := acc.Wait(w, time.Now().Add(time.Minute), accumulator.Sleep)
+	if !ok || res.Delivered != 0 || len(res.Examples) == 0 || !strings.Contains(res.Examples[0].Reason, "Unknown partition") {
+		t.Fatalf("records for partition 2 of a topic made again with 1: %+v", res)
+	}
+	if n := prod.Partitions(topic, time.Now().Add(time.Minute), true); n != 1 {
+		t.Fatalf("%d partitions after Kafka refused partition 2, want 1", n)
 	}
 }
 

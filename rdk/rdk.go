@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +50,7 @@ type Producer struct {
 	topics     map[string]*topicHandle
 	partitions map[string]partitionCount
 	unanswered time.Time      // when the cluster last did not answer for a partition count
+	maxAge     time.Duration  // how long a known partition count is used before it is asked again
 	closed     bool           // Close began: no partition count is asked, no token made
 	background sync.WaitGroup // partition counts being asked, tokens being made
 	nextID     uint64
@@ -116,6 +119,7 @@ func New(props []conf.Property, log Logger, causes *Causes, tokens TokenSource) 
 		C.rd_kafka_conf_destroy(cconf)
 		return nil, errors.New("rdk: out of memory")
 	}
+	maxAge := metadataMaxAge(cconf)
 	C.gk_conf_callbacks(cconf, ctx, sendAtOnce, batchPartitions)
 	if tokens != nil {
 		C.gk_conf_token_refresh(cconf)
@@ -133,6 +137,7 @@ func New(props []conf.Property, log Logger, causes *Causes, tokens TokenSource) 
 		log:        log,
 		topics:     make(map[string]*topicHandle),
 		partitions: make(map[string]partitionCount),
+		maxAge:     maxAge,
 		batches:    make(map[uint64]produced),
 		redact:     redact,
 		causes:     causes,
@@ -199,10 +204,23 @@ func (p *Producer) topic(name string) *topicHandle {
 	return t
 }
 
-// partitionsMaxAge is how long a known partition count is used before it is
-// asked again (in the background), as the Java client refreshes metadata
-// after metadata.max.age.ms: keys then map to partitions added meanwhile.
-var partitionsMaxAge = 5 * time.Minute
+// metadataMaxAge is how long a known partition count is used before it is
+// asked again (in the background): librdkafka's own refresh interval,
+// topic.metadata.refresh.interval.ms, or 5 minutes (the Java client's
+// metadata.max.age.ms) when that is off. Keys then map to partitions added
+// meanwhile, in batch mode as in record mode.
+func metadataMaxAge(cconf *C.rd_kafka_conf_t) time.Duration {
+	name := C.CString("topic.metadata.refresh.interval.ms")
+	defer C.free(unsafe.Pointer(name))
+	var buf [32]C.char
+	size := C.size_t(len(buf))
+	if C.rd_kafka_conf_get(cconf, name, &buf[0], &size) == C.RD_KAFKA_CONF_OK {
+		if ms, err := strconv.Atoi(C.GoString(&buf[0])); err == nil && ms > 0 {
+			return time.Duration(ms) * time.Millisecond
+		}
+	}
+	return 5 * time.Minute
+}
 
 // unknownFor is how long a partition count the cluster could not tell
 // stays unknown without asking again; for as long after the cluster did not
@@ -213,8 +231,7 @@ const unknownFor = 10 * time.Second
 // first time for up to a second and never past deadline; -1 when it cannot
 // tell, and then for unknownFor without asking again, unless retry (records
 // held back for want of the count are being retried) and the cluster did
-// answer. A count older than partitionsMaxAge is used while it is asked
-// again.
+// answer. A count older than p.maxAge is used while it is asked again.
 func (p *Producer) Partitions(topic string, deadline time.Time, retry bool) int {
 	wait := min(time.Until(deadline), time.Second)
 	p.mu.Lock()
@@ -222,7 +239,7 @@ func (p *Producer) Partitions(topic string, deadline time.Time, retry bool) int 
 	if !ok {
 		known.n = -1
 	}
-	refresh := known.n > 0 && !known.asking && time.Since(known.asked) > partitionsMaxAge
+	refresh := known.n > 0 && !known.asking && time.Since(known.asked) > p.maxAge
 	ask := known.n <= 0 && wait > 0 && (retry || !ok || time.Since(known.asked) >= unknownFor) && time.Since(p.unanswered) >= unknownFor
 	if p.closed || !refresh && !ask {
 		p.mu.Unlock()
@@ -272,6 +289,8 @@ func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, before i
 }
 
 const topicRetry = 100 * time.Millisecond
+
+const unknownPartition = int(C.RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
 
 // countPartitions asks the cluster for rkt's partition count, waiting up to
 // wait: -1 if the cluster answered without one, -2 if it did not answer.
@@ -341,6 +360,12 @@ func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []se
 		p.mu.Lock()
 		b := p.batches[uint64(cb.id)].b
 		delete(p.batches, uint64(cb.id))
+		if b.Partition >= 0 && slices.ContainsFunc(failures, func(f accumulator.Failure) bool { return f.Err == unknownPartition }) {
+			// The topic has fewer partitions than the count its keyed
+			// records were placed by (it was deleted and made again): the
+			// next flush asks for the count, and their retry uses it.
+			delete(p.partitions, b.Topic)
+		}
 		p.mu.Unlock()
 		if cb.unrecorded != 0 {
 			failures = failUnrecorded(failures, len(b.Recs), int(cb.unrecorded))

@@ -381,6 +381,22 @@ func AddPartitions(t testing.TB, bootstrap, topic string, total int) {
 	waitLeaders(t, admin, bootstrap, topic, total, time.Now().Add(time.Minute))
 }
 
+// DeleteTopic deletes topic; the cluster has deleted it when it returns.
+func DeleteTopic(t testing.TB, bootstrap, topic string) {
+	t.Helper()
+	admin := newAdmin(t, bootstrap)
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := admin.DeleteTopics(ctx, []string{topic}, kafka.SetAdminOperationTimeout(30*time.Second))
+	if err == nil && res[0].Error.Code() != kafka.ErrNoError {
+		err = res[0].Error
+	}
+	if err != nil {
+		t.Fatalf("kafkatest: deleting topic %s on %s: %v", topic, bootstrap, err)
+	}
+}
+
 // newAdmin returns an admin client of bootstrap; the caller closes it.
 func newAdmin(t testing.TB, bootstrap string) *kafka.AdminClient {
 	t.Helper()
