@@ -585,7 +585,7 @@ func TestPermanentErrors(t *testing.T) {
 		}
 	}
 	// A small record refused as too large was refused with its request.
-	if r := rdk.Reason(int(kafka.ErrMsgSizeTooLarge)); !strings.Contains(r, "Message size too large") || !strings.Contains(r, "the topic's max.message.bytes") {
+	if r := rdk.Reason(int(kafka.ErrMsgSizeTooLarge), true); !strings.Contains(r, "Message size too large") || !strings.Contains(r, "the topic's max.message.bytes") {
 		t.Errorf("reason %q", r)
 	}
 }
@@ -825,6 +825,44 @@ func TestPartitionsAskedAgainAfterUnknownPartition(t *testing.T) {
 	}
 	if n := prod.Partitions(topic, time.Now().Add(time.Minute), true); n != 1 {
 		t.Fatalf("%d partitions after Kafka refused partition 2, want 1", n)
+	}
+}
+
+// TestCompactedTopicWithoutKey: a compacted topic refuses the records
+// without a key, and their reason says so; it takes those with a key.
+func TestCompactedTopicWithoutKey(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	topic = kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopicConfig(t, bootstrap, topic, 1, map[string]string{"cleanup.policy": "compact"})
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, snd := startSender(t, cfg.Rdkafka)
+	defer snd.Close(time.Now().Add(5 * time.Second))
+	s := &accumulator.Staged{}
+	for i := range 10 {
+		start := len(s.Buf)
+		s.Buf = fmt.Appendf(s.Buf, "record %d", i)
+		keyStart := len(s.Buf)
+		if i%2 == 0 {
+			s.Buf = fmt.Appendf(s.Buf, "key %d", i)
+		}
+		s.Add(i, start, keyStart, len(s.Buf), i%2 == 0, 0)
+	}
+	w := accumulator.NewWaiter(10)
+	if got, err := acc.Append(topic, -1, 0, s, w, time.Now().Add(time.Minute)); got != 10 || err != nil {
+		t.Fatal(got, err)
+	}
+	res, ok := acc.Wait(w, time.Now().Add(30*time.Second), accumulator.Sleep)
+	if !ok || res.Delivered != 5 || res.Permanent != 5 || len(res.Examples) != 1 ||
+		!strings.Contains(res.Examples[0].Reason, "cleanup.policy compact refuses records without a key") {
+		t.Fatalf("5 records with a key and 5 without to a compacted topic: %+v", res)
+	}
+	for i := range 10 {
+		if acked := w.State(i) == accumulator.Acked; acked != (i%2 == 0) {
+			t.Errorf("record %d (keyed %v): state %v", i, i%2 == 0, w.State(i))
+		}
 	}
 }
 

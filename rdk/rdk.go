@@ -342,6 +342,10 @@ func (p *Producer) Interrupt() {
 // completions frees the completed C batches and appends their outcomes.
 func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []sender.Completion {
 	for _, cb := range done {
+		p.mu.Lock()
+		b := p.batches[uint64(cb.id)].b
+		delete(p.batches, uint64(cb.id))
+		p.mu.Unlock()
 		var failures []accumulator.Failure
 		if cb.nfail > 0 {
 			idx := unsafe.Slice(cb.fail_idx, cb.nfail)
@@ -351,22 +355,20 @@ func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []se
 				failures[i] = accumulator.Failure{
 					Index:     int(idx[i]),
 					Err:       int(errs[i]),
-					Reason:    reason(int(errs[i])),
+					Reason:    reason(int(errs[i]), b.Recs[idx[i]].Keyed),
 					Permanent: permanent(int(errs[i])),
 					Refusal:   refusal(int(errs[i])),
 				}
 			}
 		}
-		p.mu.Lock()
-		b := p.batches[uint64(cb.id)].b
-		delete(p.batches, uint64(cb.id))
 		if b.Partition >= 0 && slices.ContainsFunc(failures, func(f accumulator.Failure) bool { return f.Err == unknownPartition }) {
 			// The topic has fewer partitions than the count its keyed
 			// records were placed by (it was deleted and made again): the
 			// next flush asks for the count, and their retry uses it.
+			p.mu.Lock()
 			delete(p.partitions, b.Topic)
+			p.mu.Unlock()
 		}
-		p.mu.Unlock()
 		if cb.unrecorded != 0 {
 			failures = failUnrecorded(failures, len(b.Recs), int(cb.unrecorded))
 		}
@@ -394,14 +396,20 @@ func failUnrecorded(failures []accumulator.Failure, n, err int) []accumulator.Fa
 	return failures
 }
 
-// reason is what the log and the dead-letter header say of a record that
-// failed with code.
-func reason(code int) string {
+// reason is what the log and the dead-letter header say of a record, with
+// a key or without, that failed with code.
+func reason(code int, keyed bool) string {
 	text := errorText(code)
-	if C.rd_kafka_resp_err_t(code) == C.RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE {
+	switch C.rd_kafka_resp_err_t(code) {
+	case C.RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
 		// The broker refuses a whole request over the topic's limit, its
 		// small records too: librdkafka does not split it.
 		text += " (the record over rdkafka.message.max.bytes, or its request over the topic's max.message.bytes)"
+	case C.RD_KAFKA_RESP_ERR_INVALID_RECORD:
+		// Kafka says why in its response, which librdkafka does not pass on.
+		if !keyed {
+			text += " (a topic with cleanup.policy compact refuses records without a key)"
+		}
 	}
 	return text
 }
