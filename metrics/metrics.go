@@ -47,6 +47,7 @@ var (
 	descBrokerUp     = desc("broker_up", "1 when librdkafka's connection to the broker is UP, else 0.", "broker")
 	descBrokerState  = desc("broker_state", "librdkafka's state of its connection to the broker: 1 for the current state, 0 for the others.", "broker", "state")
 	descBrokerRTT    = desc("broker_rtt_seconds", "Average round-trip time to the broker over librdkafka's last statistics interval.", "broker")
+	descThrottle     = desc("broker_throttle_seconds", "Longest time the broker held the producer's requests back for a client quota over librdkafka's last statistics interval (0: not throttled).", "broker")
 	descBrokerTxErrs = desc("broker_tx_errors_total", "Transmission errors to the broker (librdkafka txerrs).", "broker")
 )
 
@@ -264,7 +265,7 @@ func (ep *endpoint) unregister(instance string, e *entry) {
 func (ep *endpoint) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descFailed, descDeadLettered, descRerouted,
 		descRestamped, descSkipped, descBuffer, descFlush, descProducers, descReplaced, descQueueMsgs, descQueueBytes, descBrokerUp, descBrokerState,
-		descBrokerRTT, descBrokerTxErrs} {
+		descBrokerRTT, descThrottle, descBrokerTxErrs} {
 		ch <- d
 	}
 }
@@ -318,6 +319,9 @@ type rdStats struct {
 		RTT    struct {
 			Avg int64 `json:"avg"` // microseconds
 		} `json:"rtt"`
+		Throttle struct {
+			Max int64 `json:"max"` // milliseconds
+		} `json:"throttle"`
 	} `json:"brokers"`
 }
 
@@ -326,11 +330,12 @@ type rdStats struct {
 // errors): queues summed; per broker, the transmit errors of every producer
 // the label has had, up when every producer that connected to it (not in
 // INIT: librdkafka connects only where it sends) is, not said when none
-// did, and their average round-trip time.
+// did, their average round-trip time and their longest throttle.
 func (ep *endpoint) observeBrokers(label string, stats [][]byte, ch chan<- prometheus.Metric) {
 	type broker struct {
 		state        string // UP, or the first other state a producer is in
 		rttSum, rtts int64
+		throttleMs   int64
 	}
 	var queueMsgs, queueBytes int64
 	brokers := map[string]*broker{}
@@ -360,6 +365,7 @@ func (ep *endpoint) observeBrokers(label string, stats [][]byte, ch chan<- prome
 				v.rttSum += b.RTT.Avg
 				v.rtts++
 			}
+			v.throttleMs = max(v.throttleMs, b.Throttle.Max)
 		}
 	}
 	if ch == nil || !seen {
@@ -392,6 +398,7 @@ func (ep *endpoint) observeBrokers(label string, stats [][]byte, ch chan<- prome
 			gauge(descBrokerState, 1, name, b.state)
 		}
 		gauge(descBrokerRTT, float64(b.rttSum)/float64(max(b.rtts, 1))/1e6, name)
+		gauge(descThrottle, float64(b.throttleMs)/1e3, name)
 		ch <- prometheus.MustNewConstMetric(descBrokerTxErrs, prometheus.CounterValue, float64(ep.txErrsTotal(label, name)), label, name)
 	}
 }

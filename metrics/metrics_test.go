@@ -106,7 +106,7 @@ func expect(t *testing.T, got map[string]float64, want map[string]float64) {
 const statsJSON = `{"name":"rdkafka#producer-1","type":"producer","msg_cnt":7,"msg_size":1234,
  "brokers":{
   "127.0.0.1:9092/1":{"name":"127.0.0.1:9092/1","nodeid":1,"source":"learned","state":"UP","txerrs":%d,
-   "rtt":{"min":100,"max":900,"avg":2500,"cnt":4}},
+   "rtt":{"min":100,"max":900,"avg":2500,"cnt":4},"throttle":{"min":0,"max":1500,"avg":700,"cnt":2}},
   "127.0.0.1:9093/2":{"name":"127.0.0.1:9093/2","nodeid":2,"source":"learned","state":"CONNECT","txerrs":0,"rtt":{"avg":0}},
   ":0/internal":{"name":":0/internal","nodeid":-1,"source":"internal","state":"UP"}},
  "topics":{"logs":{"topic":"logs","partitions":{"0":{"partition":0,"msgq_cnt":3}}}}}`
@@ -169,6 +169,8 @@ func TestSharedListener(t *testing.T) {
 		`gokafka_broker_state{broker="127.0.0.1:9093/2",instance="gokafka.0",state="CONNECT"}`: 1,
 		`gokafka_broker_state{broker="127.0.0.1:9093/2",instance="gokafka.0",state="UP"}`:      0,
 		`gokafka_broker_rtt_seconds{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:           0.0025,
+		`gokafka_broker_throttle_seconds{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:      1.5,
+		`gokafka_broker_throttle_seconds{broker="127.0.0.1:9093/2",instance="gokafka.0"}`:      0,
 		`gokafka_broker_tx_errors_total{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:       3,
 	})
 	for k := range got {
@@ -254,8 +256,9 @@ func TestProducersSummed(t *testing.T) {
 	withState := func(state string, txErrs int) string {
 		return strings.Replace(fmt.Sprintf(statsJSON, txErrs), `"state":"UP","txerrs"`, `"state":"`+state+`","txerrs"`, 1)
 	}
-	f.setStats(fmt.Sprintf(statsJSON, 3), withState("DOWN", 4))
+	f.setStats(fmt.Sprintf(statsJSON, 3), strings.Replace(withState("DOWN", 4), `"max":1500`, `"max":4000`, 1))
 	expect(t, scrape(t, addr), map[string]float64{
+		`gokafka_broker_throttle_seconds{broker="127.0.0.1:9092/1",instance="gokafka.0"}`:   4,
 		`gokafka_producers{instance="gokafka.0"}`:                                           2,
 		`gokafka_producer_queue_messages{instance="gokafka.0"}`:                             14,
 		`gokafka_producer_queue_bytes{instance="gokafka.0"}`:                                2468,

@@ -28,6 +28,7 @@ struct gk_ctx {
 	int token_wanted; // librdkafka asks for an OAUTHBEARER token (c->mu)
 	int readd;       // add bootstrap to the brokers again (poll thread only)
 	time_t readded;  // when last, monotonic seconds (poll thread only)
+	time_t throttle_said; // when a throttle was last passed on, monotonic seconds (poll thread only)
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *mainq; // where delivery reports come, for poll_main
 	pthread_t poller;
@@ -222,6 +223,26 @@ static void readd_maybe(gk_ctx *c) {
 	add_event(c, 7, 0, "every broker was down: bootstrap.servers added to the brokers again"); // debug: held back by the 30 s, it may come once the brokers are back
 }
 
+// on_throttle passes on, as a warning, that a broker throttles the producer
+// (a client quota), at most every 10 s: each of its responses says so while
+// it lasts. The log shows it once per cause and causeInterval (logCause).
+static void on_throttle(rd_kafka_t *rk, const char *broker_name, int32_t broker_id, int throttle_time_ms, void *opaque) {
+	(void)rk;
+	(void)broker_id;
+	gk_ctx *c = opaque;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (throttle_time_ms <= 0 || (c->throttle_said && now.tv_sec - c->throttle_said < 10))
+		return;
+	c->throttle_said = now.tv_sec > 0 ? now.tv_sec : 1;
+	char buf[512];
+	snprintf(buf, sizeof(buf),
+		 "THROTTLE: broker %s throttles this producer for %d ms: a client quota of the cluster (producer_byte_rate, "
+		 "request_percentage) holds its requests back",
+		 broker_name, throttle_time_ms);
+	add_event(c, 4, 0, buf);
+}
+
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *msg) {
 	char buf[512];
 	snprintf(buf, sizeof(buf), "%s: %s", fac, msg);
@@ -393,6 +414,7 @@ void gk_conf_callbacks(rd_kafka_conf_t *conf, gk_ctx *c, int send_at_once, int b
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_log_cb(conf, on_log);
+	rd_kafka_conf_set_throttle_cb(conf, on_throttle);
 	if (batch_partitions) {
 		// Records without a key reach the partitioner only when librdkafka's own sticky one is off.
 		rd_kafka_conf_set(conf, "sticky.partitioning.linger.ms", "0", NULL, 0);

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -863,6 +864,52 @@ func TestCompactedTopicWithoutKey(t *testing.T) {
 		if acked := w.State(i) == accumulator.Acked; acked != (i%2 == 0) {
 			t.Errorf("record %d (keyed %v): state %v", i, i%2 == 0, w.State(i))
 		}
+	}
+}
+
+// TestThrottleLogged: a broker that throttles the producer for a client
+// quota is logged as a warning, and the records are delivered.
+func TestThrottleLogged(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	topic = kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 1)
+	kafkatest.SetProducerQuota(t, bootstrap, topic, 1024)
+	cfg, err := conf.Load(conf.MapGetter{"Brokers": bootstrap, "Client_ID": topic}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &logsink.Sink{}
+	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
+	snd, err := sender.Start(acc, func() (sender.Producer, error) {
+		return rdk.New(cfg.Rdkafka, sink.Log, rdk.NewCauses(), nil)
+	}, 1, sink.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close(time.Now().Add(5 * time.Second))
+	s := &accumulator.Staged{}
+	for i := range 50 { // 50 KiB that LZ4 cannot shrink to the quota
+		start := len(s.Buf)
+		for range 64 {
+			s.Buf = fmt.Appendf(s.Buf, "%016x", rand.Uint64())
+		}
+		s.Add(i, start, len(s.Buf), len(s.Buf), false, 0)
+	}
+	w := accumulator.NewWaiter(50)
+	if got, err := acc.Append(topic, -1, 0, s, w, time.Now().Add(time.Minute)); got != 50 || err != nil {
+		t.Fatal(got, err)
+	}
+	if res, ok := acc.Wait(w, time.Now().Add(30*time.Second), accumulator.Sleep); !ok || res.Delivered != 50 {
+		t.Fatalf("50 records under a quota: %+v", res)
+	}
+	const said = "throttles this producer for "
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(sink.String(), said); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q within 10 s of the records' acknowledgement; log:\n%s", said, sink)
+		}
+	}
+	if lines := sink.Matching(said); !strings.HasPrefix(lines[0], "2 ") || !strings.Contains(lines[0], "client quota") {
+		t.Errorf("throttle logged as %q, want a warning (2)", lines)
 	}
 }
 

@@ -47,6 +47,9 @@
 #   kafka.sh node-start --dir D --node N [--owner-pid PID]
 #       Stop one node of a cluster (SIGTERM, controlled shutdown) / start it again.
 #   kafka.sh cluster-stop --dir D [--timeout SECONDS]     Same as stop.
+#   kafka.sh quota --bootstrap HOST:PORT --client-id ID --producer-byte-rate N
+#       Limit what the clients with client.id ID may produce to the cluster to N bytes/s
+#       (kafka-configs --alter --entity-type clients).
 #
 # Environment: GOKAFKA_CACHE (cache dir); GOKAFKA_PORT_RANGE (lo-hi, default 29100-29999:
 # where the one-time training run of `fetch` takes its two ports); KAFKA_HEAP (default 512m);
@@ -464,9 +467,10 @@ abs() { mkdir -p "$1" && (cd "$1" && pwd); }
 # ---------------------------------------------------------------- commands
 
 cmd=${1:-}
-[[ -n $cmd ]] || die "usage: kafka.sh fetch|start|resume|stop|kill|status|wipe|cluster-start|node-stop|node-start|cluster-stop ... (see the header of $0)"
+[[ -n $cmd ]] || die "usage: kafka.sh fetch|start|resume|stop|kill|status|wipe|cluster-start|node-stop|node-start|cluster-stop|quota ... (see the header of $0)"
 shift
 dir="" port="" cport="" sasl="" ssl="" ports="" cports="" node="" owner="" timeout=20
+bootstrap="" client="" byte_rate=""
 users=() iam_users=() iam_region=""
 while (($#)); do
 	(($# >= 2)) || die "$1 needs a value"
@@ -484,11 +488,14 @@ while (($#)); do
 	--node) node=$2 ;;
 	--owner-pid) owner=$2 ;;
 	--timeout) timeout=$2 ;;
+	--bootstrap) bootstrap=$2 ;;
+	--client-id) client=$2 ;;
+	--producer-byte-rate) byte_rate=$2 ;;
 	*) die "unknown option $1" ;;
 	esac
 	shift 2
 done
-if [[ $cmd != fetch ]]; then
+if [[ $cmd != fetch && $cmd != quota ]]; then
 	[[ -n $dir ]] || die "$cmd needs --dir"
 	if [[ $cmd == start || $cmd == cluster-start ]]; then dir=$(abs "$dir"); fi
 	if [[ ! -d $dir ]]; then
@@ -507,6 +514,14 @@ fi
 
 case $cmd in
 fetch) fetch ;;
+quota)
+	[[ -n $bootstrap && -n $client && $byte_rate =~ ^[0-9]+$ ]] ||
+		die "quota needs --bootstrap, --client-id and --producer-byte-rate (bytes/s)"
+	fetch
+	set_jvm_opts
+	java "${TOOL_JVM[@]}" -cp "$DIST/libs/*" kafka.admin.ConfigCommand --bootstrap-server "$bootstrap" \
+		--alter --add-config "producer_byte_rate=$byte_rate" --entity-type clients --entity-name "$client" >&2
+	;;
 start)
 	[[ -n $port ]] || die "start needs --port"
 	cport=${cport:-$((port + 1))}

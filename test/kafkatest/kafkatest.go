@@ -397,6 +397,15 @@ func DeleteTopic(t testing.TB, bootstrap, topic string) {
 	}
 }
 
+// SetProducerQuota limits what the clients with client.id clientID may
+// produce to the cluster at bootstrap to bytesPerSec.
+func SetProducerQuota(t testing.TB, bootstrap, clientID string, bytesPerSec int) {
+	t.Helper()
+	if err := run(time.Minute, "quota", "--bootstrap", bootstrap, "--client-id", clientID, "--producer-byte-rate", strconv.Itoa(bytesPerSec)); err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+}
+
 // newAdmin returns an admin client of bootstrap; the caller closes it.
 func newAdmin(t testing.TB, bootstrap string) *kafka.AdminClient {
 	t.Helper()
