@@ -12,8 +12,8 @@ var Permanent = permanent
 // Refusal reports why a record refused with a librdkafka error code was.
 var Refusal = refusal
 
-// Reason is the text logged for a record that failed with a librdkafka
-// error code.
+// Reason is the text logged for a record, with a key or without, that
+// failed with a librdkafka error code.
 var Reason = reason
 
 // MallocInUse returns the bytes of C memory allocated now (main arena).

@@ -228,7 +228,6 @@ static void readd_maybe(gk_ctx *c) {
 // it lasts. The log shows it once per cause and causeInterval (logCause).
 static void on_throttle(rd_kafka_t *rk, const char *broker_name, int32_t broker_id, int throttle_time_ms, void *opaque) {
 	(void)rk;
-	(void)broker_id;
 	gk_ctx *c = opaque;
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -237,9 +236,9 @@ static void on_throttle(rd_kafka_t *rk, const char *broker_name, int32_t broker_
 	c->throttle_said = now.tv_sec > 0 ? now.tv_sec : 1;
 	char buf[512];
 	snprintf(buf, sizeof(buf),
-		 "THROTTLE: broker %s throttles this producer for %d ms: a client quota of the cluster (producer_byte_rate, "
+		 "THROTTLE: broker %s/%d throttles this producer for %d ms: a client quota of the cluster (producer_byte_rate, "
 		 "request_percentage) holds its requests back",
-		 broker_name, throttle_time_ms);
+		 broker_name, (int)broker_id, throttle_time_ms);
 	add_event(c, 4, 0, buf);
 }
 

@@ -119,7 +119,7 @@ func New(props []conf.Property, log Logger, causes *Causes, tokens TokenSource) 
 		C.rd_kafka_conf_destroy(cconf)
 		return nil, errors.New("rdk: out of memory")
 	}
-	maxAge := metadataMaxAge(cconf)
+	maxAge := partitionsMaxAge(cconf)
 	C.gk_conf_callbacks(cconf, ctx, sendAtOnce, batchPartitions)
 	if tokens != nil {
 		C.gk_conf_token_refresh(cconf)
@@ -204,19 +204,19 @@ func (p *Producer) topic(name string) *topicHandle {
 	return t
 }
 
-// metadataMaxAge is how long a known partition count is used before it is
-// asked again (in the background): librdkafka's own refresh interval,
-// topic.metadata.refresh.interval.ms, or 5 minutes (the Java client's
-// metadata.max.age.ms) when that is off. Keys then map to partitions added
-// meanwhile, in batch mode as in record mode.
-func metadataMaxAge(cconf *C.rd_kafka_conf_t) time.Duration {
+// partitionsMaxAge is how long a known partition count is used before it
+// is asked again (in the background): librdkafka's own refresh interval,
+// topic.metadata.refresh.interval.ms, at least a second, or 5 minutes (the
+// Java client's metadata.max.age.ms) when that is off (-1 or 0). Keys then
+// map to partitions added meanwhile, in batch mode as in record mode.
+func partitionsMaxAge(cconf *C.rd_kafka_conf_t) time.Duration {
 	name := C.CString("topic.metadata.refresh.interval.ms")
 	defer C.free(unsafe.Pointer(name))
 	var buf [32]C.char
 	size := C.size_t(len(buf))
 	if C.rd_kafka_conf_get(cconf, name, &buf[0], &size) == C.RD_KAFKA_CONF_OK {
 		if ms, err := strconv.Atoi(C.GoString(&buf[0])); err == nil && ms > 0 {
-			return time.Duration(ms) * time.Millisecond
+			return max(time.Duration(ms)*time.Millisecond, time.Second)
 		}
 	}
 	return 5 * time.Minute
@@ -256,20 +256,20 @@ func (p *Producer) Partitions(topic string, deadline time.Time, retry bool) int 
 	if refresh {
 		go func() {
 			defer p.background.Done()
-			p.askPartitions(topic, rkt, known.n, wait, false)
+			p.askPartitions(topic, rkt, wait, false)
 		}()
 		return known.n
 	}
 	defer p.background.Done()
-	return p.askPartitions(topic, rkt, known.n, wait, !ok)
+	return p.askPartitions(topic, rkt, wait, !ok)
 }
 
 // askPartitions asks the cluster for topic's partition count, waiting up to
-// wait, and keeps it; when the cluster cannot tell, the count known before
-// (or -1) stays. At the first question, a topic the cluster answers it does
+// wait, and keeps it; when the cluster cannot tell, the count known (or -1:
+// none, or forgotten meanwhile) stays. At the first question, a topic the cluster answers it does
 // not know may be one it is creating for that question
 // (auto.create.topics.enable): it is asked again every topicRetry meanwhile.
-func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, before int, wait time.Duration, first bool) int {
+func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, wait time.Duration, first bool) int {
 	end := time.Now().Add(wait)
 	n := p.countPartitions(rkt, wait)
 	for first && n == -1 && time.Until(end) > topicRetry {
@@ -282,15 +282,16 @@ func (p *Producer) askPartitions(topic string, rkt *C.rd_kafka_topic_t, before i
 		p.unanswered = time.Now()
 	}
 	if n <= 0 {
-		n = before
+		n = -1
+		if known, ok := p.partitions[topic]; ok {
+			n = known.n
+		}
 	}
 	p.partitions[topic] = partitionCount{n: n, asked: time.Now()}
 	return n
 }
 
 const topicRetry = 100 * time.Millisecond
-
-const unknownPartition = int(C.RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
 
 // countPartitions asks the cluster for rkt's partition count, waiting up to
 // wait: -1 if the cluster answered without one, -2 if it did not answer.
@@ -338,6 +339,10 @@ func (p *Producer) Interrupt() {
 	p.interrupted.Store(true)
 	p.wake.SetReadDeadline(time.Unix(1, 0))
 }
+
+// unknownPartition is librdkafka's failure of a record for a partition its
+// topic does not have.
+const unknownPartition = int(C.RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
 
 // completions frees the completed C batches and appends their outcomes.
 func (p *Producer) completions(done []*C.gk_batch, dst []sender.Completion) []sender.Completion {
@@ -408,7 +413,7 @@ func reason(code int, keyed bool) string {
 	case C.RD_KAFKA_RESP_ERR_INVALID_RECORD:
 		// Kafka says why in its response, which librdkafka does not pass on.
 		if !keyed {
-			text += " (a topic with cleanup.policy compact refuses records without a key)"
+			text += " (a topic with cleanup.policy compact refuses messages without a key; batch mode's have none)"
 		}
 	}
 	return text

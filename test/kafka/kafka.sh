@@ -47,9 +47,9 @@
 #   kafka.sh node-start --dir D --node N [--owner-pid PID]
 #       Stop one node of a cluster (SIGTERM, controlled shutdown) / start it again.
 #   kafka.sh cluster-stop --dir D [--timeout SECONDS]     Same as stop.
-#   kafka.sh quota --bootstrap HOST:PORT --client-id ID --producer-byte-rate N
-#       Limit what the clients with client.id ID may produce to the cluster to N bytes/s
-#       (kafka-configs --alter --entity-type clients).
+#   kafka.sh quota --bootstrap HOST:PORT --client-id ID [--producer-byte-rate N]
+#       Limit what the clients with client.id ID may produce to the cluster to N bytes/s, or
+#       without --producer-byte-rate lift that limit (kafka-configs --entity-type clients).
 #
 # Environment: GOKAFKA_CACHE (cache dir); GOKAFKA_PORT_RANGE (lo-hi, default 29100-29999:
 # where the one-time training run of `fetch` takes its two ports); KAFKA_HEAP (default 512m);
@@ -515,12 +515,14 @@ fi
 case $cmd in
 fetch) fetch ;;
 quota)
-	[[ -n $bootstrap && -n $client && $byte_rate =~ ^[0-9]+$ ]] ||
-		die "quota needs --bootstrap, --client-id and --producer-byte-rate (bytes/s)"
+	[[ -n $bootstrap && -n $client && $byte_rate =~ ^[0-9]*$ ]] ||
+		die "quota needs --bootstrap and --client-id, and takes --producer-byte-rate in bytes/s"
+	change=(--delete-config producer_byte_rate)
+	[[ -z $byte_rate ]] || change=(--add-config "producer_byte_rate=$byte_rate")
 	fetch
 	set_jvm_opts
 	java "${TOOL_JVM[@]}" -cp "$DIST/libs/*" kafka.admin.ConfigCommand --bootstrap-server "$bootstrap" \
-		--alter --add-config "producer_byte_rate=$byte_rate" --entity-type clients --entity-name "$client" >&2
+		--alter "${change[@]}" --entity-type clients --entity-name "$client" >&2
 	;;
 start)
 	[[ -n $port ]] || die "start needs --port"

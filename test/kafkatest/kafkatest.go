@@ -398,12 +398,18 @@ func DeleteTopic(t testing.TB, bootstrap, topic string) {
 }
 
 // SetProducerQuota limits what the clients with client.id clientID may
-// produce to the cluster at bootstrap to bytesPerSec.
+// produce to the cluster at bootstrap to bytesPerSec, until the test ends.
 func SetProducerQuota(t testing.TB, bootstrap, clientID string, bytesPerSec int) {
 	t.Helper()
-	if err := run(time.Minute, "quota", "--bootstrap", bootstrap, "--client-id", clientID, "--producer-byte-rate", strconv.Itoa(bytesPerSec)); err != nil {
+	quota := []string{"quota", "--bootstrap", bootstrap, "--client-id", clientID}
+	if err := run(time.Minute, append(quota, "--producer-byte-rate", strconv.Itoa(bytesPerSec))...); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := run(time.Minute, quota...); err != nil {
+			t.Errorf("kafkatest: %v", err)
+		}
+	})
 }
 
 // newAdmin returns an admin client of bootstrap; the caller closes it.
