@@ -203,3 +203,65 @@ func TestBatchMode(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchModeTopicMadeAgain: a topic deleted and made again with fewer
+// partitions while keyed records flow to it in batch mode. Kafka refuses
+// the batches placed by the old count (Unknown partition); the plugin asks
+// for the count again, so that the chunks' retries (3 at most) go to the
+// one partition left and no chunk is given up. Records Kafka took before the
+// deletion went with the topic; every other one arrives once, as it was.
+func TestBatchModeTopicMadeAgain(t *testing.T) {
+	bootstrap := kafkatest.Bootstrap(t)
+	const chunks, perChunk, nKeys = 40, 200, 20
+	var recs []fixture.Record
+	var data [][]byte
+	for c := range chunks {
+		first := len(recs)
+		for i := range perChunk {
+			seq := c*perChunk + i
+			recs = append(recs, fixture.Record{Time: time.Unix(1700000000, int64(seq)), Body: []fixture.KV{
+				{Key: "key", Value: fmt.Sprint("k", seq%nKeys)}, {Key: "seq", Value: int64(seq)}}})
+		}
+		data = append(data, fixture.EncodeChunks(recs[first:], fixture.ChunkOptions{ChunkBytes: 1 << 30})...)
+	}
+	topic := kafkatest.UniqueTopic(t)
+	kafkatest.CreateTopic(t, bootstrap, topic, 3)
+	done := hostInBackground(t, hostrun.Options{Plugin: pluginSO(t), StartDelay: time.Second, Instances: []hostrun.Instance{{
+		Keys: keys("Brokers", bootstrap, "Topics", topic, "Message_Mode", "batch", "Message_Key_Field", "key",
+			"Rate", "10", "Retry_Limit", "3"),
+		Chunks: data,
+	}}})
+	time.Sleep(2 * time.Second) // a second of chunks, of the four
+	kafkatest.DeleteTopic(t, bootstrap, topic)
+	kafkatest.CreateTopic(t, bootstrap, topic, 1)
+	res := <-done
+	if s := res.Sum(0); res.ExitCode != 0 || s.Chunks != chunks || s.OK != s.Chunks {
+		t.Fatalf("host exit %d, want every chunk acknowledged: %+v\n%s", res.ExitCode, s, hostrun.Tail(res.Stderr, 20))
+	}
+	if !strings.Contains(res.Stderr, "Unknown partition") {
+		t.Errorf("no batch refused for a partition the topic lost: the test did not test that:\n%s", hostrun.Tail(res.Stderr, 20))
+	}
+	index := make(map[string]int, len(recs))
+	for i, r := range recs {
+		index[string(expectedJSON(r))] = i
+	}
+	seen := make([]bool, len(recs))
+	for _, m := range unbatched(t, kafkatest.ConsumeAll(t, bootstrap, topic, 10*time.Second)) {
+		i, ok := index[string(m.Value)]
+		switch {
+		case m.TopicPartition.Partition != 0:
+			t.Fatalf("a record in partition %d of a topic of 1", m.TopicPartition.Partition)
+		case !ok:
+			t.Fatalf("a record that was not sent: %s", m.Value)
+		case seen[i]:
+			t.Fatalf("record %d twice", i)
+		}
+		seen[i] = true
+	}
+	// The last 2 s of chunks went out after the topic was made again.
+	for i := (chunks - 20) * perChunk; i < len(recs); i++ {
+		if !seen[i] {
+			t.Fatalf("record %d, of a chunk sent after the topic was made again, missing", i)
+		}
+	}
+}
