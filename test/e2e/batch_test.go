@@ -212,18 +212,8 @@ func TestBatchMode(t *testing.T) {
 // deletion went with the topic; every other one arrives once, as it was.
 func TestBatchModeTopicMadeAgain(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
-	const chunks, perChunk, nKeys = 40, 200, 20
-	var recs []fixture.Record
-	var data [][]byte
-	for c := range chunks {
-		first := len(recs)
-		for i := range perChunk {
-			seq := c*perChunk + i
-			recs = append(recs, fixture.Record{Time: time.Unix(1700000000, int64(seq)), Body: []fixture.KV{
-				{Key: "key", Value: fmt.Sprint("k", seq%nKeys)}, {Key: "seq", Value: int64(seq)}}})
-		}
-		data = append(data, fixture.EncodeChunks(recs[first:], fixture.ChunkOptions{ChunkBytes: 1 << 30})...)
-	}
+	const chunks, perChunk = 40, 200
+	recs, data := keyedChunks(chunks, perChunk, 20)
 	topic := kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, bootstrap, topic, 3)
 	done := hostInBackground(t, hostrun.Options{Plugin: pluginSO(t), StartDelay: time.Second, Instances: []hostrun.Instance{{

@@ -249,17 +249,7 @@ func TestKeyOrderWithWorkers(t *testing.T) {
 	bootstrap := kafkatest.Bootstrap(t)
 	so := pluginSO(t)
 	const chunks, perChunk, nKeys = 40, 2000, 7
-	var recs []fixture.Record
-	var data [][]byte
-	for c := range chunks {
-		first := len(recs)
-		for i := range perChunk {
-			seq := c*perChunk + i
-			recs = append(recs, fixture.Record{Time: time.Unix(1700000000, int64(seq)), Body: []fixture.KV{
-				{Key: "key", Value: fmt.Sprint("k", seq%nKeys)}, {Key: "seq", Value: int64(seq)}, {Key: "log", Value: strings.Repeat("x", 200)}}})
-		}
-		data = append(data, fixture.EncodeChunks(recs[first:], fixture.ChunkOptions{ChunkBytes: 1 << 30})...)
-	}
+	recs, data := keyedChunks(chunks, perChunk, nKeys, fixture.KV{Key: "log", Value: strings.Repeat("x", 200)})
 	topic := kafkatest.UniqueTopic(t)
 	kafkatest.CreateTopic(t, bootstrap, topic, 3)
 	res := hostrun.Run(t, hostrun.Options{Plugin: so, StartDelay: time.Second, Instances: []hostrun.Instance{{
@@ -302,6 +292,23 @@ func TestKeyOrderWithWorkers(t *testing.T) {
 	if len(last) != chunks*nKeys {
 		t.Errorf("%d chunk/key pairs seen, want %d", len(last), chunks*nKeys)
 	}
+}
+
+// keyedChunks makes chunks of perChunk records each, numbered in "seq" and
+// keyed "k<seq modulo nKeys>" in "key", then the fields more.
+func keyedChunks(chunks, perChunk, nKeys int, more ...fixture.KV) ([]fixture.Record, [][]byte) {
+	var recs []fixture.Record
+	var data [][]byte
+	for c := range chunks {
+		first := len(recs)
+		for i := range perChunk {
+			seq := c*perChunk + i
+			body := append([]fixture.KV{{Key: "key", Value: fmt.Sprint("k", seq%nKeys)}, {Key: "seq", Value: int64(seq)}}, more...)
+			recs = append(recs, fixture.Record{Time: time.Unix(1700000000, int64(seq)), Body: body})
+		}
+		data = append(data, fixture.EncodeChunks(recs[first:], fixture.ChunkOptions{ChunkBytes: 1 << 30})...)
+	}
+	return recs, data
 }
 
 // TestTimestampsAndMsgpack: integer and float timestamps in the v1 layout,
