@@ -317,6 +317,21 @@ func (a *Accumulator) seal(b *Batch) {
 	n := len(b.Buf)
 	b.Buf = a.appendBatchHeaders(b.Buf, len(b.idx), f.earliest, f.latest)
 	a.used += int64(cap(b.Buf) - before)
+	if len(b.Buf) <= cap(b.Buf)/4 && a.used+int64(len(b.Buf)) <= a.limit {
+		// A message far smaller than its buffer (a small flush's) goes in
+		// a buffer of its own size, so that Buffer_Memory counts what the
+		// batches in flight hold, as many as an outage keeps; the buffer
+		// waits in the pool for the next frame.
+		big := b.Buf[:0]
+		b.Buf = append(make([]byte, 0, len(b.Buf)), b.Buf...)
+		a.used += int64(len(b.Buf))
+		if a.closed {
+			a.used -= int64(cap(big))
+		} else {
+			a.frames.free.put(&Batch{frame: &frame{}, Buf: big})
+			a.wakeFirst()
+		}
+	}
 	ts := int64(0)
 	if a.frames.eventTime {
 		ts = f.latest
@@ -327,12 +342,12 @@ func (a *Accumulator) seal(b *Batch) {
 }
 
 // releaseFrame keeps a sent batch, with its frame and buffer, for reuse, or
-// gives its memory back to the budget when the accumulator is closed or the
-// budget is overdrawn.
+// gives its memory back to the budget when the accumulator is closed, the
+// budget is overdrawn, or the buffer is one of a small message's own (seal).
 func (a *Accumulator) releaseFrame(b *Batch) {
 	b.frame.pin.Unpin()
 	b.Buf, b.sealed = b.Buf[:0], false
-	if a.closed || a.used > a.limit {
+	if a.closed || a.used > a.limit || cap(b.Buf) < a.frameStartSize() {
 		a.forgetFrame(b)
 		return
 	}

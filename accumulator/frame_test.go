@@ -449,7 +449,7 @@ func TestReusedFrameGoesAgainOnce(t *testing.T) {
 // them; a frame kept from a sent message starts afresh, with its own
 // records' times, count, and Kafka timestamp.
 func TestFrameTimesAcrossFlushes(t *testing.T) {
-	a := New(1<<16, 1<<20, time.Hour, fixture.GoAllocator{})
+	a := New(300, 1<<20, time.Hour, fixture.GoAllocator{}) // messages too large for a buffer of their own (seal)
 	a.SetFrames("application/x-ndjson", true)
 	w := NewWaiter(3000)
 	a.Append("t", 0, 0, framed(a, 2005, 5, 10), w, far()) // event times 2005 to 2009 ms
@@ -525,5 +525,41 @@ func TestTooSmallFrameGivesItsMemoryBack(t *testing.T) {
 	}
 	if a.Used() > limit {
 		t.Fatalf("%d bytes used, over %d", a.Used(), limit)
+	}
+}
+
+// TestSmallFramesInFlightCountWhatTheyHold: the batch messages of small
+// flushes, sent and not yet acknowledged (as an outage keeps them), count
+// against Buffer_Memory what they hold, not the frame buffer they were
+// compressed in: 50 of them fit a budget of four such buffers, and read back.
+func TestSmallFramesInFlightCountWhatTheyHold(t *testing.T) {
+	const limit = 40000
+	a := New(30000, limit, time.Hour, fixture.GoAllocator{}) // frame buffers of 10000 bytes
+	a.SetFrames("text/plain", false)
+	w := NewWaiter(50)
+	var inFlight []*Batch
+	for i := range 50 {
+		if n, err := a.Append("t", 0, 0, framed(a, i, 1, 50), w, time.Now().Add(100*time.Millisecond)); n != 1 || err != nil {
+			t.Fatalf("flush %d: appended %d (%v) with %d of %d bytes used", i, n, err, a.Used(), limit)
+		}
+		inFlight = a.DrainAll(0, inFlight)
+	}
+	if len(inFlight) != 50 || a.Used() > 10000+50*200 {
+		t.Fatalf("%d batch messages in flight use %d bytes", len(inFlight), a.Used())
+	}
+	for i, b := range inFlight {
+		r := b.Recs[0]
+		raw, err := io.ReadAll(lz4.NewReader(bytes.NewReader(b.Buf[:r.Len])))
+		if err != nil || string(raw) != fmt.Sprintf("%050d\n", i) {
+			t.Fatalf("message %d: %q, %v", i, raw, err)
+		}
+		a.Complete(b, nil)
+	}
+	if res, ok := a.Wait(w, far(), Sleep); !ok || res.Delivered != 50 {
+		t.Fatalf("%+v", res)
+	}
+	a.Close()
+	if a.Used() != 0 {
+		t.Fatalf("%d bytes used after Close", a.Used())
 	}
 }
