@@ -317,14 +317,16 @@ func (a *Accumulator) seal(b *Batch) {
 	n := len(b.Buf)
 	b.Buf = a.appendBatchHeaders(b.Buf, len(b.idx), f.earliest, f.latest)
 	a.used += int64(cap(b.Buf) - before)
-	if len(b.Buf) <= cap(b.Buf)/4 && a.used+int64(len(b.Buf)) <= a.limit {
+	hdr := len(b.Buf) - n
+	if size := len(b.Buf) + Cost(Rec{HdrLen: uint32(hdr)}, b.Buf[n:]) - hdr; size <= cap(b.Buf)/4 && a.used+int64(size) <= a.limit {
 		// A message far smaller than its buffer (a small flush's) goes in
-		// a buffer of its own size, so that Buffer_Memory counts what the
-		// batches in flight hold, as many as an outage keeps; the buffer
-		// waits in the pool for the next frame.
+		// a buffer of its own size, with room for what C holds of it, so
+		// that Buffer_Memory counts what the batches in flight hold, as
+		// many as an outage keeps; the buffer waits in the pool for the
+		// next frame.
 		big := b.Buf[:0]
-		b.Buf = append(make([]byte, 0, len(b.Buf)), b.Buf...)
-		a.used += int64(len(b.Buf))
+		b.Buf = append(make([]byte, 0, size), b.Buf...)
+		a.used += int64(size)
 		if a.closed {
 			a.used -= int64(cap(big))
 		} else {
