@@ -65,13 +65,28 @@ var topic string
 // accumulator of 64 KiB batches; their logs are dropped.
 func startSender(t *testing.T, props []conf.Property) (*accumulator.Accumulator, *sender.Sender) {
 	t.Helper()
-	newProd := func() (sender.Producer, error) { return rdk.New(props, func(int, string) {}, rdk.NewCauses(), nil) }
+	acc, snd, _ := startLoggedSender(t, props, func(int, string) {})
+	return acc, snd
+}
+
+// startLoggedSender is startSender with the sender's and producers' logs
+// going to log; it also returns the producer the sender made first.
+func startLoggedSender(t *testing.T, props []conf.Property, log rdk.Logger) (*accumulator.Accumulator, *sender.Sender, *rdk.Producer) {
+	t.Helper()
+	var first *rdk.Producer
+	newProd := func() (sender.Producer, error) {
+		p, err := rdk.New(props, log, rdk.NewCauses(), nil)
+		if first == nil {
+			first = p
+		}
+		return p, err
+	}
 	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-	snd, err := sender.Start(acc, newProd, 1, func(int, string) {})
+	snd, err := sender.Start(acc, newProd, 1, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return acc, snd
+	return acc, snd, first
 }
 
 // TestFatalErrorRecreatesProducer: after a fatal librdkafka error (as a
@@ -799,16 +814,7 @@ func TestPartitionsAskedAgainAfterUnknownPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var prod *rdk.Producer
-	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-	snd, err := sender.Start(acc, func() (sender.Producer, error) {
-		p, err := rdk.New(cfg.Rdkafka, func(int, string) {}, rdk.NewCauses(), nil)
-		prod = p
-		return p, err
-	}, 1, func(int, string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acc, snd, prod := startLoggedSender(t, cfg.Rdkafka, func(int, string) {})
 	defer snd.Close(time.Now().Add(5 * time.Second))
 	if n := prod.Partitions(topic, time.Now().Add(time.Minute), false); n != 3 {
 		t.Fatalf("%d partitions, want 3", n)
@@ -879,13 +885,7 @@ func TestThrottleLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &logsink.Sink{}
-	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-	snd, err := sender.Start(acc, func() (sender.Producer, error) {
-		return rdk.New(cfg.Rdkafka, sink.Log, rdk.NewCauses(), nil)
-	}, 1, sink.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acc, snd, _ := startLoggedSender(t, cfg.Rdkafka, sink.Log)
 	defer snd.Close(time.Now().Add(5 * time.Second))
 	// Batches of 50 KiB that LZ4 cannot shrink to the quota, until one is
 	// throttled (the broker applies a new quota a little later).
@@ -934,16 +934,7 @@ func TestAllBrokersDownBootstrapsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &logsink.Sink{}
-	var prod *rdk.Producer
-	acc := accumulator.New(64<<10, 16<<20, 0, rdk.Allocator{})
-	snd, err := sender.Start(acc, func() (sender.Producer, error) {
-		p, err := rdk.New(cfg.Rdkafka, sink.Log, rdk.NewCauses(), nil)
-		prod = p
-		return p, err
-	}, 1, sink.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acc, snd, prod := startLoggedSender(t, cfg.Rdkafka, sink.Log)
 	defer snd.Close(time.Now().Add(5 * time.Second))
 
 	// waitUntil waits up to a minute for cond, which what describes.
